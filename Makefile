@@ -1,0 +1,51 @@
+# Croupier — see README.md. `make dev` runs the system locally; `make test` runs the tests.
+SHELL := /usr/bin/env bash
+GO ?= go
+CONTROLLER_GEN := $(GO) tool controller-gen
+K8S_VERSION ?= 1.36.3
+ENVTEST_ASSETS ?= $(HOME)/.cache/croupier/k8s-$(K8S_VERSION)
+
+.PHONY: all
+all: build
+
+.PHONY: generate
+generate: ## Deepcopy code from the API types.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: ## CRDs and RBAC from markers.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=croupier-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify
+verify: generate manifests ## Fails when regeneration changes the tree.
+	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit"; exit 1; }
+
+.PHONY: fmt
+fmt:
+	gofmt -l -w api controllers internal cmd dispatcher 2>/dev/null || true
+
+.PHONY: vet
+vet:
+	$(GO) vet ./...
+
+.PHONY: build
+build:
+	$(GO) build ./...
+
+.PHONY: envtest
+envtest: ## Builds kube-apiserver, etcd and kubectl from Go modules (cached).
+	bash hack/build-envtest.sh >/dev/null
+
+.PHONY: test
+test: envtest verify vet ## Runs every test against a real API server and embedded NATS.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: dev
+dev: envtest ## Runs the whole system locally on embedded defaults.
+	bash hack/dev.sh
+
+.PHONY: bench
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,721 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CampaignSpec declares a promotion, a drip series or a notification flow.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.trigger.schedule) || has(self.audience)",message="a scheduled campaign needs an audience (audience.segmentRef or audience.rule)"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.next) || self.steps.exists(t, t.name == s.next))",message="every step's next must name a step of this campaign"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.waitFor) || !has(s.waitFor.onTimeout) || self.steps.exists(t, t.name == s.waitFor.onTimeout))",message="every waitFor.onTimeout must name a step of this campaign"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.branch) || (s.branch.cases.all(c, self.steps.exists(t, t.name == c.next)) && (!has(s.branch.otherwise) || self.steps.exists(t, t.name == s.branch.otherwise))))",message="every branch case's next and otherwise must name a step of this campaign"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.send) || (has(self.contents) && self.contents.exists(c, c.name == s.send.content)))",message="every send step's content must name an entry of contents"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.send) || !has(s.send.variantContent) || s.send.variantContent.all(v, has(self.contents) && self.contents.exists(c, c.name == s.send.variantContent[v])))",message="every send step's variantContent must name entries of contents"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.send) || !has(s.send.variantContent) || (has(self.experiment) && s.send.variantContent.all(v, self.experiment.variants.exists(x, x.name == v))))",message="variantContent keys must name variants of the experiment"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.grant) || (has(self.rewards) && self.rewards.exists(r, r.name == s.grant.reward)))",message="every grant step's reward must name an entry of rewards"
+// +kubebuilder:validation:XValidation:rule="self.category == 'marketing' || !has(self.rewards) || size(self.rewards) == 0",message="rewards are only granted by marketing campaigns"
+type CampaignSpec struct {
+	// description says what the campaign is for, for the people who review it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+	// category decides which preferences, caps and quiet hours apply.
+	// +required
+	Category Category `json:"category"`
+	// priority orders campaigns competing for the same frequency cap (higher first).
+	// +optional
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Priority int32 `json:"priority,omitempty"`
+	// paused stops new runs and sends while true. Under Argo CD change it in Git.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// window is when the campaign is active; outside it nothing is sent.
+	// +optional
+	Window *TimeWindow `json:"window,omitempty"`
+	// audience is who the campaign may reach; every player when absent (event triggers only).
+	// +optional
+	Audience *Audience `json:"audience,omitempty"`
+	// trigger starts the flow: an event, or a schedule. Exactly one.
+	// +required
+	Trigger Trigger `json:"trigger"`
+	// steps is the workflow each player walks through, starting at the first step.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Steps []Step `json:"steps"`
+	// contents are the messages the send steps refer to by name, per channel and locale.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Contents []Content `json:"contents,omitempty"`
+	// rewards are the bonuses the grant steps refer to by name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Rewards []Reward `json:"rewards,omitempty"`
+	// experiment splits the audience into variants and a control group.
+	// +optional
+	Experiment *Experiment `json:"experiment,omitempty"`
+	// budget caps what the campaign may spend on rewards and messages.
+	// +optional
+	Budget *Budget `json:"budget,omitempty"`
+	// rollout paces sends so a large run does not flood providers.
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Audience is who a Campaign may reach: a Segment or an inline rule.
+// +kubebuilder:validation:XValidation:rule="has(self.segmentRef) != has(self.rule)",message="audience needs exactly one of segmentRef or rule"
+type Audience struct {
+	// segmentRef names a Segment in the same namespace.
+	// +optional
+	SegmentRef *LocalObjectReference `json:"segmentRef,omitempty"`
+	// rule is an inline CEL expression over `player`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Rule string `json:"rule,omitempty"`
+}
+
+// Trigger starts a Campaign's flow for a player.
+// +kubebuilder:validation:XValidation:rule="has(self.event) != has(self.schedule)",message="trigger needs exactly one of event or schedule"
+type Trigger struct {
+	// event starts the flow for the player an event concerns.
+	// +optional
+	Event *EventTrigger `json:"event,omitempty"`
+	// schedule starts the flow for every audience member at cron times.
+	// +optional
+	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
+}
+
+// EventTrigger starts a flow when a player event arrives.
+type EventTrigger struct {
+	// type is the event type, e.g. deposit.completed.
+	// +required
+	Type EventType `json:"type"`
+	// condition is a CEL expression over `event` and `player` that must be true, e.g.
+	// `event.data.first == true && double(event.data.amount) >= 20.0`.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Condition string `json:"condition,omitempty"`
+}
+
+// MissedRunPolicy says what happens to scheduled runs missed while the manager was down.
+// +kubebuilder:validation:Enum=skip;runLatest
+type MissedRunPolicy string
+
+const (
+	// MissedRunSkip drops runs missed by more than startingDeadline.
+	MissedRunSkip MissedRunPolicy = "skip"
+	// MissedRunLatest runs the latest missed run once, if within startingDeadline.
+	MissedRunLatest MissedRunPolicy = "runLatest"
+)
+
+// ScheduleTrigger starts a run at cron times in a time zone.
+type ScheduleTrigger struct {
+	// cron is a five-field cron expression, e.g. "0 10 * * *" (daily at 10:00).
+	// +required
+	// +kubebuilder:validation:MinLength=9
+	// +kubebuilder:validation:MaxLength=128
+	Cron string `json:"cron"`
+	// timeZone is the IANA zone the cron is read in.
+	// +optional
+	// +kubebuilder:default="Asia/Baku"
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone string `json:"timeZone,omitempty"`
+	// missedRuns is what happens to runs missed while the manager was down.
+	// +optional
+	// +kubebuilder:default=runLatest
+	MissedRuns MissedRunPolicy `json:"missedRuns,omitempty"`
+	// startingDeadline is how late a missed run may still start (default 1h).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	StartingDeadline *metav1.Duration `json:"startingDeadline,omitempty"`
+}
+
+// Step is one state of a Campaign's workflow; exactly one action is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.send), has(self.delay), has(self.waitFor), has(self.branch), has(self.grant), has(self.exit)].filter(x, x).size() == 1",message="a step needs exactly one of send, delay, waitFor, branch, grant or exit"
+// +kubebuilder:validation:XValidation:rule="!has(self.next) || (!has(self.branch) && !has(self.exit))",message="next is not allowed on branch and exit steps"
+type Step struct {
+	// name identifies the step; it becomes a NATS subject token.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
+	Name string `json:"name"`
+	// send sends a message.
+	// +optional
+	Send *SendStep `json:"send,omitempty"`
+	// delay waits a fixed time (a durable scheduled message; survives restarts).
+	// +optional
+	Delay *DelayStep `json:"delay,omitempty"`
+	// waitFor waits for an event, or for a timeout.
+	// +optional
+	WaitFor *WaitForStep `json:"waitFor,omitempty"`
+	// branch goes to the first case whose condition holds.
+	// +optional
+	Branch *BranchStep `json:"branch,omitempty"`
+	// grant grants a reward.
+	// +optional
+	Grant *GrantStep `json:"grant,omitempty"`
+	// exit ends the player's flow.
+	// +optional
+	Exit *ExitStep `json:"exit,omitempty"`
+	// next is the step after this one; the following step in the list when absent, and the
+	// end of the flow after the last step.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Next string `json:"next,omitempty"`
+}
+
+// SendStep sends one content through the best channel the player's preferences allow.
+type SendStep struct {
+	// content names an entry of spec.contents.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Content string `json:"content"`
+	// channels restricts the candidate channels (in the policy's priority order); all the
+	// content has messages for when absent.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=7
+	Channels []Channel `json:"channels,omitempty"`
+	// variantContent maps an experiment variant to the content its players get instead.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=8
+	VariantContent map[string]string `json:"variantContent,omitempty"`
+}
+
+// DelayStep waits a fixed time.
+type DelayStep struct {
+	// duration to wait, e.g. 72h.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('8760h')",message="delay.duration must be between 1s and 365 days"
+	Duration metav1.Duration `json:"duration"`
+}
+
+// WaitForStep waits for a player event.
+type WaitForStep struct {
+	// event is the event type waited for.
+	// +required
+	Event EventType `json:"event"`
+	// condition is a CEL expression over `event` and `player` the event must meet.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Condition string `json:"condition,omitempty"`
+	// timeout is how long to wait.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('8760h')",message="waitFor.timeout must be between 1s and 365 days"
+	Timeout metav1.Duration `json:"timeout"`
+	// onTimeout is the step taken when the timeout passes; the flow ends when absent.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	OnTimeout string `json:"onTimeout,omitempty"`
+}
+
+// BranchStep chooses the next step by CEL conditions over `player`.
+type BranchStep struct {
+	// cases are tried in order; the first whose condition holds is taken.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Cases []BranchCase `json:"cases"`
+	// otherwise is the step taken when no case holds; the flow ends when absent.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Otherwise string `json:"otherwise,omitempty"`
+}
+
+// BranchCase is one arm of a branch.
+type BranchCase struct {
+	// when is a CEL expression over `player`, e.g. `player.betCount > 0`.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	When string `json:"when"`
+	// next is the step taken when the condition holds.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Next string `json:"next"`
+}
+
+// GrantStep grants a reward through the casino's bonus engine.
+type GrantStep struct {
+	// reward names an entry of spec.rewards.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Reward string `json:"reward"`
+}
+
+// ExitStep ends the player's flow.
+type ExitStep struct{}
+
+// ContentFormat is how a message body is written.
+// +kubebuilder:validation:Enum=text;markdown;html
+type ContentFormat string
+
+// Content formats.
+const (
+	FormatText     ContentFormat = "text"
+	FormatMarkdown ContentFormat = "markdown"
+	FormatHTML     ContentFormat = "html"
+)
+
+// Content is a named message with one variant per channel and locale.
+// +kubebuilder:validation:XValidation:rule="self.messages.all(m, self.messages.exists_one(n, n.channel == m.channel && n.locale == m.locale))",message="each channel and locale pair may appear once in messages"
+type Content struct {
+	// name identifies the content for send steps.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
+	Name string `json:"name"`
+	// messages per channel and locale (Go templates over the player's fields).
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=24
+	Messages []Message `json:"messages"`
+}
+
+// Message is the text of one content for one channel and locale.
+// +kubebuilder:validation:XValidation:rule="has(self.body) != has(self.bodyFrom)",message="a message needs exactly one of body or bodyFrom"
+// +kubebuilder:validation:XValidation:rule="self.channel != 'email' || has(self.subject)",message="an email message needs a subject"
+// +kubebuilder:validation:XValidation:rule="!has(self.format) || self.format == 'text' || self.channel in ['email', 'inApp', 'webhook']",message="markdown and html are only for email, inApp and webhook messages"
+type Message struct {
+	// channel the message is for.
+	// +required
+	Channel Channel `json:"channel"`
+	// locale is a language tag such as az, ru, en or pt-BR.
+	// +required
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:Pattern=`^[a-z]{2,3}(-[A-Z]{2})?$`
+	Locale string `json:"locale"`
+	// subject is the email subject, or the title of a push, web push or in-app message.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Subject string `json:"subject,omitempty"`
+	// body is the message text, a Go template over the player's fields.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	Body string `json:"body,omitempty"`
+	// bodyFrom reads the body from a ConfigMap key (large HTML).
+	// +optional
+	BodyFrom *ConfigMapKeyReference `json:"bodyFrom,omitempty"`
+	// format of the body.
+	// +optional
+	// +kubebuilder:default=text
+	Format ContentFormat `json:"format,omitempty"`
+	// deepLink opens a place in the casino app (push, web push, in-app, Viber button).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	DeepLink string `json:"deepLink,omitempty"`
+	// imageURL is shown by channels that show images (push, Viber, in-app).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https://`
+	ImageURL string `json:"imageURL,omitempty"`
+	// buttonText is the label of the deep-link button (Viber, in-app).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ButtonText string `json:"buttonText,omitempty"`
+}
+
+// Reward is a bonus a grant step gives; exactly one kind is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.freeSpins), has(self.matchDeposit), has(self.cashback), has(self.coupon), has(self.tournament)].filter(x, x).size() == 1",message="a reward needs exactly one of freeSpins, matchDeposit, cashback, coupon or tournament"
+type Reward struct {
+	// name identifies the reward for grant steps.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
+	Name string `json:"name"`
+	// freeSpins grants spins on a game.
+	// +optional
+	FreeSpins *FreeSpinsReward `json:"freeSpins,omitempty"`
+	// matchDeposit adds a percentage of the triggering deposit.
+	// +optional
+	MatchDeposit *MatchDepositReward `json:"matchDeposit,omitempty"`
+	// cashback returns a percentage of net loss over a period.
+	// +optional
+	Cashback *CashbackReward `json:"cashback,omitempty"`
+	// coupon issues a promo code.
+	// +optional
+	Coupon *CouponReward `json:"coupon,omitempty"`
+	// tournament enters the player into a leaderboard race.
+	// +optional
+	Tournament *TournamentReward `json:"tournament,omitempty"`
+	// wageringMultiplier is the wagering requirement (x times the bonus); 0 means none.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	WageringMultiplier int32 `json:"wageringMultiplier,omitempty"`
+	// expiresAfter is how long the player has to use the bonus.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+}
+
+// FreeSpinsReward grants spins on one game.
+type FreeSpinsReward struct {
+	// game is the casino's game id.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Game string `json:"game"`
+	// count of spins.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Count int32 `json:"count"`
+	// spinValue is the stake of one spin; the reward's value is count x spinValue.
+	// +required
+	SpinValue Money `json:"spinValue"`
+}
+
+// MatchDepositReward adds a percentage of the triggering deposit, up to a cap.
+type MatchDepositReward struct {
+	// percent of the deposit added as bonus.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=500
+	Percent int32 `json:"percent"`
+	// cap is the largest bonus granted.
+	// +required
+	Cap Money `json:"cap"`
+	// minDeposit is the smallest deposit that qualifies.
+	// +optional
+	MinDeposit *Money `json:"minDeposit,omitempty"`
+}
+
+// Period is a budget or cashback period.
+// +kubebuilder:validation:Enum=day;week;month
+type Period string
+
+// Periods.
+const (
+	PeriodDay   Period = "day"
+	PeriodWeek  Period = "week"
+	PeriodMonth Period = "month"
+)
+
+// CashbackReward returns a percentage of net loss over a period, up to a cap.
+type CashbackReward struct {
+	// percent of the net loss returned.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percent int32 `json:"percent"`
+	// period over which net loss is summed.
+	// +required
+	Period Period `json:"period"`
+	// cap is the largest cashback granted.
+	// +required
+	Cap Money `json:"cap"`
+}
+
+// CouponReward issues a promo code from a pool.
+type CouponReward struct {
+	// pool names the coupon pool codes are drawn from; generated codes use the prefix.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
+	Pool string `json:"pool"`
+	// prefix of generated codes, e.g. WELCOME.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:Pattern=`^[A-Z0-9]*$`
+	Prefix string `json:"prefix,omitempty"`
+	// value of the coupon, counted against the budget.
+	// +required
+	Value Money `json:"value"`
+	// multiUse lets one code be redeemed by many players.
+	// +optional
+	MultiUse bool `json:"multiUse,omitempty"`
+	// validFor is how long an issued code stays valid.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	ValidFor *metav1.Duration `json:"validFor,omitempty"`
+}
+
+// TournamentMetric is what a tournament ranks by.
+// +kubebuilder:validation:Enum=wager;points;wins
+type TournamentMetric string
+
+// TournamentReward enters the player into a leaderboard race.
+type TournamentReward struct {
+	// metric ranks players: total wager, points or total wins from bet.settled.
+	// +required
+	Metric TournamentMetric `json:"metric"`
+	// window is when bets count.
+	// +required
+	Window TimeWindow `json:"window"`
+	// minBet is the smallest bet that counts.
+	// +optional
+	MinBet *Money `json:"minBet,omitempty"`
+	// gameCategories restricts counted bets to these categories (slots, live, ...).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=32
+	GameCategories []string `json:"gameCategories,omitempty"`
+	// prizes by rank.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p.toRank >= p.fromRank)",message="a prize's toRank must not be below its fromRank"
+	Prizes []Prize `json:"prizes"`
+}
+
+// Prize is what the players ranked fromRank..toRank win each.
+type Prize struct {
+	// fromRank is the first rank (1 is the top).
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	FromRank int32 `json:"fromRank"`
+	// toRank is the last rank, inclusive.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	ToRank int32 `json:"toRank"`
+	// amount each of those players wins.
+	// +required
+	Amount Money `json:"amount"`
+}
+
+// Experiment splits a Campaign's audience into weighted variants and a control group that
+// receives nothing. Weights and the control percent sum to 100.
+// +kubebuilder:validation:XValidation:rule="self.variants.map(v, v.weight).sum() + (has(self.controlPercent) ? self.controlPercent : 0) == 100",message="variant weights plus controlPercent must sum to 100"
+// +kubebuilder:validation:XValidation:rule="self.variants.all(v, self.variants.exists_one(w, w.name == v.name))",message="variant names must be unique"
+type Experiment struct {
+	// variants with their weights in percent.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Variants []Variant `json:"variants"`
+	// controlPercent of the audience receives nothing and is measured as the baseline.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	ControlPercent int32 `json:"controlPercent,omitempty"`
+	// goalEvent is the conversion, e.g. deposit.completed.
+	// +required
+	GoalEvent EventType `json:"goalEvent"`
+	// goalWindow is how long after the first send a goal event counts (default 7 days).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	GoalWindow *metav1.Duration `json:"goalWindow,omitempty"`
+	// minSampleSize per variant before a result may be called significant (no peeking).
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=10000000
+	MinSampleSize int32 `json:"minSampleSize,omitempty"`
+}
+
+// Variant is one arm of an experiment.
+type Variant struct {
+	// name of the variant.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,32}$`
+	Name string `json:"name"`
+	// weight in percent of the audience.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight int32 `json:"weight"`
+}
+
+// Budget caps what a Campaign spends on rewards and messages; all amounts share one currency.
+// +kubebuilder:validation:XValidation:rule="has(self.total) || has(self.perPeriod) || has(self.perPlayer)",message="a budget needs at least one of total, perPeriod or perPlayer"
+// +kubebuilder:validation:XValidation:rule="!has(self.total) || !has(self.perPeriod) || self.total.currency == self.perPeriod.amount.currency",message="budget amounts must share one currency"
+// +kubebuilder:validation:XValidation:rule="!has(self.total) || !has(self.perPlayer) || self.total.currency == self.perPlayer.currency",message="budget amounts must share one currency"
+// +kubebuilder:validation:XValidation:rule="!has(self.perPeriod) || !has(self.perPlayer) || self.perPeriod.amount.currency == self.perPlayer.currency",message="budget amounts must share one currency"
+type Budget struct {
+	// total is the cap over the campaign's life.
+	// +optional
+	Total *Money `json:"total,omitempty"`
+	// perPeriod is the cap per day, week or month.
+	// +optional
+	PerPeriod *PeriodBudget `json:"perPeriod,omitempty"`
+	// perPlayer is the cap for any one player.
+	// +optional
+	PerPlayer *Money `json:"perPlayer,omitempty"`
+}
+
+// PeriodBudget is a cap per calendar period in the brand's time zone.
+type PeriodBudget struct {
+	// period is day, week or month.
+	// +required
+	Period Period `json:"period"`
+	// amount per period.
+	// +required
+	Amount Money `json:"amount"`
+}
+
+// Rollout paces a Campaign's sends.
+type Rollout struct {
+	// maxPerMinute is the most messages the campaign sends in a minute, over all replicas.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxPerMinute int32 `json:"maxPerMinute"`
+}
+
+// CampaignPhase is where a Campaign is in its life.
+// +kubebuilder:validation:Enum=Scheduled;Running;Paused;Completed;Failed
+type CampaignPhase string
+
+// Campaign phases.
+const (
+	PhaseScheduled CampaignPhase = "Scheduled"
+	PhaseRunning   CampaignPhase = "Running"
+	PhasePaused    CampaignPhase = "Paused"
+	PhaseCompleted CampaignPhase = "Completed"
+	PhaseFailed    CampaignPhase = "Failed"
+)
+
+// CampaignCounters count what happened to a Campaign's messages, over every partition.
+type CampaignCounters struct {
+	// targeted players (intents made).
+	// +optional
+	Targeted int64 `json:"targeted,omitempty"`
+	// sent messages (accepted by a provider).
+	// +optional
+	Sent int64 `json:"sent,omitempty"`
+	// delivered messages (confirmed by a delivery report).
+	// +optional
+	Delivered int64 `json:"delivered,omitempty"`
+	// failed messages (every channel exhausted).
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+	// converted players (goal event within the goal window).
+	// +optional
+	Converted int64 `json:"converted,omitempty"`
+	// rewardsGranted counts bonuses granted.
+	// +optional
+	RewardsGranted int64 `json:"rewardsGranted,omitempty"`
+	// suppressed counts messages not sent, by routing reason.
+	// +optional
+	Suppressed map[string]int64 `json:"suppressed,omitempty"`
+}
+
+// SpendStatus is what a Campaign has spent against its budget.
+type SpendStatus struct {
+	// spent so far (rewards plus messages).
+	// +optional
+	Spent *Money `json:"spent,omitempty"`
+	// remaining of the total budget.
+	// +optional
+	Remaining *Money `json:"remaining,omitempty"`
+}
+
+// VariantStatus is one experiment variant's result.
+type VariantStatus struct {
+	// name of the variant, or "control".
+	// +required
+	Name string `json:"name"`
+	// players assigned.
+	// +optional
+	Players int64 `json:"players,omitempty"`
+	// converted players.
+	// +optional
+	Converted int64 `json:"converted,omitempty"`
+	// conversionRate as a decimal string.
+	// +optional
+	ConversionRate string `json:"conversionRate,omitempty"`
+	// pValue of the difference to control, as a decimal string.
+	// +optional
+	PValue string `json:"pValue,omitempty"`
+	// significant is true only after the minimum sample size and at p < 0.05.
+	// +optional
+	Significant bool `json:"significant,omitempty"`
+}
+
+// CampaignStatus is the observed state of a Campaign.
+type CampaignStatus struct {
+	CommonStatus `json:",inline"`
+	// phase is Scheduled, Running, Paused, Completed or Failed.
+	// +optional
+	Phase CampaignPhase `json:"phase,omitempty"`
+	// nextRunTime is the next scheduled run.
+	// +optional
+	NextRunTime *metav1.Time `json:"nextRunTime,omitempty"`
+	// lastRunTime is the last scheduled run published.
+	// +optional
+	LastRunTime *metav1.Time `json:"lastRunTime,omitempty"`
+	// counters over every partition.
+	// +optional
+	Counters *CampaignCounters `json:"counters,omitempty"`
+	// spend against the budget.
+	// +optional
+	Spend *SpendStatus `json:"spend,omitempty"`
+	// variants are the experiment's results.
+	// +optional
+	// +kubebuilder:validation:MaxItems=9
+	Variants []VariantStatus `json:"variants,omitempty"`
+}
+
+// Campaign is a promotion, drip series or notification flow for a brand's players.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=camp;camps,categories=croupier
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Category",type=string,JSONPath=`.spec.category`
+// +kubebuilder:printcolumn:name="Next Run",type=date,JSONPath=`.status.nextRunTime`
+// +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.counters.sent`
+// +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spend.spent.amount`
+// +kubebuilder:printcolumn:name="Budget",type=string,JSONPath=`.spec.budget.total.amount`
+// +kubebuilder:printcolumn:name="Paused",type=string,JSONPath=`.status.conditions[?(@.type=="Paused")].status`,priority=1
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!self.metadata.name.contains('.')",message="Campaign names must not contain dots: the name becomes a NATS subject token"
+type Campaign struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the campaign.
+	// +required
+	Spec CampaignSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status CampaignStatus `json:"status,omitempty"`
+}
+
+// CampaignList is a list of Campaigns.
+//
+// +kubebuilder:object:root=true
+type CampaignList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Campaign `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Campaign{}, &CampaignList{})
+}

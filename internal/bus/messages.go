@@ -1,0 +1,256 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// HeaderMsgID is the JetStream de-duplication header.
+const HeaderMsgID = nats.MsgIdHdr
+
+// CloudEvent is a CloudEvents 1.0 event in structured JSON mode (EVENTS.md).
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time,omitzero"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+}
+
+// IdempotencyKey is source + id, the event's de-duplication key.
+func (e *CloudEvent) IdempotencyKey() string { return e.Source + "/" + e.ID }
+
+// ConfigRecord is a compiled spec in croupier-config, written by the manager and read by
+// dispatchers. Exactly one of the kind fields is set.
+type ConfigRecord struct {
+	Kind       string    `json:"kind"`
+	Brand      string    `json:"brand"`
+	Name       string    `json:"name"`
+	UID        string    `json:"uid"`
+	Generation int64     `json:"generation"`
+	SpecHash   string    `json:"specHash"`
+	Published  time.Time `json:"published"`
+
+	Campaign         *CampaignConfig         `json:"campaign,omitempty"`
+	Segment          *SegmentConfig          `json:"segment,omitempty"`
+	ChannelPolicy    *ChannelPolicyConfig    `json:"channelPolicy,omitempty"`
+	PreferencePolicy *PreferencePolicyConfig `json:"preferencePolicy,omitempty"`
+}
+
+// MinorAmount is money in minor units.
+type MinorAmount struct {
+	Minor    int64  `json:"minor"`
+	Currency string `json:"currency"`
+}
+
+// CampaignConfig is a compiled Campaign: the spec with ConfigMap bodies inlined, money in
+// minor units and the effective schedule.
+type CampaignConfig struct {
+	Spec crmv1.CampaignSpec `json:"spec"`
+	// BudgetTotal, BudgetPerPeriod and BudgetPerPlayer in minor units (absent: no cap).
+	BudgetTotal     *MinorAmount `json:"budgetTotal,omitempty"`
+	BudgetPerPeriod *MinorAmount `json:"budgetPerPeriod,omitempty"`
+	BudgetPerPlayer *MinorAmount `json:"budgetPerPlayer,omitempty"`
+	// RewardValues is the upper-bound value of each named reward in minor units.
+	RewardValues map[string]MinorAmount `json:"rewardValues,omitempty"`
+	// ContentHashes is a hash per content name, recorded in OUTCOMES instead of bodies.
+	ContentHashes map[string]string `json:"contentHashes,omitempty"`
+}
+
+// SegmentConfig is a compiled Segment.
+type SegmentConfig struct {
+	Spec crmv1.SegmentSpec `json:"spec"`
+}
+
+// ChannelPolicyConfig is a compiled ChannelPolicy; provider costs in minor units.
+type ChannelPolicyConfig struct {
+	Spec          crmv1.ChannelPolicySpec `json:"spec"`
+	ProviderCosts map[string]MinorAmount  `json:"providerCosts,omitempty"`
+}
+
+// PreferencePolicyConfig is a compiled PreferencePolicy with mandatory flags resolved.
+type PreferencePolicyConfig struct {
+	Spec      crmv1.PreferencePolicySpec `json:"spec"`
+	Mandatory map[crmv1.Category]bool    `json:"mandatory"`
+}
+
+// AuditEntry is one AUDIT record: who changed what, with the diff. Players appear by id
+// only; no contact data.
+type AuditEntry struct {
+	Time         time.Time       `json:"time"`
+	Brand        string          `json:"brand"`
+	Kind         string          `json:"kind"`
+	Name         string          `json:"name"`
+	UID          string          `json:"uid,omitempty"`
+	Generation   int64           `json:"generation,omitempty"`
+	Action       string          `json:"action"`
+	FieldManager string          `json:"fieldManager,omitempty"`
+	Actor        string          `json:"actor,omitempty"`
+	Changes      []FieldChange   `json:"changes,omitempty"`
+	Spec         json.RawMessage `json:"spec,omitempty"`
+	Note         string          `json:"note,omitempty"`
+}
+
+// Audit actions.
+const (
+	AuditCreated = "created"
+	AuditUpdated = "updated"
+	AuditDeleted = "deleted"
+)
+
+// FieldChange is one changed path of a spec; Before or After is absent when the field
+// was added or removed.
+type FieldChange struct {
+	Path   string          `json:"path"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+}
+
+// DeadLetter is a message that could not be processed, with the reason.
+type DeadLetter struct {
+	Time    time.Time           `json:"time"`
+	Stream  string              `json:"stream"`
+	Subject string              `json:"subject"`
+	Reason  string              `json:"reason"`
+	Header  map[string][]string `json:"header,omitempty"`
+	Data    []byte              `json:"data"`
+}
+
+// RunRequest asks every partition owner to expand a scheduled run of a campaign.
+type RunRequest struct {
+	RunID         string    `json:"runID"`
+	Brand         string    `json:"brand"`
+	Campaign      string    `json:"campaign"`
+	CampaignUID   string    `json:"campaignUID"`
+	Generation    int64     `json:"generation"`
+	ScheduledTime time.Time `json:"scheduledTime"`
+}
+
+// RunID is the id of a scheduled run: campaign UID + scheduled time (UTC, seconds).
+func RunID(campaignUID string, scheduled time.Time) string {
+	return campaignUID + "@" + scheduled.UTC().Format("20060102T150405Z")
+}
+
+// Intent is a wish to send a campaign step's content to a player, before routing.
+type Intent struct {
+	ID           string         `json:"id"`
+	Brand        string         `json:"brand"`
+	Player       string         `json:"player"`
+	Campaign     string         `json:"campaign"`
+	Step         string         `json:"step"`
+	FlowInstance string         `json:"flowInstance"`
+	Category     crmv1.Category `json:"category"`
+	Content      string         `json:"content"`
+	Created      time.Time      `json:"created"`
+	Due          time.Time      `json:"due,omitzero"`
+	Test         bool           `json:"test,omitempty"`
+}
+
+// DeliveryJob is a rendered message for one channel worker. It holds the contact address
+// and body only transiently (DELIVERIES is a work queue).
+type DeliveryJob struct {
+	DecisionID  string            `json:"decisionID"`
+	Brand       string            `json:"brand"`
+	Player      string            `json:"player"`
+	Campaign    string            `json:"campaign"`
+	Step        string            `json:"step"`
+	Channel     crmv1.Channel     `json:"channel"`
+	Fallbacks   []crmv1.Channel   `json:"fallbacks,omitempty"`
+	Locale      string            `json:"locale"`
+	TemplateID  string            `json:"templateID"`
+	ContentHash string            `json:"contentHash"`
+	To          string            `json:"to"`
+	Subject     string            `json:"subject,omitempty"`
+	Text        string            `json:"text,omitempty"`
+	HTML        string            `json:"html,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
+	MaxCost     *MinorAmount      `json:"maxCost,omitempty"`
+	Test        bool              `json:"test,omitempty"`
+}
+
+// Outcome is one routing decision or delivery attempt, with its reason. No bodies and no
+// contact data: template id, locale and content hash instead.
+type Outcome struct {
+	Time        time.Time     `json:"time"`
+	DecisionID  string        `json:"decisionID"`
+	Brand       string        `json:"brand"`
+	Player      string        `json:"player"`
+	Campaign    string        `json:"campaign,omitempty"`
+	Step        string        `json:"step,omitempty"`
+	Kind        string        `json:"kind"`
+	Result      string        `json:"result"`
+	Reason      string        `json:"reason"`
+	Channel     crmv1.Channel `json:"channel,omitempty"`
+	Provider    string        `json:"provider,omitempty"`
+	TemplateID  string        `json:"templateID,omitempty"`
+	Locale      string        `json:"locale,omitempty"`
+	ContentHash string        `json:"contentHash,omitempty"`
+	Cost        *MinorAmount  `json:"cost,omitempty"`
+	SendAt      time.Time     `json:"sendAt,omitzero"`
+}
+
+// ConsentEntry is one line of the consent ledger.
+type ConsentEntry struct {
+	Time     time.Time      `json:"time"`
+	Brand    string         `json:"brand"`
+	Player   string         `json:"player"`
+	Category crmv1.Category `json:"category"`
+	Channel  crmv1.Channel  `json:"channel,omitempty"`
+	Granted  bool           `json:"granted"`
+	Source   string         `json:"source"`
+	Actor    string         `json:"actor,omitempty"`
+}
+
+// RewardGrant is a bonus for the casino's bonus engine; ID = campaign + step + player.
+type RewardGrant struct {
+	ID       string       `json:"id"`
+	Brand    string       `json:"brand"`
+	Player   string       `json:"player"`
+	Campaign string       `json:"campaign"`
+	Step     string       `json:"step"`
+	Reward   crmv1.Reward `json:"reward"`
+	Value    MinorAmount  `json:"value"`
+	Granted  time.Time    `json:"granted"`
+}
+
+// RewardGrantID is the idempotency key of a grant.
+func RewardGrantID(campaign, step, player string) string { return campaign + "." + step + "." + player }
+
+// Lease is a partition's ownership record in croupier-leases.
+type Lease struct {
+	Partition int       `json:"partition"`
+	Owner     string    `json:"owner"`
+	Epoch     uint64    `json:"epoch"`
+	Renewed   time.Time `json:"renewed"`
+	Expires   time.Time `json:"expires"`
+}
+
+// PartitionStats are one partition's counters of one object, summed by the manager.
+type PartitionStats struct {
+	Brand     string           `json:"brand"`
+	Kind      string           `json:"kind"`
+	Name      string           `json:"name"`
+	Partition int              `json:"partition"`
+	Counters  map[string]int64 `json:"counters"`
+	Updated   time.Time        `json:"updated"`
+}
+
+// Encode is the codec of every message type: JSON.
+func Encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Decode reads a message of type T, naming the type in the error.
+func Decode[T any](data []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("decoding %T: %w", v, err)
+	}
+	return v, nil
+}

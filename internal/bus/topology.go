@@ -1,0 +1,252 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TopologyOptions sizes the streams and buckets. The zero value is the single-machine
+// default (file storage, one replica, 64 partitions).
+type TopologyOptions struct {
+	// Partitions of a new EVENTS stream; an existing stream keeps the count it was made with.
+	Partitions int
+	// Replicas of every stream and bucket (3 on a production cluster).
+	Replicas int
+	// Memory uses memory storage (tests that do not restart the server).
+	Memory bool
+	// OutcomesMaxAge is how long decisions and attempts are kept (default 400 days).
+	OutcomesMaxAge time.Duration
+	// OutcomesMaxBytes caps the OUTCOMES stream (0: no cap).
+	OutcomesMaxBytes int64
+	// AuditMaxAge is how long AUDIT keeps entries: 0 keeps them forever, otherwise at
+	// least one year.
+	AuditMaxAge time.Duration
+}
+
+// Topology describes the topology as it exists.
+type Topology struct {
+	// Partitions is the partition count of the EVENTS stream's transform.
+	Partitions int
+}
+
+const (
+	day              = 24 * time.Hour
+	eventsMaxAge     = 7 * day
+	deadLetterMaxAge = 7 * day
+	minAuditMaxAge   = 365 * day
+	// intentsMaxAge must exceed the longest delay or waitFor timeout (365 days).
+	intentsMaxAge = 400 * day
+)
+
+var partitionRE = regexp.MustCompile(`\{\{\s*partition\((\d+),\s*2\)\s*\}\}`)
+
+// EventsTransform is the EVENTS stream's subject transform for P partitions:
+// croupier.events.<brand>.<player>.<type...> -> croupier.ev.<brand>.<part>.<player>.<type...>.
+func EventsTransform(partitions int) jetstream.SubjectTransformConfig {
+	return jetstream.SubjectTransformConfig{
+		Source:      Root + ".events.*.*.>",
+		Destination: Root + ".ev.{{wildcard(1)}}.{{partition(" + strconv.Itoa(partitions) + ",2)}}.{{wildcard(2)}}.>",
+	}
+}
+
+func (o TopologyOptions) withDefaults() TopologyOptions {
+	if o.Partitions <= 0 {
+		o.Partitions = DefaultPartitions
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.OutcomesMaxAge <= 0 {
+		o.OutcomesMaxAge = 400 * day
+	}
+	return o
+}
+
+func (o TopologyOptions) storage() jetstream.StorageType {
+	if o.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Streams returns the stream configurations for the given partition count.
+func (o TopologyOptions) Streams(partitions int) []jetstream.StreamConfig {
+	o = o.withDefaults()
+	st, r := o.storage(), o.Replicas
+	transform := EventsTransform(partitions)
+	return []jetstream.StreamConfig{
+		{
+			Name: StreamEvents, Description: "player events, partitioned on ingest",
+			Subjects: []string{Root + ".events.>"}, SubjectTransform: &transform,
+			Retention: jetstream.LimitsPolicy, MaxAge: eventsMaxAge, Duplicates: 10 * time.Minute,
+			Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamDeadLetter, Description: "messages that could not be processed, with the reason",
+			Subjects:  []string{Root + ".deadletter.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: deadLetterMaxAge, Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamRuns, Description: "scheduled campaign runs; run id = campaign UID + scheduled time",
+			Subjects:  []string{Root + ".runs.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: 7 * day, Duplicates: time.Hour, Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamIntents, Description: "intents per player and durable schedules (delays, timeouts, deferrals)",
+			Subjects:  []string{Root + ".intents.>", Root + ".sched.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: intentsMaxAge, Duplicates: 10 * time.Minute,
+			AllowMsgSchedules: true, AllowRollup: true, DenyPurge: false,
+			Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamDeliveries, Description: "rendered delivery jobs per channel (work queue)",
+			Subjects:  []string{Root + ".deliveries.>"},
+			Retention: jetstream.WorkQueuePolicy, Duplicates: 10 * time.Minute, Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamOutcomes, Description: "every routing decision and delivery attempt with its reason",
+			Subjects:  []string{Root + ".outcomes.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: o.OutcomesMaxAge, MaxBytes: maxBytes(o.OutcomesMaxBytes),
+			Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamRewards, Description: "reward grants for the casino bonus engine",
+			Subjects:  []string{Root + ".rewards.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, Duplicates: time.Hour, Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamConsent, Description: "append-only consent ledger (player id only)",
+			Subjects:  []string{Root + ".consent.>"},
+			Retention: jetstream.LimitsPolicy, DenyDelete: true, DenyPurge: true, Storage: st, Replicas: r,
+		},
+		{
+			Name: StreamAudit, Description: "append-only audit of spec and policy changes (no contact data)",
+			Subjects:  []string{Root + ".audit.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: o.AuditMaxAge, DenyDelete: true, DenyPurge: true,
+			Storage: st, Replicas: r,
+		},
+	}
+}
+
+func maxBytes(b int64) int64 {
+	if b <= 0 {
+		return -1
+	}
+	return b
+}
+
+// Buckets returns the KV bucket configurations.
+func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
+	o = o.withDefaults()
+	st, r := o.storage(), o.Replicas
+	kv := func(name, desc string, history uint8) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: name, Description: desc, History: history, Storage: st, Replicas: r}
+	}
+	return []jetstream.KeyValueConfig{
+		kv(BucketConfig, "compiled specs published by the manager", 1),
+		kv(BucketPlayers, "player profiles and derived metrics (partition owner writes)", 1),
+		kv(BucketPrefs, "player preference overrides and suppression flags", 1),
+		kv(BucketState, "partition owners' counters, dedup keys and flow positions (fenced writes)", 1),
+		kv(BucketLeases, "partition ownership leases with epochs", 1),
+		kv(BucketBudget, "campaign budget leases (compare-and-set)", 1),
+		kv(BucketCoupons, "coupon pools (redeem by compare-and-set)", 1),
+		kv(BucketInbox, "in-app inboxes", 1),
+		kv(BucketLinks, "short links", 1),
+		kv(BucketStats, "per-partition counters summed by the manager", 1),
+	}
+}
+
+// EnsureTopology creates or updates every stream and bucket. It is idempotent. The EVENTS
+// stream keeps the partition count it was created with; the returned Topology says which.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOptions) (Topology, error) {
+	opts = opts.withDefaults()
+	if opts.AuditMaxAge != 0 && opts.AuditMaxAge < minAuditMaxAge {
+		return Topology{}, fmt.Errorf("audit max age %s: must be 0 (forever) or at least one year", opts.AuditMaxAge)
+	}
+	parts := opts.Partitions
+	if s, err := js.Stream(ctx, StreamEvents); err == nil {
+		if p, ok := partitionsOf(s.CachedInfo().Config); ok {
+			parts = p
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return Topology{}, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+	}
+	for _, cfg := range opts.Streams(parts) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return Topology{}, fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, cfg := range opts.Buckets() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return Topology{}, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return Topology{Partitions: parts}, nil
+}
+
+func partitionsOf(cfg jetstream.StreamConfig) (int, bool) {
+	if cfg.SubjectTransform == nil {
+		return 0, false
+	}
+	m := partitionRE.FindStringSubmatch(cfg.SubjectTransform.Destination)
+	if m == nil {
+		return 0, false
+	}
+	p, err := strconv.Atoi(m[1])
+	return p, err == nil && p > 0
+}
+
+// MissingTopologyError lists the streams and buckets that do not exist.
+type MissingTopologyError struct {
+	Streams []string
+	Buckets []string
+}
+
+func (e *MissingTopologyError) Error() string {
+	var parts []string
+	if len(e.Streams) > 0 {
+		parts = append(parts, "streams "+strings.Join(e.Streams, ", "))
+	}
+	if len(e.Buckets) > 0 {
+		parts = append(parts, "buckets "+strings.Join(e.Buckets, ", "))
+	}
+	return "NATS topology missing (the dispatcher creates it at start): " + strings.Join(parts, "; ")
+}
+
+// CheckTopology reports the topology as it exists, or a *MissingTopologyError naming what
+// is absent. The manager calls it and never creates anything.
+func CheckTopology(ctx context.Context, js jetstream.JetStream) (Topology, error) {
+	missing := &MissingTopologyError{}
+	var topo Topology
+	for _, cfg := range (TopologyOptions{}).Streams(DefaultPartitions) {
+		s, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			missing.Streams = append(missing.Streams, cfg.Name)
+		case err != nil:
+			return Topology{}, fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
+		case cfg.Name == StreamEvents:
+			topo.Partitions, _ = partitionsOf(s.CachedInfo().Config)
+		}
+	}
+	for _, cfg := range (TopologyOptions{}).Buckets() {
+		_, err := js.KeyValue(ctx, cfg.Bucket)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			missing.Buckets = append(missing.Buckets, cfg.Bucket)
+		case err != nil:
+			return Topology{}, fmt.Errorf("looking up bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	if len(missing.Streams)+len(missing.Buckets) > 0 {
+		return Topology{}, missing
+	}
+	return topo, nil
+}
