@@ -27,11 +27,11 @@ const AdminGroup = "admin.crm.croupier.dev"
 
 // Virtual admin resources (resource/subresource) checked by the dispatcher's admin API.
 const (
-	AdminPlayersImport    = "players/import"
-	AdminPlayersErase     = "players/erase"
-	AdminPlayersExport    = "players/export"
-	AdminPlayersExplain   = "players/explain"
-	AdminPlayersHistory   = "players/history"
-	AdminCampaignsPreview = "campaigns/preview"
+	AdminPlayersImport     = "players/import"
+	AdminPlayersErase      = "players/erase"
+	AdminPlayersExport     = "players/export"
+	AdminPlayersExplain    = "players/explain"
+	AdminPlayersHistory    = "players/history"
+	AdminCampaignsPreview  = "campaigns/preview"
 	AdminCampaignsTestSend = "campaigns/testsend"
 )

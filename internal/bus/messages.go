@@ -63,6 +63,8 @@ type CampaignConfig struct {
 	RewardValues map[string]MinorAmount `json:"rewardValues,omitempty"`
 	// ContentHashes is a hash per content name, recorded in OUTCOMES instead of bodies.
 	ContentHashes map[string]string `json:"contentHashes,omitempty"`
+	// ConfigMapHashes is the sha256 of each inlined ConfigMap key ("name/key").
+	ConfigMapHashes map[string]string `json:"configMapHashes,omitempty"`
 }
 
 // SegmentConfig is a compiled Segment.

@@ -1,0 +1,148 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
+)
+
+// +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies;preferencepolicies,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies/status;preferencepolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies/finalizers;preferencepolicies/finalizers,verbs=update
+
+type channelPolicyKind struct{ client.Client }
+
+func (channelPolicyKind) token() string                   { return bus.KindChannelPolicy }
+func (channelPolicyKind) newObject() *crmv1.ChannelPolicy { return &crmv1.ChannelPolicy{} }
+func (channelPolicyKind) spec(p *crmv1.ChannelPolicy) any { return p.Spec }
+func (channelPolicyKind) observe(context.Context, *crmv1.ChannelPolicy, time.Time) time.Duration {
+	return 0
+}
+
+func (k channelPolicyKind) compile(ctx context.Context, p *crmv1.ChannelPolicy) (*bus.ConfigRecord, error) {
+	w, err := channelPolicyWinner(ctx, k.Client, p.Namespace, p.Spec.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if w != nil && w.Name != p.Name {
+		return nil, &specError{Reason: crmv1.ReasonPolicyConflict, Message: fmt.Sprintf(
+			"ChannelPolicy %q is older and already configures channel %s in this namespace; one ChannelPolicy per channel (delete or change one)", w.Name, p.Spec.Channel)}
+	}
+	cfg := &bus.ChannelPolicyConfig{Spec: p.Spec, ProviderCosts: map[string]bus.MinorAmount{}}
+	for i, pr := range p.Spec.Providers {
+		if pr.Cost == nil {
+			continue
+		}
+		minor, err := money.Parse(pr.Cost.Amount, pr.Cost.Currency)
+		if err != nil {
+			return nil, invalid(fmt.Sprintf("spec.providers[%d].cost", i), "%v", err)
+		}
+		cfg.ProviderCosts[pr.Name] = bus.MinorAmount{Minor: minor, Currency: pr.Cost.Currency}
+	}
+	return &bus.ConfigRecord{ChannelPolicy: cfg}, nil
+}
+
+// channelPolicyWinner is the oldest live ChannelPolicy of a channel in a namespace.
+func channelPolicyWinner(ctx context.Context, c client.Client, ns string, ch crmv1.Channel) (*crmv1.ChannelPolicy, error) {
+	var list crmv1.ChannelPolicyList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	var same []*crmv1.ChannelPolicy
+	for i := range list.Items {
+		if list.Items[i].Spec.Channel == ch && list.Items[i].DeletionTimestamp.IsZero() {
+			same = append(same, &list.Items[i])
+		}
+	}
+	if len(same) == 0 {
+		return nil, nil
+	}
+	oldestFirst(same)
+	return same[0], nil
+}
+
+// SetupChannelPolicy registers the ChannelPolicy controller. Every change to a
+// ChannelPolicy re-reconciles its namespace's others, so a loser takes over when the
+// winner goes.
+func SetupChannelPolicy(mgr ctrl.Manager, store *Store) error {
+	r := newReconciler[*crmv1.ChannelPolicy](mgr, store, channelPolicyKind{mgr.GetClient()}, "channelpolicy")
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1.ChannelPolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Watches(&crmv1.ChannelPolicy{}, enqueueNamespace(mgr.GetClient(), func() client.ObjectList { return &crmv1.ChannelPolicyList{} }),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Named("channelpolicy").
+		Complete(r)
+}
+
+type preferencePolicyKind struct{ client.Client }
+
+func (preferencePolicyKind) token() string                      { return bus.KindPreferencePolicy }
+func (preferencePolicyKind) newObject() *crmv1.PreferencePolicy { return &crmv1.PreferencePolicy{} }
+func (preferencePolicyKind) spec(p *crmv1.PreferencePolicy) any { return p.Spec }
+func (preferencePolicyKind) observe(context.Context, *crmv1.PreferencePolicy, time.Time) time.Duration {
+	return 0
+}
+
+func (k preferencePolicyKind) compile(ctx context.Context, p *crmv1.PreferencePolicy) (*bus.ConfigRecord, error) {
+	w, err := preferencePolicyWinner(ctx, k.Client, p.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if w != nil && w.Name != p.Name {
+		return nil, &specError{Reason: crmv1.ReasonPolicyConflict, Message: fmt.Sprintf(
+			"PreferencePolicy %q is older and already governs this namespace; one PreferencePolicy per brand (delete one)", w.Name)}
+	}
+	if p.Spec.DefaultTimeZone != "" {
+		if _, err := time.LoadLocation(p.Spec.DefaultTimeZone); err != nil {
+			return nil, invalid("spec.defaultTimeZone", "unknown IANA time zone %q", p.Spec.DefaultTimeZone)
+		}
+	}
+	cfg := &bus.PreferencePolicyConfig{Spec: p.Spec, Mandatory: map[crmv1.Category]bool{}}
+	for i := range p.Spec.Categories {
+		c := &p.Spec.Categories[i]
+		cfg.Mandatory[c.Category] = c.IsMandatory()
+		if c.QuietHours != nil && c.QuietHours.Action == crmv1.QuietHoursBypass && !c.IsMandatory() {
+			return nil, invalid(fmt.Sprintf("spec.categories[%s].quietHours.action", c.Category), "bypass is only allowed on a mandatory category")
+		}
+	}
+	return &bus.ConfigRecord{PreferencePolicy: cfg}, nil
+}
+
+// preferencePolicyWinner is the oldest live PreferencePolicy of a namespace.
+func preferencePolicyWinner(ctx context.Context, c client.Client, ns string) (*crmv1.PreferencePolicy, error) {
+	var list crmv1.PreferencePolicyList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	var live []*crmv1.PreferencePolicy
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			live = append(live, &list.Items[i])
+		}
+	}
+	if len(live) == 0 {
+		return nil, nil
+	}
+	oldestFirst(live)
+	return live[0], nil
+}
+
+// SetupPreferencePolicy registers the PreferencePolicy controller.
+func SetupPreferencePolicy(mgr ctrl.Manager, store *Store) error {
+	r := newReconciler[*crmv1.PreferencePolicy](mgr, store, preferencePolicyKind{mgr.GetClient()}, "preferencepolicy")
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1.PreferencePolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Watches(&crmv1.PreferencePolicy{}, enqueueNamespace(mgr.GetClient(), func() client.ObjectList { return &crmv1.PreferencePolicyList{} }),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Named("preferencepolicy").
+		Complete(r)
+}

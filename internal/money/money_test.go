@@ -1,0 +1,32 @@
+package money
+
+import "testing"
+
+func TestParseFormat(t *testing.T) {
+	ok := []struct {
+		amount, currency string
+		minor            int64
+		formatted        string
+	}{
+		{"50000.00", "AZN", 5000000, "50000.00"},
+		{"5", "AZN", 500, "5.00"},
+		{"0.5", "RUB", 50, "0.50"},
+		{"1000", "JPY", 1000, "1000"},
+		{"1.234", "KWD", 1234, "1.234"},
+		{"0.01", "USD", 1, "0.01"},
+	}
+	for _, c := range ok {
+		got, err := Parse(c.amount, c.currency)
+		if err != nil || got != c.minor {
+			t.Errorf("Parse(%q,%q) = %d, %v; want %d", c.amount, c.currency, got, err, c.minor)
+		}
+		if f := Format(got, c.currency); f != c.formatted {
+			t.Errorf("Format(%d,%q) = %q; want %q", got, c.currency, f, c.formatted)
+		}
+	}
+	for _, c := range []struct{ amount, currency string }{{"1.001", "AZN"}, {"-5", "AZN"}, {"1e3", "AZN"}, {"5", "azn"}, {"1.5", "JPY"}, {"", "AZN"}} {
+		if _, err := Parse(c.amount, c.currency); err == nil {
+			t.Errorf("Parse(%q,%q) accepted", c.amount, c.currency)
+		}
+	}
+}
