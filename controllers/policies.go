@@ -37,16 +37,16 @@ func (k channelPolicyKind) compile(ctx context.Context, p *crmv1.ChannelPolicy) 
 		return nil, &specError{Reason: crmv1.ReasonPolicyConflict, Message: fmt.Sprintf(
 			"ChannelPolicy %q is older and already configures channel %s in this namespace; one ChannelPolicy per channel (delete or change one)", w.Name, p.Spec.Channel)}
 	}
-	cfg := &bus.ChannelPolicyConfig{Spec: p.Spec, ProviderCosts: map[string]bus.MinorAmount{}}
-	for i, pr := range p.Spec.Providers {
+	cfg := &bus.ChannelPolicyConfig{Spec: p.Spec, ProviderCosts: map[string]bus.MicroAmount{}}
+	for _, pr := range p.Spec.Providers {
 		if pr.Cost == nil {
 			continue
 		}
-		minor, err := money.Parse(pr.Cost.Amount, pr.Cost.Currency)
+		micros, err := money.ParseMicros(pr.Cost.Amount, pr.Cost.Currency)
 		if err != nil {
-			return nil, invalid(fmt.Sprintf("spec.providers[%d].cost", i), "%v", err)
+			return nil, invalid(fmt.Sprintf("spec.providers[%s].cost", pr.Name), "%v", err)
 		}
-		cfg.ProviderCosts[pr.Name] = bus.MinorAmount{Minor: minor, Currency: pr.Cost.Currency}
+		cfg.ProviderCosts[pr.Name] = bus.MicroAmount{Micros: micros, Currency: pr.Cost.Currency}
 	}
 	return &bus.ConfigRecord{ChannelPolicy: cfg}, nil
 }

@@ -7,12 +7,12 @@ import (
 // Money is an amount in a currency, written in manifests as a decimal string and kept as
 // int64 minor units inside Croupier.
 type Money struct {
-	// amount is a non-negative decimal string with at most the currency's minor digits,
-	// e.g. "50000.00" or "5".
+	// amount is a non-negative decimal string, e.g. "50000.00" or "5". Budgets and rewards
+	// take at most the currency's minor digits; per-message costs up to 6 ("0.002").
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=20
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,15}([.][0-9]{1,3})?$')",message="amount must be a decimal string such as \"50000.00\" (digits, at most 3 after the point)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,15}([.][0-9]{1,6})?$')",message="amount must be a decimal string such as \"50000.00\" (digits, at most 6 after the point)"
 	Amount string `json:"amount"`
 	// currency is the ISO 4217 code, e.g. AZN, RUB, USD, EUR.
 	// +required

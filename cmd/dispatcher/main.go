@@ -24,7 +24,7 @@ import (
 func main() {
 	var (
 		natsURL, natsCreds, natsCA, dataDir, listen, httpAddr string
-		partitions, replicas                                 int
+		partitions, replicas                                  int
 	)
 	flag.StringVar(&natsURL, "nats-url", "", "NATS server URL(s); empty embeds a server")
 	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials file (JWT + nkey)")

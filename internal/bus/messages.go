@@ -72,10 +72,16 @@ type SegmentConfig struct {
 	Spec crmv1.SegmentSpec `json:"spec"`
 }
 
-// ChannelPolicyConfig is a compiled ChannelPolicy; provider costs in minor units.
+// MicroAmount is a per-message cost in millionths of the currency's unit.
+type MicroAmount struct {
+	Micros   int64  `json:"micros"`
+	Currency string `json:"currency"`
+}
+
+// ChannelPolicyConfig is a compiled ChannelPolicy; provider costs in micros.
 type ChannelPolicyConfig struct {
 	Spec          crmv1.ChannelPolicySpec `json:"spec"`
-	ProviderCosts map[string]MinorAmount  `json:"providerCosts,omitempty"`
+	ProviderCosts map[string]MicroAmount  `json:"providerCosts,omitempty"`
 }
 
 // PreferencePolicyConfig is a compiled PreferencePolicy with mandatory flags resolved.

@@ -67,3 +67,32 @@ func Format(minor int64, currency string) string {
 	}
 	return sign + s[:len(s)-exp] + "." + s[len(s)-exp:]
 }
+
+// MicrosPerUnit is the scale of per-message costs: millionths of the currency's unit.
+const MicrosPerUnit = 1_000_000
+
+var microRE = regexp.MustCompile(`^([0-9]{1,12})(?:\.([0-9]{1,6}))?$`)
+
+// ParseMicros converts a per-message cost (e.g. "0.002" AZN for one email) to millionths of
+// the currency's unit. Minor units cannot hold such prices; budgets settle costs by
+// converting with MinorToMicros.
+func ParseMicros(amount, currency string) (int64, error) {
+	if !currencyRE.MatchString(currency) {
+		return 0, fmt.Errorf("currency %q must be a three-letter ISO 4217 code such as AZN", currency)
+	}
+	m := microRE.FindStringSubmatch(amount)
+	if m == nil {
+		return 0, fmt.Errorf("amount %q must be a decimal string with at most 6 digits after the point", amount)
+	}
+	frac := m[2] + strings.Repeat("0", 6-len(m[2]))
+	return strconv.ParseInt(m[1]+frac, 10, 64)
+}
+
+// MinorToMicros converts minor units of a currency to millionths of its unit.
+func MinorToMicros(minor int64, currency string) int64 {
+	scale := int64(1)
+	for i := Exponent(currency); i < 6; i++ {
+		scale *= 10
+	}
+	return minor * scale
+}

@@ -30,3 +30,24 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestMicros(t *testing.T) {
+	for _, c := range []struct {
+		amount string
+		want   int64
+	}{{"0.002", 2000}, {"0.035", 35000}, {"1", 1_000_000}, {"0.000001", 1}} {
+		got, err := ParseMicros(c.amount, "AZN")
+		if err != nil || got != c.want {
+			t.Errorf("ParseMicros(%q) = %d, %v; want %d", c.amount, got, err, c.want)
+		}
+	}
+	if _, err := ParseMicros("0.0000001", "AZN"); err == nil {
+		t.Error("7 fraction digits accepted")
+	}
+	if got := MinorToMicros(150, "AZN"); got != 1_500_000 {
+		t.Errorf("MinorToMicros(150 AZN) = %d", got)
+	}
+	if got := MinorToMicros(7, "JPY"); got != 7_000_000 {
+		t.Errorf("MinorToMicros(7 JPY) = %d", got)
+	}
+}
