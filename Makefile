@@ -18,9 +18,10 @@ manifests: ## CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=croupier-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify
-verify: generate manifests ## Fails when regeneration changes the tree.
-	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: run 'make generate manifests' and commit"; exit 1; }
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+verify: generate manifests ## Fails when regeneration changes the generated files.
+	@git diff --exit-code -- $(GENERATED) || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED) | grep '^??')" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: fmt
 fmt:

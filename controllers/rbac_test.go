@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// TestPeopleRoles binds each role to a user in one brand's namespace and asks the real API
+// server (SubjectAccessReview) what the user may do there and in another brand.
+func TestPeopleRoles(t *testing.T) {
+	ctx := context.Background()
+	for _, u := range readManifests(t, filepath.Join("..", "config", "rbac", "people")) {
+		if err := k8s.Create(ctx, u); err != nil {
+			t.Fatalf("applying %s: %v", u.GetName(), err)
+		}
+		labels := u.GetLabels()
+		if !strings.Contains(fmt.Sprint(labels), "aggregate-to-") && u.GetName() != "croupier-privacy-officer" {
+			t.Errorf("%s has no aggregate-to-* label", u.GetName())
+		}
+	}
+	brand, other := newNamespace(t), newNamespace(t)
+	users := map[string]string{
+		"croupier-marketer":        "leyla",
+		"croupier-ops-manager":     "rashad",
+		"croupier-analyst":         "nigar",
+		"croupier-privacy-officer": "dpo",
+	}
+	for role, user := range users {
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: role},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: user}},
+		}
+		if err := k8s.Create(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const crm, adm = "crm.croupier.dev", crmv1.AdminGroup
+	type check struct {
+		group, resource, sub, verb string
+	}
+	res := func(r string) (string, string) {
+		name, sub, _ := strings.Cut(r, "/")
+		return name, sub
+	}
+	edit := func(group, resource string) []check {
+		r, s := res(resource)
+		return []check{{group, r, s, "create"}, {group, r, s, "update"}, {group, r, s, "delete"}}
+	}
+	read := func(group, resource string) []check {
+		r, s := res(resource)
+		return []check{{group, r, s, "get"}, {group, r, s, "list"}, {group, r, s, "watch"}}
+	}
+	admin := func(r string) check { name, sub := res(r); return check{adm, name, sub, "create"} }
+	var all []check
+	for _, k := range []string{"campaigns", "segments", "channelpolicies", "preferencepolicies"} {
+		all = append(all, read(crm, k)...)
+		all = append(all, read(crm, k+"/status")...)
+		all = append(all, edit(crm, k)...)
+	}
+	all = append(all, edit(crm, "campaigns/status")...)
+	adminResources := []string{crmv1.AdminPlayersImport, crmv1.AdminPlayersErase, crmv1.AdminPlayersExport, crmv1.AdminPlayersExplain,
+		crmv1.AdminPlayersHistory, crmv1.AdminCampaignsPreview, crmv1.AdminCampaignsTestSend}
+	for _, r := range adminResources {
+		all = append(all, admin(r))
+	}
+	all = append(all, check{"", "secrets", "", "get"})
+
+	allowed := map[string]map[check]bool{}
+	grant := func(role string, cs ...check) {
+		if allowed[role] == nil {
+			allowed[role] = map[check]bool{}
+		}
+		for _, c := range cs {
+			allowed[role][c] = true
+		}
+	}
+	for _, k := range []string{"campaigns", "segments", "channelpolicies", "preferencepolicies"} {
+		grant("croupier-marketer", read(crm, k)...)
+		grant("croupier-marketer", read(crm, k+"/status")...)
+		grant("croupier-ops-manager", read(crm, k)...)
+		grant("croupier-ops-manager", read(crm, k+"/status")...)
+		grant("croupier-ops-manager", edit(crm, k)...)
+		grant("croupier-analyst", read(crm, k)...)
+		grant("croupier-analyst", read(crm, k+"/status")...)
+	}
+	grant("croupier-marketer", edit(crm, "campaigns")...)
+	grant("croupier-marketer", edit(crm, "segments")...)
+	grant("croupier-marketer", admin(crmv1.AdminCampaignsPreview), admin(crmv1.AdminCampaignsTestSend), admin(crmv1.AdminPlayersExplain), admin(crmv1.AdminPlayersHistory))
+	for _, r := range adminResources {
+		if r != crmv1.AdminPlayersErase && r != crmv1.AdminPlayersExport {
+			grant("croupier-ops-manager", admin(r))
+		}
+	}
+	grant("croupier-analyst", admin(crmv1.AdminPlayersExplain), admin(crmv1.AdminPlayersHistory))
+	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase), admin(crmv1.AdminPlayersExport))
+
+	ask := func(user, ns string, c check) bool {
+		sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User: user,
+			ResourceAttributes: &authzv1.ResourceAttributes{
+				Namespace: ns, Group: c.group, Resource: c.resource, Subresource: c.sub, Verb: c.verb,
+			},
+		}}
+		if err := k8s.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed
+	}
+	for role, user := range users {
+		t.Run(role, func(t *testing.T) {
+			for _, c := range all {
+				want := allowed[role][c]
+				if got := ask(user, brand, c); got != want {
+					t.Errorf("%s %s %s/%s in the brand's namespace: allowed=%v, want %v", user, c.verb, c.resource, c.sub, got, want)
+				}
+				if ask(user, other, c) {
+					t.Errorf("%s may %s %s/%s in another brand's namespace", user, c.verb, c.resource, c.sub)
+				}
+			}
+		})
+	}
+}
