@@ -89,12 +89,18 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"dot in campaign name", camp("spring.promo", func(*crmv1.Campaign) {}), "Campaign names must not contain dots"},
 		{"dot in segment name", &crmv1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vip.az"}, Spec: crmv1.SegmentSpec{Rule: "true"}}, "Segment names must not contain dots"},
 		{"bad step name", camp("c5", func(c *crmv1.Campaign) { c.Spec.Steps[0].Name = "Hello_World" }), "spec.steps[0].name"},
-		{"duplicate step names", camp("c6", func(c *crmv1.Campaign) { c.Spec.Steps[1].Name = "hello"; c.Spec.Steps[1].Grant = nil; c.Spec.Steps[1].Exit = &crmv1.ExitStep{} }), "Duplicate value"},
+		{"duplicate step names", camp("c6", func(c *crmv1.Campaign) {
+			c.Spec.Steps[1].Name = "hello"
+			c.Spec.Steps[1].Grant = nil
+			c.Spec.Steps[1].Exit = &crmv1.ExitStep{}
+		}), "Duplicate value"},
 		{"next names no step", camp("c7", func(c *crmv1.Campaign) { c.Spec.Steps[0].Next = "nowhere" }), "every step's next must name a step of this campaign"},
 		{"branch case names no step", camp("c8", func(c *crmv1.Campaign) {
 			c.Spec.Steps = append(c.Spec.Steps, crmv1.Step{Name: "split", Branch: &crmv1.BranchStep{Cases: []crmv1.BranchCase{{When: "true", Next: "ghost"}}}})
 		}), "every branch case's next and otherwise must name a step"},
-		{"step with two actions", camp("c9", func(c *crmv1.Campaign) { c.Spec.Steps[0].Delay = &crmv1.DelayStep{Duration: metav1.Duration{Duration: 3600e9}} }), "a step needs exactly one of send, delay, waitFor, branch, grant or exit"},
+		{"step with two actions", camp("c9", func(c *crmv1.Campaign) {
+			c.Spec.Steps[0].Delay = &crmv1.DelayStep{Duration: metav1.Duration{Duration: 3600e9}}
+		}), "a step needs exactly one of send, delay, waitFor, branch, grant or exit"},
 		{"send names unknown content", camp("c10", func(c *crmv1.Campaign) { c.Spec.Steps[0].Send.Content = "missing" }), "every send step's content must name an entry of contents"},
 		{"grant names unknown reward", camp("c11", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.Reward = "missing" }), "every grant step's reward must name an entry of rewards"},
 		{"malformed money", camp("c12", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "1,000.00" }), "amount must be a decimal string"},
@@ -125,7 +131,10 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"cap with window and calendar day", pref("p5", func(p *crmv1.PreferencePolicy) {
 			p.Spec.Categories[0].FrequencyCaps = []crmv1.FrequencyCap{{Max: 2, Window: &metav1.Duration{Duration: 3600e9}, CalendarDay: true}}
 		}), "a frequency cap needs exactly one of window or calendarDay"},
-		{"default language not offered", pref("p6", func(p *crmv1.PreferencePolicy) { p.Spec.Languages = []string{"ru", "en"}; p.Spec.DefaultLanguage = "az" }), "defaultLanguage must be one of languages"},
+		{"default language not offered", pref("p6", func(p *crmv1.PreferencePolicy) {
+			p.Spec.Languages = []string{"ru", "en"}
+			p.Spec.DefaultLanguage = "az"
+		}), "defaultLanguage must be one of languages"},
 		{"provider type does not suit channel", chp("h1", func(p *crmv1.ChannelPolicy) { p.Spec.Providers[0].Type = crmv1.ProviderSMTP }), "every provider's type must suit the channel"},
 		{"callbacks on sms policy", chp("h2", func(p *crmv1.ChannelPolicy) { p.Spec.Callbacks = &crmv1.Callbacks{Sent: "https://x.az/sent"} }), "callbacks belong on the webhook channel's policy"},
 		{"provider without endpoint", chp("h3", func(p *crmv1.ChannelPolicy) { p.Spec.Providers[0].Endpoint = "" }), "every provider except inApp needs an endpoint"},
