@@ -57,17 +57,7 @@ func channelPolicyWinner(ctx context.Context, c client.Client, ns string, ch crm
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	var same []*crmv1.ChannelPolicy
-	for i := range list.Items {
-		if list.Items[i].Spec.Channel == ch && list.Items[i].DeletionTimestamp.IsZero() {
-			same = append(same, &list.Items[i])
-		}
-	}
-	if len(same) == 0 {
-		return nil, nil
-	}
-	oldestFirst(same)
-	return same[0], nil
+	return oldestLive(list.Items, func(p *crmv1.ChannelPolicy) bool { return p.Spec.Channel == ch }), nil
 }
 
 // SetupChannelPolicy registers the ChannelPolicy controller. Every change to a
@@ -123,17 +113,7 @@ func preferencePolicyWinner(ctx context.Context, c client.Client, ns string) (*c
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	var live []*crmv1.PreferencePolicy
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			live = append(live, &list.Items[i])
-		}
-	}
-	if len(live) == 0 {
-		return nil, nil
-	}
-	oldestFirst(live)
-	return live[0], nil
+	return oldestLive(list.Items, func(*crmv1.PreferencePolicy) bool { return true }), nil
 }
 
 // SetupPreferencePolicy registers the PreferencePolicy controller.

@@ -83,3 +83,22 @@ func oldestFirst[T client.Object](items []T) {
 		return items[i].GetName() < items[j].GetName()
 	})
 }
+
+// oldestLive returns the winner among the items that match and are not being deleted, or nil.
+func oldestLive[E any, P interface {
+	*E
+	client.Object
+}](items []E, match func(P) bool) P {
+	var live []P
+	for i := range items {
+		p := P(&items[i])
+		if p.GetDeletionTimestamp().IsZero() && match(p) {
+			live = append(live, p)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	oldestFirst(live)
+	return live[0]
+}

@@ -63,14 +63,7 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen, httpAddr string,
 		natsURL = srv.ClientURL()
 		log.Info("embedded NATS started", "url", natsURL, "dataDir", dataDir)
 	}
-	opts := []nats.Option{nats.Name("croupier-dispatcher"), nats.MaxReconnects(-1)}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
-	if ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	nc, err := nats.Connect(natsURL, opts...)
+	nc, err := nats.Connect(natsURL, bus.ClientOptions("croupier-dispatcher", creds, ca)...)
 	if err != nil {
 		return err
 	}

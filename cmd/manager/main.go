@@ -6,7 +6,6 @@ package main
 import (
 	"flag"
 	"os"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +19,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/controllers"
+	"github.com/croupier-crm/croupier/internal/bus"
 )
 
 func main() {
@@ -44,13 +44,7 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(crmv1.AddToScheme(scheme))
 
-	opts := []nats.Option{nats.Name("croupier-manager"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(2 * time.Second)}
-	if natsCreds != "" {
-		opts = append(opts, nats.UserCredentials(natsCreds))
-	}
-	if natsCA != "" {
-		opts = append(opts, nats.RootCAs(natsCA))
-	}
+	opts := append(bus.ClientOptions("croupier-manager", natsCreds, natsCA), nats.RetryOnFailedConnect(true))
 	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		log.Error(err, "connecting to NATS")

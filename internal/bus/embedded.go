@@ -57,3 +57,16 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 func ConnectEmbedded(s *server.Server, name string) (*nats.Conn, error) {
 	return nats.Connect(s.ClientURL(), nats.Name(name), nats.MaxReconnects(-1))
 }
+
+// ClientOptions are the connection options the manager and the dispatcher share: a name,
+// endless reconnects, and optional credentials and CA.
+func ClientOptions(name, credsFile, caFile string) []nats.Option {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(2 * time.Second)}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	if caFile != "" {
+		opts = append(opts, nats.RootCAs(caFile))
+	}
+	return opts
+}
