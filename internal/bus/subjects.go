@@ -177,3 +177,8 @@ func StatsKey(brand, kind, name string, part int) string {
 func StatsFilter(brand, kind, name string) string {
 	return brand + "." + kind + "." + NameToken(name) + ".*"
 }
+
+// PlayerDeliveriesFilter selects a player's delivery jobs on every channel (for erasure).
+func PlayerDeliveriesFilter(brand string, part int, player string) string {
+	return Root + ".deliveries.*." + brand + "." + strconv.Itoa(part) + "." + player
+}

@@ -1,0 +1,287 @@
+// Package partition decides which dispatcher replica owns which partition, by fenced
+// leases in croupier-leases, and runs one worker per owned partition that consumes the
+// partition's events, persists the state they change and acknowledges them after.
+package partition
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// memberPrefix marks the replicas' heartbeats in croupier-leases (member.<replica>), from
+// which every replica computes the same fair share of partitions.
+const memberPrefix = "member."
+
+// Callbacks are called by the lease loop, one at a time. Acquired starts work on a
+// partition the replica now owns with the lease's epoch; Released must stop that work
+// (finish, persist, acknowledge) before it returns, because the lease is handed over next.
+type Callbacks struct {
+	Acquired func(ctx context.Context, part int, epoch uint64)
+	Released func(part int)
+}
+
+// Leases keeps this replica's share of the partitions.
+type Leases struct {
+	KV         jetstream.KeyValue
+	Replica    string
+	Partitions int
+	// TTL is how long a lease lasts without renewal: a replica that dies is replaced after
+	// at most TTL plus one renewal interval (TTL/3).
+	TTL time.Duration
+	Log *slog.Logger
+	Now func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]jetstream.KeyValueEntry
+	owned   map[int]ownedLease
+	synced  chan struct{}
+}
+
+type ownedLease struct {
+	epoch   uint64
+	rev     uint64
+	expires time.Time
+}
+
+// Owned lists the partitions this replica holds, ascending.
+func (l *Leases) Owned() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ps := make([]int, 0, len(l.owned))
+	for p := range l.owned {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// Epoch is the epoch of an owned partition's lease (false when not owned).
+func (l *Leases) Epoch(part int) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, ok := l.owned[part]
+	return o.epoch, ok
+}
+
+func (l *Leases) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// Run holds leases until ctx ends; then it releases every partition (after Released
+// returned for it) so the other replicas take over at once.
+func (l *Leases) Run(ctx context.Context, cb Callbacks) error {
+	if err := bus.CheckToken("replica", l.Replica); err != nil {
+		return err
+	}
+	if l.TTL <= 0 {
+		l.TTL = 6 * time.Second
+	}
+	l.entries = map[string]jetstream.KeyValueEntry{}
+	l.owned = map[int]ownedLease{}
+	l.synced = make(chan struct{})
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := l.KV.WatchAll(wctx)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", bus.BucketLeases, err)
+	}
+	go l.watch(w)
+	select {
+	case <-l.synced:
+	case <-ctx.Done():
+		return nil
+	}
+	tick := time.NewTicker(l.TTL / 3)
+	defer tick.Stop()
+	for {
+		l.step(ctx, cb)
+		select {
+		case <-ctx.Done():
+			l.releaseAll(cb)
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *Leases) watch(w jetstream.KeyWatcher) {
+	synced := false
+	for e := range w.Updates() {
+		if e == nil {
+			if !synced {
+				synced = true
+				close(l.synced)
+			}
+			continue
+		}
+		l.mu.Lock()
+		if e.Operation() == jetstream.KeyValuePut {
+			l.entries[e.Key()] = e
+		} else {
+			delete(l.entries, e.Key())
+		}
+		l.mu.Unlock()
+	}
+}
+
+// step renews, releases and acquires so this replica holds its fair share.
+func (l *Leases) step(ctx context.Context, cb Callbacks) {
+	now := l.now()
+	l.heartbeat(ctx, now)
+
+	l.mu.Lock()
+	var members []string
+	leases := map[int]bus.Lease{}
+	revs := map[int]uint64{}
+	for k, e := range l.entries {
+		var ls bus.Lease
+		if json.Unmarshal(e.Value(), &ls) != nil {
+			continue
+		}
+		if strings.HasPrefix(k, memberPrefix) {
+			if ls.Expires.After(now) {
+				members = append(members, ls.Owner)
+			}
+			continue
+		}
+		if p, err := strconv.Atoi(strings.TrimPrefix(k, "part.")); err == nil && p >= 0 && p < l.Partitions {
+			leases[p], revs[p] = ls, e.Revision()
+		}
+	}
+	l.mu.Unlock()
+	if !slices.Contains(members, l.Replica) {
+		members = append(members, l.Replica)
+	}
+	slices.Sort(members)
+	i := slices.Index(members, l.Replica)
+	target := l.Partitions / len(members)
+	if i < l.Partitions%len(members) {
+		target++
+	}
+
+	// Renew what we hold; a refused renewal means another replica took the partition.
+	for _, p := range l.Owned() {
+		o := l.ownedLease(p)
+		next := bus.Lease{Partition: p, Owner: l.Replica, Epoch: o.epoch, Renewed: now, Expires: now.Add(l.TTL)}
+		rev, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(next), o.rev)
+		switch {
+		case err == nil:
+			l.setOwned(p, ownedLease{epoch: o.epoch, rev: rev, expires: next.Expires})
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
+			l.Log.Warn("partition lease lost", "partition", p, "epoch", o.epoch)
+			l.drop(p, cb)
+		default:
+			// NATS unreachable: keep working only while the lease we hold is valid.
+			if !now.Add(l.TTL / 3).Before(o.expires) {
+				l.Log.Warn("partition lease expiring without renewal; stopping", "partition", p, "err", err)
+				l.drop(p, cb)
+			}
+		}
+	}
+
+	owned := l.Owned()
+	// Hand over surplus partitions (a replica joined), highest first.
+	for len(owned) > target {
+		p := owned[len(owned)-1]
+		owned = owned[:len(owned)-1]
+		o := l.ownedLease(p)
+		l.drop(p, cb)
+		free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
+		if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
+			l.Log.Warn("releasing partition lease", "partition", p, "err", err)
+		}
+	}
+	if len(owned) >= target {
+		return
+	}
+	// Take free or expired partitions, starting at an offset of our own so replicas that
+	// start together rarely race for the same ones.
+	start := i * l.Partitions / len(members)
+	for k := 0; k < l.Partitions && len(owned) < target; k++ {
+		p := (start + k) % l.Partitions
+		if slices.Contains(owned, p) {
+			continue
+		}
+		cur, exists := leases[p]
+		if exists && cur.Owner != "" && cur.Expires.After(now) {
+			continue
+		}
+		next := bus.Lease{Partition: p, Owner: l.Replica, Epoch: cur.Epoch + 1, Renewed: now, Expires: now.Add(l.TTL)}
+		var rev uint64
+		var err error
+		if exists {
+			rev, err = l.KV.Update(ctx, bus.LeaseKey(p), encode(next), revs[p])
+		} else {
+			rev, err = l.KV.Create(ctx, bus.LeaseKey(p), encode(next))
+		}
+		if err != nil {
+			continue // another replica was faster
+		}
+		l.setOwned(p, ownedLease{epoch: next.Epoch, rev: rev, expires: next.Expires})
+		owned = append(owned, p)
+		l.Log.Info("partition acquired", "partition", p, "epoch", next.Epoch)
+		cb.Acquired(ctx, p, next.Epoch)
+	}
+}
+
+func (l *Leases) heartbeat(ctx context.Context, now time.Time) {
+	m := bus.Lease{Partition: -1, Owner: l.Replica, Renewed: now, Expires: now.Add(l.TTL)}
+	if _, err := l.KV.Put(ctx, memberPrefix+l.Replica, encode(m)); err != nil {
+		l.Log.Warn("replica heartbeat", "err", err)
+	}
+}
+
+func (l *Leases) ownedLease(p int) ownedLease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.owned[p]
+}
+
+func (l *Leases) setOwned(p int, o ownedLease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.owned[p] = o
+}
+
+func (l *Leases) drop(p int, cb Callbacks) {
+	cb.Released(p)
+	l.mu.Lock()
+	delete(l.owned, p)
+	l.mu.Unlock()
+}
+
+// releaseAll stops every partition's work and frees its lease, then removes the heartbeat.
+func (l *Leases) releaseAll(cb Callbacks) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := l.now()
+	for _, p := range l.Owned() {
+		o := l.ownedLease(p)
+		l.drop(p, cb)
+		free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
+		if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
+			l.Log.Warn("releasing partition lease", "partition", p, "err", err)
+		}
+	}
+	_ = l.KV.Delete(ctx, memberPrefix+l.Replica)
+}
+
+func encode(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

@@ -1,0 +1,263 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// Handler is the per-partition work: it opens a partition's state when the replica
+// acquires it.
+type Handler interface {
+	Open(ctx context.Context, part int, epoch uint64) (State, error)
+}
+
+// State is one owned partition's state. The worker calls it from one goroutine.
+type State interface {
+	// Handle processes one event message. An error stops the partition without
+	// acknowledging (the next owner replays).
+	Handle(ctx context.Context, msg jetstream.Msg) error
+	// Flush persists everything Handle changed; the worker acknowledges the batch after
+	// it succeeds.
+	Flush(ctx context.Context) error
+	// Tick runs periodic work (RFM, inactivity) between batches.
+	Tick(ctx context.Context, now time.Time) error
+	// Close drops the state.
+	Close()
+}
+
+// Runner runs one consumer worker per owned partition; its Acquired and Released methods
+// are the lease callbacks.
+type Runner struct {
+	JS      jetstream.JetStream
+	Handler Handler
+	Log     *slog.Logger
+	// Batch is the most messages processed between two persists (default 1000).
+	Batch int
+	// TickEvery is the period of State.Tick (default one minute).
+	TickEvery time.Duration
+	// Observe, when set, is told each batch's size and the partition's pending count.
+	Observe func(part int, handled int, pending uint64)
+
+	mu      sync.Mutex
+	workers map[int]*worker
+}
+
+type worker struct {
+	part   int
+	cancel context.CancelFunc
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// ConsumerName is the durable consumer of a partition's events.
+func ConsumerName(part int) string { return "events-" + strconv.Itoa(part) }
+
+// Callbacks returns the lease callbacks.
+func (r *Runner) Callbacks() Callbacks {
+	return Callbacks{Acquired: r.acquired, Released: r.released}
+}
+
+// Running lists the partitions with a live worker.
+func (r *Runner) Running() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ps []int
+	for p := range r.workers {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func (r *Runner) acquired(ctx context.Context, part int, epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.workers == nil {
+		r.workers = map[int]*worker{}
+	}
+	if _, ok := r.workers[part]; ok {
+		return
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w := &worker{part: part, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
+	r.workers[part] = w
+	go func() {
+		defer close(w.done)
+		if err := r.run(wctx, w, epoch); err != nil {
+			r.Log.Error("partition worker stopped", "partition", part, "err", err)
+		}
+	}()
+}
+
+// released stops the partition's worker gracefully: it stops fetching, finishes the
+// messages it holds, persists, acknowledges and returns.
+func (r *Runner) released(part int) {
+	r.mu.Lock()
+	w, ok := r.workers[part]
+	delete(r.workers, part)
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	close(w.stop)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		w.cancel()
+		<-w.done
+	}
+	w.cancel()
+}
+
+// StopAll stops every worker (SIGTERM path when leases are not used).
+func (r *Runner) StopAll() {
+	for _, p := range r.Running() {
+		r.released(p)
+	}
+}
+
+// consumer (re)creates the partition's durable consumer so that delivery starts right
+// after the acknowledged floor: messages a dead owner had fetched but not acknowledged are
+// redelivered now, not after the ack wait.
+func (r *Runner) consumer(ctx context.Context, part int) (jetstream.Consumer, error) {
+	name := ConsumerName(part)
+	cfg := jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: bus.StoredEventFilter(part),
+		AckPolicy: jetstream.AckAllPolicy, AckWait: time.Minute, MaxAckPending: 20000,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+		Description: "events of partition " + strconv.Itoa(part) + " for its lease holder",
+	}
+	if c, err := r.JS.Consumer(ctx, bus.StreamEvents, name); err == nil {
+		info := c.CachedInfo()
+		if info.NumAckPending == 0 && info.NumRedelivered == 0 {
+			return c, nil
+		}
+		if err := r.JS.DeleteConsumer(ctx, bus.StreamEvents, name); err != nil {
+			return nil, err
+		}
+		if info.AckFloor.Stream > 0 {
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = info.AckFloor.Stream + 1
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	return r.JS.CreateOrUpdateConsumer(ctx, bus.StreamEvents, cfg)
+}
+
+func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
+	batch := r.Batch
+	if batch <= 0 {
+		batch = 1000
+	}
+	tickEvery := r.TickEvery
+	if tickEvery <= 0 {
+		tickEvery = time.Minute
+	}
+	st, err := r.Handler.Open(ctx, w.part, epoch)
+	if err != nil {
+		return fmt.Errorf("opening partition %d: %w", w.part, err)
+	}
+	defer st.Close()
+	cons, err := r.consumer(ctx, w.part)
+	if err != nil {
+		return fmt.Errorf("consumer of partition %d: %w", w.part, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return err
+	}
+	msgs := make(chan jetstream.Msg, batch)
+	quit := make(chan struct{})
+	defer close(quit)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	defer it.Stop()
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	if err := st.Tick(ctx, time.Now()); err != nil {
+		return err
+	}
+	stopping := false
+	stop := w.stop
+	for {
+		var first jetstream.Msg
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return nil // drained after stop, or the connection closed
+			}
+			first = m
+		case <-tick.C:
+			if err := st.Tick(ctx, time.Now()); err != nil {
+				return err
+			}
+			if err := st.Flush(ctx); err != nil {
+				return err
+			}
+			continue
+		case <-stop:
+			// Stop fetching; what was already delivered still arrives on msgs and is
+			// processed, persisted and acknowledged before the channel closes.
+			stopping, stop = true, nil
+			it.Drain()
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		last := first
+		if err := st.Handle(ctx, first); err != nil {
+			return err
+		}
+		n := 1
+	more:
+		for n < batch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				if err := st.Handle(ctx, m); err != nil {
+					return err
+				}
+				last = m
+				n++
+			default:
+				break more
+			}
+		}
+		if err := st.Flush(ctx); err != nil {
+			return err
+		}
+		if err := last.DoubleAck(ctx); err != nil && !stopping {
+			return fmt.Errorf("acknowledging partition %d: %w", w.part, err)
+		}
+		if r.Observe != nil {
+			var pending uint64
+			if md, err := last.Metadata(); err == nil {
+				pending = md.NumPending
+			}
+			r.Observe(w.part, n, pending)
+		}
+	}
+}

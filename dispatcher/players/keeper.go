@@ -1,0 +1,305 @@
+package players
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/partition"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// Event results counted by the keeper.
+const (
+	ResultApplied    = "applied"
+	ResultDuplicate  = "duplicate"
+	ResultInvalid    = "invalid"
+	ResultErased     = "dropped_erased"
+	ResultErasedNow  = "erased"
+	ResultDeadLetter = "deadletter"
+)
+
+// Keeper is the partition handler that keeps players: it applies each partition's events
+// to its players, dead-letters what it cannot apply, carries out erasures and, on a
+// schedule, recomputes RFM and emits player.inactive.
+type Keeper struct {
+	JS jetstream.JetStream
+	// Players is the croupier-players bucket.
+	Players jetstream.KeyValue
+	Log     *slog.Logger
+	// InactiveDays are the thresholds at which player.inactive is emitted (ascending).
+	InactiveDays []int
+	// Count, when set, counts events by type and result.
+	Count func(eventType, result string)
+	Now   func() time.Time
+
+	mu    sync.RWMutex
+	parts map[int]*Partition
+}
+
+var _ partition.Handler = (*Keeper)(nil)
+
+func (k *Keeper) now() time.Time {
+	if k.Now != nil {
+		return k.Now()
+	}
+	return time.Now()
+}
+
+func (k *Keeper) count(t, result string) {
+	if k.Count != nil {
+		k.Count(t, result)
+	}
+}
+
+// Partition returns an owned partition's players (nil when not owned here).
+func (k *Keeper) Partition(part int) *Partition {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.parts[part]
+}
+
+// Partitions lists the owned partitions' player sets.
+func (k *Keeper) Partitions() []*Partition {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	ps := make([]*Partition, 0, len(k.parts))
+	for _, p := range k.parts {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Open loads a partition's players.
+func (k *Keeper) Open(ctx context.Context, part int, _ uint64) (partition.State, error) {
+	pt, err := Load(ctx, k.Players, part)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if k.parts == nil {
+		k.parts = map[int]*Partition{}
+	}
+	k.parts[part] = pt
+	k.mu.Unlock()
+	return &keeperState{k: k, pt: pt}, nil
+}
+
+type keeperState struct {
+	k       *Keeper
+	pt      *Partition
+	pending []jetstream.PubAckFuture
+	events  jetstream.Stream
+}
+
+func (s *keeperState) Close() {
+	s.k.mu.Lock()
+	if s.k.parts[s.pt.Part] == s.pt {
+		delete(s.k.parts, s.pt.Part)
+	}
+	s.k.mu.Unlock()
+}
+
+// eventAddress splits croupier.ev.<brand>.<part>.<player>.<type...>.
+func eventAddress(subject string) (brand, player, eventType string, ok bool) {
+	const prefix = bus.Root + ".ev."
+	if !strings.HasPrefix(subject, prefix) {
+		return "", "", "", false
+	}
+	parts := strings.SplitN(subject[len(prefix):], ".", 4)
+	if len(parts) != 4 {
+		return "", "", "", false
+	}
+	return parts[0], parts[2], parts[3], true
+}
+
+func (s *keeperState) Handle(ctx context.Context, msg jetstream.Msg) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	brand, player, eventType, ok := eventAddress(msg.Subject())
+	if !ok {
+		s.deadLetter(msg, "subject is not croupier.ev.<brand>.<part>.<player>.<type>")
+		return nil
+	}
+	ev, err := ingest.Decode(brand, player, eventType, msg.Data())
+	if err != nil {
+		s.k.count(typeLabel(eventType), ResultInvalid)
+		s.deadLetter(msg, err.Error())
+		return nil
+	}
+	if ev.Type == ingest.TypeErasureRequested {
+		return s.erase(ctx, ev)
+	}
+	switch s.pt.Apply(ev, md.Sequence.Stream) {
+	case Applied:
+		s.k.count(typeLabel(ev.Type), ResultApplied)
+	case Duplicate:
+		s.k.count(typeLabel(ev.Type), ResultDuplicate)
+	case Erased:
+		// The player was erased: the event is dropped and removed, so its data does not
+		// stay in EVENTS.
+		s.k.count(typeLabel(ev.Type), ResultErased)
+		if err := s.deleteEvent(ctx, md.Sequence.Stream); err != nil {
+			s.k.Log.Warn("removing an erased player's event", "partition", s.pt.Part, "seq", md.Sequence.Stream, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *keeperState) deleteEvent(ctx context.Context, seq uint64) error {
+	if s.events == nil {
+		st, err := s.k.JS.Stream(ctx, bus.StreamEvents)
+		if err != nil {
+			return err
+		}
+		s.events = st
+	}
+	return s.events.DeleteMsg(ctx, seq)
+}
+
+// deadLetter moves a message to DEADLETTER with the reason; the batch's flush waits for it.
+func (s *keeperState) deadLetter(msg jetstream.Msg, reason string) {
+	f, err := PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.now())
+	if err != nil {
+		s.k.Log.Error("dead-lettering an event", "partition", s.pt.Part, "err", err)
+		return
+	}
+	s.k.count("", ResultDeadLetter)
+	s.pending = append(s.pending, f)
+}
+
+// PublishDeadLetter publishes a message that could not be processed, with the reason.
+func PublishDeadLetter(js jetstream.JetStream, stream, subject string, hdr map[string][]string, data []byte, reason string, now time.Time) (jetstream.PubAckFuture, error) {
+	b, err := bus.Encode(bus.DeadLetter{Time: now, Stream: stream, Subject: subject, Reason: reason, Header: hdr, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	return js.PublishAsync(bus.DeadLetterSubject(stream), b)
+}
+
+func (s *keeperState) Flush(ctx context.Context) error {
+	for _, f := range s.pending {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("dead-letter publish: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.pending = s.pending[:0]
+	return s.pt.Flush(ctx, s.k.JS)
+}
+
+func (s *keeperState) Tick(ctx context.Context, now time.Time) error {
+	for _, brand := range s.pt.Brands() {
+		for _, c := range s.pt.Sweep(brand, now, s.k.InactiveDays) {
+			ce := bus.CloudEvent{
+				SpecVersion: "1.0", Source: ingest.SourceCroupier, Type: ingest.TypeInactive, Subject: c.Player,
+				ID:   c.Player + "-inactive-" + strconv.Itoa(c.Days) + "-" + strconv.FormatInt(int64(c.Since), 10),
+				Time: now.UTC(), DataContentType: "application/json",
+				Data: json.RawMessage(`{"days":` + strconv.Itoa(c.Days) + `}`),
+			}
+			b, _ := json.Marshal(ce)
+			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, ingest.TypeInactive), b, jetstream.WithMsgID(ce.IdempotencyKey()))
+			if err != nil {
+				return err
+			}
+			s.pending = append(s.pending, f)
+		}
+	}
+	return nil
+}
+
+// erase carries out an erasure request in the partition's order of events: everything the
+// owner changed is persisted first, then every trace with contact data is purged and a
+// tombstone and an AUDIT entry are written.
+func (s *keeperState) erase(ctx context.Context, ev *ingest.Event) error {
+	if err := s.Flush(ctx); err != nil {
+		return err
+	}
+	if p, ok := s.pt.Get(ev.Brand, ev.Player); ok && p.Erased {
+		s.k.count(ev.Type, ResultDuplicate)
+		return nil
+	}
+	if err := s.pt.Erase(ctx, s.k.Players, ev.Brand, ev.Player, s.k.now()); err != nil {
+		return err
+	}
+	actor := ""
+	if ev.Data.Actor != nil {
+		actor = *ev.Data.Actor
+	}
+	if err := PurgePlayer(ctx, s.k.JS, ev.Brand, s.pt.Part, ev.Player); err != nil {
+		return err
+	}
+	entry := bus.AuditEntry{
+		Time: s.k.now().UTC(), Brand: ev.Brand, Kind: bus.KindPlayer, Name: ev.Player, Action: AuditErased,
+		Actor: actor, Note: "erasure request " + ev.ID + ": profile, preferences, state, inbox, events, intents, schedules, deliveries and outcomes purged; consent ledger kept (id only)",
+	}
+	b, _ := bus.Encode(entry)
+	if _, err := s.k.JS.Publish(ctx, bus.AuditSubject(ev.Brand, bus.KindPlayer, ev.Player), b, jetstream.WithMsgID("erase/"+ev.Brand+"/"+ev.Player+"/"+ev.ID)); err != nil {
+		return fmt.Errorf("auditing erasure: %w", err)
+	}
+	s.k.count(ev.Type, ResultErasedNow)
+	s.k.Log.Info("player erased", "brand", ev.Brand, "player", ev.Player, "partition", s.pt.Part)
+	return nil
+}
+
+// Audit actions of the player API.
+const (
+	AuditErased   = "erased"
+	AuditExported = "exported"
+	AuditImported = "imported"
+)
+
+// PurgePlayer removes a player's keys from croupier-prefs, croupier-state and croupier-inbox
+// (KV purge: no revision survives) and the player's subjects from EVENTS, INTENTS (intents
+// and schedules), DELIVERIES and OUTCOMES. croupier-players is the owner's (Partition.Erase).
+func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part int, player string) error {
+	key := bus.PlayerKey(brand, part, player)
+	for _, b := range []string{bus.BucketPrefs, bus.BucketState, bus.BucketInbox} {
+		kv, err := js.KeyValue(ctx, b)
+		if err != nil {
+			return err
+		}
+		if err := kv.Purge(ctx, key); err != nil {
+			return fmt.Errorf("purging %s: %w", b, err)
+		}
+	}
+	purges := []struct{ stream, filter string }{
+		{bus.StreamEvents, bus.StoredPlayerEventsFilter(brand, part, player)},
+		{bus.StreamIntents, bus.IntentSubject(brand, part, player)},
+		{bus.StreamIntents, bus.PlayerSchedulesFilter(brand, part, player)},
+		{bus.StreamDeliveries, bus.PlayerDeliveriesFilter(brand, part, player)},
+		{bus.StreamOutcomes, bus.OutcomeSubject(brand, part, player)},
+	}
+	for _, p := range purges {
+		st, err := js.Stream(ctx, p.stream)
+		if err != nil {
+			return err
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(p.filter)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("purging %s %s: %w", p.stream, p.filter, err)
+		}
+	}
+	return nil
+}
+
+// typeLabel bounds the metric's type label to the known types.
+func typeLabel(t string) string {
+	if ingest.Known(t) {
+		return t
+	}
+	return "other"
+}

@@ -1,0 +1,314 @@
+package players
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// ErrFenced means a conditional write found a revision this owner did not write: another
+// replica owns the partition now (or did in between). The owner must drop the partition's
+// state without acknowledging what it processed; the next owner replays it.
+var ErrFenced = errors.New("partition fenced: croupier-players changed under this owner")
+
+type entry struct {
+	Player
+	rev   uint64
+	dirty bool
+}
+
+// Partition is one partition's players in memory: the index segments are evaluated against
+// and the write-behind cache of croupier-players. Writes come from the partition's one
+// worker goroutine; readers take the read lock.
+type Partition struct {
+	Part int
+
+	mu     sync.RWMutex
+	brands map[string]map[string]*entry
+	dirty  []*entry
+}
+
+// Load reads partition part's players from croupier-players (a watch delivers every
+// current value in one ordered stream, much faster than a get per key).
+func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, error) {
+	pt := &Partition{Part: part, brands: map[string]map[string]*entry{}}
+	w, err := kv.Watch(ctx, "*."+strconv.Itoa(part)+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("loading partition %d: %w", part, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("loading partition %d: watch closed", part)
+			}
+			if e == nil {
+				return pt, nil
+			}
+			en := &entry{rev: e.Revision()}
+			if err := json.Unmarshal(e.Value(), &en.Player); err != nil {
+				return nil, fmt.Errorf("loading %s: %w", e.Key(), err)
+			}
+			en.Intern()
+			pt.brand(en.Brand)[en.ID] = en
+		}
+	}
+}
+
+func (pt *Partition) brand(b string) map[string]*entry {
+	m, ok := pt.brands[b]
+	if !ok {
+		m = map[string]*entry{}
+		pt.brands[in(b)] = m
+	}
+	return m
+}
+
+// Len is the number of players held (tombstones included).
+func (pt *Partition) Len() int {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	n := 0
+	for _, m := range pt.brands {
+		n += len(m)
+	}
+	return n
+}
+
+// EventKey hashes an event's idempotency key (source + id).
+func EventKey(ev *ingest.Event) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ev.Source))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(ev.ID))
+	return h.Sum64() | 1 // never 0: 0 marks an empty slot
+}
+
+// Result says what applying an event did.
+type Result int
+
+// Results of Apply.
+const (
+	Applied Result = iota
+	Duplicate
+	Erased
+)
+
+// Apply applies one validated event at stream sequence seq. Events for an erased player are
+// refused (Erased). The change is persisted by the next Flush.
+func (pt *Partition) Apply(ev *ingest.Event, seq uint64) Result {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	m := pt.brand(ev.Brand)
+	en, ok := m[ev.Player]
+	if !ok {
+		en = &entry{Player: Player{ID: strings.Clone(ev.Player), Brand: in(ev.Brand)}}
+		m[en.ID] = en
+	}
+	if en.Erased {
+		return Erased
+	}
+	if !en.Apply(ev, seq, EventKey(ev)) {
+		return Duplicate
+	}
+	pt.markDirty(en)
+	return Applied
+}
+
+func (pt *Partition) markDirty(en *entry) {
+	if !en.dirty {
+		en.dirty = true
+		pt.dirty = append(pt.dirty, en)
+	}
+}
+
+// Get returns a copy of a player (false when unknown).
+func (pt *Partition) Get(brand, id string) (Player, bool) {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	en, ok := pt.brands[brand][id]
+	if !ok {
+		return Player{}, false
+	}
+	return en.Player, true
+}
+
+// Each calls fn with every live (not erased) player of brand under the read lock; fn must
+// not keep p. It stops when fn returns false.
+func (pt *Partition) Each(brand string, fn func(p *Player) bool) {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	for _, en := range pt.brands[brand] {
+		if en.Erased {
+			continue
+		}
+		if !fn(&en.Player) {
+			return
+		}
+	}
+}
+
+// Brands lists the brands with players in the partition.
+func (pt *Partition) Brands() []string {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	bs := make([]string, 0, len(pt.brands))
+	for b := range pt.brands {
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// Dirty is the number of players changed since the last Flush.
+func (pt *Partition) Dirty() int {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	return len(pt.dirty)
+}
+
+// Flush writes every changed player to croupier-players with asynchronous puts, each
+// conditional on the revision this owner last saw (the fence), and waits for them all. A
+// refused write returns ErrFenced.
+func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
+	pt.mu.Lock()
+	dirty := pt.dirty
+	pt.dirty = nil
+	type pending struct {
+		en  *entry
+		ack jetstream.PubAckFuture
+	}
+	ps := make([]pending, 0, len(dirty))
+	var err error
+	for _, en := range dirty {
+		en.dirty = false
+		b, e := json.Marshal(&en.Player)
+		if e != nil {
+			err = e
+			break
+		}
+		f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), b,
+			jetstream.WithExpectLastSequencePerSubject(en.rev))
+		if e != nil {
+			err = e
+			break
+		}
+		ps = append(ps, pending{en, f})
+	}
+	pt.mu.Unlock()
+	fenced := false
+	for _, p := range ps {
+		select {
+		case a := <-p.ack.Ok():
+			pt.mu.Lock()
+			p.en.rev = a.Sequence
+			pt.mu.Unlock()
+		case e := <-p.ack.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(e, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				fenced = true
+			} else if err == nil {
+				err = e
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fenced {
+		return ErrFenced
+	}
+	if err != nil {
+		// Not written: keep them dirty for the next attempt.
+		pt.mu.Lock()
+		for _, p := range dirty {
+			pt.markDirty(p)
+		}
+		pt.mu.Unlock()
+		return fmt.Errorf("persisting partition %d: %w", pt.Part, err)
+	}
+	return nil
+}
+
+func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// Erase forgets a player: the croupier-players key is purged (no old revision survives) and
+// replaced by a tombstone that makes later events for the id be dropped.
+func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id string, at time.Time) error {
+	key := bus.PlayerKey(brand, pt.Part, id)
+	if err := kv.Purge(ctx, key); err != nil {
+		return fmt.Errorf("purging %s: %w", bus.BucketPlayers, err)
+	}
+	tomb := Player{ID: id, Brand: brand, Erased: true, LastActivity: UnixOf(at)}
+	b, _ := json.Marshal(&tomb)
+	rev, err := kv.Put(ctx, key, b)
+	if err != nil {
+		return fmt.Errorf("writing tombstone: %w", err)
+	}
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	m := pt.brand(brand)
+	en := &entry{Player: tomb, rev: rev}
+	if old, ok := m[id]; ok && old.dirty {
+		old.Player = tomb
+		old.rev = rev
+		old.dirty = false
+		return nil
+	}
+	m[strings.Clone(id)] = en
+	return nil
+}
+
+// Sweep recomputes RFM for brand's players of this partition and returns the players that
+// crossed one of the inactivity thresholds (days, ascending) since their last emission.
+func (pt *Partition) Sweep(brand string, now time.Time, thresholds []int) (crossed []Crossing) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	m := pt.brands[brand]
+	ps := make([]*Player, 0, len(m))
+	idx := make([]*entry, 0, len(m))
+	for _, en := range m {
+		if !en.Erased {
+			ps = append(ps, &en.Player)
+			idx = append(idx, en)
+		}
+	}
+	old := make([]RFM, len(ps))
+	for i, p := range ps {
+		old[i] = p.RFM
+	}
+	ScoreRFM(ps, now)
+	for i, en := range idx {
+		if en.RFM != old[i] {
+			pt.markDirty(en)
+		}
+		days := en.DaysInactive(now)
+		for _, t := range thresholds {
+			if int64(t) <= days && int32(t) > en.InactiveEmitted && (en.LastActivity != 0 || en.RegisteredAt != 0) {
+				en.InactiveEmitted = int32(t)
+				crossed = append(crossed, Crossing{Player: en.ID, Days: t, Since: en.LastActivity})
+				pt.markDirty(en)
+			}
+		}
+	}
+	return crossed
+}
+
+// Crossing is a player who crossed an inactivity threshold.
+type Crossing struct {
+	Player string
+	Days   int
+	Since  Unix
+}

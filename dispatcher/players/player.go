@@ -1,0 +1,555 @@
+// Package players keeps what Croupier knows of each player: the profile from the casino's
+// account system, contact addresses and push tokens, and the metrics derived from events
+// (deposits, bets, sessions, activity, churn risk, RFM). The partition owner holds its
+// partitions' players in memory (the index segments are evaluated against) and is the only
+// writer of croupier-players.
+package players
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/internal/money"
+	"github.com/croupier-crm/croupier/internal/rules"
+)
+
+// Unix is a time in Unix seconds (0: unset). It keeps a player's times in 8 bytes instead of
+// time.Time's 24 and encodes as RFC 3339.
+type Unix int64
+
+// UnixOf converts a time (zero stays 0).
+func UnixOf(t time.Time) Unix {
+	if t.IsZero() {
+		return 0
+	}
+	return Unix(t.Unix())
+}
+
+// Time is the time.Time value (zero for 0).
+func (u Unix) Time() time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(u), 0).UTC()
+}
+
+// MarshalJSON writes RFC 3339 or null.
+func (u Unix) MarshalJSON() ([]byte, error) {
+	if u == 0 {
+		return []byte("null"), nil
+	}
+	return json.Marshal(u.Time().Format(time.RFC3339))
+}
+
+// UnmarshalJSON reads RFC 3339 or null.
+func (u *Unix) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*u = 0
+		return nil
+	}
+	var t time.Time
+	if err := json.Unmarshal(b, &t); err != nil {
+		return err
+	}
+	*u = UnixOf(t)
+	return nil
+}
+
+// Attr is one custom attribute.
+type Attr struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
+}
+
+// GameCount counts bets on one game or game category.
+type GameCount struct {
+	Name  string `json:"n"`
+	Count uint32 `json:"c"`
+}
+
+// topGames is how many games a player's favourite is chosen from (space-saving counters:
+// the favourite is exact unless the player spreads bets over more than this many games).
+const topGames = 4
+
+// recentEvents is how many event keys a player remembers to drop a duplicate that arrives
+// after the stream's 10-minute de-duplication window.
+const recentEvents = 8
+
+// Player is one player's profile and derived metrics; the JSON form is the croupier-players
+// value. Money is in minor units of Currency.
+type Player struct {
+	ID       string `json:"id"`
+	Brand    string `json:"brand"`
+	Erased   bool   `json:"erased,omitempty"`
+	Country  string `json:"country,omitempty"`
+	Language string `json:"language,omitempty"`
+	TimeZone string `json:"timeZone,omitempty"`
+	Currency string `json:"currency,omitempty"`
+
+	VIPLevel           int32  `json:"vipLevel,omitempty"`
+	KYCStatus          string `json:"kycStatus,omitempty"`
+	AgeVerified        bool   `json:"ageVerified,omitempty"`
+	NationalExcluded   bool   `json:"nationalExcluded,omitempty"`
+	SelfExcluded       bool   `json:"selfExcluded,omitempty"`
+	SelfExcludedUntil  Unix   `json:"selfExcludedUntil,omitempty"`
+	CoolingOffUntil    Unix   `json:"coolingOffUntil,omitempty"`
+	AtRiskUntil        Unix   `json:"atRiskUntil,omitempty"`
+	AcquisitionChannel string `json:"acquisitionChannel,omitempty"`
+	TrafficSource      string `json:"trafficSource,omitempty"`
+	RegisteredAt       Unix   `json:"registeredAt,omitempty"`
+	BirthDate          Unix   `json:"birthDate,omitempty"`
+
+	// Contact data: only here, in prefs/inbox and transiently in EVENTS/DELIVERIES.
+	Email               string             `json:"email,omitempty"`
+	Phone               string             `json:"phone,omitempty"`
+	ViberID             string             `json:"viberId,omitempty"`
+	PushTokens          []ingest.PushToken `json:"pushTokens,omitempty"`
+	WebPushSubscription json.RawMessage    `json:"webPushSubscription,omitempty"`
+	EmailBounced        bool               `json:"emailBounced,omitempty"`
+
+	Attrs []Attr `json:"attrs,omitempty"`
+
+	DepositCount    int64       `json:"depositCount,omitempty"`
+	DepositSum      int64       `json:"depositSum,omitempty"`
+	LastDeposit     Unix        `json:"lastDeposit,omitempty"`
+	WithdrawalSum   int64       `json:"withdrawalSum,omitempty"`
+	BetCount        int64       `json:"betCount,omitempty"`
+	StakeSum        int64       `json:"stakeSum,omitempty"`
+	WinSum          int64       `json:"winSum,omitempty"`
+	Games           []GameCount `json:"games,omitempty"`
+	Categories      []GameCount `json:"categories,omitempty"`
+	SessionDays     [7]uint16   `json:"sessionDays"`
+	SessionDay      int32       `json:"sessionDay,omitempty"`
+	LastActivity    Unix        `json:"lastActivity,omitempty"`
+	InactiveEmitted int32       `json:"inactiveEmitted,omitempty"`
+	RFM             RFM         `json:"rfm"`
+
+	// LastSeq is the last EVENTS sequence applied: a redelivered event is not applied twice.
+	LastSeq uint64 `json:"lastSeq,omitempty"`
+	// Recent holds hashes of the last event keys (source + id).
+	Recent [recentEvents]uint64 `json:"recent"`
+}
+
+// RFM is the player's recency, frequency and monetary scores (1-5) and segment name.
+type RFM struct {
+	R       uint8  `json:"r,omitempty"`
+	F       uint8  `json:"f,omitempty"`
+	M       uint8  `json:"m,omitempty"`
+	Segment string `json:"segment,omitempty"`
+}
+
+// interned strings: countries, languages, zones, currencies, games repeat across millions
+// of players; one copy each keeps the index small.
+var intern sync.Map
+
+func in(s string) string {
+	if s == "" || len(s) > 64 {
+		return s
+	}
+	if v, ok := intern.Load(s); ok {
+		return v.(string)
+	}
+	s = strings.Clone(s)
+	v, _ := intern.LoadOrStore(s, s)
+	return v.(string)
+}
+
+// Intern re-interns the shared strings of a player decoded from JSON.
+func (p *Player) Intern() {
+	p.Brand, p.Country, p.Language, p.TimeZone = in(p.Brand), in(p.Country), in(p.Language), in(p.TimeZone)
+	p.Currency, p.KYCStatus, p.AcquisitionChannel, p.TrafficSource = in(p.Currency), in(p.KYCStatus), in(p.AcquisitionChannel), in(p.TrafficSource)
+	p.RFM.Segment = in(p.RFM.Segment)
+	for i := range p.Games {
+		p.Games[i].Name = in(p.Games[i].Name)
+	}
+	for i := range p.Categories {
+		p.Categories[i].Name = in(p.Categories[i].Name)
+	}
+	for i := range p.Attrs {
+		p.Attrs[i].Key = in(p.Attrs[i].Key)
+	}
+	if len(p.WebPushSubscription) == 0 {
+		p.WebPushSubscription = nil
+	}
+}
+
+// Active reports whether an event of this type is the player's own activity (it resets
+// days inactive).
+func Active(t string) bool {
+	switch t {
+	case ingest.TypeRegistered, ingest.TypeDepositCompleted, ingest.TypeDepositFailed,
+		ingest.TypeWithdrawalCompleted, ingest.TypeBetPlaced, ingest.TypeBetSettled,
+		ingest.TypeSessionStarted, ingest.TypeSessionEnded, ingest.TypeBonusActivated,
+		ingest.TypeSurveyAnswered:
+		return true
+	}
+	return false
+}
+
+// atRiskFor is how long a limit.exceeded marks a player as at risk.
+const atRiskFor = 30 * 24 * time.Hour
+
+// Apply changes the player by one validated event. It returns false when the event was
+// already applied (same stream sequence or a remembered source + id) and changes nothing.
+func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
+	if seq != 0 && seq <= p.LastSeq {
+		return false
+	}
+	if key != 0 && slices.Contains(p.Recent[:], key) {
+		return false
+	}
+	if seq != 0 {
+		p.LastSeq = seq
+	}
+	if key != 0 {
+		copy(p.Recent[1:], p.Recent[:recentEvents-1])
+		p.Recent[0] = key
+	}
+	at := ev.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	d := &ev.Data
+	switch ev.Type {
+	case ingest.TypeRegistered:
+		p.applyProfile(ev)
+		if p.RegisteredAt == 0 {
+			p.RegisteredAt = UnixOf(at)
+		}
+	case ingest.TypeProfileUpdated:
+		p.applyProfile(ev)
+	case ingest.TypeImported:
+		p.applyProfile(ev)
+		p.applyImport(ev)
+	case ingest.TypeDepositCompleted:
+		p.adoptCurrency(*d.Currency)
+		p.DepositCount++
+		if *d.Currency == p.Currency {
+			p.DepositSum += ev.AmountMinor
+		}
+		if u := UnixOf(at); u > p.LastDeposit {
+			p.LastDeposit = u
+		}
+	case ingest.TypeWithdrawalCompleted:
+		p.adoptCurrency(*d.Currency)
+		if *d.Currency == p.Currency {
+			p.WithdrawalSum += ev.AmountMinor
+		}
+	case ingest.TypeBetPlaced:
+		p.adoptCurrency(*d.Currency)
+		p.BetCount++
+		if *d.Currency == p.Currency {
+			p.StakeSum += ev.AmountMinor
+		}
+		p.Games = count(p.Games, *d.Game)
+		p.Categories = count(p.Categories, *d.GameCategory)
+	case ingest.TypeBetSettled:
+		if *d.Currency == p.Currency {
+			p.WinSum += ev.WinMinor
+		}
+	case ingest.TypeSessionStarted:
+		p.countSession(at)
+	case ingest.TypeKYCPassed:
+		p.KYCStatus = in("passed")
+	case ingest.TypeKYCFailed:
+		p.KYCStatus = in("failed")
+	case ingest.TypeLimitExceeded:
+		p.AtRiskUntil = UnixOf(at.Add(atRiskFor))
+	case ingest.TypeSelfExclusion:
+		p.SelfExcluded = true
+		p.SelfExcludedUntil = UnixOf(ev.Until)
+		if d.Scope != nil && *d.Scope == "national" {
+			p.NationalExcluded = true
+		}
+	case ingest.TypeCoolingOff:
+		p.CoolingOffUntil = UnixOf(ev.Until)
+	case ingest.TypeTokenInvalid:
+		p.PushTokens = slices.DeleteFunc(p.PushTokens, func(t ingest.PushToken) bool { return t.Token == *d.Token })
+		if len(p.PushTokens) == 0 {
+			p.PushTokens = nil
+		}
+		if *d.Channel == "webpush" {
+			p.WebPushSubscription = nil
+		}
+	case ingest.TypeEmailBounced:
+		if *d.Kind != "soft" {
+			p.EmailBounced = true
+		}
+	}
+	if Active(ev.Type) {
+		if u := UnixOf(at); u > p.LastActivity {
+			p.LastActivity = u
+			p.InactiveEmitted = 0
+		}
+	}
+	return true
+}
+
+func (p *Player) adoptCurrency(c string) {
+	if p.Currency == "" {
+		p.Currency = in(c)
+	}
+}
+
+func (p *Player) applyProfile(ev *ingest.Event) {
+	d := &ev.Data
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = in(*v)
+		}
+	}
+	set(&p.Country, d.Country)
+	set(&p.Language, d.Language)
+	set(&p.TimeZone, d.TimeZone)
+	set(&p.KYCStatus, d.KYCStatus)
+	set(&p.AcquisitionChannel, d.AcquisitionChannel)
+	set(&p.TrafficSource, d.TrafficSource)
+	if d.Currency != nil {
+		p.Currency = in(*d.Currency)
+	}
+	if d.Email != nil {
+		if *d.Email != p.Email {
+			p.EmailBounced = false
+		}
+		p.Email = strings.Clone(*d.Email)
+	}
+	if d.Phone != nil {
+		p.Phone = strings.Clone(*d.Phone)
+	}
+	if d.ViberID != nil {
+		p.ViberID = strings.Clone(*d.ViberID)
+	}
+	if d.VIPLevel != nil {
+		p.VIPLevel = int32(*d.VIPLevel)
+	}
+	if d.AgeVerified != nil {
+		p.AgeVerified = *d.AgeVerified
+	}
+	if !ev.BirthDate.IsZero() {
+		p.BirthDate = UnixOf(ev.BirthDate)
+	}
+	if d.PushTokens != nil {
+		p.PushTokens = nil
+		if len(*d.PushTokens) > 0 {
+			p.PushTokens = slices.Clone(*d.PushTokens)
+		}
+	}
+	if len(d.WebPushSubscription) > 0 {
+		if string(d.WebPushSubscription) == "null" {
+			p.WebPushSubscription = nil
+		} else {
+			p.WebPushSubscription = slices.Clone(d.WebPushSubscription)
+		}
+	}
+	for k, v := range d.Attrs {
+		p.setAttr(k, v)
+	}
+}
+
+func (p *Player) applyImport(ev *ingest.Event) {
+	d := &ev.Data
+	if !ev.RegisteredAt.IsZero() {
+		p.RegisteredAt = UnixOf(ev.RegisteredAt)
+	}
+	if d.SelfExcluded != nil {
+		p.SelfExcluded = *d.SelfExcluded
+	}
+	if !ev.CoolingOffUntil.IsZero() {
+		p.CoolingOffUntil = UnixOf(ev.CoolingOffUntil)
+	}
+	if d.DepositCount != nil {
+		p.DepositCount = *d.DepositCount
+	}
+	if d.DepositSum != nil {
+		p.DepositSum = ev.DepositSumMinor
+	}
+	if d.WithdrawalSum != nil {
+		p.WithdrawalSum = ev.WithdrawalSumMinor
+	}
+	if !ev.LastActivity.IsZero() {
+		p.LastActivity = UnixOf(ev.LastActivity)
+	}
+}
+
+func (p *Player) setAttr(k string, v any) {
+	i := slices.IndexFunc(p.Attrs, func(a Attr) bool { return a.Key == k })
+	if v == nil { // null removes the attribute
+		if i >= 0 {
+			p.Attrs = slices.Delete(p.Attrs, i, i+1)
+		}
+		return
+	}
+	s := ingest.AttrString(v)
+	if i >= 0 {
+		p.Attrs[i].Value = in(s)
+		return
+	}
+	p.Attrs = append(p.Attrs, Attr{Key: in(k), Value: in(s)})
+	slices.SortFunc(p.Attrs, func(a, b Attr) int { return strings.Compare(a.Key, b.Key) })
+}
+
+// count adds one to name's counter (space-saving: a new name replaces the smallest counter
+// and inherits its count, so a frequent game is never lost).
+func count(cs []GameCount, name string) []GameCount {
+	for i := range cs {
+		if cs[i].Name == name {
+			cs[i].Count++
+			return cs
+		}
+	}
+	if len(cs) < topGames {
+		return append(cs, GameCount{Name: in(name), Count: 1})
+	}
+	m := 0
+	for i := range cs {
+		if cs[i].Count < cs[m].Count {
+			m = i
+		}
+	}
+	cs[m] = GameCount{Name: in(name), Count: cs[m].Count + 1}
+	return cs
+}
+
+func favourite(cs []GameCount) string {
+	best := -1
+	for i := range cs {
+		if best < 0 || cs[i].Count > cs[best].Count || (cs[i].Count == cs[best].Count && cs[i].Name < cs[best].Name) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return cs[best].Name
+}
+
+func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }
+
+// countSession counts a session on its UTC day in a 7-day ring.
+func (p *Player) countSession(at time.Time) {
+	day := dayOf(at)
+	p.advanceSessions(day)
+	if day <= p.SessionDay-7 {
+		return // older than the ring
+	}
+	if p.SessionDays[day%7] < math.MaxUint16 {
+		p.SessionDays[day%7]++
+	}
+}
+
+// advanceSessions moves the ring to day, clearing the days it skips.
+func (p *Player) advanceSessions(day int32) {
+	if day <= p.SessionDay {
+		return
+	}
+	gap := day - p.SessionDay
+	if p.SessionDay == 0 || gap >= 7 {
+		p.SessionDays = [7]uint16{}
+	} else {
+		for d := p.SessionDay + 1; d <= day; d++ {
+			p.SessionDays[d%7] = 0
+		}
+	}
+	p.SessionDay = day
+}
+
+// SessionsPerWeek counts the sessions of the 7 days up to now.
+func (p *Player) SessionsPerWeek(now time.Time) int {
+	day := dayOf(now)
+	if p.SessionDay == 0 || day-p.SessionDay >= 7 {
+		return 0
+	}
+	n := 0
+	for d := max(day-6, p.SessionDay-6); d <= p.SessionDay; d++ {
+		n += int(p.SessionDays[d%7])
+	}
+	return n
+}
+
+// DaysInactive is the number of whole days since the last activity (since registration
+// when there was none).
+func (p *Player) DaysInactive(now time.Time) int64 {
+	last := p.LastActivity
+	if last == 0 {
+		last = p.RegisteredAt
+	}
+	if last == 0 {
+		return 0
+	}
+	d := (now.Unix() - int64(last)) / 86400
+	return max(d, 0)
+}
+
+// ChurnRisk is 0 (just active) to 1 (gone): 1 - exp(-days inactive / the player's usual
+// gap), where the usual gap is a week divided by the sessions of the last week (at least
+// one day, at most 14: a player with no recent sessions is judged against a fortnight).
+func (p *Player) ChurnRisk(now time.Time) float64 {
+	days := float64(p.DaysInactive(now))
+	gap := 14.0
+	if s := p.SessionsPerWeek(now); s > 0 {
+		gap = math.Max(1, 7/float64(s))
+	}
+	return math.Round((1-math.Exp(-days/gap))*1000) / 1000
+}
+
+// Rules is the player as the CEL environment sees it at now.
+func (p *Player) Rules(now time.Time) rules.Player {
+	exp := math.Pow10(money.Exponent(p.Currency))
+	major := func(minor int64) float64 { return float64(minor) / exp }
+	ltv := major(p.StakeSum - p.WinSum)
+	months := 1.0
+	if p.RegisteredAt != 0 {
+		months = math.Max(1, now.Sub(p.RegisteredAt.Time()).Hours()/24/30.4375)
+	}
+	avg := 0.0
+	if p.BetCount > 0 {
+		avg = major(p.StakeSum) / float64(p.BetCount)
+	}
+	var attrs map[string]string
+	if len(p.Attrs) > 0 {
+		attrs = make(map[string]string, len(p.Attrs))
+		for _, a := range p.Attrs {
+			attrs[a.Key] = a.Value
+		}
+	}
+	nowU := Unix(now.Unix())
+	return rules.Player{
+		ID: p.ID, Country: p.Country, Language: p.Language, TimeZone: p.TimeZone, Currency: p.Currency,
+		VIPLevel: int64(p.VIPLevel), KYCStatus: p.KYCStatus, AgeVerified: p.AgeVerified,
+		SelfExcluded:         p.SelfExcludedAt(now),
+		CoolingOff:           p.CoolingOffUntil > nowU,
+		AtRisk:               p.AtRiskUntil > nowU,
+		AcquisitionChannel:   p.AcquisitionChannel,
+		RegisteredAt:         p.RegisteredAt.Time(),
+		BirthDate:            p.BirthDate.Time(),
+		DepositCount:         p.DepositCount,
+		DepositSum:           major(p.DepositSum),
+		WithdrawalSum:        major(p.WithdrawalSum),
+		LTV:                  ltv,
+		ARPU:                 math.Round(ltv/months*100) / 100,
+		BetCount:             p.BetCount,
+		AvgBet:               math.Round(avg*100) / 100,
+		NetLoss:              major(p.DepositSum - p.WithdrawalSum),
+		FavoriteGame:         favourite(p.Games),
+		FavoriteGameCategory: favourite(p.Categories),
+		SessionsPerWeek:      float64(p.SessionsPerWeek(now)),
+		LastActivity:         p.LastActivity.Time(),
+		DaysInactive:         p.DaysInactive(now),
+		ChurnRisk:            p.ChurnRisk(now),
+		RFM:                  rules.RFM{R: int64(p.RFM.R), F: int64(p.RFM.F), M: int64(p.RFM.M), Segment: p.RFM.Segment},
+		HasEmail:             p.Email != "" && !p.EmailBounced,
+		HasPhone:             p.Phone != "",
+		HasPush:              len(p.PushTokens) > 0 || len(p.WebPushSubscription) > 0,
+		Attrs:                attrs,
+	}
+}
+
+// SelfExcludedAt reports a self-exclusion in force at now (indefinite when no end).
+func (p *Player) SelfExcludedAt(now time.Time) bool {
+	return p.NationalExcluded || (p.SelfExcluded && (p.SelfExcludedUntil == 0 || p.SelfExcludedUntil > Unix(now.Unix())))
+}

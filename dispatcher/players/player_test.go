@@ -1,0 +1,164 @@
+package players_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// ev builds and decodes a CloudEvent the way intake does.
+func ev(t testing.TB, id, typ string, at time.Time, data string) *ingest.Event {
+	t.Helper()
+	raw := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"pam.baku","type":%q,"subject":"p-1","time":%q,"data":%s}`,
+		id, typ, at.Format(time.RFC3339), data)
+	e, err := ingest.Decode("baku", "p-1", typ, []byte(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", typ, err)
+	}
+	return e
+}
+
+func TestDerivedMetrics(t *testing.T) {
+	p := &players.Player{ID: "p-1", Brand: "baku"}
+	seq := uint64(0)
+	apply := func(e *ingest.Event) bool { seq++; return p.Apply(e, seq, players.EventKey(e)) }
+	apply(ev(t, "r", ingest.TypeRegistered, t0, `{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","email":"a@example.az","attrs":{"segment":"vip","score":7}}`))
+	apply(ev(t, "d1", ingest.TypeDepositCompleted, t0.Add(time.Hour), `{"amount":"50.00","currency":"AZN","method":"card","depositId":"d1"}`))
+	apply(ev(t, "d2", ingest.TypeDepositCompleted, t0.Add(2*time.Hour), `{"amount":"25.50","currency":"AZN","method":"card","depositId":"d2"}`))
+	if apply(ev(t, "d2", ingest.TypeDepositCompleted, t0.Add(2*time.Hour), `{"amount":"25.50","currency":"AZN","method":"card","depositId":"d2"}`)) {
+		t.Fatal("a repeated source+id was applied twice")
+	}
+	if p.Apply(ev(t, "d3", ingest.TypeDepositCompleted, t0, `{"amount":"1.00","currency":"AZN","method":"card","depositId":"d3"}`), p.LastSeq, 0) {
+		t.Fatal("a redelivered stream sequence was applied twice")
+	}
+	apply(ev(t, "w1", ingest.TypeWithdrawalCompleted, t0.Add(3*time.Hour), `{"amount":"10.00","currency":"AZN","withdrawalId":"w1"}`))
+	for i, g := range []string{"book-of-ra", "book-of-ra", "book-of-ra", "roulette", "blackjack"} {
+		cat := "slots"
+		if g != "book-of-ra" {
+			cat = "table"
+		}
+		apply(ev(t, fmt.Sprint("b", i), ingest.TypeBetPlaced, t0.Add(4*time.Hour), fmt.Sprintf(`{"amount":"2.00","currency":"AZN","game":%q,"gameCategory":%q,"roundId":"r%d"}`, g, cat, i)))
+	}
+	apply(ev(t, "s1", ingest.TypeBetSettled, t0.Add(4*time.Hour), `{"amount":"2.00","win":"3.00","currency":"AZN","game":"book-of-ra","gameCategory":"slots","roundId":"r0"}`))
+	for i := range 3 {
+		apply(ev(t, fmt.Sprint("ss", i), ingest.TypeSessionStarted, t0.Add(time.Duration(i)*24*time.Hour), `{}`))
+	}
+	apply(ev(t, "old", ingest.TypeSessionStarted, t0.Add(-20*24*time.Hour), `{}`))
+	apply(ev(t, "u1", ingest.TypeProfileUpdated, t0.Add(5*time.Hour), `{"vipLevel":3,"kycStatus":"passed","pushTokens":[{"platform":"ios","token":"tok"}],"attrs":{"score":null}}`))
+	apply(ev(t, "x1", ingest.TypeCoolingOff, t0.Add(5*time.Hour), `{"until":"2026-11-20T00:00:00Z"}`))
+
+	now := t0.Add(2*24*time.Hour + 6*time.Hour)
+	r := p.Rules(now)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"depositCount", r.DepositCount, int64(2)},
+		{"depositSum", r.DepositSum, 75.5},
+		{"withdrawalSum", r.WithdrawalSum, 10.0},
+		{"netLoss", r.NetLoss, 65.5},
+		{"betCount", r.BetCount, int64(5)},
+		{"avgBet", r.AvgBet, 2.0},
+		{"ltv", r.LTV, 7.0},
+		{"arpu", r.ARPU, 7.0},
+		{"favoriteGame", r.FavoriteGame, "book-of-ra"},
+		{"favoriteGameCategory", r.FavoriteGameCategory, "slots"},
+		{"sessionsPerWeek", r.SessionsPerWeek, 3.0},
+		{"lastActivity", r.LastActivity, t0.Add(2 * 24 * time.Hour)},
+		{"daysInactive", r.DaysInactive, int64(0)},
+		{"vipLevel", r.VIPLevel, int64(3)},
+		{"kycStatus", r.KYCStatus, "passed"},
+		{"coolingOff", r.CoolingOff, true},
+		{"hasEmail", r.HasEmail, true},
+		{"hasPush", r.HasPush, true},
+		{"attrs", fmt.Sprint(r.Attrs), "map[segment:vip]"},
+		{"timeZone", r.TimeZone, "Asia/Baku"},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	later := now.Add(30 * 24 * time.Hour)
+	if r := p.Rules(later); r.DaysInactive != 30 || r.SessionsPerWeek != 0 || r.ChurnRisk < 0.85 || r.CoolingOff {
+		t.Errorf("a month later: daysInactive %d sessions %v churn %v coolingOff %v", r.DaysInactive, r.SessionsPerWeek, r.ChurnRisk, r.CoolingOff)
+	}
+	if r.ChurnRisk != 0 {
+		t.Errorf("churn risk of an active player = %v", r.ChurnRisk)
+	}
+
+	// The JSON form round-trips everything, including the dedup memory.
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back players.Player
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(back.Rules(now)) != fmt.Sprint(p.Rules(now)) || back.Recent != p.Recent || back.LastSeq != p.LastSeq {
+		t.Errorf("JSON round trip changed the player:\n%+v\n%+v", back.Rules(now), p.Rules(now))
+	}
+	again := ev(t, "x1", ingest.TypeCoolingOff, t0.Add(5*time.Hour), `{"until":"2026-11-20T00:00:00Z"}`)
+	if back.Apply(again, 0, players.EventKey(again)) {
+		t.Error("a reloaded player forgot the recent event keys")
+	}
+}
+
+func TestSelfExclusionAndRisk(t *testing.T) {
+	p := &players.Player{ID: "p-1"}
+	p.Apply(ev(t, "a", ingest.TypeSelfExclusion, t0, `{"until":"2026-12-01T00:00:00Z"}`), 1, 0)
+	if !p.Rules(t0).SelfExcluded || p.Rules(t0.Add(40*24*time.Hour)).SelfExcluded {
+		t.Error("a timed self-exclusion must hold until its end and then lapse")
+	}
+	p.Apply(ev(t, "b", ingest.TypeSelfExclusion, t0, `{"scope":"national"}`), 2, 0)
+	if !p.Rules(t0.Add(400 * 24 * time.Hour)).SelfExcluded {
+		t.Error("a national exclusion without an end is indefinite")
+	}
+	p.Apply(ev(t, "c", ingest.TypeLimitExceeded, t0, `{"limitType":"loss","limit":"100.00","used":"120.00","period":"week","blocked":true}`), 3, 0)
+	if !p.Rules(t0.Add(24*time.Hour)).AtRisk || p.Rules(t0.Add(31*24*time.Hour)).AtRisk {
+		t.Error("limit.exceeded marks the player at risk for 30 days")
+	}
+}
+
+func TestRFMQuintiles(t *testing.T) {
+	now := t0
+	var ps []*players.Player
+	for i := range 10 {
+		ps = append(ps, &players.Player{
+			ID: fmt.Sprint("p", i), LastActivity: players.UnixOf(now.Add(-time.Duration(i) * 24 * time.Hour)),
+			DepositCount: int64(i), DepositSum: int64(i * 1000),
+		})
+	}
+	if changed := players.ScoreRFM(ps, now); changed != 10 {
+		t.Errorf("changed = %d, want 10", changed)
+	}
+	// p0: most recent, fewest deposits; p9: least recent, most deposits.
+	want := map[string]players.RFM{
+		"p0": {R: 5, F: 1, M: 1, Segment: players.SegmentNew},
+		"p1": {R: 5, F: 1, M: 1, Segment: players.SegmentNew},
+		"p2": {R: 4, F: 2, M: 2, Segment: players.SegmentPotentialLoyalist},
+		"p5": {R: 3, F: 3, M: 3, Segment: players.SegmentNeedAttention},
+		"p9": {R: 1, F: 5, M: 5, Segment: players.SegmentCannotLose},
+	}
+	for _, p := range ps {
+		if w, ok := want[p.ID]; ok && p.RFM != w {
+			t.Errorf("%s: %+v, want %+v", p.ID, p.RFM, w)
+		}
+	}
+	if changed := players.ScoreRFM(ps, now); changed != 0 {
+		t.Errorf("rescoring the same data changed %d players", changed)
+	}
+	// Equal values get equal scores.
+	same := []*players.Player{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	players.ScoreRFM(same, now)
+	if same[0].RFM != same[1].RFM || same[1].RFM != same[2].RFM {
+		t.Errorf("ties scored differently: %+v %+v %+v", same[0].RFM, same[1].RFM, same[2].RFM)
+	}
+}

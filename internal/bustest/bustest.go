@@ -1,0 +1,61 @@
+// Package bustest starts a real embedded NATS server with the Croupier topology for tests.
+package bustest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// Server is an embedded server with the topology ensured.
+type Server struct {
+	*server.Server
+	Partitions int
+}
+
+// Start starts a server with file storage in a temporary directory and ensures the
+// topology with the given partition count. It stops when the test ends.
+func Start(t testing.TB, partitions int) *Server {
+	t.Helper()
+	s, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	srv := &Server{Server: s, Partitions: partitions}
+	_, js := srv.Connect(t)
+	if _, err := bus.EnsureTopology(context.Background(), js, bus.TopologyOptions{Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// Connect opens a client connection closed at the end of the test.
+func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := bus.ConnectEmbedded(s.Server, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// KV opens a bucket.
+func KV(t testing.TB, js jetstream.JetStream, bucket string) jetstream.KeyValue {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
