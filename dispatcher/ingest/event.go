@@ -610,3 +610,13 @@ func oneOf(s string, set ...string) bool {
 	}
 	return false
 }
+
+// ErasureRequest is the event the admin API publishes to have the player's partition owner
+// erase the player in order with the player's other events. It names the actor only.
+func ErasureRequest(player, actor, requestID string, now time.Time) bus.CloudEvent {
+	data, _ := json.Marshal(map[string]string{"actor": actor})
+	return bus.CloudEvent{
+		SpecVersion: "1.0", ID: requestID, Source: SourceCroupier, Type: TypeErasureRequested,
+		Subject: player, Time: now.UTC(), DataContentType: "application/json", Data: data,
+	}
+}

@@ -91,9 +91,11 @@ func (l *Leases) Run(ctx context.Context, cb Callbacks) error {
 	if l.TTL <= 0 {
 		l.TTL = 6 * time.Second
 	}
+	l.mu.Lock()
 	l.entries = map[string]jetstream.KeyValueEntry{}
 	l.owned = map[int]ownedLease{}
 	l.synced = make(chan struct{})
+	l.mu.Unlock()
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := l.KV.WatchAll(wctx)
