@@ -6,6 +6,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -180,6 +181,10 @@ func Decode(brand, player, eventType string, raw []byte) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&ev.CloudEvent); err != nil {
+		var pe *time.ParseError
+		if errors.As(err, &pe) {
+			return nil, fieldErr("time", "%q is not an RFC 3339 time", pe.Value)
+		}
 		return nil, jsonErr("event", err)
 	}
 	if dec.More() {
