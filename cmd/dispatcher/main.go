@@ -1,48 +1,72 @@
-// Command dispatcher owns the NATS topology and, as the later parts land, routes and
-// delivers messages. With no --nats-url it embeds a NATS server with JetStream file storage
-// under --data-dir: the default for one machine and for tests.
+// Command dispatcher owns the NATS topology, takes its share of the partitions by lease,
+// keeps players from their events, and serves the authenticated event intake and admin
+// API. With no --nats-url it embeds a NATS server with JetStream file storage under
+// --data-dir: the default for one machine and for tests.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/client-go/kubernetes"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/croupier-crm/croupier/dispatcher/app"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
 func main() {
 	var (
-		natsURL, natsCreds, natsCA, dataDir, listen, httpAddr string
+		natsURL, natsCreds, natsCA, dataDir, listen, inactive string
 		partitions, replicas                                  int
+		noKube                                                bool
+		o                                                     app.Options
 	)
+	host, _ := os.Hostname()
 	flag.StringVar(&natsURL, "nats-url", "", "NATS server URL(s); empty embeds a server")
 	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials file (JWT + nkey)")
 	flag.StringVar(&natsCA, "nats-ca", "", "CA file that signs the NATS servers' certificates")
 	flag.StringVar(&dataDir, "data-dir", ".croupier/nats", "JetStream storage of the embedded server")
 	flag.StringVar(&listen, "nats-listen", "127.0.0.1:4222", "client address of the embedded server")
-	flag.StringVar(&httpAddr, "http-bind-address", ":8090", "address of /healthz and /readyz")
 	flag.IntVar(&partitions, "partitions", bus.DefaultPartitions, "partitions of a new EVENTS stream")
 	flag.IntVar(&replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster)")
+	flag.StringVar(&o.Replica, "replica", replicaName(host), "this replica's name in croupier-leases")
+	flag.DurationVar(&o.LeaseTTL, "lease-ttl", 6*time.Second, "partition lease duration without renewal (renewed every third)")
+	flag.IntVar(&o.Batch, "batch", 1000, "most events processed per partition between two persists")
+	flag.DurationVar(&o.SweepEvery, "sweep-interval", 10*time.Minute, "period of RFM scoring and inactivity checks")
+	flag.StringVar(&inactive, "inactive-days", "7,14,30,60,90", "days without activity at which player.inactive is emitted")
+	flag.StringVar(&o.APIAddr, "api-bind-address", ":8443", "HTTPS address of the event intake and admin API")
+	flag.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (self-signed when empty)")
+	flag.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key")
+	flag.StringVar(&o.HealthAddr, "http-bind-address", ":8090", "address of /healthz, /readyz and /metrics")
+	flag.BoolVar(&noKube, "no-kubernetes", false, "run without a Kubernetes API (no intake keys, no admin API)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log, natsURL, natsCreds, natsCA, dataDir, listen, httpAddr, partitions, replicas); err != nil {
+	days, err := parseDays(inactive)
+	if err != nil {
+		log.Error("--inactive-days", "err", err)
+		os.Exit(2)
+	}
+	o.InactiveDays = days
+	if err := run(log, natsURL, natsCreds, natsCA, dataDir, listen, partitions, replicas, noKube, o); err != nil {
 		log.Error("dispatcher stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen, httpAddr string, partitions, replicas int) error {
+func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partitions, replicas int, noKube bool, o app.Options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -67,7 +91,7 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen, httpAddr string,
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
+	defer func() { _ = nc.Drain() }()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -77,26 +101,48 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen, httpAddr string,
 		return err
 	}
 	log.Info("NATS topology ensured", "partitions", topo.Partitions)
+	o.Partitions = topo.Partitions
+	if !noKube {
+		cfg, err := ctrlconfig.GetConfig()
+		if err != nil {
+			return fmt.Errorf("Kubernetes API (or --no-kubernetes): %w", err)
+		}
+		o.Kube, err = kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+	}
+	return app.Run(ctx, log, nc, js, o)
+}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := bus.CheckTopology(r.Context(), js); err != nil || !nc.IsConnected() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+var nonToken = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// replicaName makes a subject token of the host name (the pod name in Kubernetes).
+func replicaName(host string) string {
+	n := nonToken.ReplaceAllString(host, "-")
+	if n == "" {
+		n = "dispatcher"
+	}
+	if len(n) > 100 {
+		n = n[:100]
+	}
+	return n + "-" + strconv.Itoa(os.Getpid())
+}
+
+func parseDays(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
 		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	hs := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("health endpoint", "err", err)
-			stop()
+		d, err := strconv.Atoi(f)
+		if err != nil || d <= 0 || d > 3650 {
+			return nil, fmt.Errorf("%q: must be a comma-separated list of days between 1 and 3650", f)
 		}
-	}()
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return hs.Shutdown(sctx)
+		if len(out) > 0 && d <= out[len(out)-1] {
+			return nil, fmt.Errorf("%q: days must be ascending", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

@@ -1,0 +1,238 @@
+// Package app wires the dispatcher's parts into one process: partition leases and the
+// players keeper, the HTTPS intake and admin API, and the health and metrics endpoint. The
+// dispatcher binary and the local stack (make dev) both run it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/partition"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// Options configure the dispatcher.
+type Options struct {
+	// Replica is this replica's name in croupier-leases (a subject token).
+	Replica string
+	// Partitions is the EVENTS stream's partition count (from EnsureTopology).
+	Partitions int
+	// LeaseTTL is how long a partition lease lasts without renewal.
+	LeaseTTL time.Duration
+	// Batch is the most events processed between two persists per partition.
+	Batch int
+	// SweepEvery is the period of RFM scoring and inactivity checks.
+	SweepEvery time.Duration
+	// InactiveDays are the thresholds at which player.inactive is emitted.
+	InactiveDays []int
+	// APIAddr serves the HTTPS intake and admin API.
+	APIAddr string
+	// TLSCertFile and TLSKeyFile are the serving certificate (self-signed when empty).
+	TLSCertFile, TLSKeyFile string
+	// HealthAddr serves /healthz, /readyz and /metrics over plain HTTP.
+	HealthAddr string
+	// Kube is the Kubernetes client (Secrets, TokenReview, SubjectAccessReview). Without
+	// it the intake has no keys and the admin API is off.
+	Kube kubernetes.Interface
+	// Registry receives the metrics (a new one when nil).
+	Registry *prometheus.Registry
+	// Ready is closed once the servers listen.
+	Ready chan<- struct{}
+}
+
+// Metrics are the dispatcher's Prometheus metrics.
+type Metrics struct {
+	Events    *prometheus.CounterVec
+	Owned     *prometheus.GaugeVec
+	Lag       *prometheus.GaugeVec
+	Players   prometheus.GaugeFunc
+	BatchSize prometheus.Histogram
+}
+
+func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_events_total",
+			Help: "Player events by type and result (accepted/rejected at the HTTP intake; applied, duplicate, invalid, dropped_erased, erased at the partition owner; deadletter)."},
+			[]string{"type", "result"}),
+		Owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_owned",
+			Help: "1 for each partition this replica holds the lease of."}, []string{"partition"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_consumer_lag",
+			Help: "Events of an owned partition not yet delivered to its owner (consumer pending count)."}, []string{"partition"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "croupier_partition_batch_events",
+			Help: "Events processed between two persists.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+	}
+	m.Players = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "croupier_players",
+		Help: "Players held in memory by this replica's partitions."}, func() float64 {
+		n := 0
+		for _, p := range keeper.Partitions() {
+			n += p.Len()
+		}
+		return float64(n)
+	})
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize)
+	return m
+}
+
+// Run runs the dispatcher until ctx ends, then shuts down in order: the HTTP servers
+// finish their requests, every partition stops fetching, finishes, persists, acknowledges
+// and hands its lease over.
+func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, js jetstream.JetStream, o Options) error {
+	if err := bus.CheckToken("replica", o.Replica); err != nil {
+		return err
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	playersKV, err := js.KeyValue(ctx, bus.BucketPlayers)
+	if err != nil {
+		return err
+	}
+	leasesKV, err := js.KeyValue(ctx, bus.BucketLeases)
+	if err != nil {
+		return err
+	}
+	configKV, err := js.KeyValue(ctx, bus.BucketConfig)
+	if err != nil {
+		return err
+	}
+	keeper := &players.Keeper{JS: js, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
+	m := newMetrics(reg, keeper)
+	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
+	runner := &partition.Runner{JS: js, Handler: keeper, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery,
+		Observe: func(part, n int, pending uint64) {
+			m.BatchSize.Observe(float64(n))
+			m.Lag.WithLabelValues(strconv.Itoa(part)).Set(float64(pending))
+		}}
+	cb := runner.Callbacks()
+	leases := &partition.Leases{KV: leasesKV, Replica: o.Replica, Partitions: o.Partitions, TTL: o.LeaseTTL, Log: log}
+	callbacks := partition.Callbacks{
+		Acquired: func(ctx context.Context, part int, epoch uint64) {
+			cb.Acquired(ctx, part, epoch)
+			m.Owned.WithLabelValues(strconv.Itoa(part)).Set(1)
+		},
+		Released: func(part int) {
+			cb.Released(part)
+			m.Owned.DeleteLabelValues(strconv.Itoa(part))
+			m.Lag.DeleteLabelValues(strconv.Itoa(part))
+		},
+	}
+
+	mux := http.NewServeMux()
+	intake := &ingest.Intake{JS: js, Log: log, Count: func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }}
+	if o.Kube != nil {
+		intake.Keys = &ingest.SecretKeys{Config: configKV, Secrets: o.Kube.CoreV1()}
+		authn, authz, err := api.Delegated(ctx, o.Kube)
+		if err != nil {
+			return err
+		}
+		admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: o.Partitions, Log: log}
+		admin.Register(mux)
+	} else {
+		intake.Keys = ingest.StaticKeys{}
+		log.Warn("no Kubernetes API: intake keys and the admin API are unavailable")
+	}
+	mux.Handle("POST /v1/brands/{brand}/events", intake)
+
+	cert, err := servingCert(o)
+	if err != nil {
+		return err
+	}
+	apiSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	var leasesRunning sync.WaitGroup
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !nc.IsConnected() {
+			http.Error(w, "NATS not connected", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := bus.CheckTopology(r.Context(), js); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	health.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	healthSrv := &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
+
+	apiLn, err := net.Listen("tcp", o.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API listener: %w", err)
+	}
+	healthLn, err := net.Listen("tcp", o.HealthAddr)
+	if err != nil {
+		_ = apiLn.Close()
+		return fmt.Errorf("health listener: %w", err)
+	}
+	errs := make(chan error, 3)
+	go func() {
+		if err := apiSrv.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("API server: %w", err)
+		}
+	}()
+	go func() {
+		if err := healthSrv.Serve(healthLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("health server: %w", err)
+		}
+	}()
+	lctx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLeases()
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		if err := leases.Run(lctx, callbacks); err != nil {
+			errs <- err
+		}
+	}()
+	log.Info("dispatcher running", "replica", o.Replica, "partitions", o.Partitions, "api", apiLn.Addr().String(), "health", healthLn.Addr().String())
+	if o.Ready != nil {
+		close(o.Ready)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	log.Info("dispatcher stopping: finishing requests, then partitions")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = apiSrv.Shutdown(sctx)
+	stopLeases()
+	leasesRunning.Wait()
+	_ = healthSrv.Shutdown(sctx)
+	log.Info("dispatcher stopped")
+	return runErr
+}
+
+// servingCert loads the certificate files or makes a self-signed one for localhost.
+func servingCert(o Options) (tls.Certificate, error) {
+	if o.TLSCertFile != "" {
+		return tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+	}
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, []string{"croupier-dispatcher"})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
