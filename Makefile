@@ -48,5 +48,15 @@ dev: envtest ## Runs the whole system locally on embedded defaults.
 	bash hack/dev.sh
 
 .PHONY: bench
+REFERENCE ?= ../shared/bench/natsceiling
+BENCH_OUT ?= .croupier/bench.txt
+
+# Benchmarks beside the raw JetStream ceiling measured in the same run (docs/benchmarks.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@mkdir -p $(dir $(BENCH_OUT)); : > $(BENCH_OUT)
+	@uname -srm | tee -a $(BENCH_OUT); nproc | sed 's/^/cores: /' | tee -a $(BENCH_OUT)
+	@if [ -d $(REFERENCE) ]; then (cd $(REFERENCE) && $(GO) run . -n 200000) | tee -a $(BENCH_OUT); \
+	  else echo "reference $(REFERENCE) not found: figures without a ceiling" | tee -a $(BENCH_OUT); fi
+	$(GO) test -run '^$$' -bench NATSIntake -benchtime 200000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench HTTPIntake -benchtime 2000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench IndexMemory -benchtime 1x ./dispatcher/players/ | tee -a $(BENCH_OUT)

@@ -112,7 +112,7 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partition
 			return err
 		}
 	}
-	return app.Run(ctx, log, nc, js, o)
+	return app.Run(ctx, log, nc, o)
 }
 
 var nonToken = regexp.MustCompile(`[^A-Za-z0-9_-]`)

@@ -58,6 +58,10 @@ type Options struct {
 	Ready chan<- struct{}
 }
 
+// MaxPendingPublishes bounds the asynchronous publishes in flight (persists, dead letters,
+// intake); a publisher waits when it is reached.
+const MaxPendingPublishes = 1 << 16
+
 // Metrics are the dispatcher's Prometheus metrics.
 type Metrics struct {
 	Events    *prometheus.CounterVec
@@ -94,8 +98,25 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 // Run runs the dispatcher until ctx ends, then shuts down in order: the HTTP servers
 // finish their requests, every partition stops fetching, finishes, persists, acknowledges
 // and hands its lease over.
-func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, js jetstream.JetStream, o Options) error {
+func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error {
 	if err := bus.CheckToken("replica", o.Replica); err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	// Persists and other asynchronous publishes go over a second connection: one client
+	// connection has one reader, which the partitions' deliveries keep busy.
+	opts := nc.Opts
+	opts.Name += "-publish"
+	pnc, err := opts.Connect()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pnc.Drain() }()
+	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes))
+	if err != nil {
 		return err
 	}
 	reg := o.Registry
@@ -115,7 +136,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, js jetstream.JetS
 	if err != nil {
 		return err
 	}
-	keeper := &players.Keeper{JS: js, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
+	keeper := &players.Keeper{JS: pjs, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
 	m := newMetrics(reg, keeper)
 	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
 	runner := &partition.Runner{JS: js, Handler: keeper, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery,
@@ -138,7 +159,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, js jetstream.JetS
 	}
 
 	mux := http.NewServeMux()
-	intake := &ingest.Intake{JS: js, Log: log, Count: func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }}
+	intake := &ingest.Intake{JS: pjs, Log: log, Count: func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }}
 	if o.Kube != nil {
 		intake.Keys = &ingest.SecretKeys{Config: configKV, Secrets: o.Kube.CoreV1()}
 		authn, authz, err := api.Delegated(ctx, o.Kube)

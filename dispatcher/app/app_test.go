@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/dispatcher/app"
@@ -23,12 +24,12 @@ import (
 const parts = 4
 
 func start(t *testing.T, srv *bustest.Server, health string) (cancel func() error) {
-	nc, js := srv.Connect(t)
+	nc, _ := srv.Connect(t)
 	ctx, stop := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, js, app.Options{
+		done <- app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, app.Options{
 			Replica: "r1", Partitions: parts, LeaseTTL: 3 * time.Second, Batch: 200, SweepEvery: time.Hour,
 			APIAddr: "127.0.0.1:0", HealthAddr: health, Ready: ready,
 		})
@@ -153,4 +154,11 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 	if d, _, _ := totals(t, js); d != n+100 {
 		t.Errorf("%d deposits after the second stop, want %d", d, n+100)
 	}
+}
+
+func appRun(ctx context.Context, nc *nats.Conn, partitions int, ready chan struct{}) error {
+	return app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, app.Options{
+		Replica: "bench", Partitions: partitions, LeaseTTL: 6 * time.Second, Batch: 1000, SweepEvery: time.Hour,
+		APIAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", Ready: ready,
+	})
 }

@@ -336,7 +336,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, events []Encoded) (Acc
 	var acc Accepted
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, e := range events {
-		f, err := js.PublishAsync(bus.EventSubject(e.Brand, e.Player, e.Type), e.Body, jetstream.WithMsgID(e.Key))
+		f, err := js.PublishAsync(bus.EventSubject(e.Brand, e.Player, e.Type), e.Body, jetstream.WithMsgID(e.Key), jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return acc, err
 		}

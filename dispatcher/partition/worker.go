@@ -44,6 +44,9 @@ type Runner struct {
 	Batch int
 	// TickEvery is the period of State.Tick (default one minute).
 	TickEvery time.Duration
+	// Linger is how long a worker waits for more events after the first of a batch, so a
+	// persist and an acknowledgement cover many events (default 20ms).
+	Linger time.Duration
 	// Observe, when set, is told each batch's size and the partition's pending count.
 	Observe func(part int, handled int, pending uint64)
 
@@ -200,6 +203,12 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	}
 	stopping := false
 	stop := w.stop
+	lingerFor := r.Linger
+	if lingerFor <= 0 {
+		lingerFor = 20 * time.Millisecond
+	}
+	linger := time.NewTimer(lingerFor)
+	linger.Stop()
 	for {
 		var first jetstream.Msg
 		select {
@@ -230,6 +239,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 			return err
 		}
 		n := 1
+		linger.Reset(lingerFor)
 	more:
 		for n < batch {
 			select {
@@ -242,14 +252,25 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 				}
 				last = m
 				n++
-			default:
+			case <-linger.C:
 				break more
+			case <-stop:
+				stopping, stop = true, nil
+				it.Drain()
 			}
 		}
+		linger.Stop()
 		if err := st.Flush(ctx); err != nil {
 			return err
 		}
-		if err := last.DoubleAck(ctx); err != nil && !stopping {
+		// AckAll: one acknowledgement covers the batch. A lost one only means a
+		// redelivery, which the state's applied sequence turns into a no-op; when stopping,
+		// it is confirmed so the next owner starts after it.
+		if stopping {
+			if err := last.DoubleAck(ctx); err != nil {
+				r.Log.Warn("acknowledging on stop", "partition", w.part, "err", err)
+			}
+		} else if err := last.Ack(); err != nil {
 			return fmt.Errorf("acknowledging partition %d: %w", w.part, err)
 		}
 		if r.Observe != nil {

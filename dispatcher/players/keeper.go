@@ -185,7 +185,7 @@ func PublishDeadLetter(js jetstream.JetStream, stream, subject string, hdr map[s
 	if err != nil {
 		return nil, err
 	}
-	return js.PublishAsync(bus.DeadLetterSubject(stream), b)
+	return js.PublishAsync(bus.DeadLetterSubject(stream), b, jetstream.WithStallWait(stallWait))
 }
 
 func (s *keeperState) Flush(ctx context.Context) error {
@@ -212,7 +212,7 @@ func (s *keeperState) Tick(ctx context.Context, now time.Time) error {
 				Data: json.RawMessage(`{"days":` + strconv.Itoa(c.Days) + `}`),
 			}
 			b, _ := json.Marshal(ce)
-			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, ingest.TypeInactive), b, jetstream.WithMsgID(ce.IdempotencyKey()))
+			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, ingest.TypeInactive), b, jetstream.WithMsgID(ce.IdempotencyKey()), jetstream.WithStallWait(stallWait))
 			if err != nil {
 				return err
 			}

@@ -39,10 +39,15 @@ type Partition struct {
 	dirty  []*entry
 }
 
+// NewPartition is an empty partition.
+func NewPartition(part int) *Partition {
+	return &Partition{Part: part, brands: map[string]map[string]*entry{}}
+}
+
 // Load reads partition part's players from croupier-players (a watch delivers every
 // current value in one ordered stream, much faster than a get per key).
 func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, error) {
-	pt := &Partition{Part: part, brands: map[string]map[string]*entry{}}
+	pt := NewPartition(part)
 	w, err := kv.Watch(ctx, "*."+strconv.Itoa(part)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("loading partition %d: %w", part, err)
@@ -201,7 +206,7 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 			break
 		}
 		f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), b,
-			jetstream.WithExpectLastSequencePerSubject(en.rev))
+			jetstream.WithExpectLastSequencePerSubject(en.rev), jetstream.WithStallWait(stallWait))
 		if e != nil {
 			err = e
 			break
@@ -241,6 +246,9 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 	}
 	return nil
 }
+
+// stallWait is how long an asynchronous publish waits for room among the pending ones.
+const stallWait = 30 * time.Second
 
 func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
