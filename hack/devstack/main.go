@@ -6,8 +6,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +35,8 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/controllers"
+	"github.com/croupier-crm/croupier/dispatcher/app"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
 )
@@ -115,15 +122,41 @@ func run(state string) error {
 	if err := applySamples(ctx, c); err != nil {
 		return err
 	}
+	token, err := devIntegrationSecret(ctx, c)
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dispErr := make(chan error, 1)
+	dispReady := make(chan struct{})
+	go func() {
+		dispErr <- app.Run(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil)), nc, app.Options{
+			Replica: "dev", Partitions: topo.Partitions, LeaseTTL: 6 * time.Second, Batch: 1000,
+			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
+			APIAddr: "127.0.0.1:8443", HealthAddr: "127.0.0.1:8090", Kube: kube, Ready: dispReady,
+		})
+	}()
+	select {
+	case <-dispReady:
+	case err := <-dispErr:
+		return fmt.Errorf("dispatcher: %w", err)
+	}
 	fmt.Printf(`Croupier is running locally.
   kubeconfig   export KUBECONFIG=%s
   samples      kubectl -n %s get campaigns,segments,channelpolicies,preferencepolicies
   NATS         %s (JetStream under %s/nats, %d partitions)
-  metrics      http://127.0.0.1:8080/metrics
-  not yet      the dispatcher's routing and delivery, the traffic simulator and provider sinks
-               arrive with their issues; today the stack validates, publishes and audits specs.
+  events       curl -k -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents+json' \
+                 https://127.0.0.1:8443/v1/brands/%s/events -d @event.json   (shapes: EVENTS.md)
+  admin API    https://127.0.0.1:8443/v1/brands/%s/players/{import,<id>/export,<id>/erase}
+               (client certificate or token from the kubeconfig's user)
+  metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
+  not yet      routing and delivery, the traffic simulator and provider sinks arrive with
+               their issues; today the stack validates specs, takes events and keeps players.
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions)
+`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand)
 
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -131,7 +164,10 @@ Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 		select {
 		case <-ctx.Done():
 			fmt.Println("\nstopping")
+			<-dispErr // partitions persist, acknowledge and release their leases
 			return nil
+		case err := <-dispErr:
+			return fmt.Errorf("dispatcher: %w", err)
 		case err := <-mgrErr:
 			return err
 		case <-tick.C:
@@ -171,4 +207,29 @@ func summary(ctx context.Context, c client.Client) string {
 		}
 	}
 	return fmt.Sprintf("%s  campaigns ready %d/%d  segments %d   ", time.Now().Format("15:04:05"), ready, len(camps.Items), len(segs.Items))
+}
+
+// devIntegrationSecret makes sure the sample PreferencePolicy's integration Secret exists
+// (a random HMAC key and bearer token, kept across restarts) and returns the token.
+func devIntegrationSecret(ctx context.Context, c client.Client) (string, error) {
+	var sec corev1.Secret
+	err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: brand + "-integration"}, &sec)
+	if err == nil {
+		return string(sec.Data[ingest.SecretBearerToken]), nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return "", err
+	}
+	random := func() string {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	token := "dev-" + random()
+	sec = corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: brand + "-integration"},
+		Data: map[string][]byte{ingest.SecretHMACKey: []byte(random()), ingest.SecretBearerToken: []byte(token),
+			ingest.SecretJWTKey: []byte(random())},
+	}
+	return token, c.Create(ctx, &sec)
 }
