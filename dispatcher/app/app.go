@@ -226,6 +226,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			errs <- err
 		}
 	}()
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		if err := ingest.DeadLetterUntransformed(lctx, pjs, log); err != nil {
+			errs <- err
+		}
+	}()
 	log.Info("dispatcher running", "replica", o.Replica, "partitions", o.Partitions, "api", apiLn.Addr().String(), "health", healthLn.Addr().String())
 	if o.Ready != nil {
 		close(o.Ready)

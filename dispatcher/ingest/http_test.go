@@ -124,3 +124,42 @@ func TestHTTPIntake(t *testing.T) {
 		t.Errorf("extra data fields were not kept: %s", m.Data)
 	}
 }
+
+func TestUntransformedEventsAreDeadLettered(t *testing.T) {
+	srv := bustest.Start(t, 4)
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ingest.DeadLetterUntransformed(ctx, js, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	for _, subj := range []string{"croupier.events.baku.p-1", "croupier.events.baku"} {
+		if _, err := js.Publish(ctx, subj, []byte(deposit("u-"+subj, "p-1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl, _ := js.Stream(ctx, bus.StreamDeadLetter)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := dl.Info(ctx)
+		if info.State.Msgs == 2 && storedEvents(t, js) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters %d, events left %d", info.State.Msgs, storedEvents(t, js))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m, err := dl.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := bus.Decode[bus.DeadLetter](m.Data)
+	if d.Reason != ingest.ReasonUntransformed || d.Subject != "croupier.events.baku.p-1" || !bytes.Contains(d.Data, []byte(`"id":"u-`)) {
+		t.Errorf("dead letter %+v", d)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/rules"
 )
 
 // ErrFenced means a conditional write found a revision this owner did not write: another
@@ -319,4 +320,26 @@ type Crossing struct {
 	Player string
 	Days   int
 	Since  Unix
+}
+
+// Select calls fn with the id of every live player of brand for whom match(player as the
+// CEL environment sees it at now) is true: the in-memory index serving segment evaluation.
+// A rule error for one player is returned with the player's id after the scan.
+func (pt *Partition) Select(brand string, now time.Time, match func(*rules.Player) (bool, error), fn func(id string)) error {
+	var firstErr error
+	pt.Each(brand, func(p *Player) bool {
+		rp := p.Rules(now)
+		ok, err := match(&rp)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("player %s: %w", p.ID, err)
+			}
+			return true
+		}
+		if ok {
+			fn(p.ID)
+		}
+		return true
+	})
+	return firstErr
 }

@@ -3,11 +3,13 @@ package players_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/internal/rules"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -160,5 +162,44 @@ func TestRFMQuintiles(t *testing.T) {
 	players.ScoreRFM(same, now)
 	if same[0].RFM != same[1].RFM || same[1].RFM != same[2].RFM {
 		t.Errorf("ties scored differently: %+v %+v %+v", same[0].RFM, same[1].RFM, same[2].RFM)
+	}
+}
+
+func TestSegmentSelectionOverTheIndex(t *testing.T) {
+	pt := players.NewPartition(0)
+	seq := uint64(0)
+	for i := range 20 {
+		id := fmt.Sprintf("p-%d", i)
+		country := "AZ"
+		if i%2 == 1 {
+			country = "TR"
+		}
+		for _, raw := range []string{
+			fmt.Sprintf(`{"specversion":"1.0","id":"r-%s","source":"pam","type":"player.registered","subject":%q,"time":"2026-11-01T10:00:00Z","data":{"country":%q,"language":"az","timeZone":"Asia/Baku","currency":"AZN"}}`, id, id, country),
+			fmt.Sprintf(`{"specversion":"1.0","id":"d-%s","source":"pam","type":"deposit.completed","subject":%q,"time":"2026-11-01T11:00:00Z","data":{"amount":"%d.00","currency":"AZN","method":"card","depositId":"x"}}`, id, id, i*10),
+		} {
+			e, err := ingest.Decode("baku", "", "", []byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			pt.Apply(e, seq)
+		}
+	}
+	prog, err := rules.Compile(rules.PlayerRule, `player.country == "AZ" && player.depositSum >= 100.0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := pt.Select("baku", t0.Add(24*time.Hour), prog.Match, func(id string) { got = append(got, id) }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{"p-10", "p-12", "p-14", "p-16", "p-18"}
+	if !slices.Equal(got, want) {
+		t.Errorf("segment = %v, want %v", got, want)
+	}
+	if err := pt.Select("other", t0, prog.Match, func(string) { t.Error("a player of another brand matched") }); err != nil {
+		t.Fatal(err)
 	}
 }
