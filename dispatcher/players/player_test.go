@@ -203,3 +203,35 @@ func TestSegmentSelectionOverTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSweepEmitsInactivityOncePerThresholdAndScoresRFM(t *testing.T) {
+	pt := players.NewPartition(0)
+	for i, days := range []int{1, 8, 40} {
+		id := fmt.Sprintf("p-%d", i)
+		raw := fmt.Sprintf(`{"specversion":"1.0","id":"s-%s","source":"pam","type":"session.started","subject":%q,"time":%q,"data":{}}`,
+			id, id, t0.Add(-time.Duration(days)*24*time.Hour).Format(time.RFC3339))
+		e, err := ingest.Decode("baku", "", "", []byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt.Apply(e, uint64(i+1))
+	}
+	got := map[string][]int{}
+	for _, c := range pt.Sweep("baku", t0, []int{7, 30}) {
+		got[c.Player] = append(got[c.Player], c.Days)
+	}
+	if fmt.Sprint(got) != "map[p-1:[7] p-2:[7 30]]" {
+		t.Errorf("first sweep crossings %v", got)
+	}
+	if again := pt.Sweep("baku", t0.Add(time.Hour), []int{7, 30}); len(again) != 0 {
+		t.Errorf("a second sweep emitted again: %+v", again)
+	}
+	if later := pt.Sweep("baku", t0.Add(23*24*time.Hour), []int{7, 30}); len(later) != 2 {
+		t.Errorf("23 days later p-0 crosses 7 and p-1 crosses 30: %+v", later)
+	}
+	p0, _ := pt.Get("baku", "p-0")
+	p2, _ := pt.Get("baku", "p-2")
+	if p0.RFM.R <= p2.RFM.R || p0.RFM.Segment == "" {
+		t.Errorf("recency scores: p-0 %+v, p-2 %+v", p0.RFM, p2.RFM)
+	}
+}
