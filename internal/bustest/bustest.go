@@ -22,17 +22,24 @@ type Server struct {
 // topology with the given partition count. It stops when the test ends.
 func Start(t testing.TB, partitions int) *Server {
 	t.Helper()
-	s, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	srv := &Server{Server: s, Partitions: partitions}
+	srv := StartBare(t)
+	srv.Partitions = partitions
 	_, js := srv.Connect(t)
 	if _, err := bus.EnsureTopology(context.Background(), js, bus.TopologyOptions{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// StartBare starts a server without the topology (for tests of the topology itself).
+func StartBare(t testing.TB) *Server {
+	t.Helper()
+	s, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return &Server{Server: s}
 }
 
 // Connect opens a client connection closed at the end of the test.
