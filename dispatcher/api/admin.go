@@ -31,6 +31,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Admin serves the admin API.
@@ -40,18 +41,11 @@ type Admin struct {
 	JS         jetstream.JetStream
 	Partitions int
 	Log        *slog.Logger
-	Now        func() time.Time
+	Clock      clock.Func
 	// MaxImport is the largest NDJSON import body (default 64 MiB; split larger files).
 	MaxImport int64
 	// EraseWait is how long an erasure request waits for the partition owner (default 30s).
 	EraseWait time.Duration
-}
-
-func (a *Admin) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
 }
 
 // Register adds the admin routes to mux.
@@ -106,7 +100,7 @@ func (a *Admin) guard(verb, resource string, h handler) http.Handler {
 }
 
 func (a *Admin) audit(ctx context.Context, brand, player, action, actor, note string) error {
-	b, err := bus.Encode(bus.AuditEntry{Time: a.now().UTC(), Brand: brand, Kind: bus.KindPlayer, Name: player, Action: action, Actor: actor, Note: note})
+	b, err := bus.Encode(bus.AuditEntry{Time: a.Clock.Now().UTC(), Brand: brand, Kind: bus.KindPlayer, Name: player, Action: action, Actor: actor, Note: note})
 	if err != nil {
 		return err
 	}
@@ -133,7 +127,7 @@ func (a *Admin) importPlayers(w http.ResponseWriter, r *http.Request, brand stri
 	sc.Buffer(make([]byte, 0, 64<<10), ingest.MaxEventBytes)
 	var events []ingest.Encoded
 	line := 0
-	now := a.now().UTC()
+	now := a.Clock.Now().UTC()
 	for sc.Scan() {
 		line++
 		raw := bytes.TrimSpace(sc.Bytes())
@@ -210,7 +204,7 @@ func (a *Admin) erase(w http.ResponseWriter, r *http.Request, brand string, u us
 	var rnd [12]byte
 	_, _ = rand.Read(rnd[:])
 	id := "erase-" + hex.EncodeToString(rnd[:])
-	ce := ingest.ErasureRequest(player, u.GetName(), id, a.now())
+	ce := ingest.ErasureRequest(player, u.GetName(), id, a.Clock.Now())
 	body, _ := json.Marshal(ce)
 	if _, err := a.JS.Publish(r.Context(), bus.EventSubject(brand, player, ingest.TypeErasureRequested), body, jetstream.WithMsgID(ce.IdempotencyKey())); err != nil {
 		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "event store unavailable; nothing was erased; retry"})
@@ -262,7 +256,7 @@ func (a *Admin) export(w http.ResponseWriter, r *http.Request, brand string, u u
 	player := r.PathValue("player")
 	part := bus.Partition(player, a.Partitions)
 	key := bus.PlayerKey(brand, part, player)
-	ex := Export{Brand: brand, Player: player, ExportedAt: a.now().UTC()}
+	ex := Export{Brand: brand, Player: player, ExportedAt: a.Clock.Now().UTC()}
 	for _, kvs := range []struct {
 		bucket string
 		dst    *json.RawMessage

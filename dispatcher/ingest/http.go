@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Content types of the CloudEvents HTTP binding.
@@ -52,10 +53,10 @@ type KeySource interface {
 // event, a batch, or one event in binary mode (ce-* headers). It validates every event
 // before publishing any, so a bad request changes nothing.
 type Intake struct {
-	JS   jetstream.JetStream
-	Keys KeySource
-	Log  *slog.Logger
-	Now  func() time.Time
+	JS    jetstream.JetStream
+	Keys  KeySource
+	Log   *slog.Logger
+	Clock clock.Func
 	// MaxBody is the largest request body (default 5 MiB).
 	MaxBody int64
 	// MaxBatch is the most events in one batch (default 1000).
@@ -88,13 +89,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteProblem writes an error response.
 func WriteProblem(w http.ResponseWriter, status int, p Problem) { WriteJSON(w, status, p) }
-
-func (in *Intake) now() time.Time {
-	if in.Now != nil {
-		return in.Now()
-	}
-	return time.Now()
-}
 
 func (in *Intake) count(t, result string) {
 	if in.Count != nil {
@@ -206,7 +200,7 @@ func (in *Intake) authenticate(r *http.Request, brand string, body []byte) (int,
 	if sig == "" {
 		return http.StatusUnauthorized, errors.New("unauthenticated: send " + SignatureHeader + " (t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">) or Authorization: Bearer <token>")
 	}
-	return VerifySignature(sig, body, keys.HMAC, in.now())
+	return VerifySignature(sig, body, keys.HMAC, in.Clock.Now())
 }
 
 // VerifySignature checks a Croupier-Signature header against the body and keys.

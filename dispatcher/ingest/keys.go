@@ -14,6 +14,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Secret keys of a brand's integration Secret.
@@ -32,7 +33,7 @@ type SecretKeys struct {
 	Config  jetstream.KeyValue
 	Secrets corev1client.SecretsGetter
 	TTL     time.Duration
-	Now     func() time.Time
+	Clock   clock.Func
 
 	mu    sync.Mutex
 	cache map[string]cachedKeys
@@ -44,16 +45,9 @@ type cachedKeys struct {
 	expires time.Time
 }
 
-func (s *SecretKeys) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
 // Keys returns the brand's keys or ErrNoKeys.
 func (s *SecretKeys) Keys(ctx context.Context, brand string) (BrandKeys, error) {
-	now := s.now()
+	now := s.Clock.Now()
 	s.mu.Lock()
 	c, ok := s.cache[brand]
 	s.mu.Unlock()

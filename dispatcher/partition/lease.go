@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // memberPrefix marks the replicas' heartbeats in croupier-leases (member.<replica>), from
@@ -39,9 +40,9 @@ type Leases struct {
 	Partitions int
 	// TTL is how long a lease lasts without renewal: a replica that dies is replaced after
 	// at most TTL plus one renewal interval (TTL/3).
-	TTL time.Duration
-	Log *slog.Logger
-	Now func() time.Time
+	TTL   time.Duration
+	Log   *slog.Logger
+	Clock clock.Func
 
 	mu      sync.Mutex
 	entries map[string]jetstream.KeyValueEntry
@@ -73,13 +74,6 @@ func (l *Leases) Epoch(part int) (uint64, bool) {
 	defer l.mu.Unlock()
 	o, ok := l.owned[part]
 	return o.epoch, ok
-}
-
-func (l *Leases) now() time.Time {
-	if l.Now != nil {
-		return l.Now()
-	}
-	return time.Now()
 }
 
 // Run holds leases until ctx ends; then it releases every partition (after Released
@@ -143,7 +137,7 @@ func (l *Leases) watch(w jetstream.KeyWatcher) {
 
 // step renews, releases and acquires so this replica holds its fair share.
 func (l *Leases) step(ctx context.Context, cb Callbacks) {
-	now := l.now()
+	now := l.Clock.Now()
 	l.heartbeat(ctx, now)
 
 	l.mu.Lock()
@@ -271,7 +265,7 @@ func (l *Leases) drop(p int, cb Callbacks) {
 func (l *Leases) releaseAll(cb Callbacks) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	now := l.now()
+	now := l.Clock.Now()
 	for _, p := range l.Owned() {
 		o := l.ownedLease(p)
 		l.drop(p, cb)

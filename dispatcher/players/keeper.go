@@ -16,6 +16,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Event results counted by the keeper.
@@ -40,20 +41,13 @@ type Keeper struct {
 	InactiveDays []int
 	// Count, when set, counts events by type and result.
 	Count func(eventType, result string)
-	Now   func() time.Time
+	Clock clock.Func
 
 	mu    sync.RWMutex
 	parts map[int]*Partition
 }
 
 var _ partition.Handler = (*Keeper)(nil)
-
-func (k *Keeper) now() time.Time {
-	if k.Now != nil {
-		return k.Now()
-	}
-	return time.Now()
-}
 
 func (k *Keeper) count(t, result string) {
 	if k.Count != nil {
@@ -170,7 +164,7 @@ func (s *keeperState) deleteEvent(ctx context.Context, seq uint64) error {
 
 // deadLetter moves a message to DEADLETTER with the reason; the batch's flush waits for it.
 func (s *keeperState) deadLetter(msg jetstream.Msg, reason string) {
-	f, err := PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.now())
+	f, err := PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.Clock.Now())
 	if err != nil {
 		s.k.Log.Error("dead-lettering an event", "partition", s.pt.Part, "err", err)
 		return
@@ -233,7 +227,7 @@ func (s *keeperState) erase(ctx context.Context, ev *ingest.Event) error {
 		s.k.count(ev.Type, ResultDuplicate)
 		return nil
 	}
-	if err := s.pt.Erase(ctx, s.k.Players, ev.Brand, ev.Player, s.k.now()); err != nil {
+	if err := s.pt.Erase(ctx, s.k.Players, ev.Brand, ev.Player, s.k.Clock.Now()); err != nil {
 		return err
 	}
 	actor := ""
@@ -244,7 +238,7 @@ func (s *keeperState) erase(ctx context.Context, ev *ingest.Event) error {
 		return err
 	}
 	entry := bus.AuditEntry{
-		Time: s.k.now().UTC(), Brand: ev.Brand, Kind: bus.KindPlayer, Name: ev.Player, Action: AuditErased,
+		Time: s.k.Clock.Now().UTC(), Brand: ev.Brand, Kind: bus.KindPlayer, Name: ev.Player, Action: AuditErased,
 		Actor: actor, Note: "erasure request " + ev.ID + ": profile, preferences, state, inbox, events, intents, schedules, deliveries and outcomes purged; consent ledger kept (id only)",
 	}
 	b, _ := bus.Encode(entry)
