@@ -50,8 +50,7 @@ func DeadLetterUntransformed(ctx context.Context, js jetstream.JetStream, log *s
 			if err != nil {
 				continue
 			}
-			b, _ := bus.Encode(bus.DeadLetter{Time: time.Now().UTC(), Stream: bus.StreamEvents, Subject: m.Subject(), Reason: ReasonUntransformed, Header: m.Headers(), Data: m.Data()})
-			if _, err := js.Publish(ctx, bus.DeadLetterSubject(bus.StreamEvents), b); err != nil {
+			if err := deadLetterNow(ctx, js, m, ReasonUntransformed); err != nil {
 				log.Warn("dead-lettering an untransformed event", "err", err)
 				_ = m.Nak()
 				continue
@@ -63,4 +62,29 @@ func DeadLetterUntransformed(ctx context.Context, js jetstream.JetStream, log *s
 		}
 	}
 	return nil
+}
+
+// PublishDeadLetter publishes a message that could not be processed, with the reason;
+// the caller waits for the returned acknowledgement before acknowledging the original.
+func PublishDeadLetter(js jetstream.JetStream, stream, subject string, hdr map[string][]string, data []byte, reason string, now time.Time) (jetstream.PubAckFuture, error) {
+	b, err := bus.Encode(bus.DeadLetter{Time: now.UTC(), Stream: stream, Subject: subject, Reason: reason, Header: hdr, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	return js.PublishAsync(bus.DeadLetterSubject(stream), b, jetstream.WithStallWait(30*time.Second))
+}
+
+func deadLetterNow(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, reason string) error {
+	f, err := PublishDeadLetter(js, bus.StreamEvents, m.Subject(), m.Headers(), m.Data(), reason, time.Now())
+	if err != nil {
+		return err
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -201,18 +201,10 @@ func Decode(brand, player, eventType string, raw []byte) (*Event, error) {
 
 func jsonErr(field string, err error) *Error {
 	var te *json.UnmarshalTypeError
-	if ok := asTypeErr(err, &te); ok && te.Field != "" {
+	if errors.As(err, &te) && te.Field != "" {
 		return fieldErr(field+"."+te.Field, "must be a JSON %s, not %s", te.Type.Kind(), te.Value)
 	}
 	return fieldErr(field, "is not valid JSON: %v", err)
-}
-
-func asTypeErr(err error, target **json.UnmarshalTypeError) bool {
-	te, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*target = te
-	}
-	return ok
 }
 
 func (ev *Event) checkEnvelope(player, eventType string) error {
@@ -256,7 +248,7 @@ var (
 // decodeData decodes data and checks the type's required fields (EVENTS.md).
 func (ev *Event) decodeData() error {
 	raw := bytes.TrimSpace(ev.CloudEvent.Data)
-	known := knownType(ev.Type)
+	known := Known(ev.Type)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		if known && needsData(ev.Type) {
 			return fieldErr("data", "is required for %s", ev.Type)
@@ -583,9 +575,7 @@ func AttrString(v any) string {
 }
 
 // Known reports whether t is one of the types EVENTS.md defines.
-func Known(t string) bool { return knownType(t) }
-
-func knownType(t string) bool {
+func Known(t string) bool {
 	switch t {
 	case TypeRegistered, TypeProfileUpdated, TypeImported, TypeErasureRequested, TypeInactive,
 		TypeDepositCompleted, TypeDepositFailed, TypeWithdrawalCompleted, TypeKYCPassed, TypeKYCFailed,
@@ -614,6 +604,27 @@ func oneOf(s string, set ...string) bool {
 		}
 	}
 	return false
+}
+
+// TypeLabel bounds a metric's type label: a known type, or "other" (unknown types are
+// stored and usable, but must not multiply metric series).
+func TypeLabel(t string) string {
+	if Known(t) {
+		return t
+	}
+	return "other"
+}
+
+// InactiveEvent is the player.inactive event the partition owner emits when a player
+// crosses days without activity since the Unix time since; its id makes a repeat a
+// duplicate.
+func InactiveEvent(player string, days int, since int64, now time.Time) bus.CloudEvent {
+	return bus.CloudEvent{
+		SpecVersion: "1.0", Source: SourceCroupier, Type: TypeInactive, Subject: player,
+		ID:   player + "-inactive-" + strconv.Itoa(days) + "-" + strconv.FormatInt(since, 10),
+		Time: now.UTC(), DataContentType: "application/json",
+		Data: json.RawMessage(`{"days":` + strconv.Itoa(days) + `}`),
+	}
 }
 
 // ErasureRequest is the event the admin API publishes to have the player's partition owner

@@ -92,10 +92,7 @@ func WriteProblem(w http.ResponseWriter, status int, p Problem) { WriteJSON(w, s
 
 func (in *Intake) count(t, result string) {
 	if in.Count != nil {
-		if !Known(t) {
-			t = "other"
-		}
-		in.Count(t, result)
+		in.Count(TypeLabel(t), result)
 	}
 }
 
@@ -156,7 +153,6 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if Internal(ev.Type) {
 			in.count(ev.Type, ResultRejected)
-			i := i
 			WriteProblem(w, http.StatusBadRequest, Problem{Error: fmt.Sprintf("event %d: type %q is published by Croupier only", i, ev.Type), Index: &i, Field: "type"})
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +127,7 @@ func (s *keeperState) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	ev, err := ingest.Decode(brand, player, eventType, msg.Data())
 	if err != nil {
-		s.k.count(typeLabel(eventType), ResultInvalid)
+		s.k.count(ingest.TypeLabel(eventType), ResultInvalid)
 		s.deadLetter(msg, err.Error())
 		return nil
 	}
@@ -137,13 +136,13 @@ func (s *keeperState) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	switch s.pt.Apply(ev, md.Sequence.Stream) {
 	case Applied:
-		s.k.count(typeLabel(ev.Type), ResultApplied)
+		s.k.count(ingest.TypeLabel(ev.Type), ResultApplied)
 	case Duplicate:
-		s.k.count(typeLabel(ev.Type), ResultDuplicate)
+		s.k.count(ingest.TypeLabel(ev.Type), ResultDuplicate)
 	case Erased:
 		// The player was erased: the event is dropped and removed, so its data does not
 		// stay in EVENTS.
-		s.k.count(typeLabel(ev.Type), ResultErased)
+		s.k.count(ingest.TypeLabel(ev.Type), ResultErased)
 		if err := s.deleteEvent(ctx, md.Sequence.Stream); err != nil {
 			s.k.Log.Warn("removing an erased player's event", "partition", s.pt.Part, "seq", md.Sequence.Stream, "err", err)
 		}
@@ -164,22 +163,13 @@ func (s *keeperState) deleteEvent(ctx context.Context, seq uint64) error {
 
 // deadLetter moves a message to DEADLETTER with the reason; the batch's flush waits for it.
 func (s *keeperState) deadLetter(msg jetstream.Msg, reason string) {
-	f, err := PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.Clock.Now())
+	f, err := ingest.PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.Clock.Now())
 	if err != nil {
 		s.k.Log.Error("dead-lettering an event", "partition", s.pt.Part, "err", err)
 		return
 	}
 	s.k.count("", ResultDeadLetter)
 	s.pending = append(s.pending, f)
-}
-
-// PublishDeadLetter publishes a message that could not be processed, with the reason.
-func PublishDeadLetter(js jetstream.JetStream, stream, subject string, hdr map[string][]string, data []byte, reason string, now time.Time) (jetstream.PubAckFuture, error) {
-	b, err := bus.Encode(bus.DeadLetter{Time: now, Stream: stream, Subject: subject, Reason: reason, Header: hdr, Data: data})
-	if err != nil {
-		return nil, err
-	}
-	return js.PublishAsync(bus.DeadLetterSubject(stream), b, jetstream.WithStallWait(stallWait))
 }
 
 func (s *keeperState) Flush(ctx context.Context) error {
@@ -199,12 +189,7 @@ func (s *keeperState) Flush(ctx context.Context) error {
 func (s *keeperState) Tick(ctx context.Context, now time.Time) error {
 	for _, brand := range s.pt.Brands() {
 		for _, c := range s.pt.Sweep(brand, now, s.k.InactiveDays) {
-			ce := bus.CloudEvent{
-				SpecVersion: "1.0", Source: ingest.SourceCroupier, Type: ingest.TypeInactive, Subject: c.Player,
-				ID:   c.Player + "-inactive-" + strconv.Itoa(c.Days) + "-" + strconv.FormatInt(int64(c.Since), 10),
-				Time: now.UTC(), DataContentType: "application/json",
-				Data: json.RawMessage(`{"days":` + strconv.Itoa(c.Days) + `}`),
-			}
+			ce := ingest.InactiveEvent(c.Player, c.Days, int64(c.Since), now)
 			b, _ := json.Marshal(ce)
 			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, ingest.TypeInactive), b, jetstream.WithMsgID(ce.IdempotencyKey()), jetstream.WithStallWait(stallWait))
 			if err != nil {
@@ -288,12 +273,4 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 		}
 	}
 	return nil
-}
-
-// typeLabel bounds the metric's type label to the known types.
-func typeLabel(t string) string {
-	if ingest.Known(t) {
-		return t
-	}
-	return "other"
 }
