@@ -195,12 +195,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 	for len(owned) > target {
 		p := owned[len(owned)-1]
 		owned = owned[:len(owned)-1]
-		o := l.ownedLease(p)
-		l.drop(p, cb)
-		free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
-		if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
-			l.Log.Warn("releasing partition lease", "partition", p, "err", err)
-		}
+		l.release(ctx, p, now, cb)
 	}
 	if len(owned) >= target {
 		return
@@ -261,18 +256,24 @@ func (l *Leases) drop(p int, cb Callbacks) {
 	l.mu.Unlock()
 }
 
+// release stops the partition's work, then frees its lease (expired now, same epoch) so
+// another replica takes it at once.
+func (l *Leases) release(ctx context.Context, p int, now time.Time, cb Callbacks) {
+	o := l.ownedLease(p)
+	l.drop(p, cb)
+	free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
+	if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
+		l.Log.Warn("releasing partition lease", "partition", p, "err", err)
+	}
+}
+
 // releaseAll stops every partition's work and frees its lease, then removes the heartbeat.
 func (l *Leases) releaseAll(cb Callbacks) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := l.Clock.Now()
 	for _, p := range l.Owned() {
-		o := l.ownedLease(p)
-		l.drop(p, cb)
-		free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
-		if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
-			l.Log.Warn("releasing partition lease", "partition", p, "err", err)
-		}
+		l.release(ctx, p, now, cb)
 	}
 	_ = l.KV.Delete(ctx, memberPrefix+l.Replica)
 }

@@ -203,6 +203,12 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	}
 	stopping := false
 	stop := w.stop
+	// beginStop stops fetching; what was already delivered still arrives on msgs and is
+	// processed, persisted and acknowledged before the channel closes.
+	beginStop := func() {
+		stopping, stop = true, nil
+		it.Drain()
+	}
 	lingerFor := r.Linger
 	if lingerFor <= 0 {
 		lingerFor = 20 * time.Millisecond
@@ -226,10 +232,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 			}
 			continue
 		case <-stop:
-			// Stop fetching; what was already delivered still arrives on msgs and is
-			// processed, persisted and acknowledged before the channel closes.
-			stopping, stop = true, nil
-			it.Drain()
+			beginStop()
 			continue
 		case <-ctx.Done():
 			return ctx.Err()
@@ -255,8 +258,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 			case <-linger.C:
 				break more
 			case <-stop:
-				stopping, stop = true, nil
-				it.Drain()
+				beginStop()
 			}
 		}
 		linger.Stop()
