@@ -214,26 +214,41 @@ func (a *Admin) erase(w http.ResponseWriter, r *http.Request, brand string, u us
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
-	kv, err := a.JS.KeyValue(r.Context(), bus.BucketPlayers)
-	if err == nil {
-		key := bus.PlayerKey(brand, bus.Partition(player, a.Partitions), player)
-		deadline := time.Now().Add(wait)
-		for time.Now().Before(deadline) {
-			if e, err := kv.Get(r.Context(), key); err == nil {
-				var p players.Player
-				if json.Unmarshal(e.Value(), &p) == nil && p.Erased {
-					ingest.WriteJSON(w, http.StatusOK, EraseResult{Player: player, Status: "erased", Request: id})
-					return
-				}
-			}
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	if a.awaitTombstone(r.Context(), brand, player, wait) {
+		ingest.WriteJSON(w, http.StatusOK, EraseResult{Player: player, Status: "erased", Request: id})
+		return
 	}
 	ingest.WriteJSON(w, http.StatusAccepted, EraseResult{Player: player, Status: "queued", Request: id})
+}
+
+// awaitTombstone watches the player's croupier-players key until the owner writes the
+// tombstone or wait passes.
+func (a *Admin) awaitTombstone(ctx context.Context, brand, player string, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	kv, err := a.JS.KeyValue(ctx, bus.BucketPlayers)
+	if err != nil {
+		return false
+	}
+	w, err := kv.Watch(ctx, bus.PlayerKey(brand, bus.Partition(player, a.Partitions), player), jetstream.IgnoreDeletes())
+	if err != nil {
+		return false
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return false
+			}
+			var p players.Player
+			if e != nil && json.Unmarshal(e.Value(), &p) == nil && p.Erased {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Export is everything held about a player.

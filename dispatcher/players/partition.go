@@ -269,14 +269,13 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	m := pt.brand(brand)
-	en := &entry{Player: tomb, rev: rev}
-	if old, ok := m[id]; ok && old.dirty {
-		old.Player = tomb
-		old.rev = rev
-		old.dirty = false
+	if en, ok := m[id]; ok {
+		// In place: a pending flush of this entry then writes the tombstone, not the
+		// erased profile.
+		en.Player, en.rev, en.dirty = tomb, rev, false
 		return nil
 	}
-	m[strings.Clone(id)] = en
+	m[strings.Clone(id)] = &entry{Player: tomb, rev: rev}
 	return nil
 }
 
