@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/dispatcher/app"
@@ -23,23 +22,26 @@ import (
 
 const parts = 4
 
-func start(t *testing.T, srv *bustest.Server, health string) (cancel func() error) {
-	nc, _ := srv.Connect(t)
-	ctx, stop := context.WithCancel(context.Background())
+// start runs a dispatcher on srv with the given partitions and batch size until the
+// returned stop is called; stop returns Run's error.
+func start(tb testing.TB, srv *bustest.Server, partitions, batch int, health string) (stop func() error) {
+	tb.Helper()
+	nc, _ := srv.Connect(tb)
+	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, app.Options{
-			Replica: "r1", Partitions: parts, LeaseTTL: 3 * time.Second, Batch: 200, SweepEvery: time.Hour,
+			Replica: "r1", Partitions: partitions, LeaseTTL: 3 * time.Second, Batch: batch, SweepEvery: time.Hour,
 			APIAddr: "127.0.0.1:0", HealthAddr: health, Ready: ready,
 		})
 	}()
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return func() error { stop(); return <-done }
+	return func() error { cancel(); return <-done }
 }
 
 // totals sums the deposits held in croupier-players and the events the partitions'
@@ -82,7 +84,7 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 	srv := bustest.Start(t, parts)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
-	stop := start(t, srv, "127.0.0.1:18091")
+	stop := start(t, srv, parts, 200, "127.0.0.1:18091")
 
 	const n = 30000
 	publishDeposits := func(from, to int) {
@@ -128,17 +130,12 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 	}
 
 	// A new run picks up where the last one stopped; nothing is applied twice.
-	stop = start(t, srv, "127.0.0.1:18091")
+	stop = start(t, srv, parts, 200, "127.0.0.1:18091")
 	publishDeposits(n, n+100)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if d, _, _ := totals(t, js); d == n+100 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after restart %d of %d deposits", d, n+100)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	bustest.Eventually(t, 20*time.Second, "the restart applies every deposit once", func() bool {
+		d, _, _ := totals(t, js)
+		return d == n+100
+	})
 	resp, err = http.Get("http://127.0.0.1:18091/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -156,11 +153,4 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 	if d, _, _ := totals(t, js); d != n+100 {
 		t.Errorf("%d deposits after the second stop, want %d", d, n+100)
 	}
-}
-
-func appRun(ctx context.Context, nc *nats.Conn, partitions int, ready chan struct{}) error {
-	return app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, app.Options{
-		Replica: "bench", Partitions: partitions, LeaseTTL: 6 * time.Second, Batch: 1000, SweepEvery: time.Hour,
-		APIAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", Ready: ready,
-	})
 }

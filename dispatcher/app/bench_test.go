@@ -44,7 +44,7 @@ func mixedEvent(i, players int) (player, typ string, body []byte) {
 }
 
 // BenchmarkNATSIntake publishes b.N mixed events to croupier.events.* while one dispatcher
-// (64 partitions) applies them to players and persists croupier-players; the clock stops
+// (16 partitions by default, CROUPIER_BENCH_PARTITIONS to change) applies them to players and persists croupier-players; the clock stops
 // when every event is acknowledged after its persist. Run with -benchtime 200000x.
 func BenchmarkNATSIntake(b *testing.B) {
 	partitions := benchPartitions
@@ -54,22 +54,12 @@ func BenchmarkNATSIntake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	nc, _ := srv.Connect(b)
-	ctx, stop := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- appRun(ctx, nc, partitions, ready)
-	}()
-	<-ready
-	// Wait for the leases.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := js.Consumer(ctx, bus.StreamEvents, partition.ConsumerName(partitions-1)); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stop := start(b, srv, partitions, 1000, "127.0.0.1:0")
+	ctx := context.Background()
+	bustest.Eventually(b, 10*time.Second, "every partition leased", func() bool {
+		_, err := js.Consumer(ctx, bus.StreamEvents, partition.ConsumerName(partitions-1))
+		return err == nil
+	})
 	players := min(b.N/4+1, 100000)
 	bodies := make([][]byte, b.N)
 	subjects := make([]string, b.N)
@@ -114,8 +104,7 @@ func BenchmarkNATSIntake(b *testing.B) {
 		info, _ := st.Info(ctx)
 		b.ReportMetric(float64(info.State.LastSeq)/float64(b.N), "persists/event")
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
 }

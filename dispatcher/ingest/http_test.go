@@ -139,17 +139,10 @@ func TestUntransformedEventsAreDeadLettered(t *testing.T) {
 		}
 	}
 	dl, _ := js.Stream(ctx, bus.StreamDeadLetter)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	bustest.Eventually(t, 10*time.Second, "both events in DEADLETTER and none left in EVENTS", func() bool {
 		info, _ := dl.Info(ctx)
-		if info.State.Msgs == 2 && storedEvents(t, js) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead letters %d, events left %d", info.State.Msgs, storedEvents(t, js))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return info.State.Msgs == 2 && storedEvents(t, js) == 0
+	})
 	m, err := dl.GetMsg(ctx, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package players_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,17 +65,6 @@ func publish(t *testing.T, js jetstream.JetStream, brand, player, typ string, bo
 	}
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func getPlayer(t *testing.T, kv jetstream.KeyValue, parts int, brand, id string) (players.Player, bool) {
 	t.Helper()
 	e, err := kv.Get(context.Background(), bus.PlayerKey(brand, bus.Partition(id, parts), id))
@@ -95,7 +83,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	r := startReplica(t, srv, "r1")
-	eventually(t, 5*time.Second, "r1 owns all partitions", func() bool { return len(r.leases.Owned()) == 4 })
+	bustest.Eventually(t, 5*time.Second, "r1 owns all partitions", func() bool { return len(r.leases.Owned()) == 4 })
 
 	for i := range 20 {
 		p := fmt.Sprintf("p-%d", i)
@@ -112,7 +100,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	publish(t, js, "baku", "p-2", ingest.TypeSessionStarted, event("liar", ingest.TypeSessionStarted, "p-3", `{}`))
 
 	kv := bustest.KV(t, js, bus.BucketPlayers)
-	eventually(t, 10*time.Second, "20 players with one deposit each", func() bool {
+	bustest.Eventually(t, 10*time.Second, "20 players with one deposit each", func() bool {
 		for i := range 20 {
 			p, ok := getPlayer(t, kv, 4, "baku", fmt.Sprintf("p-%d", i))
 			if !ok || p.DepositCount != 1 {
@@ -130,7 +118,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reasons []string
-	eventually(t, 5*time.Second, "two dead letters", func() bool {
+	bustest.Eventually(t, 5*time.Second, "two dead letters", func() bool {
 		info, _ := dl.Info(ctx)
 		return info.State.Msgs == 2
 	})
@@ -171,17 +159,17 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	req := ingest.ErasureRequest(victim, "privacy-officer@baku", "erase-1", time.Now())
 	b, _ := json.Marshal(req)
 	publish(t, js, "baku", victim, ingest.TypeErasureRequested, b)
-	eventually(t, 10*time.Second, "tombstone for p-3", func() bool {
+	bustest.Eventually(t, 10*time.Second, "tombstone for p-3", func() bool {
 		p, ok := getPlayer(t, kv, 4, "baku", victim)
 		return ok && p.Erased
 	})
 	// A new event for the erased id is dropped and removed.
 	publish(t, js, "baku", victim, ingest.TypeProfileUpdated, event("after", ingest.TypeProfileUpdated, victim, `{"email":"`+email+`"}`))
-	eventually(t, 5*time.Second, "the post-erasure event dropped", func() bool {
+	bustest.Eventually(t, 5*time.Second, "the post-erasure event dropped", func() bool {
 		v, ok := r.counts.Load(ingest.TypeProfileUpdated + "/" + players.ResultErased)
 		return ok && v.(*atomic.Int64).Load() == 1
 	})
-	assertNowhere(t, js, email)
+	bustest.AssertNowhere(t, js, email)
 	p3, _ := getPlayer(t, kv, 4, "baku", victim)
 	if p3.Email != "" || p3.DepositCount != 0 {
 		t.Errorf("tombstone keeps data: %+v", p3)
@@ -206,36 +194,13 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	}
 }
 
-// assertNowhere scans every stream (every message) and every KV value for s.
-func assertNowhere(t *testing.T, js jetstream.JetStream, s string) {
-	t.Helper()
-	ctx := context.Background()
-	names := js.StreamNames(ctx)
-	for name := range names.Name() {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, _ := st.Info(ctx)
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-			m, err := st.GetMsg(ctx, seq)
-			if err != nil {
-				continue // deleted
-			}
-			if bytes.Contains(m.Data, []byte(s)) {
-				t.Errorf("stream %s seq %d (%s) still holds %q", name, seq, m.Subject, s)
-			}
-		}
-	}
-}
-
 func TestPartitionsSplitAndHandOver(t *testing.T) {
 	srv := bustest.Start(t, 8)
 	_, js := srv.Connect(t)
 	kv := bustest.KV(t, js, bus.BucketPlayers)
 	r1 := startReplica(t, srv, "r1")
 	r2 := startReplica(t, srv, "r2")
-	eventually(t, 10*time.Second, "r1 and r2 own 4 partitions each", func() bool {
+	bustest.Eventually(t, 10*time.Second, "r1 and r2 own 4 partitions each", func() bool {
 		return len(r1.leases.Owned()) == 4 && len(r2.leases.Owned()) == 4
 	})
 	if o := append(r1.leases.Owned(), r2.leases.Owned()...); len(slices.Compact(slices.Sorted(slices.Values(o)))) != 8 {
@@ -259,20 +224,20 @@ func TestPartitionsSplitAndHandOver(t *testing.T) {
 		}
 	}
 	deposit(1)
-	eventually(t, 10*time.Second, "both replicas applied round 1", allHave(1))
+	bustest.Eventually(t, 10*time.Second, "both replicas applied round 1", allHave(1))
 
 	// r2 stops gracefully: its partitions are handed over at once.
 	start := time.Now()
 	r2.cancel()
 	<-r2.done
-	eventually(t, 5*time.Second, "r1 owns all 8 after r2 left", func() bool { return len(r1.leases.Owned()) == 8 })
+	bustest.Eventually(t, 5*time.Second, "r1 owns all 8 after r2 left", func() bool { return len(r1.leases.Owned()) == 8 })
 	t.Logf("graceful handover took %s", time.Since(start).Round(time.Millisecond))
 	deposit(2)
-	eventually(t, 10*time.Second, "r1 applied round 2 on every partition", allHave(2))
+	bustest.Eventually(t, 10*time.Second, "r1 applied round 2 on every partition", allHave(2))
 
 	// r3 joins: r1 hands it a fair share.
 	r3 := startReplica(t, srv, "r3")
-	eventually(t, 10*time.Second, "r1 and r3 own 4 each", func() bool {
+	bustest.Eventually(t, 10*time.Second, "r1 and r3 own 4 each", func() bool {
 		return len(r1.leases.Owned()) == 4 && len(r3.leases.Owned()) == 4
 	})
 	// r3 dies without a word (its leases are left to expire): r1 takes them over after the TTL.
@@ -282,10 +247,10 @@ func TestPartitionsSplitAndHandOver(t *testing.T) {
 	}
 	start = time.Now()
 	r3.kv.Store(true)
-	eventually(t, 10*time.Second, "r1 owns all 8 after r3 died", func() bool { return len(r1.leases.Owned()) == 8 })
+	bustest.Eventually(t, 10*time.Second, "r1 owns all 8 after r3 died", func() bool { return len(r1.leases.Owned()) == 8 })
 	t.Logf("takeover after a silent death took %s (TTL 1.5s)", time.Since(start).Round(time.Millisecond))
 	deposit(3)
-	eventually(t, 10*time.Second, "round 3 applied exactly once", allHave(3))
+	bustest.Eventually(t, 10*time.Second, "round 3 applied exactly once", allHave(3))
 	for p, old := range r3Epochs {
 		if e, _ := r1.leases.Epoch(p); e <= old {
 			t.Errorf("partition %d: epoch %d after takeover, r3 held %d; it must grow", p, e, old)

@@ -2,8 +2,10 @@
 package bustest
 
 import (
+	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -65,4 +67,42 @@ func KV(t testing.TB, js jetstream.JetStream, bucket string) jetstream.KeyValue 
 		t.Fatal(err)
 	}
 	return kv
+}
+
+// Eventually fails the test unless cond becomes true within the given time.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// AssertNowhere scans every message of every stream, KV buckets included, and reports
+// each one that still holds s.
+func AssertNowhere(t testing.TB, js jetstream.JetStream, s string) {
+	t.Helper()
+	ctx := context.Background()
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+			m, err := st.GetMsg(ctx, seq)
+			if err != nil {
+				continue // deleted
+			}
+			if bytes.Contains(m.Data, []byte(s)) {
+				t.Errorf("stream %s seq %d (%s) still holds %q", name, seq, m.Subject, s)
+			}
+		}
+	}
 }
