@@ -69,17 +69,6 @@ func (r *Runner) Callbacks() Callbacks {
 	return Callbacks{Acquired: r.acquired, Released: r.released}
 }
 
-// Running lists the partitions with a live worker.
-func (r *Runner) Running() []int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var ps []int
-	for p := range r.workers {
-		ps = append(ps, p)
-	}
-	return ps
-}
-
 func (r *Runner) acquired(ctx context.Context, part int, epoch uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,13 +107,6 @@ func (r *Runner) released(part int) {
 		<-w.done
 	}
 	w.cancel()
-}
-
-// StopAll stops every worker (SIGTERM path when leases are not used).
-func (r *Runner) StopAll() {
-	for _, p := range r.Running() {
-		r.released(p)
-	}
 }
 
 // consumer (re)creates the partition's durable consumer so that delivery starts right

@@ -54,13 +54,6 @@ func (k *Keeper) count(t, result string) {
 	}
 }
 
-// Partition returns an owned partition's players (nil when not owned here).
-func (k *Keeper) Partition(part int) *Partition {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.parts[part]
-}
-
 // Partitions lists the owned partitions' player sets.
 func (k *Keeper) Partitions() []*Partition {
 	k.mu.RLock()

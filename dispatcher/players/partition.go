@@ -179,13 +179,6 @@ func (pt *Partition) Brands() []string {
 	return bs
 }
 
-// Dirty is the number of players changed since the last Flush.
-func (pt *Partition) Dirty() int {
-	pt.mu.RLock()
-	defer pt.mu.RUnlock()
-	return len(pt.dirty)
-}
-
 // Flush writes every changed player to croupier-players with asynchronous puts, each
 // conditional on the revision this owner last saw (the fence), and waits for them all. A
 // refused write returns ErrFenced.
