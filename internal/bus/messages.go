@@ -157,7 +157,10 @@ type Intent struct {
 	FlowInstance string         `json:"flowInstance"`
 	Category     crmv1.Category `json:"category"`
 	Content      string         `json:"content"`
-	Created      time.Time      `json:"created"`
+	// Reward names the campaign reward the message carries or the grant is for, if any:
+	// a responsible-gaming block refuses it even on a mandatory category.
+	Reward  string    `json:"reward,omitempty"`
+	Created time.Time `json:"created"`
 	Due          time.Time      `json:"due,omitzero"`
 	Test         bool           `json:"test,omitempty"`
 }
