@@ -22,10 +22,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	certutil "k8s.io/client-go/util/cert"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
@@ -69,6 +72,9 @@ type Metrics struct {
 	Lag       *prometheus.GaugeVec
 	Players   prometheus.GaugeFunc
 	BatchSize prometheus.Histogram
+	Decisions *prometheus.CounterVec
+	Dispatch  *prometheus.HistogramVec
+	Breaches  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
@@ -91,7 +97,15 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		}
 		return float64(n)
 	})
-	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize)
+	m.Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_decisions_total",
+		Help: "Routing decisions by message category, result (send, defer, suppress, drop) and reason."},
+		[]string{"category", "result", "reason"})
+	m.Dispatch = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "croupier_mandatory_dispatch_seconds",
+		Help:    "Time from a mandatory message's intent to its delivery job being published, by category (the SLA measure).",
+		Buckets: []float64{0.01, 0.05, 0.25, 1, 5, 30, 60, 120, 300, 600}}, []string{"category"})
+	m.Breaches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_sla_breaches_total",
+		Help: "Mandatory messages whose delivery job was published later than the category's SLA."}, []string{"category"})
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches)
 	return m
 }
 
@@ -136,10 +150,48 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if err != nil {
 		return err
 	}
+	stateKV, err := js.KeyValue(ctx, bus.BucketState)
+	if err != nil {
+		return err
+	}
+	prefsKV, err := js.KeyValue(ctx, bus.BucketPrefs)
+	if err != nil {
+		return err
+	}
 	keeper := &players.Keeper{JS: pjs, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
 	m := newMetrics(reg, keeper)
 	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
-	runner := &partition.Runner{JS: js, Handler: keeper, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery,
+
+	// The brands' configuration and the players' preferences are read before any
+	// partition is taken, so no decision is made without them.
+	wctx, stopWatches := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatches()
+	catalog := &flow.Catalog{Log: log}
+	prefsCache := prefs.NewCache()
+	watchErrs := make(chan error, 2)
+	catalogReady, prefsReady := make(chan struct{}), make(chan struct{})
+	go func() { watchErrs <- catalog.Run(wctx, configKV, catalogReady) }()
+	go func() { watchErrs <- prefsCache.Run(wctx, prefsKV, prefsReady) }()
+	for _, ready := range []chan struct{}{catalogReady, prefsReady} {
+		select {
+		case <-ready:
+		case err := <-watchErrs:
+			return fmt.Errorf("loading configuration: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Catalog: catalog, Prefs: prefsCache, Log: log,
+		Partitions: o.Partitions,
+		Decided:    func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
+		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
+			m.Dispatch.WithLabelValues(string(c)).Observe(took.Seconds())
+			if took > sla {
+				m.Breaches.WithLabelValues(string(c)).Inc()
+			}
+		}}
+	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery,
+		Sources: []partition.Source{partition.Events, partition.Intents},
 		Observe: func(part, n int, pending uint64) {
 			m.BatchSize.Observe(float64(n))
 			m.Lag.WithLabelValues(strconv.Itoa(part)).Set(float64(pending))

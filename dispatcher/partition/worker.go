@@ -49,6 +49,9 @@ type Runner struct {
 	Linger time.Duration
 	// Observe, when set, is told each batch's size and the partition's pending count.
 	Observe func(part int, handled int, pending uint64)
+	// Sources are the streams each partition consumes, all handled by the same State in
+	// one goroutine (default: the partition's events only).
+	Sources []Source
 
 	mu      sync.Mutex
 	workers map[int]*worker
@@ -63,6 +66,28 @@ type worker struct {
 
 // ConsumerName is the durable consumer of a partition's events.
 func ConsumerName(part int) string { return "events-" + strconv.Itoa(part) }
+
+// Source is a stream a partition's owner consumes: one durable consumer per partition.
+type Source struct {
+	Stream string
+	// Prefix names the durable consumer: <prefix>-<part>.
+	Prefix string
+	Filter func(part int) string
+	What   string
+}
+
+// Events are the partition's player events.
+var Events = Source{Stream: bus.StreamEvents, Prefix: "events", Filter: bus.StoredEventFilter, What: "events"}
+
+// Intents are the partition's intents (and the schedules that fire into them).
+var Intents = Source{Stream: bus.StreamIntents, Prefix: "intents", Filter: bus.IntentFilter, What: "intents"}
+
+func (r *Runner) sources() []Source {
+	if len(r.Sources) == 0 {
+		return []Source{Events}
+	}
+	return r.Sources
+}
 
 // Callbacks returns the lease callbacks.
 func (r *Runner) Callbacks() Callbacks {
@@ -112,20 +137,20 @@ func (r *Runner) released(part int) {
 // consumer (re)creates the partition's durable consumer so that delivery starts right
 // after the acknowledged floor: messages a dead owner had fetched but not acknowledged are
 // redelivered now, not after the ack wait.
-func (r *Runner) consumer(ctx context.Context, part int) (jetstream.Consumer, error) {
-	name := ConsumerName(part)
+func (r *Runner) consumer(ctx context.Context, src Source, part int) (jetstream.Consumer, error) {
+	name := src.Prefix + "-" + strconv.Itoa(part)
 	cfg := jetstream.ConsumerConfig{
-		Durable: name, FilterSubject: bus.StoredEventFilter(part),
+		Durable: name, FilterSubject: src.Filter(part),
 		AckPolicy: jetstream.AckAllPolicy, AckWait: time.Minute, MaxAckPending: 20000,
 		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
-		Description: "events of partition " + strconv.Itoa(part) + " for its lease holder",
+		Description: src.What + " of partition " + strconv.Itoa(part) + " for its lease holder",
 	}
-	if c, err := r.JS.Consumer(ctx, bus.StreamEvents, name); err == nil {
+	if c, err := r.JS.Consumer(ctx, src.Stream, name); err == nil {
 		info := c.CachedInfo()
 		if info.NumAckPending == 0 && info.NumRedelivered == 0 {
 			return c, nil
 		}
-		if err := r.JS.DeleteConsumer(ctx, bus.StreamEvents, name); err != nil {
+		if err := r.JS.DeleteConsumer(ctx, src.Stream, name); err != nil {
 			return nil, err
 		}
 		if info.AckFloor.Stream > 0 {
@@ -135,7 +160,7 @@ func (r *Runner) consumer(ctx context.Context, part int) (jetstream.Consumer, er
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, err
 	}
-	return r.JS.CreateOrUpdateConsumer(ctx, bus.StreamEvents, cfg)
+	return r.JS.CreateOrUpdateConsumer(ctx, src.Stream, cfg)
 }
 
 func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
@@ -152,32 +177,40 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 		return fmt.Errorf("opening partition %d: %w", w.part, err)
 	}
 	defer st.Close()
-	cons, err := r.consumer(ctx, w.part)
-	if err != nil {
-		return fmt.Errorf("consumer of partition %d: %w", w.part, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return err
-	}
-	msgs := make(chan jetstream.Msg, batch)
+	srcs := r.sources()
+	msgs := make(chan sourced, batch)
 	quit := make(chan struct{})
 	defer close(quit)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-quit:
-				return
-			}
+	var feeders sync.WaitGroup
+	its := make([]jetstream.MessagesContext, len(srcs))
+	for i, src := range srcs {
+		cons, err := r.consumer(ctx, src, w.part)
+		if err != nil {
+			return fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err)
 		}
-	}()
-	defer it.Stop()
+		it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+		if err != nil {
+			return err
+		}
+		its[i] = it
+		defer it.Stop()
+		feeders.Add(1)
+		go func() {
+			defer feeders.Done()
+			for {
+				m, err := it.Next()
+				if err != nil {
+					return
+				}
+				select {
+				case msgs <- sourced{m, i}:
+				case <-quit:
+					return
+				}
+			}
+		}()
+	}
+	go func() { feeders.Wait(); close(msgs) }()
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	if err := st.Tick(ctx, time.Now()); err != nil {
@@ -189,7 +222,9 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	// processed, persisted and acknowledged before the channel closes.
 	beginStop := func() {
 		stopping, stop = true, nil
-		it.Drain()
+		for _, it := range its {
+			it.Drain()
+		}
 	}
 	lingerFor := r.Linger
 	if lingerFor <= 0 {
@@ -198,7 +233,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	linger := time.NewTimer(lingerFor)
 	linger.Stop()
 	for {
-		var first jetstream.Msg
+		var first sourced
 		select {
 		case m, ok := <-msgs:
 			if !ok {
@@ -219,8 +254,9 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		last := first
-		if err := st.Handle(ctx, first); err != nil {
+		last := make([]jetstream.Msg, len(srcs))
+		last[first.src] = first.Msg
+		if err := st.Handle(ctx, first.Msg); err != nil {
 			return err
 		}
 		n := 1
@@ -232,10 +268,10 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 				if !ok {
 					break more
 				}
-				if err := st.Handle(ctx, m); err != nil {
+				if err := st.Handle(ctx, m.Msg); err != nil {
 					return err
 				}
-				last = m
+				last[m.src] = m.Msg
 				n++
 			case <-linger.C:
 				break more
@@ -247,22 +283,32 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 		if err := st.Flush(ctx); err != nil {
 			return err
 		}
-		// AckAll: one acknowledgement covers the batch. A lost one only means a
-		// redelivery, which the state's applied sequence turns into a no-op; when stopping,
-		// it is confirmed so the next owner starts after it.
-		if stopping {
-			if err := last.DoubleAck(ctx); err != nil {
-				r.Log.Warn("acknowledging on stop", "partition", w.part, "err", err)
+		// AckAll: one acknowledgement per source covers the batch. A lost one only means a
+		// redelivery, which the state turns into a no-op; when stopping, it is confirmed
+		// so the next owner starts after it.
+		var pending uint64
+		for _, m := range last {
+			if m == nil {
+				continue
 			}
-		} else if err := last.Ack(); err != nil {
-			return fmt.Errorf("acknowledging partition %d: %w", w.part, err)
+			if stopping {
+				if err := m.DoubleAck(ctx); err != nil {
+					r.Log.Warn("acknowledging on stop", "partition", w.part, "err", err)
+				}
+			} else if err := m.Ack(); err != nil {
+				return fmt.Errorf("acknowledging partition %d: %w", w.part, err)
+			}
+			if md, err := m.Metadata(); err == nil {
+				pending += md.NumPending
+			}
 		}
 		if r.Observe != nil {
-			var pending uint64
-			if md, err := last.Metadata(); err == nil {
-				pending = md.NumPending
-			}
 			r.Observe(w.part, n, pending)
 		}
 	}
+}
+
+type sourced struct {
+	jetstream.Msg
+	src int
 }

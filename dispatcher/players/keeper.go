@@ -77,17 +77,27 @@ func (k *Keeper) Open(ctx context.Context, part int, _ uint64) (partition.State,
 	}
 	k.parts[part] = pt
 	k.mu.Unlock()
-	return &keeperState{k: k, pt: pt}, nil
+	return &PartitionState{k: k, pt: pt}, nil
 }
 
-type keeperState struct {
+// OpenState is Open with the concrete state, for handlers that build on the keeper.
+func (k *Keeper) OpenState(ctx context.Context, part int) (*PartitionState, error) {
+	st, err := k.Open(ctx, part, 0)
+	if err != nil {
+		return nil, err
+	}
+	return st.(*PartitionState), nil
+}
+
+// PartitionState is one owned partition's players and what the keeper does with them.
+type PartitionState struct {
 	k       *Keeper
 	pt      *Partition
 	pending []jetstream.PubAckFuture
 	events  jetstream.Stream
 }
 
-func (s *keeperState) Close() {
+func (s *PartitionState) Close() {
 	s.k.mu.Lock()
 	if s.k.parts[s.pt.Part] == s.pt {
 		delete(s.k.parts, s.pt.Part)
@@ -108,26 +118,38 @@ func eventAddress(subject string) (brand, player, eventType string, ok bool) {
 	return parts[0], parts[2], parts[3], true
 }
 
-func (s *keeperState) Handle(ctx context.Context, msg jetstream.Msg) error {
+// Partition is the state's players.
+func (s *PartitionState) Partition() *Partition { return s.pt }
+
+// Handle applies one event message.
+func (s *PartitionState) Handle(ctx context.Context, msg jetstream.Msg) error {
+	_, _, err := s.HandleEvent(ctx, msg)
+	return err
+}
+
+// HandleEvent applies one event message and returns the decoded event (nil when it was
+// dead-lettered) and what became of it; an erasure reports Erased.
+func (s *PartitionState) HandleEvent(ctx context.Context, msg jetstream.Msg) (*ingest.Event, Result, error) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	brand, player, eventType, ok := eventAddress(msg.Subject())
 	if !ok {
 		s.deadLetter(msg, "subject is not croupier.ev.<brand>.<part>.<player>.<type>")
-		return nil
+		return nil, 0, nil
 	}
 	ev, err := ingest.Decode(brand, player, eventType, msg.Data())
 	if err != nil {
 		s.k.count(ingest.TypeLabel(eventType), ResultInvalid)
 		s.deadLetter(msg, err.Error())
-		return nil
+		return nil, 0, nil
 	}
 	if ev.Type == ingest.TypeErasureRequested {
-		return s.erase(ctx, ev)
+		return ev, Erased, s.erase(ctx, ev)
 	}
-	switch s.pt.Apply(ev, md.Sequence.Stream) {
+	res := s.pt.Apply(ev, md.Sequence.Stream)
+	switch res {
 	case Applied:
 		s.k.count(ingest.TypeLabel(ev.Type), ResultApplied)
 	case Duplicate:
@@ -140,10 +162,10 @@ func (s *keeperState) Handle(ctx context.Context, msg jetstream.Msg) error {
 			s.k.Log.Warn("removing an erased player's event", "partition", s.pt.Part, "seq", md.Sequence.Stream, "err", err)
 		}
 	}
-	return nil
+	return ev, res, nil
 }
 
-func (s *keeperState) deleteEvent(ctx context.Context, seq uint64) error {
+func (s *PartitionState) deleteEvent(ctx context.Context, seq uint64) error {
 	if s.events == nil {
 		st, err := s.k.JS.Stream(ctx, bus.StreamEvents)
 		if err != nil {
@@ -155,7 +177,7 @@ func (s *keeperState) deleteEvent(ctx context.Context, seq uint64) error {
 }
 
 // deadLetter moves a message to DEADLETTER with the reason; the batch's flush waits for it.
-func (s *keeperState) deadLetter(msg jetstream.Msg, reason string) {
+func (s *PartitionState) deadLetter(msg jetstream.Msg, reason string) {
 	f, err := ingest.PublishDeadLetter(s.k.JS, bus.StreamEvents, msg.Subject(), msg.Headers(), msg.Data(), reason, s.k.Clock.Now())
 	if err != nil {
 		s.k.Log.Error("dead-lettering an event", "partition", s.pt.Part, "err", err)
@@ -165,7 +187,7 @@ func (s *keeperState) deadLetter(msg jetstream.Msg, reason string) {
 	s.pending = append(s.pending, f)
 }
 
-func (s *keeperState) Flush(ctx context.Context) error {
+func (s *PartitionState) Flush(ctx context.Context) error {
 	for _, f := range s.pending {
 		select {
 		case <-f.Ok():
@@ -179,7 +201,7 @@ func (s *keeperState) Flush(ctx context.Context) error {
 	return s.pt.Flush(ctx, s.k.JS)
 }
 
-func (s *keeperState) Tick(ctx context.Context, now time.Time) error {
+func (s *PartitionState) Tick(ctx context.Context, now time.Time) error {
 	for _, brand := range s.pt.Brands() {
 		for _, c := range s.pt.Sweep(brand, now, s.k.InactiveDays) {
 			ce := ingest.InactiveEvent(c.Player, c.Days, int64(c.Since), now)
@@ -197,7 +219,7 @@ func (s *keeperState) Tick(ctx context.Context, now time.Time) error {
 // erase carries out an erasure request in the partition's order of events: everything the
 // owner changed is persisted first, then every trace with contact data is purged and a
 // tombstone and an AUDIT entry are written.
-func (s *keeperState) erase(ctx context.Context, ev *ingest.Event) error {
+func (s *PartitionState) erase(ctx context.Context, ev *ingest.Event) error {
 	if err := s.Flush(ctx); err != nil {
 		return err
 	}

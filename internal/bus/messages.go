@@ -161,8 +161,10 @@ type Intent struct {
 	// a responsible-gaming block refuses it even on a mandatory category.
 	Reward  string    `json:"reward,omitempty"`
 	Created time.Time `json:"created"`
-	Due          time.Time      `json:"due,omitzero"`
-	Test         bool           `json:"test,omitempty"`
+	Due     time.Time `json:"due,omitzero"`
+	Test    bool      `json:"test,omitempty"`
+	// Event is the data of the event that started the flow, for templates (.Event).
+	Event json.RawMessage `json:"event,omitempty"`
 }
 
 // DeliveryJob is a rendered message for one channel worker. It holds the contact address
@@ -187,37 +189,54 @@ type DeliveryJob struct {
 	Test        bool              `json:"test,omitempty"`
 }
 
+// Outcome kinds.
+const (
+	OutcomeDecision = "decision"
+	OutcomeFailover = "failover"
+	OutcomeAttempt  = "attempt"
+)
+
 // Outcome is one routing decision or delivery attempt, with its reason. No bodies and no
 // contact data: template id, locale and content hash instead.
 type Outcome struct {
-	Time        time.Time     `json:"time"`
-	DecisionID  string        `json:"decisionID"`
-	Brand       string        `json:"brand"`
-	Player      string        `json:"player"`
-	Campaign    string        `json:"campaign,omitempty"`
-	Step        string        `json:"step,omitempty"`
-	Kind        string        `json:"kind"`
-	Result      string        `json:"result"`
-	Reason      string        `json:"reason"`
-	Channel     crmv1.Channel `json:"channel,omitempty"`
-	Provider    string        `json:"provider,omitempty"`
-	TemplateID  string        `json:"templateID,omitempty"`
-	Locale      string        `json:"locale,omitempty"`
-	ContentHash string        `json:"contentHash,omitempty"`
-	Cost        *MinorAmount  `json:"cost,omitempty"`
-	SendAt      time.Time     `json:"sendAt,omitzero"`
+	Time       time.Time `json:"time"`
+	DecisionID string    `json:"decisionID"`
+	Brand      string    `json:"brand"`
+	Player     string    `json:"player"`
+	Campaign   string    `json:"campaign,omitempty"`
+	Step       string    `json:"step,omitempty"`
+	Kind       string    `json:"kind"`
+	Category   string    `json:"category,omitempty"`
+	Result     string    `json:"result"`
+	Reason     string    `json:"reason"`
+	// Detail says more for people: which cap, which quiet window, why at night.
+	Detail string `json:"detail,omitempty"`
+	// RouteStep is the routing precedence step (1-10) that decided.
+	RouteStep   int             `json:"routeStep,omitempty"`
+	Fallbacks   []crmv1.Channel `json:"fallbacks,omitempty"`
+	IntentID    string          `json:"intentID,omitempty"`
+	Channel     crmv1.Channel   `json:"channel,omitempty"`
+	Provider    string          `json:"provider,omitempty"`
+	TemplateID  string          `json:"templateID,omitempty"`
+	Locale      string          `json:"locale,omitempty"`
+	ContentHash string          `json:"contentHash,omitempty"`
+	Cost        *MinorAmount    `json:"cost,omitempty"`
+	SendAt      time.Time       `json:"sendAt,omitzero"`
 }
 
 // ConsentEntry is one line of the consent ledger.
 type ConsentEntry struct {
-	Time     time.Time      `json:"time"`
-	Brand    string         `json:"brand"`
-	Player   string         `json:"player"`
-	Category crmv1.Category `json:"category"`
-	Channel  crmv1.Channel  `json:"channel,omitempty"`
-	Granted  bool           `json:"granted"`
-	Source   string         `json:"source"`
-	Actor    string         `json:"actor,omitempty"`
+	Time   time.Time `json:"time"`
+	Brand  string    `json:"brand"`
+	Player string    `json:"player,omitempty"`
+	// AddressHash is set for an address-level opt-out (SMS STOP from a number, a
+	// suppression import) instead of or as well as the player.
+	AddressHash string         `json:"addressHash,omitempty"`
+	Category    crmv1.Category `json:"category"`
+	Channel     crmv1.Channel  `json:"channel,omitempty"`
+	Granted     bool           `json:"granted"`
+	Source      string         `json:"source"`
+	Actor       string         `json:"actor,omitempty"`
 }
 
 // RewardGrant is a bonus for the casino's bonus engine; ID = campaign + step + player.

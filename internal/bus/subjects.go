@@ -182,3 +182,32 @@ func StatsFilter(brand, kind, name string) string {
 func PlayerDeliveriesFilter(brand string, part int, player string) string {
 	return Root + ".deliveries.*." + brand + "." + strconv.Itoa(part) + "." + player
 }
+
+// SuppressionConsentSubject is croupier.consent.<brand>.suppression.<address hash>: the
+// ledger of an address-level opt-out whose player is not known.
+func SuppressionConsentSubject(brand, hash string) string {
+	return Root + ".consent." + brand + ".suppression." + hash
+}
+
+// BrandConsentFilter selects a brand's whole consent ledger.
+func BrandConsentFilter(brand string) string { return Root + ".consent." + brand + ".>" }
+
+// BrandOutcomesFilter selects every outcome of a brand.
+func BrandOutcomesFilter(brand string) string { return Root + ".outcomes." + brand + ".>" }
+
+// IntentAddress splits croupier.intents.<brand>.<part>.<player>.
+func IntentAddress(subject string) (brand string, part int, player string, ok bool) {
+	rest, found := strings.CutPrefix(subject, Root+".intents.")
+	if !found {
+		return "", 0, "", false
+	}
+	tok := strings.Split(rest, ".")
+	if len(tok) != 3 {
+		return "", 0, "", false
+	}
+	p, err := strconv.Atoi(tok[1])
+	if err != nil {
+		return "", 0, "", false
+	}
+	return tok[0], p, tok[2], true
+}

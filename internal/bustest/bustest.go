@@ -33,6 +33,23 @@ func Start(t testing.TB, partitions int) *Server {
 	return srv
 }
 
+// StartIn starts a server on the data in dir (to restart one) and ensures the topology.
+// It stops when the test ends or when the caller shuts it down.
+func StartIn(t testing.TB, dir string, partitions int) *Server {
+	t.Helper()
+	s, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	srv := &Server{Server: s, Partitions: partitions}
+	_, js := srv.Connect(t)
+	if _, err := bus.EnsureTopology(context.Background(), js, bus.TopologyOptions{Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 // StartBare starts a server without the topology (for tests of the topology itself).
 func StartBare(t testing.TB) *Server {
 	t.Helper()

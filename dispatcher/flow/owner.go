@@ -1,0 +1,719 @@
+package flow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/partition"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/render"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/rules"
+)
+
+// Reasons the owner gives besides the routing decision's.
+const (
+	ReasonFailover     = "Failover"
+	ReasonRenderFailed = "RenderFailed"
+)
+
+// Owner is the partition handler of a dispatcher: the players keeper plus routing. It
+// consumes a partition's events and intents in one goroutine, so a player's profile,
+// caps, dedup keys and pending deliveries change in one order.
+type Owner struct {
+	Keeper *players.Keeper
+	JS     jetstream.JetStream
+	// State is the croupier-state bucket.
+	State   jetstream.KeyValue
+	Catalog *Catalog
+	Prefs   *prefs.Cache
+	// Budget reserves before a send (route.Unlimited when nil).
+	Budget route.Budget
+	// Links returns a player's one-click unsubscribe URL for a category and channel; nil
+	// or "" when the brand has no link key.
+	Links func(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel) string
+	Log   *slog.Logger
+	Clock clock.Func
+	// Partitions is P, to spread deferred releases of a campaign's rollout rate.
+	Partitions int
+
+	// Decided counts decisions; Dispatched observes a mandatory message's time from
+	// intent to delivery job against its SLA.
+	Decided    func(category, result, reason string)
+	Dispatched func(brand string, category crmv1.Category, took, sla time.Duration)
+}
+
+var _ partition.Handler = (*Owner)(nil)
+
+// PlayerState is a player's routing state: the croupier-state value.
+type PlayerState struct {
+	Brand   string `json:"brand"`
+	Player  string `json:"player"`
+	History route.History `json:"history"`
+	// Pending are sent decisions whose delivery may still fail over to the next channel.
+	Pending []Pending `json:"pending,omitempty"`
+
+	rev   uint64
+	dirty bool
+}
+
+// Pending is a sent decision awaiting its delivery outcome.
+type Pending struct {
+	DecisionID string          `json:"decisionID"`
+	Intent     bus.Intent      `json:"intent"`
+	Channel    crmv1.Channel   `json:"channel"`
+	Fallbacks  []crmv1.Channel `json:"fallbacks,omitempty"`
+	At         int64           `json:"at"`
+}
+
+// MaxPending bounds a player's pending deliveries; PendingFor is how long one is kept.
+const (
+	MaxPending = 32
+	PendingFor = 7 * 24 * time.Hour
+	// KeepHistory covers the longest frequency cap window and dedup window.
+	KeepHistory = 91 * 24 * time.Hour
+)
+
+// Open loads a partition's players and routing state.
+func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, error) {
+	ks, err := o.Keeper.OpenState(ctx, part)
+	if err != nil {
+		return nil, err
+	}
+	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{}}
+	if err := st.load(ctx); err != nil {
+		ks.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+type outMsg struct {
+	msg *nats.Msg
+	id  string
+}
+
+type ownerState struct {
+	o       *Owner
+	part    int
+	ks      *players.PartitionState
+	pt      *players.Partition
+	players map[string]*PlayerState
+	dirty   []*PlayerState
+	// out are the publishes of this batch, made only after the state that covers them is
+	// persisted: a fenced owner publishes nothing.
+	out      []outMsg
+	observed []observation
+	// slots count deferred releases per campaign and due time, to spread them.
+	slots map[string]int
+}
+
+type observation struct {
+	brand    string
+	category crmv1.Category
+	took     time.Duration
+	sla      time.Duration
+}
+
+func (s *ownerState) load(ctx context.Context) error {
+	w, err := s.o.State.Watch(ctx, "*."+strconv.Itoa(s.part)+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("loading routing state of partition %d: %w", s.part, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("croupier-state watch closed")
+			}
+			if e == nil {
+				return nil
+			}
+			ps := &PlayerState{rev: e.Revision()}
+			if err := json.Unmarshal(e.Value(), ps); err != nil {
+				return fmt.Errorf("loading %s: %w", e.Key(), err)
+			}
+			s.players[ps.Brand+"/"+ps.Player] = ps
+		}
+	}
+}
+
+func (s *ownerState) state(brand, player string) *PlayerState {
+	k := brand + "/" + player
+	ps, ok := s.players[k]
+	if !ok {
+		ps = &PlayerState{Brand: brand, Player: player}
+		s.players[k] = ps
+	}
+	return ps
+}
+
+func (s *ownerState) markDirty(ps *PlayerState) {
+	if !ps.dirty {
+		ps.dirty = true
+		s.dirty = append(s.dirty, ps)
+	}
+}
+
+func (s *ownerState) Close() { s.ks.Close() }
+
+func (s *ownerState) Tick(ctx context.Context, now time.Time) error {
+	for k := range s.slots {
+		due, _ := strconv.ParseInt(k[strings.LastIndexByte(k, '@')+1:], 10, 64)
+		if due < now.Unix() {
+			delete(s.slots, k)
+		}
+	}
+	return s.ks.Tick(ctx, now)
+}
+
+func (s *ownerState) Handle(ctx context.Context, msg jetstream.Msg) error {
+	subj := msg.Subject()
+	if strings.HasPrefix(subj, bus.Root+".intents.") {
+		return s.handleIntent(ctx, msg)
+	}
+	ev, res, err := s.ks.HandleEvent(ctx, msg)
+	if err != nil || ev == nil {
+		return err
+	}
+	switch {
+	case res == players.Erased && ev.Type == ingest.TypeErasureRequested:
+		delete(s.players, ev.Brand+"/"+ev.Player)
+		return nil
+	case res != players.Applied:
+		return nil
+	}
+	if ev.Type == ingest.TypeDeliveryFailed && ev.Data.DecisionID != nil {
+		ch := ""
+		if ev.Data.Channel != nil {
+			ch = *ev.Data.Channel
+		}
+		reason := ""
+		if ev.Data.Reason != nil {
+			reason = *ev.Data.Reason
+		}
+		s.failover(ctx, ev.Brand, ev.Player, *ev.Data.DecisionID, crmv1.Channel(ch), reason)
+		return nil
+	}
+	s.trigger(ctx, ev)
+	return nil
+}
+
+func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error {
+	brand, _, player, ok := bus.IntentAddress(msg.Subject())
+	it, err := bus.Decode[bus.Intent](msg.Data())
+	switch {
+	case !ok:
+		err = errors.New("subject is not croupier.intents.<brand>.<part>.<player>")
+	case err != nil:
+	case it.Brand != brand || it.Player != player:
+		err = fmt.Errorf("intent for %s/%s published on the subject of %s/%s", it.Brand, it.Player, brand, player)
+	case it.ID == "":
+		err = errors.New("id: must not be empty")
+	case bus.CheckToken("campaign", it.Campaign) != nil:
+		err = bus.CheckToken("campaign", it.Campaign)
+	}
+	if err != nil {
+		f, perr := ingest.PublishDeadLetter(s.o.JS, bus.StreamIntents, msg.Subject(), msg.Headers(), msg.Data(), err.Error(), s.o.Clock.Now())
+		if perr != nil {
+			return perr
+		}
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.decide(ctx, &it, s.o.Clock.Now())
+	return nil
+}
+
+// trigger starts the event-triggered campaigns an applied event matches: those whose
+// first step sends.
+func (s *ownerState) trigger(ctx context.Context, ev *ingest.Event) {
+	b := s.o.Catalog.Brand(ev.Brand)
+	if b == nil {
+		return
+	}
+	cps := b.Triggers[ev.Type]
+	if len(cps) == 0 {
+		return
+	}
+	p, ok := s.pt.Get(ev.Brand, ev.Player)
+	if !ok || p.Erased {
+		return
+	}
+	now := s.o.Clock.Now()
+	var rp *rules.Player
+	var re *rules.Event
+	for _, cp := range cps {
+		if ok, _ := cp.Active(now); !ok {
+			continue
+		}
+		if rp == nil {
+			v := p.Rules(now)
+			rp = &v
+			re = &rules.Event{ID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time}
+			_ = json.Unmarshal(ev.CloudEvent.Data, &re.Data)
+		}
+		if cp.Condition != nil {
+			if m, err := cp.Condition.MatchEvent(rp, re); err != nil || !m {
+				continue
+			}
+		}
+		if cp.Audience != nil {
+			if m, err := cp.Audience.Match(rp); err != nil || !m {
+				continue
+			}
+		}
+		if cp.SegmentRef != "" {
+			seg := b.Segments[cp.SegmentRef]
+			if seg == nil {
+				continue
+			}
+			if m, err := seg.Match(rp); err != nil || !m {
+				continue
+			}
+		}
+		first := &cp.Spec().Steps[0]
+		if first.Send == nil {
+			s.o.Log.Debug("event-triggered campaign does not start with a send step", "brand", ev.Brand, "campaign", cp.Name)
+			continue
+		}
+		key := ev.IdempotencyKey()
+		fi := shortHash(cp.UID + "/" + key)
+		it := &bus.Intent{ID: cp.UID + "/" + key + "/" + first.Name, Brand: ev.Brand, Player: ev.Player, Campaign: cp.Name,
+			Step: first.Name, FlowInstance: fi, Category: cp.Spec().Category, Content: first.Send.Content, Created: now,
+			Event: ev.CloudEvent.Data}
+		s.decide(ctx, it, now)
+	}
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (s *ownerState) count(cat crmv1.Category, result, reason string) {
+	if s.o.Decided != nil {
+		s.o.Decided(string(cat), result, reason)
+	}
+}
+
+// outcome buffers an OUTCOMES record.
+func (s *ownerState) outcome(o *bus.Outcome) {
+	b, _ := bus.Encode(o)
+	msg := nats.NewMsg(bus.OutcomeSubject(o.Brand, s.part, o.Player))
+	msg.Data = b
+	id := o.DecisionID + "/" + o.Kind + "/" + o.Result + "/" + string(o.Channel)
+	s.out = append(s.out, outMsg{msg: msg, id: id})
+}
+
+// decide routes one intent and buffers what follows: the job, the schedule, the outcome.
+func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) {
+	ps := s.state(it.Brand, it.Player)
+	did := route.DecisionID(it.ID)
+	for _, pd := range ps.Pending {
+		if pd.DecisionID == did {
+			// Redelivered after a crash between persist and publish: issue the same job
+			// again; its message id makes JetStream drop it if it did go out.
+			s.issue(ctx, ps, &pd, now, false)
+			return
+		}
+	}
+	oc := &bus.Outcome{Time: now.UTC(), DecisionID: did, Brand: it.Brand, Player: it.Player, Campaign: it.Campaign, Step: it.Step,
+		Kind: bus.OutcomeDecision, Category: string(it.Category), IntentID: it.ID}
+	b := s.o.Catalog.Brand(it.Brand)
+	var cp *Campaign
+	if b != nil {
+		cp = b.Campaigns[it.Campaign]
+	}
+	if cp == nil {
+		s.stopped(oc, route.Suppress, route.ReasonCampaignNotFound, "")
+		return
+	}
+	if ok, why := cp.Active(now); !ok {
+		reason := route.ReasonCampaignNotActive
+		if cp.Spec().Paused {
+			reason = route.ReasonCampaignPaused
+		}
+		s.stopped(oc, route.Suppress, reason, why)
+		return
+	}
+	content := cp.Contents[it.Content]
+	if content == nil {
+		s.stopped(oc, route.Suppress, route.ReasonContentNotFound, it.Content)
+		return
+	}
+	oc.ContentHash = content.Hash
+	offered := content.Offered
+	if st := cp.Steps[it.Step]; st != nil && st.Send != nil && len(st.Send.Channels) > 0 {
+		var allowed prefs.Set
+		for _, ch := range st.Send.Channels {
+			allowed = allowed.With(ch)
+		}
+		offered &= allowed
+	}
+	var pp *players.Player
+	if p, ok := s.pt.Get(it.Brand, it.Player); ok {
+		pp = &p
+	}
+	in := route.Input{Intent: it, Player: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
+		History: &ps.History, Costs: b.Costs, Budget: s.o.Budget, Now: now}
+	if in.Budget == nil {
+		in.Budget = route.Unlimited{}
+	}
+	if pp != nil {
+		in.Prefs = s.o.Prefs.Get(it.Brand, s.part, it.Player)
+		in.Suppressed = s.o.Prefs.Suppressed(it.Brand, map[crmv1.Channel]string{
+			crmv1.ChannelEmail: pp.Email, crmv1.ChannelSMS: pp.Phone, crmv1.ChannelViber: pp.ViberID})
+	}
+	if it.Reward != "" && cp.Config.RewardValues != nil {
+		in.RewardMinor = cp.Config.RewardValues[it.Reward].Minor
+	}
+	d := route.Decide(&in)
+	oc.Result, oc.Reason, oc.Detail, oc.RouteStep = string(d.Result), string(d.Reason), d.Detail, d.Step
+	switch d.Result {
+	case route.Send:
+		pd := Pending{DecisionID: did, Intent: *it, Channel: d.Channel, Fallbacks: d.Fallbacks, At: now.Unix()}
+		r, err := s.render(ctx, b, cp, content, pp, in.Prefs, &pd)
+		r.Unsubscribe = s.unsubscribe(ctx, it, d.Channel)
+		if err != nil {
+			s.o.Log.Error("rendering a message", "brand", it.Brand, "campaign", it.Campaign, "content", it.Content, "err", err)
+			s.stopped(oc, route.Suppress, ReasonRenderFailed, err.Error())
+			return
+		}
+		oc.Channel, oc.Fallbacks, oc.Locale, oc.TemplateID = d.Channel, d.Fallbacks, r.Locale, r.TemplateID
+		ps.History.Prune(now, KeepHistory)
+		ps.History.Record(it.Category, d.Channel, route.ContentKey(it), now)
+		ps.addPending(pd, now)
+		s.markDirty(ps)
+		s.outcome(oc)
+		s.publishJob(b, cp, it, did, d.Channel, d.Fallbacks, pp, r, in.Costs)
+		if rule := b.Policy.Rule(it.Category); rule != nil && rule.Mandatory && !it.Created.IsZero() {
+			s.observed = append(s.observed, observation{it.Brand, it.Category, now.Sub(it.Created), rule.SLA})
+		}
+	case route.Defer:
+		at := s.spread(cp, it, d.SendAt)
+		oc.SendAt = at
+		s.outcome(oc)
+		s.schedule(it, at)
+	default:
+		s.outcome(oc)
+	}
+	s.count(it.Category, string(d.Result), string(d.Reason))
+}
+
+func (s *ownerState) stopped(oc *bus.Outcome, r route.Result, reason route.Reason, detail string) {
+	oc.Result, oc.Reason, oc.Detail = string(r), string(reason), detail
+	s.outcome(oc)
+	s.count(crmv1.Category(oc.Category), oc.Result, oc.Reason)
+}
+
+func (ps *PlayerState) addPending(pd Pending, now time.Time) {
+	floor := now.Add(-PendingFor).Unix()
+	keep := ps.Pending[:0]
+	for _, p := range ps.Pending {
+		if p.At >= floor {
+			keep = append(keep, p)
+		}
+	}
+	ps.Pending = append(keep, pd)
+	if len(ps.Pending) > MaxPending {
+		ps.Pending = ps.Pending[len(ps.Pending)-MaxPending:]
+	}
+}
+
+// spread places a deferred release within the campaign's rollout rate: each partition
+// releases its share of maxPerMinute per minute after the due time.
+func (s *ownerState) spread(cp *Campaign, it *bus.Intent, due time.Time) time.Time {
+	ro := cp.Spec().Rollout
+	if ro == nil || ro.MaxPerMinute <= 0 || it.Due.Equal(due) {
+		return due
+	}
+	share := max(1, int(ro.MaxPerMinute)/max(1, s.o.Partitions))
+	k := it.Brand + "/" + cp.Name + "@" + strconv.FormatInt(due.Unix(), 10)
+	n := s.slots[k]
+	s.slots[k] = n + 1
+	return due.Add(time.Duration(n/share) * time.Minute)
+}
+
+// schedule buffers a durable schedule that re-enters the intent at its due time.
+func (s *ownerState) schedule(it *bus.Intent, at time.Time) {
+	next := *it
+	next.Due = at
+	b, _ := bus.Encode(&next)
+	fi := it.FlowInstance
+	if !bus.ValidToken(fi) {
+		fi = shortHash(it.ID)
+	}
+	step := it.Step
+	if !bus.ValidToken(step) {
+		step = "send"
+	}
+	msg := nats.NewMsg(bus.ScheduleSubject(it.Brand, s.part, it.Player, it.Campaign, fi, step))
+	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set("Nats-Schedule-Target", bus.IntentSubject(it.Brand, s.part, it.Player))
+	msg.Data = b
+	s.out = append(s.out, outMsg{msg: msg})
+}
+
+// failover issues the next candidate's job when a worker reports a channel failed.
+func (s *ownerState) failover(ctx context.Context, brand, player, decisionID string, failed crmv1.Channel, reason string) {
+	ps := s.state(brand, player)
+	for i := range ps.Pending {
+		pd := &ps.Pending[i]
+		if pd.DecisionID != decisionID || pd.Channel != failed {
+			continue
+		}
+		now := s.o.Clock.Now()
+		oc := &bus.Outcome{Time: now.UTC(), DecisionID: decisionID, Brand: brand, Player: player, Campaign: pd.Intent.Campaign,
+			Step: pd.Intent.Step, Kind: bus.OutcomeFailover, Category: string(pd.Intent.Category), IntentID: pd.Intent.ID}
+		if len(pd.Fallbacks) == 0 {
+			oc.Result, oc.Reason, oc.Detail = string(route.Suppress), string(route.ReasonAllChannelsFailed), string(failed)+": "+reason
+			s.outcome(oc)
+			s.count(pd.Intent.Category, oc.Result, oc.Reason)
+			ps.Pending = append(ps.Pending[:i], ps.Pending[i+1:]...)
+			s.markDirty(ps)
+			return
+		}
+		pd.Channel, pd.Fallbacks = pd.Fallbacks[0], pd.Fallbacks[1:]
+		s.markDirty(ps)
+		oc.Result, oc.Reason, oc.Channel, oc.Fallbacks = string(route.Send), ReasonFailover, pd.Channel, pd.Fallbacks
+		oc.Detail = string(failed) + " failed: " + reason
+		s.outcome(oc)
+		s.count(pd.Intent.Category, oc.Result, oc.Reason)
+		s.issue(ctx, ps, pd, now, true)
+		return
+	}
+}
+
+// issue renders and buffers the job of a pending decision on its current channel.
+func (s *ownerState) issue(ctx context.Context, ps *PlayerState, pd *Pending, now time.Time, fresh bool) {
+	b := s.o.Catalog.Brand(ps.Brand)
+	if b == nil {
+		return
+	}
+	cp := b.Campaigns[pd.Intent.Campaign]
+	if cp == nil {
+		return
+	}
+	content := cp.Contents[pd.Intent.Content]
+	p, ok := s.pt.Get(ps.Brand, ps.Player)
+	if content == nil || !ok {
+		return
+	}
+	r, err := s.render(ctx, b, cp, content, &p, s.o.Prefs.Get(ps.Brand, s.part, ps.Player), pd)
+	r.Unsubscribe = s.unsubscribe(ctx, &pd.Intent, pd.Channel)
+	if err != nil {
+		s.o.Log.Error("rendering a message", "brand", ps.Brand, "campaign", cp.Name, "err", err)
+		return
+	}
+	s.publishJob(b, cp, &pd.Intent, pd.DecisionID, pd.Channel, pd.Fallbacks, &p, r, b.Costs)
+}
+
+// render executes the content for the pending decision's channel in the player's language.
+func (s *ownerState) render(ctx context.Context, b *Brand, cp *Campaign, content *render.Content, p *players.Player, pp *prefs.Prefs, pd *Pending) (render.Rendered, error) {
+	ch := pd.Channel
+	m := content.Pick(ch, pp.Language(ch), p.Language, b.Policy.DefaultLanguage)
+	if m == nil {
+		return render.Rendered{}, fmt.Errorf("content %s has no %s message", content.Name, ch)
+	}
+	attrs := make(map[string]string, len(p.Attrs))
+	for _, a := range p.Attrs {
+		attrs[a.Key] = a.Value
+	}
+	data := &render.Data{Campaign: cp.Name, Links: map[string]string{},
+		Player: render.PlayerData(map[string]any{"ID": p.ID, "Country": p.Country, "Language": p.Language,
+			"Currency": p.Currency, "VIPLevel": p.VIPLevel}, attrs)}
+	if len(pd.Intent.Event) > 0 {
+		_ = json.Unmarshal(pd.Intent.Event, &data.Event)
+	}
+	if u := s.unsubscribe(ctx, &pd.Intent, ch); u != "" {
+		data.Links["Unsubscribe"] = u
+	}
+	return m.Execute(content.Name, data)
+}
+
+// unsubscribe is the one-click unsubscribe link of a marketing message, "" otherwise.
+func (s *ownerState) unsubscribe(ctx context.Context, it *bus.Intent, ch crmv1.Channel) string {
+	if s.o.Links == nil || it.Category != crmv1.CategoryMarketing {
+		return ""
+	}
+	return s.o.Links(ctx, it.Brand, it.Player, it.Category, ch)
+}
+
+// Address is where a channel reaches a player ("" for inApp and webhook, which use the
+// player id).
+func Address(p *players.Player, ch crmv1.Channel) string {
+	switch ch {
+	case crmv1.ChannelEmail:
+		return p.Email
+	case crmv1.ChannelSMS:
+		return p.Phone
+	case crmv1.ChannelViber:
+		return p.ViberID
+	case crmv1.ChannelPush:
+		for _, t := range p.PushTokens {
+			if t.Platform != "web" {
+				return t.Token
+			}
+		}
+	case crmv1.ChannelWebPush:
+		if len(p.WebPushSubscription) > 0 {
+			return string(p.WebPushSubscription)
+		}
+		for _, t := range p.PushTokens {
+			if t.Platform == "web" {
+				return t.Token
+			}
+		}
+	}
+	return p.ID
+}
+
+func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did string, ch crmv1.Channel, fallbacks []crmv1.Channel, p *players.Player, r render.Rendered, costs [len(prefs.Channels)]int64) {
+	job := bus.DeliveryJob{DecisionID: did, Brand: it.Brand, Player: it.Player, Campaign: it.Campaign, Step: it.Step,
+		Channel: ch, Fallbacks: fallbacks, Locale: r.Locale, TemplateID: r.TemplateID, ContentHash: cp.Config.ContentHashes[it.Content],
+		To: Address(p, ch), Subject: r.Subject, Text: r.Text, HTML: r.HTML, Test: it.Test}
+	data := map[string]string{"category": string(it.Category)}
+	if r.DeepLink != "" {
+		data["deepLink"] = r.DeepLink
+	}
+	if r.ImageURL != "" {
+		data["imageURL"] = r.ImageURL
+	}
+	if r.Button != "" {
+		data["buttonText"] = r.Button
+	}
+	if ch == crmv1.ChannelPush {
+		for _, t := range p.PushTokens {
+			if t.Token == job.To {
+				data["platform"] = t.Platform
+			}
+		}
+	}
+	if r.Unsubscribe != "" {
+		data["unsubscribeURL"] = r.Unsubscribe
+	}
+	job.Data = data
+	if c := costs[prefs.ChannelIndex(ch)]; c > 0 {
+		if cfg := b.Channels[ch]; cfg != nil {
+			for _, pc := range cfg.ProviderCosts {
+				job.MaxCost = &bus.MinorAmount{Minor: c, Currency: pc.Currency}
+				break
+			}
+		}
+	}
+	raw, _ := bus.Encode(&job)
+	msg := nats.NewMsg(bus.DeliverySubject(string(ch), it.Brand, s.part, it.Player))
+	msg.Data = raw
+	s.out = append(s.out, outMsg{msg: msg, id: did + "." + string(ch)})
+}
+
+// Flush persists players, then the routing state (fenced), and only then publishes the
+// batch's jobs, schedules and outcomes and waits for them.
+func (s *ownerState) Flush(ctx context.Context) error {
+	if err := s.ks.Flush(ctx); err != nil {
+		return err
+	}
+	if err := s.flushState(ctx); err != nil {
+		return err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(s.out))
+	for _, m := range s.out {
+		var opts []jetstream.PublishOpt
+		if m.id != "" {
+			opts = append(opts, jetstream.WithMsgID(m.id))
+		}
+		opts = append(opts, jetstream.WithStallWait(30*time.Second))
+		f, err := s.o.JS.PublishMsgAsync(m.msg, opts...)
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w", m.msg.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publishing %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.out = s.out[:0]
+	if s.o.Dispatched != nil {
+		for _, ob := range s.observed {
+			s.o.Dispatched(ob.brand, ob.category, ob.took, ob.sla)
+		}
+	}
+	s.observed = s.observed[:0]
+	return nil
+}
+
+// flushState writes every changed player state with asynchronous puts conditional on the
+// revision this owner last saw; a refused write is partition.ErrFenced.
+func (s *ownerState) flushState(ctx context.Context) error {
+	type pending struct {
+		ps  *PlayerState
+		ack jetstream.PubAckFuture
+	}
+	ps := make([]pending, 0, len(s.dirty))
+	for _, st := range s.dirty {
+		st.dirty = false
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		f, err := s.o.JS.PublishAsync("$KV."+bus.BucketState+"."+bus.PlayerKey(st.Brand, s.part, st.Player), b,
+			jetstream.WithExpectLastSequencePerSubject(st.rev), jetstream.WithStallWait(30*time.Second))
+		if err != nil {
+			return err
+		}
+		ps = append(ps, pending{st, f})
+	}
+	s.dirty = s.dirty[:0]
+	fenced := false
+	for _, p := range ps {
+		select {
+		case a := <-p.ack.Ok():
+			p.ps.rev = a.Sequence
+		case err := <-p.ack.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				fenced = true
+			} else {
+				return fmt.Errorf("persisting routing state of partition %d: %w", s.part, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fenced {
+		return players.ErrFenced
+	}
+	return nil
+}

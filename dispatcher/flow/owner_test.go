@@ -1,0 +1,464 @@
+package flow_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"sigs.k8s.io/yaml"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/partition"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/clock"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fakeClock is a settable clock.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *fakeClock) now() time.Time {
+	if n := c.ns.Load(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Now()
+}
+
+// samplePolicyRecord is the Baku sample PreferencePolicy as the manager publishes it.
+func samplePolicyRecord(t testing.TB) []byte {
+	raw, err := os.ReadFile("../../config/samples/baku-casino.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pp crmv1.PreferencePolicy
+	for doc := range bytes.SplitSeq(raw, []byte("\n---\n")) {
+		if bytes.Contains(doc, []byte("kind: PreferencePolicy")) {
+			if err := yaml.Unmarshal(doc, &pp); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pp.Spec.GlobalHoldoutPercent = 0
+	b, _ := bus.Encode(bus.ConfigRecord{Kind: "PreferencePolicy", Brand: "baku", Name: "baku-casino", UID: "pp-1", Generation: 1,
+		PreferencePolicy: &bus.PreferencePolicyConfig{Spec: pp.Spec, Mandatory: map[crmv1.Category]bool{
+			crmv1.CategoryService: true, crmv1.CategoryResponsibleGaming: true}}})
+	return b
+}
+
+func channelRecord(ch crmv1.Channel) []byte {
+	b, _ := bus.Encode(bus.ConfigRecord{Kind: "ChannelPolicy", Brand: "baku", Name: string(ch), UID: "cp-" + string(ch),
+		ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: ch},
+			ProviderCosts: map[string]bus.MicroAmount{"p": {Micros: 2000, Currency: "AZN"}}}})
+	return b
+}
+
+func campaignRecord(name string, cat crmv1.Category, trigger string, msgs ...crmv1.Message) []byte {
+	spec := crmv1.CampaignSpec{Category: cat, Priority: 50,
+		Steps:    []crmv1.Step{{Name: "send", Send: &crmv1.SendStep{Content: "main"}}},
+		Contents: []crmv1.Content{{Name: "main", Messages: msgs}}}
+	if trigger != "" {
+		spec.Trigger.Event = &crmv1.EventTrigger{Type: crmv1.EventType(trigger)}
+	} else {
+		spec.Trigger.Schedule = &crmv1.ScheduleTrigger{Cron: "0 10 * * *"}
+	}
+	b, _ := bus.Encode(bus.ConfigRecord{Kind: "Campaign", Brand: "baku", Name: name, UID: "uid-" + name, Generation: 1,
+		Campaign: &bus.CampaignConfig{Spec: spec, ContentHashes: map[string]string{"main": "hash-" + name}}})
+	return b
+}
+
+// stack is one dispatcher's partition owner on one partition, without leases.
+type stack struct {
+	srv    *bustest.Server
+	js     jetstream.JetStream
+	owner  *flow.Owner
+	runner *partition.Runner
+	clock  *fakeClock
+}
+
+func configure(t *testing.T, srv *bustest.Server) {
+	_, js := srv.Connect(t)
+	kv := bustest.KV(t, js, bus.BucketConfig)
+	ctx := context.Background()
+	put := func(k string, v []byte) {
+		if _, err := kv.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), samplePolicyRecord(t))
+	for _, ch := range []crmv1.Channel{crmv1.ChannelSMS, crmv1.ChannelEmail, crmv1.ChannelPush} {
+		put(bus.ConfigKey("baku", bus.KindChannelPolicy, string(ch)), channelRecord(ch))
+	}
+	put(bus.ConfigKey("baku", bus.KindCampaign, "withdrawal-notice"), campaignRecord("withdrawal-notice", crmv1.CategoryService, "withdrawal.completed",
+		crmv1.Message{Channel: crmv1.ChannelSMS, Locale: "az", Body: "BakuCasino: {{ .Event.amount }} {{ .Event.currency }} cixarish tamamlandi."},
+		crmv1.Message{Channel: crmv1.ChannelSMS, Locale: "ru", Body: "BakuCasino: вывод {{ .Event.amount }} {{ .Event.currency }} выполнен."},
+		crmv1.Message{Channel: crmv1.ChannelEmail, Locale: "az", Subject: "Çıxarış", Body: "{{ .Event.amount }}"}))
+	put(bus.ConfigKey("baku", bus.KindCampaign, "daily-spins"), campaignRecord("daily-spins", crmv1.CategoryMarketing, "",
+		crmv1.Message{Channel: crmv1.ChannelPush, Locale: "az", Subject: "Pulsuz fırlanmalar", Body: "Salam {{ .Player.FirstName | default \"dost\" }}, 20 pulsuz fırlanma!"},
+		crmv1.Message{Channel: crmv1.ChannelInApp, Locale: "az", Body: "20 pulsuz fırlanma"}))
+}
+
+func newStack(t *testing.T, srv *bustest.Server, replica string, clk *fakeClock) *stack {
+	t.Helper()
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	catalog := &flow.Catalog{Log: quiet}
+	cache := prefs.NewCache()
+	r1, r2 := make(chan struct{}), make(chan struct{})
+	go func() { _ = catalog.Run(ctx, bustest.KV(t, js, bus.BucketConfig), r1) }()
+	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), r2) }()
+	<-r1
+	<-r2
+	c := clock.Func(clk.now)
+	keeper := &players.Keeper{JS: js, Players: bustest.KV(t, js, bus.BucketPlayers), Log: quiet, Clock: c}
+	owner := &flow.Owner{Keeper: keeper, JS: js, State: bustest.KV(t, js, bus.BucketState), Catalog: catalog, Prefs: cache,
+		Log: quiet, Clock: c, Partitions: srv.Partitions}
+	runner := &partition.Runner{JS: js, Handler: owner, Log: quiet, Linger: 5 * time.Millisecond,
+		Sources: []partition.Source{partition.Events, partition.Intents}}
+	return &stack{srv: srv, js: js, owner: owner, runner: runner, clock: clk}
+}
+
+func (s *stack) start(t *testing.T, epoch uint64) {
+	cb := s.runner.Callbacks()
+	cb.Acquired(context.Background(), 0, epoch)
+	t.Cleanup(func() { cb.Released(0) })
+}
+
+func publishEvent(t *testing.T, js jetstream.JetStream, player, typ, id string, at time.Time, data any) {
+	t.Helper()
+	raw, _ := json.Marshal(data)
+	ev := bus.CloudEvent{SpecVersion: "1.0", ID: id, Source: "pam.baku", Type: typ, Subject: player, Time: at, Data: raw}
+	b, _ := json.Marshal(ev)
+	if _, err := js.Publish(context.Background(), bus.EventSubject("baku", player, typ), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func register(t *testing.T, js jetstream.JetStream, player, tz string, at time.Time, extra map[string]any) {
+	data := map[string]any{"country": "AZ", "language": "az", "timeZone": tz, "currency": "AZN", "phone": "+994501234567",
+		"email": player + "@example.az", "attrs": map[string]any{"firstName": "Leyla"}}
+	publishEvent(t, js, player, "player.registered", "reg-"+player, at, data)
+	prof := map[string]any{"kycStatus": "passed", "ageVerified": true, "pushTokens": []map[string]string{{"platform": "android", "token": "tok-" + player}}}
+	for k, v := range extra {
+		prof[k] = v
+	}
+	publishEvent(t, js, player, "player.profile.updated", "prof-"+player, at, prof)
+}
+
+// collect reads every message of a stream on a filter.
+func collect[T any](t *testing.T, js jetstream.JetStream, stream, filter string) []T {
+	t.Helper()
+	msgs, err := readAll(js, stream, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]T, 0, len(msgs))
+	for _, m := range msgs {
+		v, err := bus.Decode[T](m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func readAll(js jetstream.JetStream, stream, filter string) ([]*jetstream.RawStreamMsg, error) {
+	ctx := context.Background()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	var out []*jetstream.RawStreamMsg
+	var seq uint64 = 1
+	for {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if err != nil {
+			if strings.Contains(err.Error(), "not found") {
+				return out, nil
+			}
+			return nil, err
+		}
+		out = append(out, m)
+		seq = m.Sequence + 1
+	}
+}
+
+func outcomesOf(t *testing.T, js jetstream.JetStream, player string) []bus.Outcome {
+	return collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", 0, player))
+}
+
+func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	clk := &fakeClock{}
+	night := time.Date(2026, 11, 22, 22, 14, 0, 0, time.UTC) // 02:14 in Baku
+	clk.set(night)
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	register(t, s.js, "p-1", "Asia/Baku", night.Add(-time.Hour), nil)
+	publishEvent(t, s.js, "p-1", "withdrawal.completed", "w-1", night, map[string]any{"amount": "150.00", "currency": "AZN", "withdrawalId": "w-1"})
+
+	var jobs []bus.DeliveryJob
+	bustest.Eventually(t, 10*time.Second, "the SMS job", func() bool {
+		jobs = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))
+		return len(jobs) == 1
+	})
+	j := jobs[0]
+	if j.Text != "BakuCasino: 150.00 AZN cixarish tamamlandi." || j.To != "+994501234567" || j.Locale != "az" || j.Player != "p-1" {
+		t.Fatalf("job %+v", j)
+	}
+	if j.DecisionID != route.DecisionID("uid-withdrawal-notice/pam.baku/w-1/send") {
+		t.Fatalf("decision id %s", j.DecisionID)
+	}
+	if len(j.Fallbacks) != 1 || j.Fallbacks[0] != crmv1.ChannelEmail { // the content has no push message
+		t.Fatalf("fallbacks %v", j.Fallbacks)
+	}
+	oc := outcomesOf(t, s.js, "p-1")
+	if len(oc) != 1 || oc[0].Reason != string(route.ReasonMandatoryBypass) || oc[0].Channel != crmv1.ChannelSMS ||
+		!strings.Contains(oc[0].Detail, "local 02:14") || oc[0].DecisionID != j.DecisionID {
+		t.Fatalf("outcomes %+v", oc)
+	}
+	raw, _ := json.Marshal(oc[0])
+	if bytes.Contains(raw, []byte("994501234567")) || bytes.Contains(raw, []byte("150.00")) {
+		t.Fatalf("an outcome holds contact data or the body: %s", raw)
+	}
+	// A redelivered event does not send again.
+	publishEvent(t, s.js, "p-1", "withdrawal.completed", "w-1", night, map[string]any{"amount": "150.00", "currency": "AZN", "withdrawalId": "w-1"})
+	time.Sleep(300 * time.Millisecond)
+	if n := len(collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 1 {
+		t.Fatalf("%d jobs after a duplicate event", n)
+	}
+}
+
+func publishIntent(t *testing.T, js jetstream.JetStream, it bus.Intent) {
+	t.Helper()
+	b, _ := bus.Encode(it)
+	if _, err := js.Publish(context.Background(), bus.IntentSubject(it.Brand, 0, it.Player), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func spins(id, player string, created time.Time) bus.Intent {
+	return bus.Intent{ID: id, Brand: "baku", Player: player, Campaign: "daily-spins", Step: "send", FlowInstance: strings.ReplaceAll(id, ".", "-"),
+		Category: crmv1.CategoryMarketing, Content: "main", Created: created}
+}
+
+func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	clk := &fakeClock{}
+	late := time.Date(2026, 11, 22, 19, 30, 0, 0, time.UTC) // 23:30 in Baku
+	clk.set(late)
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	register(t, s.js, "p-2", "Asia/Baku", late.Add(-time.Hour), nil)
+	publishIntent(t, s.js, spins("run-1", "p-2", late))
+	var oc []bus.Outcome
+	bustest.Eventually(t, 10*time.Second, "the deferral", func() bool { oc = outcomesOf(t, s.js, "p-2"); return len(oc) == 1 })
+	want := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)
+	if oc[0].Result != "defer" || oc[0].Reason != string(route.ReasonQuietHours) || !oc[0].SendAt.Equal(want) {
+		t.Fatalf("outcome %+v", oc[0])
+	}
+	msgs, err := readAll(s.js, bus.StreamIntents, bus.PlayerSchedulesFilter("baku", 0, "p-2"))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("schedules %d %v", len(msgs), err)
+	}
+	h := msgs[0].Header
+	if h.Get("Nats-Schedule") != "@at 2026-11-23T04:00:00Z" || h.Get("Nats-Schedule-Target") != bus.IntentSubject("baku", 0, "p-2") {
+		t.Fatalf("schedule headers %v", h)
+	}
+	it, _ := bus.Decode[bus.Intent](msgs[0].Data)
+	if !it.Due.Equal(want) || it.ID != "run-1" {
+		t.Fatalf("scheduled intent %+v", it)
+	}
+	if n := len(collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, allJobs)); n != 0 {
+		t.Fatalf("%d jobs during quiet hours", n)
+	}
+}
+
+// An intent that comes back before it is due (a schedule firing early) is deferred
+// again to its due time by a durable schedule that survives a server restart.
+func TestEarlyIntentIsRescheduledAndSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := bustest.StartIn(t, dir, 1)
+	configure(t, srv)
+	clk := &fakeClock{} // real time: the server fires the schedule
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	now := time.Now()
+	register(t, s.js, "p-3", "Asia/Baku", now.Add(-time.Hour), nil)
+	// Make it daytime for the player whatever the hour: a zone where it is noon-ish.
+	due := now.Add(2 * time.Second)
+	it := spins("run-2", "p-3", now)
+	it.Due = due
+	bustest.Eventually(t, 10*time.Second, "the player", func() bool {
+		return has(s.owner, "p-3")
+	})
+	publishIntent(t, s.js, it)
+	bustest.Eventually(t, 10*time.Second, "the early arrival's outcome", func() bool {
+		oc := outcomesOf(t, s.js, "p-3")
+		return len(oc) == 1 && oc[0].Reason == string(route.ReasonArrivedEarly)
+	})
+	s.runner.Callbacks().Released(0)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	srv2 := bustest.StartIn(t, dir, 1)
+	s2 := newStack(t, srv2, "b", clk)
+	s2.start(t, 2)
+	var oc []bus.Outcome
+	bustest.Eventually(t, 15*time.Second, "the release after the restart", func() bool {
+		oc = outcomesOf(t, s2.js, "p-3")
+		return len(oc) == 2
+	})
+	last := oc[1]
+	if last.Time.Before(due.Add(-time.Second)) {
+		t.Fatalf("released at %s, due %s", last.Time, due)
+	}
+	// Quiet hours may hold it again if the machine's clock is in Baku's night; either
+	// way the re-entry was decided again from step 1.
+	if last.Result != "send" && last.Reason != string(route.ReasonQuietHours) {
+		t.Fatalf("re-entry outcome %+v", last)
+	}
+}
+
+func TestFailoverIssuesTheNextCandidate(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	clk := &fakeClock{}
+	noon := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	clk.set(noon)
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	register(t, s.js, "p-4", "Asia/Baku", noon.Add(-time.Hour), nil)
+	publishIntent(t, s.js, spins("run-3", "p-4", noon))
+	var push []bus.DeliveryJob
+	bustest.Eventually(t, 10*time.Second, "the push job", func() bool {
+		push = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("push"))
+		return len(push) == 1
+	})
+	if push[0].Text != "Salam Leyla, 20 pulsuz fırlanma!" || push[0].Subject != "Pulsuz fırlanmalar" || push[0].To != "tok-p-4" {
+		t.Fatalf("push job %+v", push[0])
+	}
+	did := push[0].DecisionID
+	fail := func(id string, ch crmv1.Channel) {
+		b, _ := json.Marshal(bus.CloudEvent{SpecVersion: "1.0", ID: id, Source: "croupier", Type: "delivery.failed", Subject: "p-4", Time: noon,
+			Data: json.RawMessage(`{"decisionId":"` + did + `","channel":"` + string(ch) + `","reason":"provider refused"}`)})
+		if _, err := s.js.Publish(context.Background(), bus.EventSubject("baku", "p-4", "delivery.failed"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail("f-1", crmv1.ChannelPush)
+	var inApp []bus.DeliveryJob
+	bustest.Eventually(t, 10*time.Second, "the in-app job", func() bool {
+		inApp = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("inApp"))
+		return len(inApp) == 1
+	})
+	if inApp[0].DecisionID != did || inApp[0].Text != "20 pulsuz fırlanma" || inApp[0].To != "p-4" {
+		t.Fatalf("in-app job %+v", inApp[0])
+	}
+	fail("f-2", crmv1.ChannelInApp)
+	bustest.Eventually(t, 10*time.Second, "all channels failed", func() bool {
+		oc := outcomesOf(t, s.js, "p-4")
+		return len(oc) == 3 && oc[1].Reason == flow.ReasonFailover && oc[2].Reason == string(route.ReasonAllChannelsFailed)
+	})
+}
+
+// Two replicas contending for one partition never exceed a cap: the stale owner's state
+// write is refused, so it publishes nothing, and the next owner counts what was sent.
+func TestCapHoldsAcrossContendingOwners(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	clk := &fakeClock{}
+	noon := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	clk.set(noon)
+	a := newStack(t, srv, "a", clk)
+	a.start(t, 1)
+	register(t, a.js, "p-5", "Asia/Baku", noon.Add(-time.Hour), nil)
+	bustest.Eventually(t, 10*time.Second, "the player", func() bool {
+		return has(a.owner, "p-5")
+	})
+	// B opens the partition now, loading the state as it is: no sends yet.
+	b := newStack(t, srv, "b", clk)
+	bState, err := b.owner.Open(context.Background(), 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bState.Close()
+	// A sends the two marketing messages the 24h cap allows.
+	publishIntent(t, a.js, spins("c-1", "p-5", noon))
+	publishIntent(t, a.js, spins("c-2", "p-5", noon))
+	bustest.Eventually(t, 10*time.Second, "two jobs", func() bool {
+		return len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)) == 2
+	})
+	a.runner.Callbacks().Released(0)
+	// B, with its stale view, decides a third one: its persist is refused.
+	it := spins("c-3", "p-5", noon)
+	raw, _ := bus.Encode(it)
+	msg := &fakeMsg{subject: bus.IntentSubject("baku", 0, "p-5"), data: raw}
+	if err := bState.Handle(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := bState.Flush(context.Background()); err != players.ErrFenced {
+		t.Fatalf("stale owner's flush: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
+		t.Fatalf("%d jobs: the stale owner published", n)
+	}
+	// The next owner loads the state and holds the cap.
+	c := newStack(t, srv, "c", clk)
+	c.start(t, 3)
+	publishIntent(t, c.js, spins("c-3", "p-5", noon))
+	bustest.Eventually(t, 10*time.Second, "the capped decision", func() bool {
+		for _, o := range outcomesOf(t, c.js, "p-5") {
+			if o.IntentID == "c-3" && o.Reason == string(route.ReasonFrequencyCap) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
+		t.Fatalf("%d jobs after the handoff", n)
+	}
+}
+
+// fakeMsg is an intent handed to a partition state directly (the stale owner has no
+// consumer); only Subject and Data are read for intents.
+type fakeMsg struct {
+	jetstream.Msg
+	subject string
+	data    []byte
+}
+
+func (m *fakeMsg) Subject() string       { return m.subject }
+func (m *fakeMsg) Data() []byte          { return m.data }
+func (m *fakeMsg) Headers() nats.Header { return nil }
+
+const allJobs = bus.Root + ".deliveries.>"
+
+func has(o *flow.Owner, player string) bool {
+	for _, p := range o.Keeper.Partitions() {
+		if _, ok := p.Get("baku", player); ok {
+			return true
+		}
+	}
+	return false
+}
