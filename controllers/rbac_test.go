@@ -69,7 +69,8 @@ func TestPeopleRoles(t *testing.T) {
 	}
 	all = append(all, edit(crm, "campaigns/status")...)
 	adminResources := []string{crmv1.AdminPlayersImport, crmv1.AdminPlayersErase, crmv1.AdminPlayersExport, crmv1.AdminPlayersExplain,
-		crmv1.AdminPlayersHistory, crmv1.AdminCampaignsPreview, crmv1.AdminCampaignsTestSend}
+		crmv1.AdminPlayersHistory, crmv1.AdminCampaignsPreview, crmv1.AdminCampaignsTestSend, crmv1.AdminPlayersPreferences,
+		crmv1.AdminSuppressions, crmv1.AdminConsentReport}
 	for _, r := range adminResources {
 		all = append(all, admin(r))
 	}
@@ -102,7 +103,8 @@ func TestPeopleRoles(t *testing.T) {
 		}
 	}
 	grant("croupier-analyst", admin(crmv1.AdminPlayersExplain), admin(crmv1.AdminPlayersHistory))
-	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase), admin(crmv1.AdminPlayersExport))
+	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase), admin(crmv1.AdminPlayersExport), admin(crmv1.AdminPlayersPreferences),
+		admin(crmv1.AdminSuppressions), admin(crmv1.AdminConsentReport), admin(crmv1.AdminPlayersHistory), admin(crmv1.AdminPlayersExplain))
 
 	ask := func(user, ns string, c check) bool {
 		sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{

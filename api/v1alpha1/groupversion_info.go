@@ -34,4 +34,10 @@ const (
 	AdminPlayersHistory    = "players/history"
 	AdminCampaignsPreview  = "campaigns/preview"
 	AdminCampaignsTestSend = "campaigns/testsend"
+	// AdminPlayersPreferences is a player's preferences changed by the support desk.
+	AdminPlayersPreferences = "players/preferences"
+	// AdminSuppressions is the brand-wide suppression list.
+	AdminSuppressions = "suppressions"
+	// AdminConsentReport is the consent report (no marketing after a withdrawal).
+	AdminConsentReport = "consent/report"
 )

@@ -48,6 +48,7 @@ func main() {
 	flag.DurationVar(&o.SweepEvery, "sweep-interval", 10*time.Minute, "period of RFM scoring and inactivity checks")
 	flag.StringVar(&inactive, "inactive-days", "7,14,30,60,90", "days without activity at which player.inactive is emitted")
 	flag.StringVar(&o.APIAddr, "api-bind-address", ":8443", "HTTPS address of the event intake and admin API")
+	flag.StringVar(&o.PublicURL, "public-url", "", "base URL players reach the dispatcher at, for unsubscribe and double opt-in links in messages (none when empty)")
 	flag.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (self-signed when empty)")
 	flag.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key")
 	flag.StringVar(&o.HealthAddr, "http-bind-address", ":8090", "address of /healthz, /readyz and /metrics")

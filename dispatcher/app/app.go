@@ -55,6 +55,9 @@ type Options struct {
 	// Kube is the Kubernetes client (Secrets, TokenReview, SubjectAccessReview). Without
 	// it the intake has no keys and the admin API is off.
 	Kube kubernetes.Interface
+	// PublicURL is the base of unsubscribe and confirmation links in messages (none when
+	// empty), e.g. https://crm.example-casino.az.
+	PublicURL string
 	// Registry receives the metrics (a new one when nil).
 	Registry *prometheus.Registry
 	// Ready is closed once the servers listen.
@@ -214,15 +217,25 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	intake := &ingest.Intake{JS: pjs, Log: log, Count: func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }}
 	if o.Kube != nil {
 		intake.Keys = &ingest.SecretKeys{Config: configKV, Secrets: o.Kube.CoreV1()}
+	} else {
+		intake.Keys = ingest.StaticKeys{}
+		log.Warn("no Kubernetes API: intake keys, player tokens and the admin API are unavailable")
+	}
+	service := &prefs.Service{JS: js, KV: prefsKV, Cache: prefsCache, Policy: catalog.Policy, Partitions: o.Partitions}
+	prefsAPI := &api.Preferences{Service: service, Keys: intake.Keys, PublicURL: o.PublicURL, Log: log}
+	prefsAPI.Register(mux)
+	owner.Links = prefsAPI.UnsubscribeLink
+	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: o.Partitions}
+	insight.RegisterPlayer(mux, prefsAPI)
+	if o.Kube != nil {
 		authn, authz, err := api.Delegated(ctx, o.Kube)
 		if err != nil {
 			return err
 		}
 		admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: o.Partitions, Log: log}
 		admin.Register(mux)
-	} else {
-		intake.Keys = ingest.StaticKeys{}
-		log.Warn("no Kubernetes API: intake keys and the admin API are unavailable")
+		prefsAPI.RegisterAdmin(mux, admin)
+		insight.RegisterAdmin(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 

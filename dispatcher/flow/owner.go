@@ -551,6 +551,9 @@ func (s *ownerState) render(ctx context.Context, b *Brand, cp *Campaign, content
 	if len(pd.Intent.Event) > 0 {
 		_ = json.Unmarshal(pd.Intent.Event, &data.Event)
 	}
+	for k, v := range pd.Intent.Links {
+		data.Links[k] = v
+	}
 	if u := s.unsubscribe(ctx, &pd.Intent, ch); u != "" {
 		data.Links["Unsubscribe"] = u
 	}

@@ -39,6 +39,10 @@ type BrandKeys struct {
 	HMAC [][]byte
 	// Bearer tokens; more than one while a token is rotated.
 	Bearer []string
+	// JWT keys verify players' tokens (HS256); more than one while a key is rotated.
+	JWT [][]byte
+	// Link signs unsubscribe and confirmation links (linkKey, else the first HMAC key).
+	Link []byte
 }
 
 // ErrNoKeys means the brand has no PreferencePolicy with integration keys.
@@ -180,23 +184,33 @@ func (in *Intake) authenticate(r *http.Request, brand string, body []byte) (int,
 		in.Log.Error("reading intake keys", "brand", brand, "err", err)
 		return http.StatusServiceUnavailable, errors.New("the brand's keys cannot be read now; retry later")
 	}
+	if err := Authenticate(r, body, keys, in.Clock.Now()); err != nil {
+		return http.StatusUnauthorized, err
+	}
+	return 0, nil
+}
+
+// Authenticate checks a request from the casino platform or a provider callback: a bearer
+// token or the Croupier-Signature HMAC with the brand's keys.
+func Authenticate(r *http.Request, body []byte, keys BrandKeys, now time.Time) error {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok {
-			return http.StatusUnauthorized, errors.New("Authorization: only Bearer tokens are accepted")
+			return errors.New("Authorization: only Bearer tokens are accepted")
 		}
 		for _, want := range keys.Bearer {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
-				return 0, nil
+				return nil
 			}
 		}
-		return http.StatusUnauthorized, errors.New("Authorization: bearer token not valid for this brand")
+		return errors.New("Authorization: bearer token not valid for this brand")
 	}
 	sig := r.Header.Get(SignatureHeader)
 	if sig == "" {
-		return http.StatusUnauthorized, errors.New("unauthenticated: send " + SignatureHeader + " (t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">) or Authorization: Bearer <token>")
+		return errors.New("unauthenticated: send " + SignatureHeader + " (t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">) or Authorization: Bearer <token>")
 	}
-	return VerifySignature(sig, body, keys.HMAC, in.Clock.Now())
+	_, err := VerifySignature(sig, body, keys.HMAC, now)
+	return err
 }
 
 // VerifySignature checks a Croupier-Signature header against the body and keys.

@@ -24,6 +24,8 @@ const (
 	SecretBearerToken     = "bearerToken"
 	SecretBearerPrevious  = "bearerTokenPrevious"
 	SecretJWTKey          = "jwtKey"
+	SecretJWTKeyPrevious  = "jwtKeyPrevious"
+	SecretLinkKey         = "linkKey"
 )
 
 // SecretKeys reads a brand's keys from the Secret its PreferencePolicy names: the policy
@@ -119,6 +121,15 @@ func (s *SecretKeys) load(ctx context.Context, brand string) (BrandKeys, error) 
 		if v := strings.TrimSpace(string(sec.Data[n])); v != "" {
 			k.Bearer = append(k.Bearer, v)
 		}
+	}
+	for _, n := range []string{SecretJWTKey, SecretJWTKeyPrevious} {
+		if v := sec.Data[n]; len(v) > 0 {
+			k.JWT = append(k.JWT, v)
+		}
+	}
+	k.Link = sec.Data[SecretLinkKey]
+	if len(k.Link) == 0 && len(k.HMAC) > 0 {
+		k.Link = k.HMAC[0]
 	}
 	if len(k.HMAC)+len(k.Bearer) == 0 {
 		return BrandKeys{}, fmt.Errorf("%w (Secret %s/%s has neither %s nor %s)", ErrNoKeys, brand, name, SecretHMACKey, SecretBearerToken)

@@ -165,6 +165,8 @@ type Intent struct {
 	Test    bool      `json:"test,omitempty"`
 	// Event is the data of the event that started the flow, for templates (.Event).
 	Event json.RawMessage `json:"event,omitempty"`
+	// Links are extra links for templates (.Links), e.g. a double opt-in confirmation.
+	Links map[string]string `json:"links,omitempty"`
 }
 
 // DeliveryJob is a rendered message for one channel worker. It holds the contact address

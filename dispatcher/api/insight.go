@@ -1,0 +1,290 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/apiserver/pkg/authentication/user"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
+)
+
+// Insight answers "why": a player's notification history, the explanation of a
+// campaign's decision for a player, and the consent report.
+type Insight struct {
+	JS         jetstream.JetStream
+	Catalog    *flow.Catalog
+	Prefs      *prefs.Service
+	Partitions int
+	Clock      clock.Func
+}
+
+// RegisterAdmin adds the admin routes (Kubernetes authorization through a).
+func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
+	mux.Handle("GET /v1/brands/{brand}/players/{player}/history", a.guard("get", crmv1.AdminPlayersHistory,
+		func(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) { in.history(w, r, brand, r.PathValue("player")) }))
+	mux.Handle("GET /v1/brands/{brand}/players/{player}/explain", a.guard("get", crmv1.AdminPlayersExplain, in.explain))
+	mux.Handle("GET /v1/brands/{brand}/consent/report", a.guard("get", crmv1.AdminConsentReport, in.report))
+}
+
+// RegisterPlayer adds the player's own history (JWT through p).
+func (in *Insight) RegisterPlayer(mux *http.ServeMux, p *Preferences) {
+	mux.Handle("GET /v1/brands/{brand}/me/history", p.player(in.history))
+}
+
+// HistoryEntry is one decision or failover in a player's notification history.
+type HistoryEntry struct {
+	bus.Outcome
+	// Local is the decision's time in the player's zone: "why at 02:14?" reads it with
+	// Reason and Detail.
+	Local string `json:"local,omitempty"`
+}
+
+func (in *Insight) player(ctx context.Context, brand, id string) (*players.Player, error) {
+	kv, err := in.JS.KeyValue(ctx, bus.BucketPlayers)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, bus.PlayerKey(brand, bus.Partition(id, in.Partitions), id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p players.Player
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (in *Insight) outcomes(ctx context.Context, brand, player string) ([]bus.Outcome, error) {
+	raw, err := ReadSubject(ctx, in.JS, bus.StreamOutcomes, bus.OutcomeSubject(brand, bus.Partition(player, in.Partitions), player))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bus.Outcome, 0, len(raw))
+	for _, b := range raw {
+		if o, err := bus.Decode[bus.Outcome](b); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (in *Insight) history(w http.ResponseWriter, r *http.Request, brand, player string) {
+	oc, err := in.outcomes(r.Context(), brand, player)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+		return
+	}
+	p, _ := in.player(r.Context(), brand, player)
+	var zone *time.Location
+	if pol := in.Catalog.Policy(brand); pol != nil {
+		zone = route.Zone(p, pol)
+	}
+	out := make([]HistoryEntry, 0, len(oc))
+	for _, o := range oc {
+		e := HistoryEntry{Outcome: o}
+		if zone != nil {
+			e.Local = o.Time.In(zone).Format("2006-01-02 15:04 MST")
+		}
+		out = append(out, e)
+	}
+	ingest.WriteJSON(w, http.StatusOK, map[string]any{"player": player, "entries": out})
+}
+
+// Explanation is what explain answers: the decision the campaign would get for the
+// player now, step by step, and the decisions it did get.
+type Explanation struct {
+	Player   string         `json:"player"`
+	Campaign string         `json:"campaign"`
+	Step     string         `json:"step"`
+	Now      time.Time      `json:"now"`
+	Decision route.Decision `json:"decision"`
+	Recent   []bus.Outcome  `json:"recent,omitempty"`
+}
+
+func (in *Insight) explain(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	ctx := r.Context()
+	player, campaign := r.PathValue("player"), r.URL.Query().Get("campaign")
+	b := in.Catalog.Brand(brand)
+	if b == nil {
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "the brand has no published configuration"})
+		return
+	}
+	cp := b.Campaigns[campaign]
+	if cp == nil {
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "campaign " + campaign + " is not published in brand " + brand, Field: "campaign"})
+		return
+	}
+	step := r.URL.Query().Get("step")
+	var send *crmv1.Step
+	for i := range cp.Spec().Steps {
+		s := &cp.Spec().Steps[i]
+		if s.Send != nil && (step == "" || s.Name == step) {
+			send = s
+			break
+		}
+	}
+	if send == nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the campaign has no send step " + step, Field: "step"})
+		return
+	}
+	p, err := in.player(ctx, brand, player)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+		return
+	}
+	pp, _, err := in.Prefs.Load(ctx, brand, player)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+		return
+	}
+	_ = pp.Prepare(nil)
+	var st flow.PlayerState
+	if kv, err := in.JS.KeyValue(ctx, bus.BucketState); err == nil {
+		if e, err := kv.Get(ctx, bus.PlayerKey(brand, bus.Partition(player, in.Partitions), player)); err == nil {
+			_ = json.Unmarshal(e.Value(), &st)
+		}
+	}
+	now := in.Clock.Now()
+	it := &bus.Intent{ID: "explain/" + player, Brand: brand, Player: player, Campaign: campaign, Step: send.Name,
+		FlowInstance: "explain", Category: cp.Spec().Category, Content: send.Send.Content, Created: now}
+	offered := prefs.Set(0)
+	if c := cp.Contents[send.Send.Content]; c != nil {
+		offered = c.Offered
+	}
+	input := route.Input{Intent: it, Player: p, Prefs: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
+		History: &st.History, Costs: b.Costs, Budget: route.Unlimited{}, Now: now, Explain: true}
+	if p != nil {
+		input.Suppressed = in.Prefs.Cache.Suppressed(brand, map[crmv1.Channel]string{
+			crmv1.ChannelEmail: p.Email, crmv1.ChannelSMS: p.Phone, crmv1.ChannelViber: p.ViberID})
+	}
+	ex := Explanation{Player: player, Campaign: campaign, Step: send.Name, Now: now.UTC(), Decision: route.Decide(&input)}
+	ex.Decision.ID = ""
+	if oc, err := in.outcomes(ctx, brand, player); err == nil {
+		for _, o := range oc {
+			if o.Campaign == campaign {
+				ex.Recent = append(ex.Recent, o)
+			}
+		}
+	}
+	if ok, why := cp.Active(now); !ok {
+		ex.Decision.Result, ex.Decision.Reason, ex.Decision.Detail = route.Suppress, route.ReasonCampaignNotActive, why
+	}
+	ingest.WriteJSON(w, http.StatusOK, ex)
+}
+
+// Violation is a marketing message sent on a channel after the player withdrew consent
+// for it (and before any new grant).
+type Violation struct {
+	Player     string        `json:"player"`
+	Channel    crmv1.Channel `json:"channel"`
+	Withdrawn  time.Time     `json:"withdrawn"`
+	Source     string        `json:"source"`
+	DecisionID string        `json:"decisionID"`
+	Campaign   string        `json:"campaign"`
+	Sent       time.Time     `json:"sent"`
+}
+
+// ConsentReport proves, from the ledger and OUTCOMES, that no marketing went out after a
+// withdrawal.
+type ConsentReport struct {
+	Brand       string      `json:"brand"`
+	Generated   time.Time   `json:"generated"`
+	Players     int         `json:"players"`
+	Withdrawals int         `json:"withdrawals"`
+	Suppressed  int         `json:"addressSuppressions"`
+	Checked     int         `json:"marketingSendsChecked"`
+	Violations  []Violation `json:"violations"`
+	OK          bool        `json:"ok"`
+}
+
+func (in *Insight) report(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	rep, err := in.ConsentReport(r.Context(), brand, r.URL.Query().Get("player"))
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+		return
+	}
+	ingest.WriteJSON(w, http.StatusOK, rep)
+}
+
+// ConsentReport checks every marketing send of the brand (or one player) against the
+// consent ledger.
+func (in *Insight) ConsentReport(ctx context.Context, brand, player string) (*ConsentReport, error) {
+	cf, of := bus.BrandConsentFilter(brand), bus.BrandOutcomesFilter(brand)
+	if player != "" {
+		if err := bus.CheckToken("player", player); err != nil {
+			return nil, err
+		}
+		part := bus.Partition(player, in.Partitions)
+		cf, of = bus.ConsentSubject(brand, part, player), bus.OutcomeSubject(brand, part, player)
+	}
+	ledger, err := ReadSubject(ctx, in.JS, bus.StreamConsent, cf)
+	if err != nil {
+		return nil, err
+	}
+	type span struct {
+		from, to time.Time
+		source   string
+	}
+	withdrawn := map[string][]span{} // player/channel -> spans without consent
+	rep := &ConsentReport{Brand: brand, Generated: in.Clock.Now().UTC(), Violations: []Violation{}}
+	seen := map[string]bool{}
+	for _, b := range ledger {
+		e, err := bus.Decode[bus.ConsentEntry](b)
+		if err != nil || e.Category != crmv1.CategoryMarketing {
+			continue
+		}
+		if e.Player == "" {
+			rep.Suppressed++
+			continue
+		}
+		seen[e.Player] = true
+		k := e.Player + "/" + string(e.Channel)
+		sp := withdrawn[k]
+		open := len(sp) > 0 && sp[len(sp)-1].to.IsZero()
+		switch {
+		case !e.Granted && !open:
+			rep.Withdrawals++
+			withdrawn[k] = append(sp, span{from: e.Time, source: e.Source})
+		case e.Granted && open:
+			sp[len(sp)-1].to = e.Time
+		}
+	}
+	rep.Players = len(seen)
+	outcomes, err := ReadSubject(ctx, in.JS, bus.StreamOutcomes, of)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range outcomes {
+		o, err := bus.Decode[bus.Outcome](b)
+		if err != nil || o.Category != string(crmv1.CategoryMarketing) || o.Result != string(route.Send) {
+			continue
+		}
+		rep.Checked++
+		for _, s := range withdrawn[o.Player+"/"+string(o.Channel)] {
+			if !o.Time.Before(s.from) && (s.to.IsZero() || o.Time.Before(s.to)) {
+				rep.Violations = append(rep.Violations, Violation{Player: o.Player, Channel: o.Channel, Withdrawn: s.from, Source: s.source,
+					DecisionID: o.DecisionID, Campaign: o.Campaign, Sent: o.Time})
+			}
+		}
+	}
+	slices.SortFunc(rep.Violations, func(a, b Violation) int { return a.Sent.Compare(b.Sent) })
+	rep.OK = len(rep.Violations) == 0
+	return rep, nil
+}
