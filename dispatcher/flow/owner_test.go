@@ -269,6 +269,7 @@ func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
 	s := newStack(t, srv, "a", clk)
 	s.start(t, 1)
 	register(t, s.js, "p-2", "Asia/Baku", late.Add(-time.Hour), nil)
+	waitPlayer(t, s, "p-2")
 	publishIntent(t, s.js, spins("run-1", "p-2", late))
 	var oc []bus.Outcome
 	bustest.Eventually(t, 10*time.Second, "the deferral", func() bool { oc = outcomesOf(t, s.js, "p-2"); return len(oc) == 1 })
@@ -348,6 +349,7 @@ func TestFailoverIssuesTheNextCandidate(t *testing.T) {
 	s := newStack(t, srv, "a", clk)
 	s.start(t, 1)
 	register(t, s.js, "p-4", "Asia/Baku", noon.Add(-time.Hour), nil)
+	waitPlayer(t, s, "p-4")
 	publishIntent(t, s.js, spins("run-3", "p-4", noon))
 	var push []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the push job", func() bool {
@@ -451,6 +453,19 @@ type fakeMsg struct {
 func (m *fakeMsg) Subject() string       { return m.subject }
 func (m *fakeMsg) Data() []byte          { return m.data }
 func (m *fakeMsg) Headers() nats.Header { return nil }
+
+// waitPlayer waits until the owner holds the player's profile with its push token (events
+// and intents are separate streams, consumed side by side).
+func waitPlayer(t *testing.T, s *stack, player string) {
+	bustest.Eventually(t, 10*time.Second, "the player's profile", func() bool {
+		for _, p := range s.owner.Keeper.Partitions() {
+			if pl, ok := p.Get("baku", player); ok && len(pl.PushTokens) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
 
 const allJobs = bus.Root + ".deliveries.>"
 

@@ -227,15 +227,16 @@ func (s *PartitionState) erase(ctx context.Context, ev *ingest.Event) error {
 		s.k.count(ev.Type, ResultDuplicate)
 		return nil
 	}
+	// Everything else first, the tombstone last: it is what the erase API waits for.
+	if err := PurgePlayer(ctx, s.k.JS, ev.Brand, s.pt.Part, ev.Player); err != nil {
+		return err
+	}
 	if err := s.pt.Erase(ctx, s.k.Players, ev.Brand, ev.Player, s.k.Clock.Now()); err != nil {
 		return err
 	}
 	actor := ""
 	if ev.Data.Actor != nil {
 		actor = *ev.Data.Actor
-	}
-	if err := PurgePlayer(ctx, s.k.JS, ev.Brand, s.pt.Part, ev.Player); err != nil {
-		return err
 	}
 	entry := bus.AuditEntry{
 		Time: s.k.Clock.Now().UTC(), Brand: ev.Brand, Kind: bus.KindPlayer, Name: ev.Player, Action: AuditErased,
