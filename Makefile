@@ -60,3 +60,6 @@ bench:
 	$(GO) test -run '^$$' -bench NATSIntake -benchtime 200000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench HTTPIntake -benchtime 2000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench IndexMemory -benchtime 1x ./dispatcher/players/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench Decide -benchtime 2s -cpu 1 ./dispatcher/route/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'Pipeline(EveryEvent|OneInTen)' -benchtime 100000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench PipelineLatency -benchtime 25000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
