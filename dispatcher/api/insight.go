@@ -34,7 +34,9 @@ type Insight struct {
 // RegisterAdmin adds the admin routes (Kubernetes authorization through a).
 func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 	mux.Handle("GET /v1/brands/{brand}/players/{player}/history", a.guard("get", crmv1.AdminPlayersHistory,
-		func(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) { in.history(w, r, brand, r.PathValue("player")) }))
+		func(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+			in.history(w, r, brand, r.PathValue("player"))
+		}))
 	mux.Handle("GET /v1/brands/{brand}/players/{player}/explain", a.guard("get", crmv1.AdminPlayersExplain, in.explain))
 	mux.Handle("GET /v1/brands/{brand}/consent/report", a.guard("get", crmv1.AdminConsentReport, in.report))
 }

@@ -1,20 +1,17 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
-	"sigs.k8s.io/yaml"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
@@ -25,32 +22,13 @@ import (
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
-func policyRecord(t *testing.T) []byte {
-	raw, err := os.ReadFile("../../config/samples/baku-casino.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pp crmv1.PreferencePolicy
-	for doc := range bytes.SplitSeq(raw, []byte("\n---\n")) {
-		if bytes.Contains(doc, []byte("kind: PreferencePolicy")) {
-			if err := yaml.Unmarshal(doc, &pp); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	b, _ := bus.Encode(bus.ConfigRecord{Kind: "PreferencePolicy", Brand: "baku", Name: "baku-casino", Generation: 1,
-		PreferencePolicy: &bus.PreferencePolicyConfig{Spec: pp.Spec, Mandatory: map[crmv1.Category]bool{
-			crmv1.CategoryService: true, crmv1.CategoryResponsibleGaming: true}}})
-	return b
-}
-
 func TestPreferenceCentreAndOptOuts(t *testing.T) {
 	nats := bustest.Start(t, 4)
 	_, js := nats.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	catalog := &flow.Catalog{Log: quiet}
-	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), policyRecord(t))
+	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
 	cache := prefs.NewCache()
 	ready := make(chan struct{})
 	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()

@@ -63,8 +63,8 @@ var _ partition.Handler = (*Owner)(nil)
 
 // PlayerState is a player's routing state: the croupier-state value.
 type PlayerState struct {
-	Brand   string `json:"brand"`
-	Player  string `json:"player"`
+	Brand   string        `json:"brand"`
+	Player  string        `json:"player"`
 	History route.History `json:"history"`
 	// Pending are sent decisions whose delivery may still fail over to the next channel.
 	Pending []Pending `json:"pending,omitempty"`

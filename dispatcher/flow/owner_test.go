@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"sigs.k8s.io/yaml"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
@@ -38,27 +36,6 @@ func (c *fakeClock) now() time.Time {
 		return time.Unix(0, n).UTC()
 	}
 	return time.Now()
-}
-
-// samplePolicyRecord is the Baku sample PreferencePolicy as the manager publishes it.
-func samplePolicyRecord(t testing.TB) []byte {
-	raw, err := os.ReadFile("../../config/samples/baku-casino.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pp crmv1.PreferencePolicy
-	for doc := range bytes.SplitSeq(raw, []byte("\n---\n")) {
-		if bytes.Contains(doc, []byte("kind: PreferencePolicy")) {
-			if err := yaml.Unmarshal(doc, &pp); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	pp.Spec.GlobalHoldoutPercent = 0
-	b, _ := bus.Encode(bus.ConfigRecord{Kind: "PreferencePolicy", Brand: "baku", Name: "baku-casino", UID: "pp-1", Generation: 1,
-		PreferencePolicy: &bus.PreferencePolicyConfig{Spec: pp.Spec, Mandatory: map[crmv1.Category]bool{
-			crmv1.CategoryService: true, crmv1.CategoryResponsibleGaming: true}}})
-	return b
 }
 
 func channelRecord(ch crmv1.Channel) []byte {
@@ -100,7 +77,7 @@ func configure(t *testing.T, srv *bustest.Server) {
 			t.Fatal(err)
 		}
 	}
-	put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), samplePolicyRecord(t))
+	put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
 	for _, ch := range []crmv1.Channel{crmv1.ChannelSMS, crmv1.ChannelEmail, crmv1.ChannelPush} {
 		put(bus.ConfigKey("baku", bus.KindChannelPolicy, string(ch)), channelRecord(ch))
 	}
@@ -450,8 +427,8 @@ type fakeMsg struct {
 	data    []byte
 }
 
-func (m *fakeMsg) Subject() string       { return m.subject }
-func (m *fakeMsg) Data() []byte          { return m.data }
+func (m *fakeMsg) Subject() string      { return m.subject }
+func (m *fakeMsg) Data() []byte         { return m.data }
 func (m *fakeMsg) Headers() nats.Header { return nil }
 
 // waitPlayer waits until the owner holds the player's profile with its push token (events

@@ -31,30 +31,30 @@ type Reason string
 
 // Reasons, by the step that gives them.
 const (
-	ReasonUnknownPlayer      Reason = "UnknownPlayer"      // 1
-	ReasonErased             Reason = "PlayerErased"       // 1
-	ReasonNoPolicy           Reason = "NoPreferencePolicy" // before 1: the brand has no policy
-	ReasonUnknownCategory    Reason = "CategoryNotInPolicy"
-	ReasonResponsibleGaming  Reason = "ResponsibleGamingBlock" // 2
-	ReasonBonusRefusedRG     Reason = "BonusRefusedResponsibleGaming"
-	ReasonGateKYC            Reason = "MarketingGateKYC" // 3
-	ReasonGateAge            Reason = "MarketingGateAgeVerified"
-	ReasonGateCoolingOff     Reason = "MarketingGateCoolingOff"
-	ReasonGlobalHoldout      Reason = "GlobalHoldout"
-	ReasonNoChannel          Reason = "NoAvailableChannel" // 4
-	ReasonNoConsent          Reason = "NoConsent"          // 5
-	ReasonQuietHours         Reason = "QuietHoursDeferred" // 6
-	ReasonArrivedEarly       Reason = "ScheduledNotDue"
-	ReasonFrequencyCap       Reason = "FrequencyCapped"  // 7
-	ReasonDuplicateContent   Reason = "DuplicateContent" // 8
-	ReasonBudgetExhausted    Reason = "BudgetExhausted"  // 10
-	ReasonSent               Reason = "Routed"           // 9
-	ReasonMandatoryBypass    Reason = "MandatoryBypassQuietHours"
-	ReasonAllChannelsFailed  Reason = "AllChannelsFailed"
-	ReasonCampaignNotFound   Reason = "CampaignNotFound"
-	ReasonCampaignPaused     Reason = "CampaignPaused"
-	ReasonCampaignNotActive  Reason = "CampaignOutsideWindow"
-	ReasonContentNotFound    Reason = "ContentNotFound"
+	ReasonUnknownPlayer     Reason = "UnknownPlayer"      // 1
+	ReasonErased            Reason = "PlayerErased"       // 1
+	ReasonNoPolicy          Reason = "NoPreferencePolicy" // before 1: the brand has no policy
+	ReasonUnknownCategory   Reason = "CategoryNotInPolicy"
+	ReasonResponsibleGaming Reason = "ResponsibleGamingBlock" // 2
+	ReasonBonusRefusedRG    Reason = "BonusRefusedResponsibleGaming"
+	ReasonGateKYC           Reason = "MarketingGateKYC" // 3
+	ReasonGateAge           Reason = "MarketingGateAgeVerified"
+	ReasonGateCoolingOff    Reason = "MarketingGateCoolingOff"
+	ReasonGlobalHoldout     Reason = "GlobalHoldout"
+	ReasonNoChannel         Reason = "NoAvailableChannel" // 4
+	ReasonNoConsent         Reason = "NoConsent"          // 5
+	ReasonQuietHours        Reason = "QuietHoursDeferred" // 6
+	ReasonArrivedEarly      Reason = "ScheduledNotDue"
+	ReasonFrequencyCap      Reason = "FrequencyCapped"  // 7
+	ReasonDuplicateContent  Reason = "DuplicateContent" // 8
+	ReasonBudgetExhausted   Reason = "BudgetExhausted"  // 10
+	ReasonSent              Reason = "Routed"           // 9
+	ReasonMandatoryBypass   Reason = "MandatoryBypassQuietHours"
+	ReasonAllChannelsFailed Reason = "AllChannelsFailed"
+	ReasonCampaignNotFound  Reason = "CampaignNotFound"
+	ReasonCampaignPaused    Reason = "CampaignPaused"
+	ReasonCampaignNotActive Reason = "CampaignOutsideWindow"
+	ReasonContentNotFound   Reason = "ContentNotFound"
 )
 
 // Step names, in order (index = step number - 1).

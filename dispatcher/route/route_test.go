@@ -1,14 +1,10 @@
 package route_test
 
 import (
-	"bytes"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
@@ -16,32 +12,20 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // samplePolicy compiles the Baku sample PreferencePolicy from config/samples.
 func samplePolicy(t testing.TB) *prefs.Policy {
 	t.Helper()
-	raw, err := os.ReadFile("../../config/samples/baku-casino.yaml")
+	rec, err := bus.Decode[bus.ConfigRecord](bustest.SamplePolicyRecord(t, "baku"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pp crmv1.PreferencePolicy
-	for doc := range bytes.SplitSeq(raw, []byte("\n---\n")) {
-		if bytes.Contains(doc, []byte("kind: PreferencePolicy")) {
-			if err := yaml.Unmarshal(doc, &pp); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if pp.Name == "" {
-		t.Fatal("no PreferencePolicy in the sample")
-	}
-	pol, err := prefs.Compile("baku", &bus.PreferencePolicyConfig{Spec: pp.Spec, Mandatory: map[crmv1.Category]bool{
-		crmv1.CategoryService: true, crmv1.CategoryResponsibleGaming: true}}, 1)
+	pol, err := prefs.Compile("baku", rec.PreferencePolicy, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol.HoldoutPercent = 0 // the holdout has its own test
 	return pol
 }
 
@@ -145,7 +129,10 @@ func TestDecide(t *testing.T) {
 			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelPush, fallbacks: []crmv1.Channel{crmv1.ChannelInApp}},
 		{name: "national exclusion register blocks marketing", player: func(p *players.Player) *players.Player { p.NationalExcluded = true; return p },
 			result: route.Suppress, reason: route.ReasonResponsibleGaming, step: 2, detail: "national self-exclusion register"},
-		{name: "cooling off blocks marketing", player: func(p *players.Player) *players.Player { p.CoolingOffUntil = players.UnixOf(noon.Add(time.Hour)); return p },
+		{name: "cooling off blocks marketing", player: func(p *players.Player) *players.Player {
+			p.CoolingOffUntil = players.UnixOf(noon.Add(time.Hour))
+			return p
+		},
 			result: route.Suppress, reason: route.ReasonResponsibleGaming, step: 2, detail: "cooling off"},
 		{name: "at-risk marker blocks marketing", player: func(p *players.Player) *players.Player { p.AtRiskUntil = players.UnixOf(noon.Add(time.Hour)); return p },
 			result: route.Suppress, reason: route.ReasonResponsibleGaming, step: 2, detail: "at-risk marker"},
@@ -216,7 +203,10 @@ func TestDecide(t *testing.T) {
 		{name: "five in a week hit the weekly cap", hist: sentMarketing(5, 48*time.Hour),
 			result: route.Suppress, reason: route.ReasonFrequencyCap, step: 7, detail: "5 per 168h0m0s"},
 		{name: "adaptive frequency halves the cap for an inactive player", hist: sentMarketing(1, time.Hour),
-			player: func(p *players.Player) *players.Player { p.LastActivity = players.UnixOf(noon.Add(-20 * 24 * time.Hour)); return p },
+			player: func(p *players.Player) *players.Player {
+				p.LastActivity = players.UnixOf(noon.Add(-20 * 24 * time.Hour))
+				return p
+			},
 			result: route.Suppress, reason: route.ReasonFrequencyCap, step: 7, detail: "1 per 24h0m0s (halved: inactive 14+ days)"},
 		{name: "the player's own cap", hist: sentMarketing(1, 30*time.Hour),
 			prefs:  &prefs.Prefs{Caps: []prefs.PlayerCap{{Category: crmv1.CategoryMarketing, Max: 1, Window: prefs.Duration{Duration: 168 * time.Hour}}}},
