@@ -45,6 +45,7 @@ func main() {
 	flag.StringVar(&o.Replica, "replica", replicaName(host), "this replica's name in croupier-leases")
 	flag.DurationVar(&o.LeaseTTL, "lease-ttl", 6*time.Second, "partition lease duration without renewal (renewed every third)")
 	flag.IntVar(&o.Batch, "batch", 1000, "most events processed per partition between two persists")
+	flag.DurationVar(&o.Linger, "linger", 5*time.Millisecond, "how long a partition owner waits for more events before persisting a batch")
 	flag.DurationVar(&o.SweepEvery, "sweep-interval", 10*time.Minute, "period of RFM scoring and inactivity checks")
 	flag.StringVar(&inactive, "inactive-days", "7,14,30,60,90", "days without activity at which player.inactive is emitted")
 	flag.StringVar(&o.APIAddr, "api-bind-address", ":8443", "HTTPS address of the event intake and admin API")

@@ -42,6 +42,9 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Batch is the most events processed between two persists per partition.
 	Batch int
+	// Linger is how long a partition owner waits for more messages after the first of a
+	// batch before persisting (default 5ms): longer batches, higher latency.
+	Linger time.Duration
 	// SweepEvery is the period of RFM scoring and inactivity checks.
 	SweepEvery time.Duration
 	// InactiveDays are the thresholds at which player.inactive is emitted.
@@ -193,7 +196,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 				m.Breaches.WithLabelValues(string(c)).Inc()
 			}
 		}}
-	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery,
+	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery, Linger: o.Linger,
 		Sources: []partition.Source{partition.Events, partition.Intents},
 		Observe: func(part, n int, pending uint64) {
 			m.BatchSize.Observe(float64(n))

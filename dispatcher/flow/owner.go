@@ -639,11 +639,16 @@ func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did stri
 // Flush persists players, then the routing state (fenced), and only then publishes the
 // batch's jobs, schedules and outcomes and waits for them.
 func (s *ownerState) Flush(ctx context.Context) error {
-	if err := s.ks.Flush(ctx); err != nil {
+	// The two persists are independent fenced writes; they share one round trip. A
+	// fence on either stops the batch before anything is published.
+	persisted := make(chan error, 1)
+	go func() { persisted <- s.ks.Flush(ctx) }()
+	stateErr := s.flushState(ctx)
+	if err := <-persisted; err != nil {
 		return err
 	}
-	if err := s.flushState(ctx); err != nil {
-		return err
+	if stateErr != nil {
+		return stateErr
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(s.out))
 	for _, m := range s.out {

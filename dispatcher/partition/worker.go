@@ -45,7 +45,7 @@ type Runner struct {
 	// TickEvery is the period of State.Tick (default one minute).
 	TickEvery time.Duration
 	// Linger is how long a worker waits for more events after the first of a batch, so a
-	// persist and an acknowledgement cover many events (default 20ms).
+	// persist and an acknowledgement cover many events (default 5ms).
 	Linger time.Duration
 	// Observe, when set, is told each batch's size and the partition's pending count.
 	Observe func(part int, handled int, pending uint64)
@@ -228,7 +228,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	}
 	lingerFor := r.Linger
 	if lingerFor <= 0 {
-		lingerFor = 20 * time.Millisecond
+		lingerFor = 5 * time.Millisecond
 	}
 	linger := time.NewTimer(lingerFor)
 	linger.Stop()
