@@ -49,7 +49,7 @@ func TestDefaultConfigRendersAndApplies(t *testing.T) {
 			}
 		}
 	}
-	for kind, want := range map[string]int{"CustomResourceDefinition": 4, "Deployment": 2, "ClusterRole": 6, "ServiceAccount": 2} {
+	for kind, want := range map[string]int{"CustomResourceDefinition": 4, "Deployment": 2, "ClusterRole": 7, "ServiceAccount": 2} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s objects rendered, want %d (all: %v)", kinds[kind], kind, want, kinds)
 		}

@@ -23,7 +23,7 @@ func TestPeopleRoles(t *testing.T) {
 			t.Fatalf("applying %s: %v", u.GetName(), err)
 		}
 		labels := u.GetLabels()
-		if !strings.Contains(fmt.Sprint(labels), "aggregate-to-") && u.GetName() != "croupier-privacy-officer" {
+		if !strings.Contains(fmt.Sprint(labels), "aggregate-to-") && u.GetName() != "croupier-privacy-officer" && u.GetName() != "croupier-support-agent" {
 			t.Errorf("%s has no aggregate-to-* label", u.GetName())
 		}
 	}
@@ -33,6 +33,7 @@ func TestPeopleRoles(t *testing.T) {
 		"croupier-ops-manager":     "rashad",
 		"croupier-analyst":         "nigar",
 		"croupier-privacy-officer": "dpo",
+		"croupier-support-agent":   "aysel",
 	}
 	for role, user := range users {
 		rb := &rbacv1.RoleBinding{
@@ -60,7 +61,15 @@ func TestPeopleRoles(t *testing.T) {
 		r, s := res(resource)
 		return []check{{group, r, s, "get"}, {group, r, s, "list"}, {group, r, s, "watch"}}
 	}
-	admin := func(r string) check { name, sub := res(r); return check{adm, name, sub, "create"} }
+	// admin is the verbs the dispatcher's routes check on an admin resource.
+	admin := func(r string, verbs ...string) []check {
+		name, sub := res(r)
+		out := make([]check, len(verbs))
+		for i, v := range verbs {
+			out[i] = check{adm, name, sub, v}
+		}
+		return out
+	}
 	var all []check
 	for _, k := range []string{"campaigns", "segments", "channelpolicies", "preferencepolicies"} {
 		all = append(all, read(crm, k)...)
@@ -72,7 +81,7 @@ func TestPeopleRoles(t *testing.T) {
 		crmv1.AdminPlayersHistory, crmv1.AdminCampaignsPreview, crmv1.AdminCampaignsTestSend, crmv1.AdminPlayersPreferences,
 		crmv1.AdminSuppressions, crmv1.AdminConsentReport}
 	for _, r := range adminResources {
-		all = append(all, admin(r))
+		all = append(all, admin(r, "get", "create", "update", "delete")...)
 	}
 	all = append(all, check{"", "secrets", "", "get"})
 
@@ -96,15 +105,28 @@ func TestPeopleRoles(t *testing.T) {
 	}
 	grant("croupier-marketer", edit(crm, "campaigns")...)
 	grant("croupier-marketer", edit(crm, "segments")...)
-	grant("croupier-marketer", admin(crmv1.AdminCampaignsPreview), admin(crmv1.AdminCampaignsTestSend), admin(crmv1.AdminPlayersExplain), admin(crmv1.AdminPlayersHistory))
-	for _, r := range adminResources {
-		if r != crmv1.AdminPlayersErase && r != crmv1.AdminPlayersExport {
-			grant("croupier-ops-manager", admin(r))
-		}
-	}
-	grant("croupier-analyst", admin(crmv1.AdminPlayersExplain), admin(crmv1.AdminPlayersHistory))
-	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase), admin(crmv1.AdminPlayersExport), admin(crmv1.AdminPlayersPreferences),
-		admin(crmv1.AdminSuppressions), admin(crmv1.AdminConsentReport), admin(crmv1.AdminPlayersHistory), admin(crmv1.AdminPlayersExplain))
+	readInsight := append(admin(crmv1.AdminPlayersExplain, "get"), admin(crmv1.AdminPlayersHistory, "get")...)
+	changePrefs := admin(crmv1.AdminPlayersPreferences, "get", "update")
+	suppressions := admin(crmv1.AdminSuppressions, "get", "create", "delete")
+	grant("croupier-marketer", admin(crmv1.AdminCampaignsPreview, "create")...)
+	grant("croupier-marketer", admin(crmv1.AdminCampaignsTestSend, "create")...)
+	grant("croupier-marketer", readInsight...)
+	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsPreview, "create")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsTestSend, "create")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminPlayersImport, "create")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminConsentReport, "get")...)
+	grant("croupier-ops-manager", readInsight...)
+	grant("croupier-ops-manager", changePrefs...)
+	grant("croupier-ops-manager", suppressions...)
+	grant("croupier-analyst", readInsight...)
+	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase, "create")...)
+	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersExport, "get")...)
+	grant("croupier-privacy-officer", admin(crmv1.AdminConsentReport, "get")...)
+	grant("croupier-privacy-officer", readInsight...)
+	grant("croupier-privacy-officer", changePrefs...)
+	grant("croupier-privacy-officer", suppressions...)
+	grant("croupier-support-agent", readInsight...)
+	grant("croupier-support-agent", changePrefs...)
 
 	ask := func(user, ns string, c check) bool {
 		sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{

@@ -28,9 +28,12 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 	"github.com/croupier-crm/croupier/internal/manifests"
@@ -61,7 +64,11 @@ type fixture struct {
 	js     jetstream.JetStream
 	kube   kubernetes.Interface
 	server *httptest.Server
+	cache  *prefs.Cache
 }
+
+// explainAt is the admin fixture's clock for explain: 12:00 in Baku, outside quiet hours.
+var explainAt = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,6 +102,8 @@ func setup(t *testing.T) *fixture {
 	}
 	bind("olga-privacy", "croupier-privacy-officer", rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "olga"})
 	bind("importer-ops", "croupier-ops-manager", rbacv1.Subject{Kind: "ServiceAccount", Name: "importer", Namespace: "baku"})
+	bind("aysel-support", "croupier-support-agent", rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "aysel"})
+	bind("nigar-analyst", "croupier-analyst", rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "nigar"})
 
 	srv := bustest.Start(t, parts)
 	_, js := srv.Connect(t)
@@ -112,14 +121,43 @@ func setup(t *testing.T) *fixture {
 	}
 	admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: parts, Log: quiet}
 	intake := &ingest.Intake{JS: js, Log: quiet, Keys: &ingest.SecretKeys{Config: bustest.KV(t, js, bus.BucketConfig), Secrets: kube.CoreV1()}}
+	// The routing side the preference and insight routes read: the Baku policy, SMS and
+	// push configured, and a marketing campaign offering an SMS.
+	catalog := &flow.Catalog{Log: quiet}
+	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
+	for _, r := range []bus.ConfigRecord{
+		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "sms", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS}}},
+		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "push", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelPush}}},
+		{Kind: bus.KindCampaign, Brand: "baku", Name: "daily-spins", UID: "uid-spins", Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{
+			Category: crmv1.CategoryMarketing,
+			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
+			Contents: []crmv1.Content{{Name: "spins", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "10 pulsuz fırlatma sizi gözləyir."}}}}}}},
+	} {
+		b, _ := bus.Encode(r)
+		kind := bus.KindCampaign
+		if r.ChannelPolicy != nil {
+			kind = bus.KindChannelPolicy
+		}
+		catalog.Put(bus.ConfigKey("baku", kind, r.Name), b)
+	}
+	cache := prefs.NewCache()
+	ready := make(chan struct{})
+	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
+	<-ready
+	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: parts}
+	preferences := &api.Preferences{Service: service, Keys: ingest.StaticKeys{}, Log: quiet}
+	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: parts, Clock: func() time.Time { return explainAt }}
+
 	mux := http.NewServeMux()
 	admin.Register(mux)
+	preferences.RegisterAdmin(mux, admin)
+	insight.RegisterAdmin(mux, admin)
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	hs := httptest.NewUnstartedServer(mux)
 	hs.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
-	return &fixture{js: js, kube: kube, server: hs}
+	return &fixture{js: js, kube: kube, server: hs, cache: cache}
 }
 
 // clientWith returns an HTTPS client trusting the test server, presenting cert if given.
@@ -129,6 +167,35 @@ func (f *fixture) clientWith(cert *tls.Certificate) *http.Client {
 		tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+}
+
+// person is a caller with a client certificate from the cluster's client CA.
+func (f *fixture) person(t *testing.T, name string) caller {
+	t.Helper()
+	u, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := u.Config()
+	cert, err := tls.X509KeyPair(c.CertData, c.KeyData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller{client: f.clientWith(&cert)}
+}
+
+// serviceAccount is a caller with a bound token of a ServiceAccount in baku.
+func (f *fixture) serviceAccount(t *testing.T, name string) caller {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.kube.CoreV1().ServiceAccounts("baku").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	tr, err := f.kube.CoreV1().ServiceAccounts("baku").CreateToken(ctx, name, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller{client: f.clientWith(nil), token: tr.Status.Token}
 }
 
 type caller struct {
@@ -165,26 +232,8 @@ func TestAdminAPIAuthenticatesAuthorizesImportsExportsAndErases(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 
-	// olga: a person with a client certificate from the cluster's client CA.
-	olgaUser, err := testEnv.AddUser(envtest.User{Name: "olga"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oc := olgaUser.Config()
-	olgaCert, err := tls.X509KeyPair(oc.CertData, oc.KeyData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	olga := caller{client: f.clientWith(&olgaCert)}
-	// importer: a ServiceAccount with a bound token.
-	if _, err := f.kube.CoreV1().ServiceAccounts("baku").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "importer"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := f.kube.CoreV1().ServiceAccounts("baku").CreateToken(ctx, "importer", &authnv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	importer := caller{client: f.clientWith(nil), token: tr.Status.Token}
+	olga := f.person(t, "olga")
+	importer := f.serviceAccount(t, "importer")
 	anonymous := caller{client: f.clientWith(nil)}
 	forged := caller{client: f.clientWith(nil), token: "not-a-token"}
 
@@ -328,5 +377,185 @@ func TestIntakeKeysFromThePolicySecret(t *testing.T) {
 	}
 	if s, b := post("lasvegas", http.Header{"Authorization": {"Bearer tok"}}); s != 401 || !strings.Contains(b, "spec.integration.secretRef") {
 		t.Errorf("a brand without a policy: %d %s", s, b)
+	}
+}
+
+// TestSupportDeskSuppressionsAndInsight drives the support-desk, suppression-list, history,
+// explain and consent-report routes with people whose roles the real API server checks.
+func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	aysel, nigar, olga := f.person(t, "aysel"), f.person(t, "nigar"), f.person(t, "olga")
+	importer := f.serviceAccount(t, "importer")
+	const phone = "+994501112299"
+	if st, body := f.do(t, importer, "POST", "/v1/brands/baku/players/import",
+		`{"id":"p-20","country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","phone":"`+phone+`","kycStatus":"passed","ageVerified":true}`+"\n"); st != 202 {
+		t.Fatalf("import: %d %s", st, body)
+	}
+	bustest.Eventually(t, 10*time.Second, "the imported player", func() bool {
+		st, body := f.do(t, olga, "GET", "/v1/brands/baku/players/p-20/export", "")
+		return st == 200 && strings.Contains(string(body), `"kycStatus":"passed"`)
+	})
+	explain := func(who caller, query string) (int, api.Explanation, string) {
+		st, body := f.do(t, who, "GET", "/v1/brands/baku/players/p-20/explain"+query, "")
+		var ex api.Explanation
+		if st == 200 {
+			if err := json.Unmarshal(body, &ex); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st, ex, string(body)
+	}
+	// Marketing SMS needs an opt-in in Baku: explain stops at consent (5).
+	st, ex, body := explain(nigar, "?campaign=daily-spins")
+	if st != 200 || ex.Decision.Result != route.Suppress || ex.Decision.Reason != route.ReasonNoConsent || ex.Decision.Step != 5 {
+		t.Fatalf("explain before the opt-in: %d %s", st, body)
+	}
+	if last := ex.Decision.Trace[len(ex.Decision.Trace)-1]; last.Step != 5 || last.Passed || ex.Decision.Trace[3].Step != 4 || !ex.Decision.Trace[3].Passed {
+		t.Fatalf("explain trace: %+v", ex.Decision.Trace)
+	}
+	type step struct {
+		name   string
+		who    caller
+		method string
+		path   string
+		body   string
+		status int
+		want   string
+	}
+	hash := prefs.AddressHash(crmv1.ChannelSMS, phone)
+	run := func(steps []step) {
+		t.Helper()
+		for _, s := range steps {
+			status, body := f.do(t, s.who, s.method, s.path, s.body)
+			if status != s.status || !strings.Contains(string(body), s.want) {
+				t.Fatalf("%s: %d %s; want %d with %q", s.name, status, body, s.status, s.want)
+			}
+		}
+	}
+	run([]step{
+		{"the support desk reads the matrix", aysel, "GET", "/v1/brands/baku/players/p-20/preferences", "", 200, `"player":"p-20"`},
+		{"the desk records the player's opt-in given by phone", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
+			`{"choices":[{"category":"marketing","channel":"sms","state":"granted"}]}`, 200, `"player":"p-20"`},
+	})
+	// Now daily-spins would go out by SMS at noon in Baku, every step passed.
+	st, ex, body = explain(nigar, "?campaign=daily-spins")
+	if st != 200 || ex.Decision.Result != route.Send || ex.Decision.Channel != crmv1.ChannelSMS || len(ex.Decision.Trace) != 10 {
+		t.Fatalf("explain after the opt-in: %d %s", st, body)
+	}
+	for _, s := range ex.Decision.Trace {
+		if !s.Passed {
+			t.Fatalf("explain after the opt-in: step %d %s did not pass: %s", s.Step, s.Name, body)
+		}
+	}
+	run([]step{
+		{"an analyst may not change preferences", nigar, "PUT", "/v1/brands/baku/players/p-20/preferences",
+			`{"choices":[{"category":"marketing","channel":"sms","state":"withdrawn"}]}`, 403, `may not update players/preferences`},
+		{"mandatory service SMS cannot be switched off, even by the desk", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
+			`{"choices":[{"category":"service","channel":"sms","state":"withdrawn"}]}`, 409, `"field":"choices[0].state"`},
+		{"the desk withdraws marketing SMS on the player's request", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
+			`{"choices":[{"category":"marketing","channel":"sms","state":"withdrawn"}]}`, 200, `"player":"p-20"`},
+		{"the desk may not touch the suppression list", aysel, "POST", "/v1/brands/baku/suppressions",
+			`{"channel":"sms","address":"` + phone + `","reason":"complaint"}`, 403, "may not create suppressions"},
+		{"the desk may not read the consent report", aysel, "GET", "/v1/brands/baku/consent/report", "", 403, "may not get consent/report"},
+	})
+	ledger := consent(t, f.js, "p-20")
+	if len(ledger) != 2 || !ledger[0].Granted || ledger[1].Granted || ledger[1].Channel != crmv1.ChannelSMS || ledger[1].Source != prefs.SourceSupport || ledger[1].Actor != "support:aysel" {
+		t.Fatalf("ledger after the desk's changes: %+v", ledger)
+	}
+	audits, err := api.ReadSubject(ctx, f.js, bus.StreamAudit, bus.AuditSubject("baku", prefs.KindPreferences, "p-20"))
+	if err != nil || len(audits) != 2 || !strings.Contains(string(audits[1]), `"actor":"support:aysel"`) {
+		t.Fatalf("audit of the desk's changes: %d %v", len(audits), err)
+	}
+	// explain names the step that stops it again: consent (5).
+	if st, ex, body = explain(nigar, "?campaign=daily-spins"); st != 200 || ex.Decision.Reason != route.ReasonNoConsent {
+		t.Fatalf("explain after the withdrawal: %d %s", st, body)
+	}
+	run([]step{
+		{"explain without a campaign", nigar, "GET", "/v1/brands/baku/players/p-20/explain", "", 400, `"field":"campaign"`},
+		{"explain of an unknown campaign", nigar, "GET", "/v1/brands/baku/players/p-20/explain?campaign=nope", "", 404, `"field":"campaign"`},
+		{"explain of an unknown step", nigar, "GET", "/v1/brands/baku/players/p-20/explain?campaign=daily-spins&step=nope", "", 400, `"field":"step"`},
+		{"explain in another brand", nigar, "GET", "/v1/brands/lasvegas/players/p-20/explain?campaign=daily-spins", "", 403, "may not get players/explain"},
+	})
+
+	// The suppression list: a bad line refuses the whole import, then the good one lands.
+	run([]step{
+		{"a line without address or hash", olga, "POST", "/v1/brands/baku/suppressions",
+			`{"channel":"sms","address":"` + phone + `","reason":"complaint"}` + "\n" + `{"channel":"sms","reason":"x"}`, 400, `"line":2,"field":"address"`},
+		{"an unknown channel", olga, "POST", "/v1/brands/baku/suppressions", `{"channel":"fax","address":"1","reason":"x"}`, 400, `"line":1,"field":"channel"`},
+		{"a malformed hash", olga, "POST", "/v1/brands/baku/suppressions", `{"channel":"sms","hash":"a.b*","reason":"x"}`, 400, `"field":"hash"`},
+		{"an unknown field", olga, "POST", "/v1/brands/baku/suppressions", `{"channel":"sms","address":"1","why":"x"}`, 400, `"line":1`},
+		{"nothing was saved", olga, "GET", "/v1/brands/baku/suppressions/" + hash, "", 404, `"field":"hash"`},
+		{"the privacy officer imports", olga, "POST", "/v1/brands/baku/suppressions",
+			`{"channel":"sms","address":"+994 50 111 22 99","reason":"complaint"}` + "\n", 200, hash},
+		{"the entry names source and actor, not the number", olga, "GET", "/v1/brands/baku/suppressions/" + hash, "", 200, `"source":"suppression-import","actor":"olga"`},
+		{"a malformed hash in the path", olga, "DELETE", "/v1/brands/baku/suppressions/xyz", "", 400, `"field":"hash"`},
+	})
+	bustest.Eventually(t, 5*time.Second, "the suppression in routing's cache", func() bool {
+		return f.cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelSMS: phone}).Has(crmv1.ChannelSMS)
+	})
+	// Even with consent given back, a suppressed number is not a channel (step 4).
+	run([]step{{"the desk grants marketing SMS again", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
+		`{"choices":[{"category":"marketing","channel":"sms","state":"granted"}]}`, 200, `"player":"p-20"`}})
+	st, ex, body = explain(nigar, "?campaign=daily-spins")
+	if st != 200 || ex.Decision.Reason != route.ReasonNoChannel || ex.Decision.Step != 4 {
+		t.Fatalf("explain with the number suppressed: %d %s", st, body)
+	}
+	sup, err := api.ReadSubject(ctx, f.js, bus.StreamConsent, bus.SuppressionConsentSubject("baku", hash))
+	if err != nil || len(sup) != 1 || !strings.Contains(string(sup[0]), `"source":"suppression-import"`) {
+		t.Fatalf("the suppression in the ledger: %d %v", len(sup), err)
+	}
+	run([]step{
+		{"taken off the list", olga, "DELETE", "/v1/brands/baku/suppressions/" + hash, "", 204, ""},
+		{"gone", olga, "DELETE", "/v1/brands/baku/suppressions/" + hash, "", 404, "not on the suppression list"},
+	})
+	bustest.Eventually(t, 5*time.Second, "the suppression leaves routing's cache", func() bool {
+		return f.cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelSMS: phone}) == 0
+	})
+
+	// History: what the owner decided, with the player's local time for "why at night".
+	paid := time.Date(2026, 11, 21, 22, 14, 0, 0, time.UTC)
+	// A marketing SMS between the withdrawal and the grant after it is the violation.
+	ledger = consent(t, f.js, "p-20")
+	if len(ledger) != 3 || !ledger[2].Granted {
+		t.Fatalf("ledger: %+v", ledger)
+	}
+	between := ledger[1].Time.Add(ledger[2].Time.Sub(ledger[1].Time) / 2)
+	for _, o := range []bus.Outcome{
+		{Time: paid, DecisionID: "d-pay", Brand: "baku", Player: "p-20", Campaign: "withdrawal-paid", Kind: bus.OutcomeDecision, Category: "service",
+			Result: "send", Reason: string(route.ReasonMandatoryBypass), Channel: crmv1.ChannelSMS, RouteStep: 6},
+		{Time: between, DecisionID: "d-spins", Brand: "baku", Player: "p-20", Campaign: "daily-spins", Kind: bus.OutcomeDecision,
+			Category: "marketing", Result: "send", Reason: string(route.ReasonSent), Channel: crmv1.ChannelSMS},
+		{Time: ledger[2].Time.Add(time.Minute), DecisionID: "d-spins-2", Brand: "baku", Player: "p-20", Campaign: "daily-spins", Kind: bus.OutcomeDecision,
+			Category: "marketing", Result: "send", Reason: string(route.ReasonSent), Channel: crmv1.ChannelSMS},
+	} {
+		b, _ := bus.Encode(o)
+		if _, err := f.js.Publish(ctx, bus.OutcomeSubject("baku", bus.Partition("p-20", parts), "p-20"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run([]step{
+		{"history for an analyst", nigar, "GET", "/v1/brands/baku/players/p-20/history", "", 200, `"reason":"MandatoryBypassQuietHours","routeStep":6,"channel":"sms","local":"2026-11-22 02:14 +04"`},
+		{"history needs authentication", caller{client: f.clientWith(nil)}, "GET", "/v1/brands/baku/players/p-20/history", "", 401, "authentication required"},
+		// The consent report finds the marketing SMS sent after the desk's withdrawal.
+		{"the report names the violation", olga, "GET", "/v1/brands/baku/consent/report?player=p-20", "", 200, `"decisionID":"d-spins"`},
+		{"and is not ok", olga, "GET", "/v1/brands/baku/consent/report", "", 200, `"marketingSendsChecked":2,"violations":[{"player":"p-20","channel":"sms"`},
+	})
+
+	_, raw := f.do(t, olga, "GET", "/v1/brands/baku/consent/report?player=p-20", "")
+	var rep api.ConsentReport
+	if err := json.Unmarshal(raw, &rep); err != nil || rep.OK || len(rep.Violations) != 1 || rep.Violations[0].DecisionID != "d-spins" || rep.Violations[0].Source != prefs.SourceSupport {
+		t.Fatalf("consent report: %s", raw)
+	}
+
+	// Nothing the desk or the list wrote holds the number.
+	for _, stream := range []string{bus.StreamConsent, bus.StreamAudit} {
+		s, _ := f.js.Stream(ctx, stream)
+		info, _ := s.Info(ctx)
+		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+			if m, err := s.GetMsg(ctx, seq); err == nil && bytes.Contains(m.Data, []byte("1112299")) {
+				t.Errorf("%s holds the phone number: %s", stream, m.Data)
+			}
+		}
 	}
 }

@@ -123,6 +123,10 @@ type Explanation struct {
 func (in *Insight) explain(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
 	ctx := r.Context()
 	player, campaign := r.PathValue("player"), r.URL.Query().Get("campaign")
+	if campaign == "" {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "campaign: the query parameter is required", Field: "campaign"})
+		return
+	}
 	b := in.Catalog.Brand(brand)
 	if b == nil {
 		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "the brand has no published configuration"})

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apiserver/pkg/authentication/user"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
@@ -65,14 +64,34 @@ func (p *Preferences) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 			p.change(w, r, brand, r.PathValue("player"), prefs.SourceSupport, "support:"+u.GetName())
 		}))
 	mux.Handle("POST /v1/brands/{brand}/suppressions", a.guard("create", crmv1.AdminSuppressions, p.importSuppressions))
-	mux.Handle("DELETE /v1/brands/{brand}/suppressions/{hash}", a.guard("delete", crmv1.AdminSuppressions,
-		func(w http.ResponseWriter, r *http.Request, brand string, u user.Info) {
-			if err := p.Service.Unsuppress(r.Context(), brand, r.PathValue("hash"), u.GetName()); err != nil {
-				ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
-				return
-			}
-			w.WriteHeader(http.StatusNoContent)
-		}))
+	mux.Handle("GET /v1/brands/{brand}/suppressions/{hash}", a.guard("get", crmv1.AdminSuppressions, p.suppression))
+	mux.Handle("DELETE /v1/brands/{brand}/suppressions/{hash}", a.guard("delete", crmv1.AdminSuppressions, p.suppression))
+}
+
+// suppression reads (GET) or removes (DELETE) one address hash on the brand's list.
+func (p *Preferences) suppression(w http.ResponseWriter, r *http.Request, brand string, u user.Info) {
+	hash := r.PathValue("hash")
+	if !prefs.ValidHash(hash) {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "hash: not an address hash (32 lowercase hex digits)", Field: "hash"})
+		return
+	}
+	var sup *prefs.Suppression
+	var err error
+	if r.Method == http.MethodDelete {
+		err = p.Service.Unsuppress(r.Context(), brand, hash, u.GetName())
+	} else {
+		sup, err = p.Service.Suppressed(r.Context(), brand, hash)
+	}
+	switch {
+	case errors.Is(err, prefs.ErrNotSuppressed):
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: err.Error(), Field: "hash"})
+	case err != nil:
+		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+	case sup != nil:
+		ingest.WriteJSON(w, http.StatusOK, sup)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 type playerHandler func(w http.ResponseWriter, r *http.Request, brand, player string)
@@ -194,11 +213,35 @@ func (p *Preferences) change(w http.ResponseWriter, r *http.Request, brand, play
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
 		return
 	}
+	// The request alone is checked first, so a refusal names the request's own field.
+	probe := &prefs.Prefs{Quiet: c.QuietHours}
 	for i, ch := range c.Choices {
 		if ch.State != prefs.Granted && ch.State != prefs.Withdrawn {
 			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("state %q must be granted or withdrawn", ch.State), Field: fmt.Sprintf("choices[%d].state", i)})
 			return
 		}
+		probe.Choices = append(probe.Choices, prefs.Choice{Category: ch.Category, Channel: ch.Channel, State: ch.State})
+	}
+	if c.Languages != nil {
+		probe.Languages = *c.Languages
+	}
+	if c.Caps != nil {
+		probe.Caps = *c.Caps
+	}
+	pol := p.Service.Policy(brand)
+	if pol == nil {
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: prefs.ErrNoPolicy.Error()})
+		return
+	}
+	err := probe.Prepare(pol)
+	var fe *prefs.FieldError
+	if errors.As(err, &fe) {
+		status := http.StatusUnprocessableEntity
+		if fe.Conflict {
+			status = http.StatusConflict
+		}
+		ingest.WriteProblem(w, status, ingest.Problem{Error: fe.Error(), Field: fe.Field})
+		return
 	}
 	pp, err := p.Service.Update(r.Context(), brand, player, source, actor, func(pp *prefs.Prefs) error {
 		for _, ch := range c.Choices {
@@ -218,7 +261,6 @@ func (p *Preferences) change(w http.ResponseWriter, r *http.Request, brand, play
 		}
 		return nil
 	})
-	var fe *prefs.FieldError
 	switch {
 	case errors.As(err, &fe):
 		status := http.StatusUnprocessableEntity
@@ -235,7 +277,6 @@ func (p *Preferences) change(w http.ResponseWriter, r *http.Request, brand, play
 		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: "the change was not saved: " + err.Error()})
 		return
 	}
-	pol := p.Service.Policy(brand)
 	for _, ch := range pp.Choices {
 		if ch.State == prefs.Pending {
 			if err := p.requestConfirmation(r.Context(), brand, player, ch.Category, ch.Channel); err != nil {
@@ -509,25 +550,40 @@ type SuppressionLine struct {
 	Reason   string          `json:"reason"`
 }
 
-// importSuppressions takes NDJSON lines; every line is checked before any is saved.
+// importSuppressions takes NDJSON lines; every line is checked before any is saved, and a
+// bad line is refused with its number and field.
 func (p *Preferences) importSuppressions(w http.ResponseWriter, r *http.Request, brand string, u user.Info) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	dec.DisallowUnknownFields()
 	var lines []SuppressionLine
+	refuse := func(line int, field, reason string) {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("line %d: %s: %s", line, field, reason), Line: line, Field: field, Reason: reason})
+	}
 	for n := 1; ; n++ {
 		var l SuppressionLine
 		if err := dec.Decode(&l); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("line %d: %v", n, err)})
+			refuse(n, "", err.Error())
 			return
 		}
 		if prefs.ChannelIndex(l.Channel) < 0 {
-			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("line %d: channel: %q is not a channel", n, l.Channel), Field: "channel"})
+			refuse(n, "channel", fmt.Sprintf("%q is not a channel", l.Channel))
 			return
 		}
 		if (l.Address == "") == (l.Hash == "") {
-			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("line %d: exactly one of address or hash is needed", n), Field: "address"})
+			refuse(n, "address", "exactly one of address or hash is needed")
 			return
+		}
+		if l.Hash != "" && !prefs.ValidHash(l.Hash) {
+			refuse(n, "hash", "not an address hash (32 lowercase hex digits)")
+			return
+		}
+		for i, ch := range l.Channels {
+			if prefs.ChannelIndex(ch) < 0 {
+				refuse(n, fmt.Sprintf("channels[%d]", i), fmt.Sprintf("%q is not a channel", ch))
+				return
+			}
 		}
 		if l.Address != "" {
 			l.Hash, l.Address = prefs.AddressHash(l.Channel, l.Address), ""
@@ -537,13 +593,19 @@ func (p *Preferences) importSuppressions(w http.ResponseWriter, r *http.Request,
 		}
 		lines = append(lines, l)
 	}
+	if len(lines) == 0 {
+		refuse(1, "", "no lines")
+		return
+	}
 	for _, l := range lines {
 		if err := p.Service.Suppress(r.Context(), brand, l.Hash, l.Channels, l.Reason, prefs.SourceImport, u.GetName(), ""); err != nil {
 			ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
 			return
 		}
 	}
-	ingest.WriteJSON(w, http.StatusOK, map[string]int{"suppressed": len(lines)})
+	hashes := make([]string, len(lines))
+	for i, l := range lines {
+		hashes[i] = l.Hash
+	}
+	ingest.WriteJSON(w, http.StatusOK, map[string]any{"suppressed": len(lines), "hashes": hashes})
 }
-
-var _ = jetstream.ErrKeyNotFound

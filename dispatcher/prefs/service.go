@@ -283,8 +283,29 @@ func (s *Service) Suppress(ctx context.Context, brand, hash string, chs []crmv1.
 	return nil
 }
 
-// Unsuppress takes an address off the list.
+// ErrNotSuppressed is returned for an address that is not on the list.
+var ErrNotSuppressed = errors.New("the address is not on the suppression list")
+
+// Suppressed reads an address's entry on the brand's suppression list.
+func (s *Service) Suppressed(ctx context.Context, brand, hash string) (*Suppression, error) {
+	e, err := s.KV.Get(ctx, SuppressionKey(brand, hash))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotSuppressed
+	} else if err != nil {
+		return nil, err
+	}
+	var sup Suppression
+	if err := json.Unmarshal(e.Value(), &sup); err != nil {
+		return nil, fmt.Errorf("reading the suppression: %w", err)
+	}
+	return &sup, nil
+}
+
+// Unsuppress takes an address off the list; ErrNotSuppressed when it is not on it.
 func (s *Service) Unsuppress(ctx context.Context, brand, hash, actor string) error {
+	if _, err := s.Suppressed(ctx, brand, hash); err != nil {
+		return err
+	}
 	if err := s.KV.Purge(ctx, SuppressionKey(brand, hash)); err != nil {
 		return err
 	}

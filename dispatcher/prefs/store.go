@@ -44,6 +44,20 @@ func AddressHash(ch crmv1.Channel, address string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// ValidHash reports whether h has the form of an AddressHash (32 lowercase hex digits),
+// the only form accepted from callers: it is also a key token.
+func ValidHash(h string) bool {
+	if len(h) != 32 {
+		return false
+	}
+	for _, r := range h {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Suppression is one address on a brand's suppression list: no message of a
 // non-mandatory category goes to it on the listed channels.
 type Suppression struct {
