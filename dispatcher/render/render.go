@@ -148,7 +148,7 @@ func (m *Message) Execute(content string, data *Data) (Rendered, error) {
 		if err := m.Subject.Execute(&b, data); err != nil {
 			return r, fmt.Errorf("rendering %s subject: %w", r.TemplateID, err)
 		}
-		r.Subject = b.String()
+		r.Subject = noValue.Replace(b.String())
 		b.Reset()
 	}
 	if m.HTML != nil {
@@ -161,6 +161,11 @@ func (m *Message) Execute(content string, data *Data) (Rendered, error) {
 	if err := m.Text.Execute(&b, data); err != nil {
 		return r, fmt.Errorf("rendering %s: %w", r.TemplateID, err)
 	}
-	r.Text = b.String()
+	r.Text = noValue.Replace(b.String())
 	return r, nil
 }
+
+// noValue removes what text/template prints for a field the player or event does not have
+// ("<no value>" under missingkey=zero with map data), as Helm does: "Salam, !" rather than
+// "Salam, <no value>!". html/template already prints nothing.
+var noValue = strings.NewReplacer("<no value>", "")
