@@ -499,9 +499,14 @@ func (p *Preferences) inboundSMS(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteJSON(w, http.StatusOK, map[string]any{"stopped": false})
 		return
 	}
-	brand := r.PathValue("brand")
-	hash := prefs.AddressHash(crmv1.ChannelSMS, in.From)
-	if err := p.Service.Suppress(r.Context(), brand, hash, []crmv1.Channel{crmv1.ChannelSMS}, "SMS reply "+strings.ToUpper(strings.TrimSpace(in.Text)), prefs.SourceSMSStop, "player", ""); err != nil {
+	p.stop(w, r, crmv1.ChannelSMS, in.From, "SMS reply "+strings.ToUpper(strings.TrimSpace(in.Text)), prefs.SourceSMSStop)
+}
+
+// stop puts the address on the brand's suppression list for the channel, on the player's
+// own request through the channel.
+func (p *Preferences) stop(w http.ResponseWriter, r *http.Request, ch crmv1.Channel, address, reason, source string) {
+	hash := prefs.AddressHash(ch, address)
+	if err := p.Service.Suppress(r.Context(), r.PathValue("brand"), hash, []crmv1.Channel{ch}, reason, source, "player", ""); err != nil {
 		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
 		return
 	}
@@ -532,12 +537,7 @@ func (p *Preferences) inboundViber(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "user_id: must not be empty", Field: "user_id"})
 		return
 	}
-	hash := prefs.AddressHash(crmv1.ChannelViber, cb.UserID)
-	if err := p.Service.Suppress(r.Context(), r.PathValue("brand"), hash, []crmv1.Channel{crmv1.ChannelViber}, "Viber unsubscribed", prefs.SourceViber, "player", ""); err != nil {
-		ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
-		return
-	}
-	ingest.WriteJSON(w, http.StatusOK, map[string]any{"stopped": true})
+	p.stop(w, r, crmv1.ChannelViber, cb.UserID, "Viber unsubscribed", prefs.SourceViber)
 }
 
 // SuppressionLine is one line of a suppression import: an address (hashed on arrival,

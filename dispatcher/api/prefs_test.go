@@ -188,10 +188,49 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 		t.Fatalf("unauthenticated STOP: %d", st)
 	}
 	bustest.AssertNowhere(t, js, "994501234567")
+	// The form most SMS gateways post; a reply that is not a stop word changes nothing.
+	inbound := func(path, contentType, body string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer intake-token")
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := inbound("/v1/brands/baku/inbound/sms", "application/x-www-form-urlencoded", "From=%2B994551112233&Body=thanks"); st != 200 || !strings.Contains(body, `"stopped":false`) {
+		t.Fatalf("a reply that is not STOP: %d %s", st, body)
+	}
+	if st, body := inbound("/v1/brands/baku/inbound/sms", "application/x-www-form-urlencoded", "From=%2B994551112233&Body=Dayan"); st != 200 || !strings.Contains(body, `"stopped":true`) {
+		t.Fatalf("DAYAN by form: %d %s", st, body)
+	}
+	if st, body := inbound("/v1/brands/baku/inbound/sms", "application/json", `{"text":"STOP"}`); st != 400 || !strings.Contains(body, `"field":"from"`) {
+		t.Fatalf("STOP without a sender: %d %s", st, body)
+	}
+	// Viber: only the unsubscribed event suppresses, and it needs the user id.
+	for _, c := range []struct {
+		body, want string
+		status     int
+	}{
+		{`{"event":"delivered","user_id":"vb-1"}`, `"stopped":false`, 200},
+		{`{"event":"unsubscribed"}`, `"field":"user_id"`, 400},
+		{`{"event":"unsubscribed","user_id":"vb-1","timestamp":1763800000000}`, `"stopped":true`, 200},
+	} {
+		if st, body := inbound("/v1/brands/baku/inbound/viber", "application/json", c.body); st != c.status || !strings.Contains(body, c.want) {
+			t.Fatalf("viber %s: %d %s", c.body, st, body)
+		}
+	}
+	bustest.Eventually(t, 5*time.Second, "the Viber and form-posted suppressions in routing's cache", func() bool {
+		return cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelViber: "vb-1", crmv1.ChannelSMS: "+994 55 111 22 33"}) ==
+			prefs.Set(0).With(crmv1.ChannelViber).With(crmv1.ChannelSMS)
+	})
 
 	// The consent report: a marketing push after the withdrawal is a violation.
 	rep, err := in.ConsentReport(ctx, "baku", "")
-	if err != nil || !rep.OK || rep.Withdrawals != 2 || rep.Suppressed != 1 {
+	if err != nil || !rep.OK || rep.Withdrawals != 2 || rep.Suppressed != 3 {
 		t.Fatalf("report %+v %v", rep, err)
 	}
 	withdrawnAt := ledger[0].Time

@@ -76,25 +76,7 @@ func BenchmarkNATSIntake(b *testing.B) {
 	}
 	<-js.PublishAsyncComplete()
 	published := time.Since(start)
-	for {
-		var left uint64
-		for p := range partitions {
-			c, err := js.Consumer(ctx, bus.StreamEvents, partition.ConsumerName(p))
-			if err != nil {
-				left++
-				continue
-			}
-			info, err := c.Info(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			left += info.NumPending + uint64(info.NumAckPending)
-		}
-		if left == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(b, js)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")

@@ -66,17 +66,15 @@ func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
 	return js, pnc, stop
 }
 
+// waitDrained returns when every partition's events and intents consumers exist and have
+// nothing pending or unacknowledged.
 func waitDrained(b *testing.B, js jetstream.JetStream) {
 	ctx := context.Background()
 	for {
 		var left uint64
 		for p := range benchPartitions {
-			for _, name := range []string{partition.ConsumerName(p), "intents-" + fmt.Sprint(p)} {
-				stream := bus.StreamEvents
-				if name[0] == 'i' {
-					stream = bus.StreamIntents
-				}
-				c, err := js.Consumer(ctx, stream, name)
+			for _, src := range []partition.Source{partition.Events, partition.Intents} {
+				c, err := js.Consumer(ctx, src.Stream, src.Prefix+"-"+fmt.Sprint(p))
 				if err != nil {
 					left++
 					continue

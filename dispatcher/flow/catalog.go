@@ -6,7 +6,6 @@ package flow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -104,36 +103,31 @@ func (c *Catalog) Run(ctx context.Context, kv jetstream.KeyValue, ready chan<- s
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", bus.BucketConfig, err)
 	}
-	defer func() { _ = w.Stop() }()
+	// Until the initial values are read, brands are only marked, then rebuilt once each.
 	dirty := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("croupier-config watch closed")
-			}
-			if e == nil {
-				for b := range dirty {
-					c.rebuild(b)
-				}
-				clear(dirty)
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-				continue
-			}
-			brand, _, _ := strings.Cut(e.Key(), ".")
-			c.put(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut)
-			if ready != nil {
-				dirty[brand] = true // rebuilt once after the initial values
-			} else {
-				c.rebuild(brand)
-			}
+	err = bus.Follow(ctx, w, bus.BucketConfig, func(e jetstream.KeyValueEntry) error {
+		brand, _, _ := strings.Cut(e.Key(), ".")
+		c.put(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut)
+		if dirty != nil {
+			dirty[brand] = true
+		} else {
+			c.rebuild(brand)
 		}
+		return nil
+	}, func() bool {
+		for b := range dirty {
+			c.rebuild(b)
+		}
+		dirty = nil
+		if ready != nil {
+			close(ready)
+		}
+		return false
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 // Put applies one croupier-config value (tests and the dev stack use it directly).

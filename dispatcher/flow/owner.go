@@ -136,25 +136,14 @@ func (s *ownerState) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading routing state of partition %d: %w", s.part, err)
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("croupier-state watch closed")
-			}
-			if e == nil {
-				return nil
-			}
-			ps := &PlayerState{rev: e.Revision()}
-			if err := json.Unmarshal(e.Value(), ps); err != nil {
-				return fmt.Errorf("loading %s: %w", e.Key(), err)
-			}
-			s.players[ps.Brand+"/"+ps.Player] = ps
+	return bus.Follow(ctx, w, "croupier-state", func(e jetstream.KeyValueEntry) error {
+		ps := &PlayerState{rev: e.Revision()}
+		if err := json.Unmarshal(e.Value(), ps); err != nil {
+			return fmt.Errorf("loading %s: %w", e.Key(), err)
 		}
-	}
+		s.players[ps.Brand+"/"+ps.Player] = ps
+		return nil
+	}, func() bool { return true })
 }
 
 func (s *ownerState) state(brand, player string) *PlayerState {
@@ -233,18 +222,7 @@ func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error 
 		err = bus.CheckToken("campaign", it.Campaign)
 	}
 	if err != nil {
-		f, perr := ingest.PublishDeadLetter(s.o.JS, bus.StreamIntents, msg.Subject(), msg.Headers(), msg.Data(), err.Error(), s.o.Clock.Now())
-		if perr != nil {
-			return perr
-		}
-		select {
-		case <-f.Ok():
-			return nil
-		case err := <-f.Err():
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return ingest.DeadLetterNow(ctx, s.o.JS, bus.StreamIntents, msg, err.Error(), s.o.Clock.Now())
 	}
 	s.decide(ctx, &it, s.o.Clock.Now())
 	return nil

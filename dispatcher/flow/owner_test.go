@@ -370,6 +370,13 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	clk.set(noon)
 	a := newStack(t, srv, "a", clk)
 	a.start(t, 1)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, o := range outcomesOf(t, a.js, "p-5") {
+				t.Logf("outcome %+v", o)
+			}
+		}
+	})
 	register(t, a.js, "p-5", "Asia/Baku", noon.Add(-time.Hour), nil)
 	bustest.Eventually(t, 10*time.Second, "the player", func() bool {
 		return has(a.owner, "p-5")

@@ -50,7 +50,7 @@ func DeadLetterUntransformed(ctx context.Context, js jetstream.JetStream, log *s
 			if err != nil {
 				continue
 			}
-			if err := deadLetterNow(ctx, js, m, ReasonUntransformed); err != nil {
+			if err := DeadLetterNow(ctx, js, bus.StreamEvents, m, ReasonUntransformed, time.Now()); err != nil {
 				log.Warn("dead-lettering an untransformed event", "err", err)
 				_ = m.Nak()
 				continue
@@ -74,8 +74,9 @@ func PublishDeadLetter(js jetstream.JetStream, stream, subject string, hdr map[s
 	return js.PublishAsync(bus.DeadLetterSubject(stream), b, jetstream.WithStallWait(30*time.Second))
 }
 
-func deadLetterNow(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, reason string) error {
-	f, err := PublishDeadLetter(js, bus.StreamEvents, m.Subject(), m.Headers(), m.Data(), reason, time.Now())
+// DeadLetterNow dead-letters m from stream and waits for the acknowledgement.
+func DeadLetterNow(ctx context.Context, js jetstream.JetStream, stream string, m jetstream.Msg, reason string, now time.Time) error {
+	f, err := PublishDeadLetter(js, stream, m.Subject(), m.Headers(), m.Data(), reason, now)
 	if err != nil {
 		return err
 	}

@@ -53,26 +53,19 @@ func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, err
 	if err != nil {
 		return nil, fmt.Errorf("loading partition %d: %w", part, err)
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("loading partition %d: watch closed", part)
-			}
-			if e == nil {
-				return pt, nil
-			}
-			en := &entry{rev: e.Revision()}
-			if err := json.Unmarshal(e.Value(), &en.Player); err != nil {
-				return nil, fmt.Errorf("loading %s: %w", e.Key(), err)
-			}
-			en.Intern()
-			pt.brand(en.Brand)[en.ID] = en
+	err = bus.Follow(ctx, w, fmt.Sprintf("loading partition %d", part), func(e jetstream.KeyValueEntry) error {
+		en := &entry{rev: e.Revision()}
+		if err := json.Unmarshal(e.Value(), &en.Player); err != nil {
+			return fmt.Errorf("loading %s: %w", e.Key(), err)
 		}
+		en.Intern()
+		pt.brand(en.Brand)[en.ID] = en
+		return nil
+	}, func() bool { return true })
+	if err != nil {
+		return nil, err
 	}
+	return pt, nil
 }
 
 func (pt *Partition) brand(b string) map[string]*entry {

@@ -20,11 +20,7 @@ func baku(t *testing.T) (*prefs.Policy, *bus.PreferencePolicyConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := prefs.Compile("baku", rec.PreferencePolicy, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pol, rec.PreferencePolicy
+	return bustest.SamplePolicy(t, "baku"), rec.PreferencePolicy
 }
 
 func TestCompileTheBakuPolicy(t *testing.T) {

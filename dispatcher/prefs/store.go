@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -91,25 +90,19 @@ func (c *Cache) Run(ctx context.Context, kv jetstream.KeyValue, ready chan<- str
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", bus.BucketPrefs, err)
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("croupier-prefs watch closed")
-			}
-			if e == nil {
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-				continue
-			}
-			c.apply(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut, e.Revision())
+	err = bus.Follow(ctx, w, bus.BucketPrefs, func(e jetstream.KeyValueEntry) error {
+		c.apply(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut, e.Revision())
+		return nil
+	}, func() bool {
+		if ready != nil {
+			close(ready)
 		}
+		return false
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 func (c *Cache) apply(key string, value []byte, deleted bool, rev uint64) {

@@ -8,12 +8,13 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // BenchmarkDecide is one routing decision for a marketing message of a Baku player with a
 // realistic history (sends counted by two caps, a dedup check), through all ten steps.
 func BenchmarkDecide(b *testing.B) {
-	pol := samplePolicy(b)
+	pol := bustest.SamplePolicy(b, "baku")
 	now := at("2026-11-22T08:00:00Z")
 	p := bakuPlayer(now)
 	h := &route.History{}

@@ -15,20 +15,6 @@ import (
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
-// samplePolicy compiles the Baku sample PreferencePolicy from config/samples.
-func samplePolicy(t testing.TB) *prefs.Policy {
-	t.Helper()
-	rec, err := bus.Decode[bus.ConfigRecord](bustest.SamplePolicyRecord(t, "baku"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := prefs.Compile("baku", rec.PreferencePolicy, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pol
-}
-
 var all = func() prefs.Set {
 	var s prefs.Set
 	for _, c := range prefs.Channels {
@@ -68,7 +54,7 @@ type refuse struct{}
 func (refuse) Reserve(string, string, int64, int64) bool { return false }
 
 func TestDecide(t *testing.T) {
-	pol := samplePolicy(t)
+	pol := bustest.SamplePolicy(t, "baku")
 	noon := at("2026-11-22T08:00:00Z") // 12:00 in Baku, 11:00 in Moscow
 	type row struct {
 		name    string
@@ -345,7 +331,7 @@ func TestHoldoutShare(t *testing.T) {
 	if in < 800 || in > 1200 {
 		t.Fatalf("%d of 20000 in a 5%% holdout", in)
 	}
-	pol := samplePolicy(t)
+	pol := bustest.SamplePolicy(t, "baku")
 	pol.HoldoutPercent = 50
 	now := at("2026-11-22T08:00:00Z")
 	var held, sent int

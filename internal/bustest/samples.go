@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
@@ -39,4 +40,18 @@ func SamplePolicyRecord(tb testing.TB, brand string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// SamplePolicy is the Baku sample PreferencePolicy (holdout 0), compiled for brand.
+func SamplePolicy(tb testing.TB, brand string) *prefs.Policy {
+	tb.Helper()
+	rec, err := bus.Decode[bus.ConfigRecord](SamplePolicyRecord(tb, brand))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pol, err := prefs.Compile(brand, rec.PreferencePolicy, rec.Generation)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pol
 }
