@@ -111,6 +111,11 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		Buckets: []float64{0.01, 0.05, 0.25, 1, 5, 30, 60, 120, 300, 600}}, []string{"category"})
 	m.Breaches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_sla_breaches_total",
 		Help: "Mandatory messages whose delivery job was published later than the category's SLA."}, []string{"category"})
+	// The SLA series exist from the start, so an alert on increase() sees the first breach.
+	for _, c := range []crmv1.Category{crmv1.CategoryService, crmv1.CategoryResponsibleGaming} {
+		m.Dispatch.WithLabelValues(string(c))
+		m.Breaches.WithLabelValues(string(c))
+	}
 	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches)
 	return m
 }

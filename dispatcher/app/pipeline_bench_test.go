@@ -27,24 +27,8 @@ const pipelinePlayers = 20000
 func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
 	srv := bustest.Start(b, benchPartitions)
 	pnc, cjs := srv.Connect(b)
+	configureReceipts(b, cjs)
 	ctx := context.Background()
-	cfg := bustest.KV(b, cjs, bus.BucketConfig)
-	put := func(k string, v any) {
-		raw, _ := bus.Encode(v)
-		if _, err := cfg.Put(ctx, k, raw); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := cfg.Put(ctx, bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(b, "baku")); err != nil {
-		b.Fatal(err)
-	}
-	put(bus.ConfigKey("baku", bus.KindChannelPolicy, "sms"), bus.ConfigRecord{Kind: "ChannelPolicy", Brand: "baku", Name: "sms",
-		ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS}}})
-	put(bus.ConfigKey("baku", bus.KindCampaign, "deposit-receipt"), bus.ConfigRecord{Kind: "Campaign", Brand: "baku", Name: "deposit-receipt", UID: "uid-receipt",
-		Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{Category: crmv1.CategoryService,
-			Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "deposit.completed"}},
-			Steps:    []crmv1.Step{{Name: "send", Send: &crmv1.SendStep{Content: "receipt"}}},
-			Contents: []crmv1.Content{{Name: "receipt", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "BakuCasino: {{ .Event.amount }} {{ .Event.currency }} depozit qəbul edildi."}}}}}}})
 	js, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		b.Fatal(err)
@@ -68,6 +52,28 @@ func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
 
 // waitDrained returns when every partition's events and intents consumers exist and have
 // nothing pending or unacknowledged.
+// configureReceipts publishes the Baku policy, an SMS ChannelPolicy and a service Campaign
+// that sends an SMS receipt on every deposit.completed.
+func configureReceipts(tb testing.TB, js jetstream.JetStream) {
+	cfg := bustest.KV(tb, js, bus.BucketConfig)
+	put := func(k string, v any) {
+		raw, _ := bus.Encode(v)
+		if _, err := cfg.Put(context.Background(), k, raw); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := cfg.Put(context.Background(), bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(tb, "baku")); err != nil {
+		tb.Fatal(err)
+	}
+	put(bus.ConfigKey("baku", bus.KindChannelPolicy, "sms"), bus.ConfigRecord{Kind: "ChannelPolicy", Brand: "baku", Name: "sms",
+		ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS}}})
+	put(bus.ConfigKey("baku", bus.KindCampaign, "deposit-receipt"), bus.ConfigRecord{Kind: "Campaign", Brand: "baku", Name: "deposit-receipt", UID: "uid-receipt",
+		Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{Category: crmv1.CategoryService,
+			Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "deposit.completed"}},
+			Steps:    []crmv1.Step{{Name: "send", Send: &crmv1.SendStep{Content: "receipt"}}},
+			Contents: []crmv1.Content{{Name: "receipt", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "BakuCasino: {{ .Event.amount }} {{ .Event.currency }} depozit qəbul edildi."}}}}}}})
+}
+
 func waitDrained(b *testing.B, js jetstream.JetStream) {
 	ctx := context.Background()
 	for {

@@ -124,10 +124,12 @@ type ownerState struct {
 	slots map[string]int
 }
 
+// observation is a mandatory message's job, timed from its intent's creation to the
+// publish of the job (after the batch's persist) against the category's SLA.
 type observation struct {
 	brand    string
 	category crmv1.Category
-	took     time.Duration
+	created  time.Time
 	sla      time.Duration
 }
 
@@ -391,7 +393,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		s.outcome(oc)
 		s.publishJob(b, cp, it, did, d.Channel, d.Fallbacks, pp, r, in.Costs)
 		if rule := b.Policy.Rule(it.Category); rule != nil && rule.Mandatory && !it.Created.IsZero() {
-			s.observed = append(s.observed, observation{it.Brand, it.Category, now.Sub(it.Created), rule.SLA})
+			s.observed = append(s.observed, observation{it.Brand, it.Category, it.Created, rule.SLA})
 		}
 	case route.Defer:
 		at := s.spread(cp, it, d.SendAt)
@@ -652,8 +654,9 @@ func (s *ownerState) Flush(ctx context.Context) error {
 	}
 	s.out = s.out[:0]
 	if s.o.Dispatched != nil {
+		published := s.o.Clock.Now()
 		for _, ob := range s.observed {
-			s.o.Dispatched(ob.brand, ob.category, ob.took, ob.sla)
+			s.o.Dispatched(ob.brand, ob.category, published.Sub(ob.created), ob.sla)
 		}
 	}
 	s.observed = s.observed[:0]

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,7 +123,12 @@ func run(state string) error {
 	if err := applySamples(ctx, c); err != nil {
 		return err
 	}
-	token, err := devIntegrationSecret(ctx, c)
+	sec, err := devIntegrationSecret(ctx, c)
+	if err != nil {
+		return err
+	}
+	token := string(sec.Data[ingest.SecretBearerToken])
+	playerJWT, err := playerToken(sec, "p-1")
 	if err != nil {
 		return err
 	}
@@ -137,6 +143,7 @@ func run(state string) error {
 			Replica: "dev", Partitions: topo.Partitions, LeaseTTL: 6 * time.Second, Batch: 1000,
 			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
 			APIAddr: "127.0.0.1:8443", HealthAddr: "127.0.0.1:8090", Kube: kube, Ready: dispReady,
+			PublicURL: "https://127.0.0.1:8443",
 		})
 	}()
 	select {
@@ -150,13 +157,17 @@ func run(state string) error {
   NATS         %s (JetStream under %s/nats, %d partitions)
   events       curl -k -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents+json' \
                  https://127.0.0.1:8443/v1/brands/%s/events -d @event.json   (shapes: EVENTS.md)
-  admin API    https://127.0.0.1:8443/v1/brands/%s/players/{import,<id>/export,<id>/erase}
+  admin API    https://127.0.0.1:8443/v1/brands/%s/players/{import,<id>/export,<id>/erase,<id>/history,<id>/explain?campaign=}
                (client certificate or token from the kubeconfig's user)
+  preferences  curl -k -H 'Authorization: Bearer %s' \
+                 https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
+  decisions    events and intents are routed: jobs wait in DELIVERIES (croupier.deliveries.>),
+               every decision is in OUTCOMES
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
-  not yet      routing and delivery, the traffic simulator and provider sinks arrive with
-               their issues; today the stack validates specs, takes events and keeps players.
+  not yet      channel workers (delivery), the traffic simulator and provider sinks arrive
+               with their issues.
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand)
+`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand)
 
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -211,25 +222,27 @@ func summary(ctx context.Context, c client.Client) string {
 
 // devIntegrationSecret makes sure the sample PreferencePolicy's integration Secret exists
 // (a random HMAC key and bearer token, kept across restarts) and returns the token.
-func devIntegrationSecret(ctx context.Context, c client.Client) (string, error) {
+func devIntegrationSecret(ctx context.Context, c client.Client) (*corev1.Secret, error) {
 	var sec corev1.Secret
 	err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: brand + "-integration"}, &sec)
-	if err == nil {
-		return string(sec.Data[ingest.SecretBearerToken]), nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return "", err
+	if err == nil || !apierrors.IsNotFound(err) {
+		return &sec, err
 	}
 	random := func() string {
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
 		return hex.EncodeToString(b)
 	}
-	token := "dev-" + random()
 	sec = corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: brand + "-integration"},
-		Data: map[string][]byte{ingest.SecretHMACKey: []byte(random()), ingest.SecretBearerToken: []byte(token),
+		Data: map[string][]byte{ingest.SecretHMACKey: []byte(random()), ingest.SecretBearerToken: []byte("dev-" + random()),
 			ingest.SecretJWTKey: []byte(random())},
 	}
-	return token, c.Create(ctx, &sec)
+	return &sec, c.Create(ctx, &sec)
+}
+
+// playerToken is a day-long token for a sample player, signed as the casino would sign it.
+func playerToken(sec *corev1.Secret, player string) (string, error) {
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": player, "brand": brand,
+		"exp": time.Now().Add(24 * time.Hour).Unix()}).SignedString(sec.Data[ingest.SecretJWTKey])
 }
