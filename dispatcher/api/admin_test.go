@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -120,7 +121,8 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: parts, Log: quiet}
-	intake := &ingest.Intake{JS: js, Log: quiet, Keys: &ingest.SecretKeys{Config: bustest.KV(t, js, bus.BucketConfig), Secrets: kube.CoreV1()}}
+	keys := &ingest.SecretKeys{Config: bustest.KV(t, js, bus.BucketConfig), Secrets: kube.CoreV1()}
+	intake := &ingest.Intake{JS: js, Log: quiet, Keys: keys}
 	// The routing side the preference and insight routes read: the Baku policy, SMS and
 	// push configured, and a marketing campaign offering an SMS.
 	catalog := &flow.Catalog{Log: quiet}
@@ -145,12 +147,13 @@ func setup(t *testing.T) *fixture {
 	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
 	<-ready
 	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: parts}
-	preferences := &api.Preferences{Service: service, Keys: ingest.StaticKeys{}, Log: quiet}
+	preferences := &api.Preferences{Service: service, Keys: keys, Log: quiet}
 	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: parts, Clock: func() time.Time { return explainAt }}
 
 	mux := http.NewServeMux()
 	admin.Register(mux)
 	preferences.RegisterAdmin(mux, admin)
+	preferences.Register(mux)
 	insight.RegisterAdmin(mux, admin)
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	hs := httptest.NewUnstartedServer(mux)
@@ -343,7 +346,8 @@ func TestIntakeKeysFromThePolicySecret(t *testing.T) {
 	ctx := context.Background()
 	if _, err := f.kube.CoreV1().Secrets("baku").Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "baku-integration"},
-		Data:       map[string][]byte{ingest.SecretHMACKey: []byte("k1"), ingest.SecretBearerToken: []byte("tok")},
+		Data: map[string][]byte{ingest.SecretHMACKey: []byte("k1"), ingest.SecretBearerToken: []byte("tok"),
+			ingest.SecretJWTKey: []byte("players-now"), ingest.SecretJWTKeyPrevious: []byte("players-before")},
 	}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
@@ -377,6 +381,25 @@ func TestIntakeKeysFromThePolicySecret(t *testing.T) {
 	}
 	if s, b := post("lasvegas", http.Header{"Authorization": {"Bearer tok"}}); s != 401 || !strings.Contains(b, "spec.integration.secretRef") {
 		t.Errorf("a brand without a policy: %d %s", s, b)
+	}
+	// Players' tokens are checked with the Secret's jwtKey, or jwtKeyPrevious while the
+	// casino rotates it.
+	for key, want := range map[string]int{"players-now": 200, "players-before": 200, "players-other": 401} {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "p-9", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", f.server.URL+"/v1/brands/baku/me/preferences", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := f.clientWith(nil).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 200 && !strings.Contains(string(body), `"player":"p-9"`)) {
+			t.Errorf("a player token signed with %s: %d %s, want %d", key, resp.StatusCode, body, want)
+		}
 	}
 }
 
