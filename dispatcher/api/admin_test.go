@@ -201,6 +201,32 @@ func (f *fixture) serviceAccount(t *testing.T, name string) caller {
 	return caller{client: f.clientWith(nil), token: tr.Status.Token}
 }
 
+// step is one admin request and what it must answer: the status and a piece of the body.
+type step struct {
+	name   string
+	who    caller
+	method string
+	path   string
+	body   string
+	status int
+	want   string
+}
+
+// run makes each request in order; a refused one must leave EVENTS as it was.
+func (f *fixture) run(t *testing.T, steps []step) {
+	t.Helper()
+	for _, s := range steps {
+		before := eventsStored(t, f.js)
+		status, body := f.do(t, s.who, s.method, s.path, s.body)
+		if status != s.status || !strings.Contains(string(body), s.want) {
+			t.Fatalf("%s: %d %s; want %d with %q", s.name, status, body, s.status, s.want)
+		}
+		if status >= 400 && eventsStored(t, f.js) != before {
+			t.Fatalf("%s: a refused request changed EVENTS", s.name)
+		}
+	}
+}
+
 type caller struct {
 	client *http.Client
 	token  string
@@ -248,15 +274,7 @@ func TestAdminAPIAuthenticatesAuthorizesImportsExportsAndErases(t *testing.T) {
 	badLine := `{"id":"p-4","country":"AZ"}
 {"id":"p-5","email":"not-an-address"}
 `
-	steps := []struct {
-		name   string
-		who    caller
-		method string
-		path   string
-		body   string
-		status int
-		want   string
-	}{
+	f.run(t, []step{
 		{"anonymous import", anonymous, "POST", "/v1/brands/baku/players/import", profiles, 401, "authentication required"},
 		{"forged token", forged, "POST", "/v1/brands/baku/players/import", profiles, 401, "authentication required"},
 		{"olga may not import", olga, "POST", "/v1/brands/baku/players/import", profiles, 403, `olga\" may not create players/import`},
@@ -267,17 +285,7 @@ func TestAdminAPIAuthenticatesAuthorizesImportsExportsAndErases(t *testing.T) {
 		{"importer may not erase", importer, "POST", "/v1/brands/baku/players/p-1/erase", "", 403, "may not create players/erase"},
 		{"olga may not export in another brand", olga, "GET", "/v1/brands/lasvegas/players/p-1/export", "", 403, "may not get"},
 		{"bad player id", olga, "GET", "/v1/brands/baku/players/p%201/export", "", 400, `"field":"player"`},
-	}
-	for _, s := range steps {
-		before := eventsStored(t, f.js)
-		status, body := f.do(t, s.who, s.method, s.path, s.body)
-		if status != s.status || !strings.Contains(string(body), s.want) {
-			t.Fatalf("%s: %d %s; want %d with %q", s.name, status, body, s.status, s.want)
-		}
-		if status >= 400 && eventsStored(t, f.js) != before {
-			t.Fatalf("%s: a refused request changed EVENTS", s.name)
-		}
-	}
+	})
 
 	// The owner applies the import; olga exports what is held.
 	var ex api.Export
@@ -437,26 +445,8 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	if last := ex.Decision.Trace[len(ex.Decision.Trace)-1]; last.Step != 5 || last.Passed || ex.Decision.Trace[3].Step != 4 || !ex.Decision.Trace[3].Passed {
 		t.Fatalf("explain trace: %+v", ex.Decision.Trace)
 	}
-	type step struct {
-		name   string
-		who    caller
-		method string
-		path   string
-		body   string
-		status int
-		want   string
-	}
 	hash := prefs.AddressHash(crmv1.ChannelSMS, phone)
-	run := func(steps []step) {
-		t.Helper()
-		for _, s := range steps {
-			status, body := f.do(t, s.who, s.method, s.path, s.body)
-			if status != s.status || !strings.Contains(string(body), s.want) {
-				t.Fatalf("%s: %d %s; want %d with %q", s.name, status, body, s.status, s.want)
-			}
-		}
-	}
-	run([]step{
+	f.run(t, []step{
 		{"the support desk reads the matrix", aysel, "GET", "/v1/brands/baku/players/p-20/preferences", "", 200, `"player":"p-20"`},
 		{"the desk records the player's opt-in given by phone", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
 			`{"choices":[{"category":"marketing","channel":"sms","state":"granted"}]}`, 200, `"player":"p-20"`},
@@ -471,7 +461,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 			t.Fatalf("explain after the opt-in: step %d %s did not pass: %s", s.Step, s.Name, body)
 		}
 	}
-	run([]step{
+	f.run(t, []step{
 		{"an analyst may not change preferences", nigar, "PUT", "/v1/brands/baku/players/p-20/preferences",
 			`{"choices":[{"category":"marketing","channel":"sms","state":"withdrawn"}]}`, 403, `may not update players/preferences`},
 		{"mandatory service SMS cannot be switched off, even by the desk", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
@@ -494,7 +484,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	if st, ex, body = explain(nigar, "?campaign=daily-spins"); st != 200 || ex.Decision.Reason != route.ReasonNoConsent {
 		t.Fatalf("explain after the withdrawal: %d %s", st, body)
 	}
-	run([]step{
+	f.run(t, []step{
 		{"explain without a campaign", nigar, "GET", "/v1/brands/baku/players/p-20/explain", "", 400, `"field":"campaign"`},
 		{"explain of an unknown campaign", nigar, "GET", "/v1/brands/baku/players/p-20/explain?campaign=nope", "", 404, `"field":"campaign"`},
 		{"explain of an unknown step", nigar, "GET", "/v1/brands/baku/players/p-20/explain?campaign=daily-spins&step=nope", "", 400, `"field":"step"`},
@@ -502,7 +492,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	})
 
 	// The suppression list: a bad line refuses the whole import, then the good one lands.
-	run([]step{
+	f.run(t, []step{
 		{"a line without address or hash", olga, "POST", "/v1/brands/baku/suppressions",
 			`{"channel":"sms","address":"` + phone + `","reason":"complaint"}` + "\n" + `{"channel":"sms","reason":"x"}`, 400, `"line":2,"field":"address"`},
 		{"an unknown channel", olga, "POST", "/v1/brands/baku/suppressions", `{"channel":"fax","address":"1","reason":"x"}`, 400, `"line":1,"field":"channel"`},
@@ -518,7 +508,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		return f.cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelSMS: phone}).Has(crmv1.ChannelSMS)
 	})
 	// Even with consent given back, a suppressed number is not a channel (step 4).
-	run([]step{{"the desk grants marketing SMS again", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
+	f.run(t, []step{{"the desk grants marketing SMS again", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
 		`{"choices":[{"category":"marketing","channel":"sms","state":"granted"}]}`, 200, `"player":"p-20"`}})
 	st, ex, body = explain(nigar, "?campaign=daily-spins")
 	if st != 200 || ex.Decision.Reason != route.ReasonNoChannel || ex.Decision.Step != 4 {
@@ -528,7 +518,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	if err != nil || len(sup) != 1 || !strings.Contains(string(sup[0]), `"source":"suppression-import"`) {
 		t.Fatalf("the suppression in the ledger: %d %v", len(sup), err)
 	}
-	run([]step{
+	f.run(t, []step{
 		{"taken off the list", olga, "DELETE", "/v1/brands/baku/suppressions/" + hash, "", 204, ""},
 		{"gone", olga, "DELETE", "/v1/brands/baku/suppressions/" + hash, "", 404, "not on the suppression list"},
 	})
@@ -557,7 +547,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run([]step{
+	f.run(t, []step{
 		{"history for an analyst", nigar, "GET", "/v1/brands/baku/players/p-20/history", "", 200, `"reason":"MandatoryBypassQuietHours","routeStep":6,"channel":"sms","local":"2026-11-22 02:14 +04"`},
 		{"history needs authentication", caller{client: f.clientWith(nil)}, "GET", "/v1/brands/baku/players/p-20/history", "", 401, "authentication required"},
 		// The consent report finds the marketing SMS sent after the desk's withdrawal.
