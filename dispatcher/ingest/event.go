@@ -151,6 +151,9 @@ type Event struct {
 	Data   Data
 	// AmountMinor, WinMinor are the data's amount and win in minor units of Data.Currency.
 	AmountMinor, WinMinor int64
+	// CostMicros is a cost.settled amount in millionths of Data.Currency (one email costs
+	// less than a minor unit).
+	CostMicros int64
 	// Times parsed from the data.
 	Until, RegisteredAt, BirthDate, LastActivity, CoolingOffUntil time.Time
 	DepositSumMinor, WithdrawalSumMinor                           int64
@@ -459,7 +462,17 @@ func (ev *Event) decodeData() error {
 		if err := req("decisionId", d.DecisionID); err != nil {
 			return err
 		}
-		return amount("amount", d.Amount, &ev.AmountMinor, false)
+		if err := req("amount", d.Amount); err != nil {
+			return err
+		}
+		if err := req("currency", d.Currency); err != nil {
+			return err
+		}
+		m, err := money.ParseMicros(*d.Amount, *d.Currency)
+		if err != nil {
+			return fieldErr("data.amount", "%v", err)
+		}
+		ev.CostMicros = m
 	}
 	return nil
 }

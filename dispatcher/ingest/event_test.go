@@ -35,11 +35,34 @@ var valid = map[string]string{
 	"tournament.joined":      `{"anything":[1,2,3]}`,
 }
 
+// reports are the events Croupier's channel workers publish (source "croupier").
+var reports = map[string]string{
+	"delivery.failed": `{"decisionId":"d-1","channel":"push","reason":"provider refused"}`,
+	"email.bounced":   `{"kind":"hard"}`,
+	"cost.settled":    `{"decisionId":"d-1","amount":"0.002","currency":"AZN"}`,
+}
+
+func report(typ, data string) string {
+	return strings.Replace(envelope(typ, data), `"source":"pam.baku"`, `"source":"croupier"`, 1)
+}
+
 func TestDecodeEveryType(t *testing.T) {
 	for typ, data := range valid {
 		if _, err := ingest.Decode("baku", "", "", []byte(envelope(typ, data))); err != nil {
 			t.Errorf("%s: %v", typ, err)
 		}
+	}
+	for typ, data := range reports {
+		if _, err := ingest.Decode("baku", "", "", []byte(envelope(typ, data))); err == nil {
+			t.Errorf("%s from the casino's platform accepted", typ)
+		}
+		if _, err := ingest.Decode("baku", "", "", []byte(report(typ, data))); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	ev, err := ingest.Decode("baku", "", "", []byte(report("cost.settled", reports["cost.settled"])))
+	if err != nil || ev.CostMicros != 2000 {
+		t.Errorf("cost.settled of 0.002 AZN: %d micros, %v", ev.CostMicros, err)
 	}
 }
 
@@ -60,6 +83,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad push platform", envelope("player.profile.updated", `{"pushTokens":[{"platform":"nokia","token":"t"}]}`), "data.pushTokens[0].platform"},
 		{"web push without keys", envelope("player.profile.updated", `{"webPushSubscription":{"endpoint":"https://x"}}`), "data.webPushSubscription"},
 		{"nested attr", envelope("player.profile.updated", `{"attrs":{"a":{"b":1}}}`), "data.attrs.a"},
+		{"cost with 7 decimals", report("cost.settled", `{"decisionId":"d","amount":"0.0000001","currency":"AZN"}`), "data.amount"},
+		{"bounce kind", report("email.bounced", `{"kind":"maybe"}`), "data.kind"},
 		{"amount as number", envelope("deposit.completed", `{"amount":50,"currency":"AZN","method":"card","depositId":"d"}`), "data.amount"},
 		{"amount with 3 decimals", envelope("deposit.completed", `{"amount":"1.005","currency":"AZN","method":"card","depositId":"d"}`), "data.amount"},
 		{"negative amount", envelope("deposit.completed", `{"amount":"-1.00","currency":"AZN","method":"card","depositId":"d"}`), "data.amount"},
