@@ -97,6 +97,15 @@ func (c *Catalog) Policy(brand string) *prefs.Policy {
 	return nil
 }
 
+// ChannelPolicy is a brand's compiled ChannelPolicy for a channel, or nil: what the
+// channel workers send through.
+func (c *Catalog) ChannelPolicy(brand string, ch crmv1.Channel) *bus.ChannelPolicyConfig {
+	if b := c.Brand(brand); b != nil {
+		return b.Channels[ch]
+	}
+	return nil
+}
+
 // Run keeps the catalog current until ctx ends; ready is closed after the first full read.
 func (c *Catalog) Run(ctx context.Context, kv jetstream.KeyValue, ready chan<- struct{}) error {
 	w, err := kv.WatchAll(ctx)

@@ -139,46 +139,8 @@ func register(t *testing.T, js jetstream.JetStream, player, tz string, at time.T
 }
 
 // collect reads every message of a stream on a filter.
-func collect[T any](t *testing.T, js jetstream.JetStream, stream, filter string) []T {
-	t.Helper()
-	msgs, err := readAll(js, stream, filter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]T, 0, len(msgs))
-	for _, m := range msgs {
-		v, err := bus.Decode[T](m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-func readAll(js jetstream.JetStream, stream, filter string) ([]*jetstream.RawStreamMsg, error) {
-	ctx := context.Background()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	var out []*jetstream.RawStreamMsg
-	var seq uint64 = 1
-	for {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if err != nil {
-			if strings.Contains(err.Error(), "not found") {
-				return out, nil
-			}
-			return nil, err
-		}
-		out = append(out, m)
-		seq = m.Sequence + 1
-	}
-}
-
 func outcomesOf(t *testing.T, js jetstream.JetStream, player string) []bus.Outcome {
-	return collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", 0, player))
+	return bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", 0, player))
 }
 
 func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
@@ -194,7 +156,7 @@ func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
 
 	var jobs []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the SMS job", func() bool {
-		jobs = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))
+		jobs = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))
 		return len(jobs) == 1
 	})
 	j := jobs[0]
@@ -219,7 +181,7 @@ func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
 	// A redelivered event does not send again.
 	publishEvent(t, s.js, "p-1", "withdrawal.completed", "w-1", night, map[string]any{"amount": "150.00", "currency": "AZN", "withdrawalId": "w-1"})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 1 {
+	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 1 {
 		t.Fatalf("%d jobs after a duplicate event", n)
 	}
 }
@@ -254,9 +216,9 @@ func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
 	if oc[0].Result != "defer" || oc[0].Reason != string(route.ReasonQuietHours) || !oc[0].SendAt.Equal(want) {
 		t.Fatalf("outcome %+v", oc[0])
 	}
-	msgs, err := readAll(s.js, bus.StreamIntents, bus.PlayerSchedulesFilter("baku", 0, "p-2"))
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("schedules %d %v", len(msgs), err)
+	msgs := bustest.ReadAll(t, s.js, bus.StreamIntents, bus.PlayerSchedulesFilter("baku", 0, "p-2"))
+	if len(msgs) != 1 {
+		t.Fatalf("%d schedules", len(msgs))
 	}
 	h := msgs[0].Header
 	if h.Get("Nats-Schedule") != "@at 2026-11-23T04:00:00Z" || h.Get("Nats-Schedule-Target") != bus.IntentSubject("baku", 0, "p-2") {
@@ -266,7 +228,7 @@ func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
 	if !it.Due.Equal(want) || it.ID != "run-1" {
 		t.Fatalf("scheduled intent %+v", it)
 	}
-	if n := len(collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, allJobs)); n != 0 {
+	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, allJobs)); n != 0 {
 		t.Fatalf("%d jobs during quiet hours", n)
 	}
 }
@@ -330,7 +292,7 @@ func TestFailoverIssuesTheNextCandidate(t *testing.T) {
 	publishIntent(t, s.js, spins("run-3", "p-4", noon))
 	var push []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the push job", func() bool {
-		push = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("push"))
+		push = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("push"))
 		return len(push) == 1
 	})
 	if push[0].Text != "Salam Leyla, 20 pulsuz fırlanma!" || push[0].Subject != "Pulsuz fırlanmalar" || push[0].To != "tok-p-4" {
@@ -347,7 +309,7 @@ func TestFailoverIssuesTheNextCandidate(t *testing.T) {
 	fail("f-1", crmv1.ChannelPush)
 	var inApp []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the in-app job", func() bool {
-		inApp = collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("inApp"))
+		inApp = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("inApp"))
 		return len(inApp) == 1
 	})
 	if inApp[0].DecisionID != did || inApp[0].Text != "20 pulsuz fırlanma" || inApp[0].To != "p-4" {
@@ -392,7 +354,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	publishIntent(t, a.js, spins("c-1", "p-5", noon))
 	publishIntent(t, a.js, spins("c-2", "p-5", noon))
 	bustest.Eventually(t, 10*time.Second, "two jobs", func() bool {
-		return len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)) == 2
+		return len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)) == 2
 	})
 	a.runner.Callbacks().Released(0)
 	// B, with its stale view, decides a third one: its persist is refused.
@@ -406,7 +368,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 		t.Fatalf("stale owner's flush: %v", err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
+	if n := len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
 		t.Fatalf("%d jobs: the stale owner published", n)
 	}
 	// The next owner loads the state and holds the cap.
@@ -421,7 +383,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 		}
 		return false
 	})
-	if n := len(collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
+	if n := len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
 		t.Fatalf("%d jobs after the handoff", n)
 	}
 }

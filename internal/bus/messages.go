@@ -224,6 +224,12 @@ type Outcome struct {
 	ContentHash string          `json:"contentHash,omitempty"`
 	Cost        *MinorAmount    `json:"cost,omitempty"`
 	SendAt      time.Time       `json:"sendAt,omitzero"`
+	// Attempt numbers a delivery attempt at its provider (1, 2, ...); ProviderCost is what
+	// a sent message cost there, in micros.
+	Attempt      int          `json:"attempt,omitempty"`
+	ProviderCost *MicroAmount `json:"providerCost,omitempty"`
+	// ProviderID is the provider's id of an accepted message (for its webhooks).
+	ProviderID string `json:"providerID,omitempty"`
 }
 
 // ConsentEntry is one line of the consent ledger.

@@ -96,3 +96,15 @@ func MinorToMicros(minor int64, currency string) int64 {
 	}
 	return minor * scale
 }
+
+// FormatMicros writes millionths of a unit as a decimal string without trailing zeros:
+// 2000 -> "0.002".
+func FormatMicros(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	s := fmt.Sprintf("%d.%06d", micros/MicrosPerUnit, micros%MicrosPerUnit)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return sign + s
+}

@@ -51,3 +51,16 @@ func TestMicros(t *testing.T) {
 		t.Errorf("MinorToMicros(7 JPY) = %d", got)
 	}
 }
+
+func TestFormatMicros(t *testing.T) {
+	for micros, want := range map[int64]string{2000: "0.002", 1_500_000: "1.5", 0: "0", 3_000_000: "3", -250: "-0.00025"} {
+		if got := FormatMicros(micros); got != want {
+			t.Errorf("FormatMicros(%d) = %q, want %q", micros, got, want)
+		}
+		if micros >= 0 {
+			if back, err := ParseMicros(want, "AZN"); err != nil || back != micros {
+				t.Errorf("ParseMicros(%q) = %d, %v", want, back, err)
+			}
+		}
+	}
+}
