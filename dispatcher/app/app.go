@@ -24,6 +24,9 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/channel/email"
+	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
@@ -61,6 +64,11 @@ type Options struct {
 	// PublicURL is the base of unsubscribe and confirmation links in messages (none when
 	// empty), e.g. https://crm.example-casino.az.
 	PublicURL string
+	// Providers are the provider types this dispatcher can send through (DefaultProviders
+	// when nil); a channel without one is not consumed here.
+	Providers map[crmv1.ProviderType]channel.Factory
+	// DeliveryInFlight is the most jobs each channel worker sends at once (default 512).
+	DeliveryInFlight int
 	// Registry receives the metrics (a new one when nil).
 	Registry *prometheus.Registry
 	// Ready is closed once the servers listen.
@@ -81,6 +89,8 @@ type Metrics struct {
 	Decisions *prometheus.CounterVec
 	Dispatch  *prometheus.HistogramVec
 	Breaches  *prometheus.CounterVec
+	Attempts  *prometheus.CounterVec
+	Sends     *prometheus.HistogramVec
 }
 
 func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
@@ -116,7 +126,13 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		m.Dispatch.WithLabelValues(string(c))
 		m.Breaches.WithLabelValues(string(c))
 	}
-	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches)
+	m.Attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_delivery_attempts_total",
+		Help: "Provider attempts by channel, provider and result (sent, or the error kind: transient, providerFailed, rejected)."},
+		[]string{"channel", "provider", "result"})
+	m.Sends = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "croupier_provider_request_seconds",
+		Help:    "Time of one provider request, by channel and provider.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9)}, []string{"channel", "provider"})
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
 	return m
 }
 
@@ -279,7 +295,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		_ = apiLn.Close()
 		return fmt.Errorf("health listener: %w", err)
 	}
-	errs := make(chan error, 3)
+	errs := make(chan error, 3+len(prefs.Channels))
 	go func() {
 		if err := apiSrv.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("API server: %w", err)
@@ -306,6 +322,47 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			errs <- err
 		}
 	}()
+	// Channel workers: their own connection, so sends and their outcomes do not queue
+	// behind the partitions' traffic.
+	dopts := nc.Opts
+	dopts.Name += "-delivery"
+	dnc, err := dopts.Connect()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dnc.Drain() }()
+	djs, err := jetstream.New(dnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes))
+	if err != nil {
+		return err
+	}
+	factories := o.Providers
+	if factories == nil {
+		factories = DefaultProviders()
+	}
+	var secrets channel.Secrets
+	if o.Kube != nil {
+		secrets = &channel.KubeSecrets{Client: o.Kube.CoreV1()}
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: true}}
+	for _, ch := range prefs.Channels {
+		if !servable(ch, factories) {
+			continue
+		}
+		w := &channel.Worker{JS: djs, Channel: ch, Policies: catalog, Secrets: secrets, Factories: factories, HTTP: hc, Log: log,
+			InFlight: o.DeliveryInFlight,
+			Observe: func(ch crmv1.Channel, provider, result string, took time.Duration) {
+				m.Attempts.WithLabelValues(string(ch), provider, result).Inc()
+				m.Sends.WithLabelValues(string(ch), provider).Observe(took.Seconds())
+			}}
+		leasesRunning.Add(1)
+		go func() {
+			defer leasesRunning.Done()
+			if err := w.Run(lctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
 	log.Info("dispatcher running", "replica", o.Replica, "partitions", o.Partitions, "api", apiLn.Addr().String(), "health", healthLn.Addr().String())
 	if o.Ready != nil {
 		close(o.Ready)
@@ -336,4 +393,24 @@ func servingCert(o Options) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// DefaultProviders are the provider types built into the dispatcher.
+func DefaultProviders() map[crmv1.ProviderType]channel.Factory {
+	return map[crmv1.ProviderType]channel.Factory{
+		crmv1.ProviderWebhook:  webhook.New,
+		crmv1.ProviderSMTP:     email.NewSMTP,
+		crmv1.ProviderSendGrid: email.NewSendGrid,
+		crmv1.ProviderMailgun:  email.NewMailgun,
+	}
+}
+
+// servable reports whether some provider type of the channel is built in.
+func servable(ch crmv1.Channel, f map[crmv1.ProviderType]channel.Factory) bool {
+	for _, t := range crmv1.ProviderTypesByChannel[ch] {
+		if f[t] != nil {
+			return true
+		}
+	}
+	return false
 }

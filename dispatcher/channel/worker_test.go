@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,27 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/channel/channeltest"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-const parts = 4
-
-// policies is a fixed set of ChannelPolicies by brand.
-type policies map[string]*bus.ChannelPolicyConfig
-
-func (p policies) ChannelPolicy(brand string, _ crmv1.Channel) *bus.ChannelPolicyConfig {
-	return p[brand]
-}
 
 // endpoint is a webhook receiver whose answers a test scripts; it records every request.
 type endpoint struct {
@@ -105,64 +93,15 @@ func policy(attempts int32, providers ...crmv1.Provider) *bus.ChannelPolicyConfi
 	return cfg
 }
 
-type rig struct {
-	js jetstream.JetStream
-}
-
 // run starts a webhook worker for brand baku on cfg.
-func run(t *testing.T, cfg *bus.ChannelPolicyConfig) *rig {
-	srv := bustest.Start(t, parts)
-	_, js := srv.Connect(t)
-	w := &channel.Worker{JS: js, Channel: crmv1.ChannelWebhook, Policies: policies{"baku": cfg},
-		Secrets:   channel.StaticSecrets{"baku/hook": {ingest.SecretHMACKey: []byte("hook-key")}},
-		Factories: map[crmv1.ProviderType]channel.Factory{crmv1.ProviderWebhook: webhook.New}, Log: quiet, InFlight: 64}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return &rig{js: js}
+func run(t *testing.T, cfg *bus.ChannelPolicyConfig) *channeltest.Rig {
+	return channeltest.Run(t, cfg, map[crmv1.ProviderType]channel.Factory{crmv1.ProviderWebhook: webhook.New},
+		channel.StaticSecrets{"baku/hook": {ingest.SecretHMACKey: []byte("hook-key")}})
 }
 
-func (r *rig) job(t *testing.T, player, decision string) {
-	t.Helper()
-	j := bus.DeliveryJob{DecisionID: decision, Brand: "baku", Player: player, Campaign: "deposit-receipt", Step: "send",
-		Channel: crmv1.ChannelWebhook, Locale: "az", TemplateID: "receipt/webhook/az", ContentHash: "h1", To: player,
-		Text: "25.00 AZN depozit qəbul edildi", Data: map[string]string{"category": "service"}}
-	b, _ := bus.Encode(j)
-	if _, err := r.js.Publish(context.Background(), bus.DeliverySubject("webhook", "baku", bus.Partition(player, parts), player), b,
-		jetstream.WithMsgID(decision+".webhook")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r *rig) attempts(t *testing.T, player string) []bus.Outcome {
-	return bustest.Collect[bus.Outcome](t, r.js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition(player, parts), player))
-}
-
-func (r *rig) events(t *testing.T, player, typ string) []bus.CloudEvent {
-	return bustest.Collect[bus.CloudEvent](t, r.js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition(player, parts), player, typ))
-}
-
-func (r *rig) drained(t *testing.T) {
-	t.Helper()
-	bustest.Eventually(t, 10*time.Second, "DELIVERIES empty", func() bool {
-		st, _ := r.js.Stream(context.Background(), bus.StreamDeliveries)
-		info, err := st.Info(context.Background())
-		return err == nil && info.State.Msgs == 0
-	})
-}
-
-func results(oc []bus.Outcome) string {
-	var s []string
-	for _, o := range oc {
-		s = append(s, fmt.Sprintf("%s:%s:%d", o.Provider, o.Result, o.Attempt))
-	}
-	return strings.Join(s, " ")
+func job(t *testing.T, r *channeltest.Rig, player, decision string) {
+	r.Publish(t, bus.DeliveryJob{DecisionID: decision, Player: player, Campaign: "deposit-receipt", Step: "send",
+		Locale: "az", TemplateID: "receipt/webhook/az", ContentHash: "h1", To: player, Text: "25.00 AZN depozit qəbul edildi"})
 }
 
 func TestTransientErrorsAreRetriedThenSentAndCostSettled(t *testing.T) {
@@ -173,11 +112,11 @@ func TestTransientErrorsAreRetriedThenSentAndCostSettled(t *testing.T) {
 		return 202, http.Header{"X-Message-Id": {"hook-77"}}
 	})
 	r := run(t, policy(3, provider("primary", ep.srv.URL, "0.005")))
-	r.job(t, "p-1", "d-1")
-	bustest.Eventually(t, 10*time.Second, "the sent attempt", func() bool { return strings.Contains(results(r.attempts(t, "p-1")), ":sent:") })
-	r.drained(t)
-	oc := r.attempts(t, "p-1")
-	if got := results(oc); got != "primary:retry:1 primary:retry:2 primary:sent:3" {
+	job(t, r, "p-1", "d-1")
+	bustest.Eventually(t, 10*time.Second, "the sent attempt", func() bool { return strings.Contains(channeltest.Results(r.Attempts(t, "p-1")), ":sent:") })
+	r.Drained(t)
+	oc := r.Attempts(t, "p-1")
+	if got := channeltest.Results(oc); got != "primary:retry:1 primary:retry:2 primary:sent:3" {
 		t.Fatalf("attempts %s", got)
 	}
 	sent := oc[2]
@@ -198,7 +137,7 @@ func TestTransientErrorsAreRetriedThenSentAndCostSettled(t *testing.T) {
 			t.Fatalf("signature %q, want %q", q.sig, want)
 		}
 	}
-	costs := r.events(t, "p-1", "cost.settled")
+	costs := r.Events(t, "p-1", "cost.settled")
 	if len(costs) != 1 || !strings.Contains(string(costs[0].Data), `"amount":"0.005"`) || costs[0].Source != ingest.SourceCroupier {
 		t.Fatalf("cost.settled %+v", costs)
 	}
@@ -220,8 +159,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		return 200, nil
 	})
 	r := run(t, policy(3, provider("primary", ep.srv.URL, "")))
-	r.job(t, "p-2", "d-2")
-	r.drained(t)
+	job(t, r, "p-2", "d-2")
+	r.Drained(t)
 	got := ep.requests()
 	if len(got) != 2 || got[1].at.Sub(got[0].at) < 950*time.Millisecond {
 		t.Fatalf("%d requests; the retry came %s after a 429 with Retry-After: 1", len(got), got[len(got)-1].at.Sub(got[0].at))
@@ -239,25 +178,25 @@ func TestFailoverToTheNextProviderAndPermanentErrors(t *testing.T) {
 		return 200, nil
 	})
 	r := run(t, policy(2, provider("down", down.srv.URL, ""), provider("bad-key", badKey.srv.URL, ""), provider("slow", slow.srv.URL, ""), provider("up", up.srv.URL, "")))
-	r.job(t, "p-3", "d-3")
-	r.job(t, "p-4", "reject-4")
-	r.drained(t)
+	job(t, r, "p-3", "d-3")
+	job(t, r, "p-4", "reject-4")
+	r.Drained(t)
 	// 5xx retried then failed over; 401 failed over at once; a timeout retried; then sent.
-	if got := results(r.attempts(t, "p-3")); got != "down:retry:1 down:failover:2 bad-key:failover:1 slow:retry:1 slow:failover:2 up:sent:1" {
+	if got := channeltest.Results(r.Attempts(t, "p-3")); got != "down:retry:1 down:failover:2 bad-key:failover:1 slow:retry:1 slow:failover:2 up:sent:1" {
 		t.Fatalf("attempts %s", got)
 	}
 	if len(badKey.requests()) < 1 || len(down.requests()) < 2 {
 		t.Fatalf("requests: down %d, bad key %d", len(down.requests()), len(badKey.requests()))
 	}
-	if fails := r.events(t, "p-3", "delivery.failed"); len(fails) != 0 {
+	if fails := r.Events(t, "p-3", "delivery.failed"); len(fails) != 0 {
 		t.Fatalf("a sent message reported failed: %+v", fails)
 	}
 	// 422 rejects the message: no other provider is tried, the owner is told.
-	oc := r.attempts(t, "p-4")
-	if got := results(oc); !strings.HasSuffix(got, "up:failed:1") || strings.Count(got, "up:") != 1 {
+	oc := r.Attempts(t, "p-4")
+	if got := channeltest.Results(oc); !strings.HasSuffix(got, "up:failed:1") || strings.Count(got, "up:") != 1 {
 		t.Fatalf("attempts of a rejected message %s", got)
 	}
-	fails := r.events(t, "p-4", "delivery.failed")
+	fails := r.Events(t, "p-4", "delivery.failed")
 	if len(fails) != 1 || !strings.Contains(string(fails[0].Data), `"decisionId":"reject-4"`) || !strings.Contains(string(fails[0].Data), `"channel":"webhook"`) {
 		t.Fatalf("delivery.failed %+v", fails)
 	}
@@ -286,7 +225,7 @@ func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 	r := run(t, cfg)
 	const n = 200
 	for i := range n {
-		r.job(t, fmt.Sprintf("p-%d", i%20), fmt.Sprintf("d-%d", i))
+		job(t, r, fmt.Sprintf("p-%d", i%20), fmt.Sprintf("d-%d", i))
 	}
 	time.Sleep(300 * time.Millisecond)
 	var l2 net.Listener
@@ -297,10 +236,10 @@ func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(ep.serve)}
 	go func() { _ = srv.Serve(l2) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	r.drained(t)
+	r.Drained(t)
 	sent := map[string]int{}
 	for i := range 20 {
-		for _, o := range r.attempts(t, fmt.Sprintf("p-%d", i)) {
+		for _, o := range r.Attempts(t, fmt.Sprintf("p-%d", i)) {
 			if o.Result == channel.ResultSent {
 				sent[o.DecisionID]++
 			}
@@ -320,11 +259,11 @@ func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 
 func TestABadJobIsDeadLettered(t *testing.T) {
 	r := run(t, policy(1, provider("only", "http://127.0.0.1:1", "")))
-	if _, err := r.js.Publish(context.Background(), bus.DeliverySubject("webhook", "baku", 0, "p-9"), []byte(`{"brand":"baku"}`)); err != nil {
+	if _, err := r.JS.Publish(context.Background(), bus.DeliverySubject("webhook", "baku", 0, "p-9"), []byte(`{"brand":"baku"}`)); err != nil {
 		t.Fatal(err)
 	}
-	r.drained(t)
-	dl := bustest.Collect[bus.DeadLetter](t, r.js, bus.StreamDeadLetter, bus.DeadLetterSubject(bus.StreamDeliveries))
+	r.Drained(t)
+	dl := bustest.Collect[bus.DeadLetter](t, r.JS, bus.StreamDeadLetter, bus.DeadLetterSubject(bus.StreamDeliveries))
 	if len(dl) != 1 || !strings.Contains(dl[0].Reason, "not a delivery job") {
 		t.Fatalf("dead letters %+v", dl)
 	}

@@ -1,0 +1,188 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+)
+
+// SecretAPIKey is the key of SendGrid's and Mailgun's API keys in their Secrets.
+const SecretAPIKey = "apiKey"
+
+// SendGridURL is SendGrid's v3 send endpoint (the provider's endpoint overrides it).
+const SendGridURL = "https://api.sendgrid.com/v3/mail/send"
+
+// SendGrid sends through the v3 Mail Send API.
+type SendGrid struct {
+	url, key string
+	http     *http.Client
+}
+
+// NewSendGrid is the channel.Factory of type sendgrid.
+func NewSendGrid(cfg channel.Config) (channel.Provider, error) {
+	key := string(cfg.Secret[SecretAPIKey])
+	if key == "" {
+		return nil, fmt.Errorf("secret key %s: required", SecretAPIKey)
+	}
+	u := cfg.Provider.Endpoint
+	if u == "" {
+		u = SendGridURL
+	}
+	return &SendGrid{url: u, key: key, http: cfg.HTTP}, nil
+}
+
+type sgAddress struct {
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+}
+
+type sgContent struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// SendGridMail is the v3 request body.
+type SendGridMail struct {
+	Personalizations []struct {
+		To []sgAddress `json:"to"`
+	} `json:"personalizations"`
+	From             sgAddress         `json:"from"`
+	ReplyTo          *sgAddress        `json:"reply_to,omitempty"`
+	Subject          string            `json:"subject"`
+	Content          []sgContent       `json:"content"`
+	Headers          map[string]string `json:"headers,omitempty"`
+	CustomArgs       map[string]string `json:"custom_args,omitempty"`
+	TrackingSettings map[string]any    `json:"tracking_settings,omitempty"`
+}
+
+// Send posts the message; SendGrid answers 202 with X-Message-Id. Its event webhook
+// returns custom_args, so the decision id comes back with every bounce.
+func (p *SendGrid) Send(ctx context.Context, m *channel.Message) (channel.Receipt, error) {
+	if m.Sender.From == "" {
+		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "spec.sender.from: required for email")
+	}
+	text, htmlBody := Parts(m)
+	body := SendGridMail{From: sgAddress{Email: m.Sender.From, Name: m.Sender.FromName}, Subject: m.Job.Subject,
+		Content:    []sgContent{{Type: "text/plain", Value: text}},
+		CustomArgs: map[string]string{"decision_id": m.Job.DecisionID, "brand": m.Job.Brand},
+		Headers:    map[string]string{DecisionHeader: m.Job.DecisionID},
+		// Croupier tracks opens and clicks itself.
+		TrackingSettings: map[string]any{"click_tracking": map[string]bool{"enable": false}, "open_tracking": map[string]bool{"enable": false}}}
+	body.Personalizations = make([]struct {
+		To []sgAddress `json:"to"`
+	}, 1)
+	body.Personalizations[0].To = []sgAddress{{Email: m.Job.To}}
+	if htmlBody != "" {
+		body.Content = append(body.Content, sgContent{Type: "text/html", Value: htmlBody})
+	}
+	if m.Sender.ReplyTo != "" {
+		body.ReplyTo = &sgAddress{Email: m.Sender.ReplyTo}
+	}
+	if u := Unsubscribe(m); u != "" {
+		body.Headers["List-Unsubscribe"] = "<" + u + ">"
+		body.Headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	}
+	raw, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(raw))
+	if err != nil {
+		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return channel.Receipt{}, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
+		return channel.Receipt{}, e
+	}
+	return channel.Receipt{ProviderID: resp.Header.Get("X-Message-Id")}, nil
+}
+
+// Mailgun sends through the Messages API: POST <endpoint>/v3/<domain>/messages.
+type Mailgun struct {
+	url, key string
+	http     *http.Client
+}
+
+// MailgunURL is Mailgun's US API base (EU: https://api.eu.mailgun.net).
+const MailgunURL = "https://api.mailgun.net"
+
+// OptionDomain is the Mailgun sending domain.
+const OptionDomain = "domain"
+
+// NewMailgun is the channel.Factory of type mailgun.
+func NewMailgun(cfg channel.Config) (channel.Provider, error) {
+	key := string(cfg.Secret[SecretAPIKey])
+	if key == "" {
+		return nil, fmt.Errorf("secret key %s: required", SecretAPIKey)
+	}
+	domain := cfg.Provider.Options[OptionDomain]
+	if domain == "" {
+		return nil, fmt.Errorf("options.%s: required for mailgun", OptionDomain)
+	}
+	base := strings.TrimSuffix(cfg.Provider.Endpoint, "/")
+	if base == "" {
+		base = MailgunURL
+	}
+	return &Mailgun{url: base + "/v3/" + url.PathEscape(domain) + "/messages", key: key, http: cfg.HTTP}, nil
+}
+
+// Send posts the form; Mailgun answers 200 {"id":"<...>","message":"Queued. Thank you."}.
+func (p *Mailgun) Send(ctx context.Context, m *channel.Message) (channel.Receipt, error) {
+	if m.Sender.From == "" {
+		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "spec.sender.from: required for email")
+	}
+	text, htmlBody := Parts(m)
+	from := m.Sender.From
+	if m.Sender.FromName != "" {
+		from = fmt.Sprintf("%q <%s>", m.Sender.FromName, m.Sender.From)
+	}
+	f := url.Values{"from": {from}, "to": {m.Job.To}, "subject": {m.Job.Subject}, "text": {text},
+		"o:tracking": {"no"}, "h:" + DecisionHeader: {m.Job.DecisionID}, "h:Message-Id": {"<" + MessageID(m) + ">"},
+		"v:decision_id": {m.Job.DecisionID}, "v:brand": {m.Job.Brand}}
+	if htmlBody != "" {
+		f.Set("html", htmlBody)
+	}
+	if m.Sender.ReplyTo != "" {
+		f.Set("h:Reply-To", m.Sender.ReplyTo)
+	}
+	if u := Unsubscribe(m); u != "" {
+		f.Set("h:List-Unsubscribe", "<"+u+">")
+		f.Set("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(f.Encode()))
+	if err != nil {
+		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
+	}
+	req.SetBasicAuth("api", p.key)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return channel.Receipt{}, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
+		return channel.Receipt{}, e
+	}
+	var ans struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil || ans.ID == "" {
+		// Accepted (2xx) but unreadable: the message is queued, so it is not sent again;
+		// only the provider's id is missing.
+		return channel.Receipt{}, nil
+	}
+	return channel.Receipt{ProviderID: ans.ID}, nil
+}
