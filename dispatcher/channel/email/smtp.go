@@ -142,9 +142,9 @@ func (s *SMTP) Send(ctx context.Context, m *channel.Message) (channel.Receipt, e
 			s.put(c)
 			return channel.Receipt{ProviderID: MessageID(m)}, nil
 		}
+		// After a refusal (an SMTP reply) the session is still good; anything else closes it.
 		var se *smtp.SMTPError
-		if errors.As(err, &se) && se.Code < 500 && se.Code >= 400 {
-			_ = c.Reset()
+		if errors.As(err, &se) && c.Reset() == nil {
 			s.put(c)
 		} else {
 			_ = c.Close()
