@@ -162,7 +162,22 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	d := &delivery{w: w, job: &job, msg: m}
-	if err := d.run(ctx, sendCtx); err != nil {
+	run := d.run
+	if sent, err := d.sentBefore(sendCtx); err != nil {
+		w.Log.Error("checking a redelivered job", "channel", w.Channel, "decision", job.DecisionID, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	} else if sent != nil {
+		// Sent before a crash or a lost acknowledgement: not sent again; its cost report
+		// is repeated (the message id drops it if it was stored).
+		run = func(_, sendCtx context.Context) error {
+			if c := sent.ProviderCost; c != nil && !job.Test {
+				d.report(ingest.TypeCostSettled, map[string]string{"decisionId": job.DecisionID, "amount": money.FormatMicros(c.Micros), "currency": c.Currency})
+			}
+			return d.wait(sendCtx)
+		}
+	}
+	if err := run(ctx, sendCtx); err != nil {
 		if ctx.Err() != nil {
 			_ = m.Nak() // stopping: another replica takes it
 			return
@@ -171,7 +186,8 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
-	if err := m.DoubleAck(sendCtx); err != nil {
+	// A lost acknowledgement only means a redelivery, which sentBefore turns into a no-op.
+	if err := m.Ack(); err != nil {
 		w.Log.Warn("acknowledging a delivery job", "channel", w.Channel, "err", err)
 	}
 }
@@ -305,9 +321,54 @@ func (d *delivery) outcome(result, prov string, attempt int, detail string, cost
 		o.ProviderCost = cost
 	}
 	b, _ := bus.Encode(o)
-	msg := nats.NewMsg(bus.Root + ".outcomes." + j.Brand + "." + partOf(d.msg.Subject()) + "." + j.Player)
+	msg := nats.NewMsg(d.outcomeSubject())
 	msg.Data = b
 	d.publish(msg, fmt.Sprintf("%s.%s.%s.%s.%d", j.DecisionID, d.w.Channel, prov, result, attempt))
+}
+
+func (d *delivery) outcomeSubject() string {
+	return bus.Root + ".outcomes." + d.job.Brand + "." + partOf(d.msg.Subject()) + "." + d.job.Player
+}
+
+// sentBefore returns the sent attempt of a redelivered job, if it has one, from the
+// player's outcomes since the job was stored.
+func (d *delivery) sentBefore(ctx context.Context) (*bus.Outcome, error) {
+	meta, err := d.msg.Metadata()
+	if err != nil || meta.NumDelivered <= 1 {
+		return nil, nil
+	}
+	start := meta.Timestamp
+	c, err := d.w.JS.OrderedConsumer(ctx, bus.StreamOutcomes, jetstream.OrderedConsumerConfig{FilterSubjects: []string{d.outcomeSubject()},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
+	if err != nil {
+		return nil, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for left := int(info.NumPending); left > 0; {
+		batch, err := c.Fetch(min(left, 256), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var o bus.Outcome
+			if json.Unmarshal(m.Data(), &o) == nil && o.DecisionID == d.job.DecisionID && o.Channel == d.w.Channel && o.Result == ResultSent {
+				return &o, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		left -= n
+	}
+	return nil, nil
 }
 
 // report publishes an event for the player's partition owner.

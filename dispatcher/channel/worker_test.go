@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/channeltest"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
@@ -254,6 +256,53 @@ func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 	}
 	if len(received) != n {
 		t.Fatalf("the provider received %d of %d messages", len(received), n)
+	}
+}
+
+// A job redelivered after its send was recorded (a crash, a lost acknowledgement) is not
+// sent again; its cost report is repeated and deduplicated.
+func TestARedeliveredJobThatWasSentIsNotSentAgain(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	r := channeltest.New(t, crmv1.ChannelWebhook)
+	job(t, r, "p-7", "d-7")
+	job(t, r, "p-8", "d-8")
+	ctx := context.Background()
+	// A worker took both jobs, recorded d-7 as sent, and stopped before acknowledging.
+	cons, err := r.JS.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, jetstream.ConsumerConfig{Durable: channel.ConsumerName(crmv1.ChannelWebhook),
+		FilterSubject: bus.DeliveryFilter("webhook"), AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taken []jetstream.Msg
+	for m := range batch.Messages() {
+		taken = append(taken, m)
+	}
+	if len(taken) != 2 {
+		t.Fatalf("took %d jobs", len(taken))
+	}
+	sent, _ := bus.Encode(bus.Outcome{Time: time.Now(), DecisionID: "d-7", Brand: "baku", Player: "p-7", Kind: bus.OutcomeAttempt, Result: channel.ResultSent,
+		Channel: crmv1.ChannelWebhook, Provider: "primary", Attempt: 1, ProviderCost: &bus.MicroAmount{Micros: 5000, Currency: "AZN"}})
+	if _, err := r.JS.Publish(ctx, bus.OutcomeSubject("baku", bus.Partition("p-7", channeltest.Partitions), "p-7"), sent); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range taken {
+		if err := m.Nak(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Start(t, policy(3, provider("primary", ep.srv.URL, "0.005")), map[crmv1.ProviderType]channel.Factory{crmv1.ProviderWebhook: webhook.New},
+		channel.StaticSecrets{"baku/hook": {ingest.SecretHMACKey: []byte("hook-key")}})
+	r.Drained(t)
+	got := ep.requests()
+	if len(got) != 1 || got[0].body.DecisionID != "d-8" {
+		t.Fatalf("the provider got %d requests; only d-8 was never sent", len(got))
+	}
+	if c := r.Events(t, "p-7", "cost.settled"); len(c) != 1 {
+		t.Fatalf("%d cost reports for d-7", len(c))
 	}
 }
 

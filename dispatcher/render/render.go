@@ -8,6 +8,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
@@ -143,27 +144,36 @@ func PlayerData(fields map[string]any, attrs map[string]string) map[string]any {
 func (m *Message) Execute(content string, data *Data) (Rendered, error) {
 	r := Rendered{Locale: m.Locale, TemplateID: content + "/" + string(m.Channel) + "/" + m.Locale,
 		DeepLink: m.Src.DeepLink, ImageURL: m.Src.ImageURL, Button: m.Src.ButtonText}
-	var b bytes.Buffer
+	b := buffers.Get().(*bytes.Buffer)
+	defer func() {
+		if b.Cap() <= 64<<10 {
+			b.Reset()
+			buffers.Put(b)
+		}
+	}()
 	if m.Subject != nil {
-		if err := m.Subject.Execute(&b, data); err != nil {
+		if err := m.Subject.Execute(b, data); err != nil {
 			return r, fmt.Errorf("rendering %s subject: %w", r.TemplateID, err)
 		}
 		r.Subject = noValue.Replace(b.String())
 		b.Reset()
 	}
 	if m.HTML != nil {
-		if err := m.HTML.Execute(&b, data); err != nil {
+		if err := m.HTML.Execute(b, data); err != nil {
 			return r, fmt.Errorf("rendering %s: %w", r.TemplateID, err)
 		}
 		r.HTML = b.String()
 		return r, nil
 	}
-	if err := m.Text.Execute(&b, data); err != nil {
+	if err := m.Text.Execute(b, data); err != nil {
 		return r, fmt.Errorf("rendering %s: %w", r.TemplateID, err)
 	}
 	r.Text = noValue.Replace(b.String())
 	return r, nil
 }
+
+// buffers are reused across messages: rendering allocates only the results.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // noValue removes what text/template prints for a field the player or event does not have
 // ("<no value>" under missingkey=zero with map data), as Helm does: "Salam, !" rather than

@@ -37,11 +37,23 @@ type Rig struct {
 	Channel crmv1.Channel
 }
 
-// Run starts a worker of cfg's channel; it stops when the test ends.
+// Run starts a server and a worker of cfg's channel; both stop when the test ends.
 func Run(t *testing.T, cfg *bus.ChannelPolicyConfig, factories map[crmv1.ProviderType]channel.Factory, secrets channel.Secrets) *Rig {
+	r := New(t, cfg.Spec.Channel)
+	r.Start(t, cfg, factories, secrets)
+	return r
+}
+
+// New starts a server only, for a test that publishes before the worker runs.
+func New(t *testing.T, ch crmv1.Channel) *Rig {
 	srv := bustest.Start(t, Partitions)
 	_, js := srv.Connect(t)
-	w := &channel.Worker{JS: js, Channel: cfg.Spec.Channel, Policies: policies{Brand: cfg}, Secrets: secrets, Factories: factories,
+	return &Rig{JS: js, Channel: ch}
+}
+
+// Start runs a worker of the rig's channel on cfg until the test ends.
+func (r *Rig) Start(t *testing.T, cfg *bus.ChannelPolicyConfig, factories map[crmv1.ProviderType]channel.Factory, secrets channel.Secrets) {
+	w := &channel.Worker{JS: r.JS, Channel: r.Channel, Policies: policies{Brand: cfg}, Secrets: secrets, Factories: factories,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), InFlight: 64}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -52,7 +64,6 @@ func Run(t *testing.T, cfg *bus.ChannelPolicyConfig, factories map[crmv1.Provide
 			t.Error(err)
 		}
 	})
-	return &Rig{JS: js, Channel: cfg.Spec.Channel}
 }
 
 // Publish puts a job on the channel's subject (its decision id as the message id).
