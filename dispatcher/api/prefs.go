@@ -113,6 +113,11 @@ func (p *Preferences) player(h playerHandler) http.Handler {
 			return
 		}
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/stream") {
+			// Browsers' EventSource cannot send headers: live feeds take the token in the URL.
+			raw = r.URL.Query().Get("access_token")
+			ok = raw != ""
+		}
 		if !ok {
 			ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "a player token is required: Authorization: Bearer <JWT signed with the brand's jwtKey>"})
 			return

@@ -26,6 +26,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/api"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/email"
+	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
@@ -251,6 +252,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	owner.Links = prefsAPI.UnsubscribeLink
 	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: o.Partitions}
 	insight.RegisterPlayer(mux, prefsAPI)
+	inboxKV, err := js.KeyValue(ctx, bus.BucketInbox)
+	if err != nil {
+		return err
+	}
+	inbox := &inapp.Store{KV: inboxKV, Partitions: o.Partitions}
+	feedsDone := make(chan struct{})
+	(&api.Inbox{Store: inbox, Done: feedsDone}).Register(mux, prefsAPI)
 	if o.Kube != nil {
 		authn, authz, err := api.Delegated(ctx, o.Kube)
 		if err != nil {
@@ -269,6 +277,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	}
 	apiSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	apiSrv.RegisterOnShutdown(func() { close(feedsDone) }) // live inbox feeds end, so shutdown does not wait on them
 	var leasesRunning sync.WaitGroup
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
@@ -337,7 +346,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	}
 	factories := o.Providers
 	if factories == nil {
-		factories = DefaultProviders()
+		factories = DefaultProviders(inbox)
 	}
 	var secrets channel.Secrets
 	if o.Kube != nil {
@@ -395,9 +404,11 @@ func servingCert(o Options) (tls.Certificate, error) {
 	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
-// DefaultProviders are the provider types built into the dispatcher.
-func DefaultProviders() map[crmv1.ProviderType]channel.Factory {
+// DefaultProviders are the provider types built into the dispatcher; in-app messages go to
+// the inbox store.
+func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory {
 	return map[crmv1.ProviderType]channel.Factory{
+		crmv1.ProviderInApp:    inapp.Factory(inbox),
 		crmv1.ProviderWebhook:  webhook.New,
 		crmv1.ProviderSMTP:     email.NewSMTP,
 		crmv1.ProviderSendGrid: email.NewSendGrid,
