@@ -270,6 +270,11 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		insight.RegisterAdmin(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
+	var secrets channel.Secrets
+	if o.Kube != nil {
+		secrets = &channel.KubeSecrets{Client: o.Kube.CoreV1()}
+	}
+	(&api.ProviderHooks{JS: pjs, Policies: catalog, Secrets: secrets, Prefs: service, Partitions: o.Partitions}).Register(mux)
 
 	cert, err := servingCert(o)
 	if err != nil {
@@ -347,10 +352,6 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	factories := o.Providers
 	if factories == nil {
 		factories = DefaultProviders(inbox)
-	}
-	var secrets channel.Secrets
-	if o.Kube != nil {
-		secrets = &channel.KubeSecrets{Client: o.Kube.CoreV1()}
 	}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: true}}

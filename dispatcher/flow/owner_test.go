@@ -340,8 +340,11 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 		}
 	})
 	register(t, a.js, "p-5", "Asia/Baku", noon.Add(-time.Hour), nil)
-	bustest.Eventually(t, 10*time.Second, "the player", func() bool {
-		return has(a.owner, "p-5")
+	// B must find the player stored, not only in A's memory.
+	stored := bustest.KV(t, a.js, bus.BucketPlayers)
+	bustest.Eventually(t, 10*time.Second, "the player stored", func() bool {
+		e, err := stored.Get(context.Background(), bus.PlayerKey("baku", 0, "p-5"))
+		return err == nil && strings.Contains(string(e.Value()), "tok-p-5")
 	})
 	// B opens the partition now, loading the state as it is: no sends yet.
 	b := newStack(t, srv, "b", clk)

@@ -277,7 +277,9 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 			p.WebPushSubscription = nil
 		}
 	case ingest.TypeEmailBounced:
-		if *d.Kind != "soft" {
+		// A hard bounce makes the address undeliverable until the casino sends a new one; a
+		// complaint withdraws marketing email in the consent ledger instead.
+		if *d.Kind == "hard" {
 			p.EmailBounced = true
 		}
 	}

@@ -26,6 +26,7 @@ const (
 	SourceDoubleOptIn = "double-opt-in"
 	SourceImport      = "suppression-import"
 	SourceAdmin       = "admin-api"
+	SourceComplaint   = "spam-complaint"
 )
 
 // Audit actions of preference changes.

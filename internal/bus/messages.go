@@ -196,6 +196,8 @@ const (
 	OutcomeDecision = "decision"
 	OutcomeFailover = "failover"
 	OutcomeAttempt  = "attempt"
+	// OutcomeReport is what a provider reported later: delivered, a bounce, a complaint.
+	OutcomeReport = "report"
 )
 
 // Outcome is one routing decision or delivery attempt, with its reason. No bodies and no

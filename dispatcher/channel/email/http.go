@@ -72,7 +72,7 @@ func (p *SendGrid) Send(ctx context.Context, m *channel.Message) (channel.Receip
 	text, htmlBody := Parts(m)
 	body := SendGridMail{From: sgAddress{Email: m.Sender.From, Name: m.Sender.FromName}, Subject: m.Job.Subject,
 		Content:    []sgContent{{Type: "text/plain", Value: text}},
-		CustomArgs: map[string]string{"decision_id": m.Job.DecisionID, "brand": m.Job.Brand},
+		CustomArgs: map[string]string{"decision_id": m.Job.DecisionID, "brand": m.Job.Brand, "player": m.Job.Player},
 		Headers:    map[string]string{DecisionHeader: m.Job.DecisionID},
 		// Croupier tracks opens and clicks itself.
 		TrackingSettings: map[string]any{"click_tracking": map[string]bool{"enable": false}, "open_tracking": map[string]bool{"enable": false}}}
@@ -150,7 +150,7 @@ func (p *Mailgun) Send(ctx context.Context, m *channel.Message) (channel.Receipt
 	}
 	f := url.Values{"from": {from}, "to": {m.Job.To}, "subject": {m.Job.Subject}, "text": {text},
 		"o:tracking": {"no"}, "h:" + DecisionHeader: {m.Job.DecisionID}, "h:Message-Id": {"<" + MessageID(m) + ">"},
-		"v:decision_id": {m.Job.DecisionID}, "v:brand": {m.Job.Brand}}
+		"v:decision_id": {m.Job.DecisionID}, "v:brand": {m.Job.Brand}, "v:player": {m.Job.Player}}
 	if htmlBody != "" {
 		f.Set("html", htmlBody)
 	}

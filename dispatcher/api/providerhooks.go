@@ -1,0 +1,291 @@
+package api
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
+)
+
+// Secret keys with the email providers' webhook keys.
+const (
+	// SecretSendGridVerificationKey is SendGrid's Signed Event Webhook public key (base64
+	// DER, as SendGrid shows it).
+	SecretSendGridVerificationKey = "webhookVerificationKey"
+	// SecretMailgunSigningKey is Mailgun's HTTP webhook signing key.
+	SecretMailgunSigningKey = "webhookSigningKey"
+)
+
+// Report kinds from providers' webhooks.
+const (
+	ReportDelivered = "delivered"
+	ReportHard      = "hard"
+	ReportSoft      = "soft"
+	ReportComplaint = "complaint"
+)
+
+// ProviderHooks take the email providers' event webhooks: every delivery, bounce and
+// complaint goes to OUTCOMES; a bounce is reported to the partition owner as email.bounced
+// (a hard one marks the address undeliverable); a complaint withdraws marketing email.
+type ProviderHooks struct {
+	JS         jetstream.JetStream
+	Policies   channel.Policies
+	Secrets    channel.Secrets
+	Prefs      *prefs.Service
+	Partitions int
+	Clock      clock.Func
+}
+
+// Register adds POST /v1/brands/{brand}/webhooks/{sendgrid|mailgun}/{provider}, where
+// provider names the provider in the brand's email ChannelPolicy (its Secret holds the key).
+func (h *ProviderHooks) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/sendgrid/{provider}", h.sendgrid)
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/mailgun/{provider}", h.mailgun)
+}
+
+// report is one provider event about one message.
+type report struct {
+	kind, provider, decision, player, detail string
+	at                                       time.Time
+}
+
+// secret returns the webhook key of the named provider.
+func (h *ProviderHooks) secret(r *http.Request, typ crmv1.ProviderType, key string) ([]byte, error) {
+	brand, name := r.PathValue("brand"), r.PathValue("provider")
+	if err := bus.CheckToken("brand", brand); err != nil {
+		return nil, err
+	}
+	cfg := h.Policies.ChannelPolicy(brand, crmv1.ChannelEmail)
+	if cfg == nil {
+		return nil, fmt.Errorf("brand %s has no email ChannelPolicy", brand)
+	}
+	for _, p := range cfg.Spec.Providers {
+		if p.Name == name && p.Type == typ && p.SecretRef != nil && h.Secrets != nil {
+			data, err := h.Secrets.Secret(r.Context(), brand, p.SecretRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s: %v", p.SecretRef.Name, err)
+			}
+			if len(data[key]) == 0 {
+				return nil, fmt.Errorf("secret %s has no %s", p.SecretRef.Name, key)
+			}
+			return data[key], nil
+		}
+	}
+	return nil, fmt.Errorf("no %s provider %q with a secretRef in the email ChannelPolicy", typ, name)
+}
+
+// SendGridEvent is the part of a SendGrid event webhook entry used here; custom_args
+// (decision_id, brand, player) come back as top-level fields.
+type SendGridEvent struct {
+	Event     string `json:"event"`
+	Type      string `json:"type"`
+	Timestamp int64  `json:"timestamp"`
+	Reason    string `json:"reason"`
+	Decision  string `json:"decision_id"`
+	Player    string `json:"player"`
+}
+
+func (h *ProviderHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
+		return
+	}
+	key, err := h.secret(r, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	if err := VerifySendGrid(key, r.Header.Get(SendGridSignatureHeader), r.Header.Get(SendGridTimestampHeader), body); err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	var events []SendGridEvent
+	if err := json.Unmarshal(body, &events); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return
+	}
+	var reports []report
+	for _, e := range events {
+		rep := report{provider: r.PathValue("provider"), decision: e.Decision, player: e.Player, at: time.Unix(e.Timestamp, 0)}
+		switch {
+		case e.Event == "delivered":
+			rep.kind = ReportDelivered
+		case e.Event == "bounce" && e.Type == "blocked", e.Event == "deferred":
+			continue // transient at the receiver: SendGrid retries, nothing to record yet
+		case e.Event == "bounce", e.Event == "dropped":
+			rep.kind, rep.detail = ReportHard, e.Event
+		case e.Event == "spamreport":
+			rep.kind = ReportComplaint
+		default:
+			continue
+		}
+		reports = append(reports, rep)
+	}
+	h.record(w, r, reports)
+}
+
+// SendGrid's Signed Event Webhook headers.
+const (
+	SendGridSignatureHeader = "X-Twilio-Email-Event-Webhook-Signature"
+	SendGridTimestampHeader = "X-Twilio-Email-Event-Webhook-Timestamp"
+)
+
+// VerifySendGrid checks SendGrid's ECDSA signature of timestamp + body with the public key.
+func VerifySendGrid(key []byte, sig, ts string, body []byte) error {
+	der, err := base64.StdEncoding.DecodeString(string(key))
+	if err != nil {
+		return fmt.Errorf("the verification key is not base64: %v", err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return fmt.Errorf("the verification key: %v", err)
+	}
+	ec, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("the verification key is not an ECDSA key")
+	}
+	s, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || ts == "" {
+		return fmt.Errorf("missing or malformed %s", SendGridSignatureHeader)
+	}
+	sum := sha256.Sum256(append([]byte(ts), body...))
+	if !ecdsa.VerifyASN1(ec, sum[:], s) {
+		return fmt.Errorf("signature does not verify")
+	}
+	return nil
+}
+
+// MailgunWebhook is the part of a Mailgun webhook used here.
+type MailgunWebhook struct {
+	Signature struct {
+		Timestamp string `json:"timestamp"`
+		Token     string `json:"token"`
+		Signature string `json:"signature"`
+	} `json:"signature"`
+	EventData struct {
+		Event     string            `json:"event"`
+		Severity  string            `json:"severity"`
+		Timestamp float64           `json:"timestamp"`
+		Reason    string            `json:"reason"`
+		Variables map[string]string `json:"user-variables"`
+	} `json:"event-data"`
+}
+
+func (h *ProviderHooks) mailgun(w http.ResponseWriter, r *http.Request) {
+	var m MailgunWebhook
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return
+	}
+	key, err := h.secret(r, crmv1.ProviderMailgun, SecretMailgunSigningKey)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	if err := VerifyMailgun(key, m.Signature.Timestamp, m.Signature.Token, m.Signature.Signature, h.Clock.Now()); err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	e := m.EventData
+	rep := report{provider: r.PathValue("provider"), decision: e.Variables["decision_id"], player: e.Variables["player"],
+		at: time.Unix(int64(e.Timestamp), 0), detail: e.Reason}
+	switch {
+	case e.Event == "delivered":
+		rep.kind = ReportDelivered
+	case e.Event == "failed" && e.Severity == "permanent":
+		rep.kind = ReportHard
+	case e.Event == "failed":
+		rep.kind = ReportSoft
+	case e.Event == "complained":
+		rep.kind = ReportComplaint
+	default:
+		ingest.WriteJSON(w, http.StatusOK, map[string]int{"recorded": 0})
+		return
+	}
+	h.record(w, r, []report{rep})
+}
+
+// VerifyMailgun checks the hex HMAC-SHA256 of timestamp + token, at most 5 minutes old.
+func VerifyMailgun(key []byte, ts, token, sig string, now time.Time) error {
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || token == "" {
+		return fmt.Errorf("signature.timestamp and signature.token are required")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("signature.timestamp is %s from now", d.Round(time.Second))
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(ts + token))
+	want := hex.EncodeToString(mac.Sum(nil))
+	if !hmac.Equal([]byte(want), []byte(sig)) {
+		return fmt.Errorf("signature does not verify")
+	}
+	return nil
+}
+
+// record stores every report, then answers; a report without a player is skipped (it is
+// not about a Croupier message).
+func (h *ProviderHooks) record(w http.ResponseWriter, r *http.Request, reports []report) {
+	ctx := r.Context()
+	brand := r.PathValue("brand")
+	n := 0
+	for _, rep := range reports {
+		if bus.CheckToken("player", rep.player) != nil || rep.decision == "" {
+			continue
+		}
+		if err := h.store(ctx, brand, rep); err != nil {
+			ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+			return // the provider retries the whole batch; message ids drop what was stored
+		}
+		n++
+	}
+	ingest.WriteJSON(w, http.StatusOK, map[string]int{"recorded": n})
+}
+
+func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) error {
+	part := bus.Partition(rep.player, h.Partitions)
+	id := rep.decision + ".email." + rep.kind
+	o := bus.Outcome{Time: rep.at.UTC(), DecisionID: rep.decision, Brand: brand, Player: rep.player, Kind: bus.OutcomeReport,
+		Result: rep.kind, Reason: rep.kind, Detail: rep.detail, Channel: crmv1.ChannelEmail, Provider: rep.provider}
+	b, _ := bus.Encode(o)
+	if _, err := h.JS.Publish(ctx, bus.OutcomeSubject(brand, part, rep.player), b, jetstream.WithMsgID(id)); err != nil {
+		return err
+	}
+	switch rep.kind {
+	case ReportHard, ReportSoft:
+		data, _ := json.Marshal(map[string]string{"kind": rep.kind, "decisionId": rep.decision})
+		ev := bus.CloudEvent{SpecVersion: "1.0", ID: "email.bounced/" + id, Source: ingest.SourceCroupier, Type: ingest.TypeEmailBounced,
+			Subject: rep.player, Time: rep.at.UTC(), Data: data}
+		eb, _ := json.Marshal(ev)
+		if _, err := h.JS.Publish(ctx, bus.EventSubject(brand, rep.player, ingest.TypeEmailBounced), eb, jetstream.WithMsgID(ev.ID)); err != nil {
+			return err
+		}
+	case ReportComplaint:
+		if h.Prefs != nil {
+			if _, err := h.Prefs.Withdraw(ctx, brand, rep.player, crmv1.CategoryMarketing, []crmv1.Channel{crmv1.ChannelEmail},
+				prefs.SourceComplaint, rep.provider); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+type emailPolicy struct{ cfg *bus.ChannelPolicyConfig }
+
+func (p emailPolicy) ChannelPolicy(string, crmv1.Channel) *bus.ChannelPolicyConfig { return p.cfg }
+
+func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
+	nats := bustest.Start(t, 4)
+	_, js := nats.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	catalog := &flow.Catalog{Log: quiet}
+	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
+	cache := prefs.NewCache()
+	ready := make(chan struct{})
+	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
+	<-ready
+	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: 4}
+
+	sgKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := x509.MarshalPKIXPublicKey(&sgKey.PublicKey)
+	cfg := &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelEmail, Providers: []crmv1.Provider{
+		{Name: "sendgrid", Type: crmv1.ProviderSendGrid, SecretRef: &crmv1.LocalObjectReference{Name: "sg"}},
+		{Name: "mailgun", Type: crmv1.ProviderMailgun, SecretRef: &crmv1.LocalObjectReference{Name: "mg"}},
+	}}}
+	secrets := channel.StaticSecrets{"baku/sg": {api.SecretSendGridVerificationKey: []byte(base64.StdEncoding.EncodeToString(pub))},
+		"baku/mg": {api.SecretMailgunSigningKey: []byte("mg-signing")}}
+	mux := http.NewServeMux()
+	(&api.ProviderHooks{JS: js, Policies: emailPolicy{cfg}, Secrets: secrets, Prefs: service, Partitions: 4}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	post := func(path string, body []byte, h http.Header) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	signSG := func(body []byte) http.Header {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		sum := sha256.Sum256(append([]byte(ts), body...))
+		sig, _ := ecdsa.SignASN1(rand.Reader, sgKey, sum[:])
+		return http.Header{api.SendGridSignatureHeader: {base64.StdEncoding.EncodeToString(sig)}, api.SendGridTimestampHeader: {ts}}
+	}
+	now := time.Now().Unix()
+	events := []byte(fmt.Sprintf(`[
+ {"email":"p-1@example.az","timestamp":%d,"event":"delivered","decision_id":"d-1","player":"p-1","brand":"baku"},
+ {"email":"p-1@example.az","timestamp":%d,"event":"bounce","type":"bounce","reason":"550 5.1.1 no such user","decision_id":"d-2","player":"p-1"},
+ {"email":"p-1@example.az","timestamp":%d,"event":"bounce","type":"blocked","decision_id":"d-4","player":"p-1"},
+ {"email":"p-2@example.az","timestamp":%d,"event":"spamreport","decision_id":"d-3","player":"p-2"},
+ {"email":"x@example.az","timestamp":%d,"event":"open"}
+]`, now, now, now, now, now))
+	if st, body := post("/v1/brands/baku/webhooks/sendgrid/sendgrid", events, http.Header{api.SendGridSignatureHeader: {"MEUCIQ=="}, api.SendGridTimestampHeader: {"1"}}); st != 401 {
+		t.Fatalf("forged SendGrid signature: %d %s", st, body)
+	}
+	if st, body := post("/v1/brands/baku/webhooks/sendgrid/mailgun", events, signSG(events)); st != 401 {
+		t.Fatalf("the Mailgun provider's name on the SendGrid route: %d %s", st, body)
+	}
+	if n := len(bustest.ReadAll(t, js, bus.StreamOutcomes, "croupier.outcomes.>")); n != 0 {
+		t.Fatalf("a refused webhook stored %d outcomes", n)
+	}
+	for range 2 { // SendGrid retries a batch; the second delivery stores nothing new
+		if st, body := post("/v1/brands/baku/webhooks/sendgrid/sendgrid", events, signSG(events)); st != 200 || !strings.Contains(body, `"recorded":3`) {
+			t.Fatalf("SendGrid events: %d %s", st, body)
+		}
+	}
+	oc := bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-1", 4), "p-1"))
+	if len(oc) != 2 || oc[0].Result != api.ReportDelivered || oc[1].Result != api.ReportHard || oc[1].Kind != bus.OutcomeReport || oc[1].Provider != "sendgrid" {
+		t.Fatalf("p-1 outcomes %+v", oc)
+	}
+	bounces := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-1", 4), "p-1", "email.bounced"))
+	if len(bounces) != 1 || !strings.Contains(string(bounces[0].Data), `"kind":"hard"`) {
+		t.Fatalf("email.bounced %+v", bounces)
+	}
+	raw, _ := json.Marshal(bounces[0])
+	if _, err := ingest.Decode("baku", "p-1", "email.bounced", raw); err != nil {
+		t.Fatalf("the owner would refuse the bounce: %v", err)
+	}
+	ledger := consent(t, js, "p-2")
+	if len(ledger) != 1 || ledger[0].Granted || ledger[0].Channel != crmv1.ChannelEmail || ledger[0].Category != crmv1.CategoryMarketing || ledger[0].Source != prefs.SourceComplaint {
+		t.Fatalf("p-2 ledger after a complaint %+v", ledger)
+	}
+
+	// Mailgun: HMAC of timestamp + token, at most five minutes old.
+	mg := func(ts int64, key, event, severity string) []byte {
+		token := "tok-" + strconv.FormatInt(ts, 10) + event
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte(strconv.FormatInt(ts, 10) + token))
+		return []byte(fmt.Sprintf(`{"signature":{"timestamp":"%d","token":%q,"signature":%q},
+ "event-data":{"event":%q,"severity":%q,"timestamp":%d,"reason":"suppress-bounce","recipient":"p-3@example.az",
+ "user-variables":{"decision_id":"d-5","player":"p-3","brand":"baku"}}}`, ts, token, hex.EncodeToString(mac.Sum(nil)), event, severity, ts))
+	}
+	if st, _ := post("/v1/brands/baku/webhooks/mailgun/mailgun", mg(now, "wrong", "failed", "permanent"), nil); st != 401 {
+		t.Fatalf("wrong Mailgun key: %d", st)
+	}
+	if st, _ := post("/v1/brands/baku/webhooks/mailgun/mailgun", mg(now-3600, "mg-signing", "failed", "permanent"), nil); st != 401 {
+		t.Fatalf("an hour-old Mailgun signature: %d", st)
+	}
+	if st, body := post("/v1/brands/baku/webhooks/mailgun/mailgun", mg(now, "mg-signing", "failed", "temporary"), nil); st != 200 || !strings.Contains(body, `"recorded":1`) {
+		t.Fatalf("Mailgun soft bounce: %d %s", st, body)
+	}
+	if st, body := post("/v1/brands/baku/webhooks/mailgun/mailgun", mg(now, "mg-signing", "failed", "permanent"), nil); st != 200 {
+		t.Fatalf("Mailgun hard bounce: %d %s", st, body)
+	}
+	kinds := ""
+	for _, e := range bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-3", 4), "p-3", "email.bounced")) {
+		kinds += string(e.Data)
+	}
+	if !strings.Contains(kinds, `"kind":"soft"`) || !strings.Contains(kinds, `"kind":"hard"`) {
+		t.Fatalf("Mailgun bounces %s", kinds)
+	}
+	bustest.AssertNowhere(t, js, "@example.az")
+}
