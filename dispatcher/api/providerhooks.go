@@ -34,14 +34,6 @@ const (
 	SecretMailgunSigningKey = "webhookSigningKey"
 )
 
-// Report kinds from providers' webhooks.
-const (
-	ReportDelivered = "delivered"
-	ReportHard      = "hard"
-	ReportSoft      = "soft"
-	ReportComplaint = "complaint"
-)
-
 // ProviderHooks take the email providers' event webhooks: every delivery, bounce and
 // complaint goes to OUTCOMES; a bounce is reported to the partition owner as email.bounced
 // (a hard one marks the address undeliverable); a complaint withdraws marketing email.
@@ -128,13 +120,13 @@ func (h *ProviderHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 		rep := report{provider: r.PathValue("provider"), decision: e.Decision, player: e.Player, at: time.Unix(e.Timestamp, 0)}
 		switch {
 		case e.Event == "delivered":
-			rep.kind = ReportDelivered
+			rep.kind = bus.ReportDelivered
 		case e.Event == "bounce" && e.Type == "blocked", e.Event == "deferred":
 			continue // transient at the receiver: SendGrid retries, nothing to record yet
 		case e.Event == "bounce", e.Event == "dropped":
-			rep.kind, rep.detail = ReportHard, e.Event
+			rep.kind, rep.detail = bus.ReportHard, e.Event
 		case e.Event == "spamreport":
-			rep.kind = ReportComplaint
+			rep.kind = bus.ReportComplaint
 		default:
 			continue
 		}
@@ -210,13 +202,13 @@ func (h *ProviderHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		at: time.Unix(int64(e.Timestamp), 0), detail: e.Reason}
 	switch {
 	case e.Event == "delivered":
-		rep.kind = ReportDelivered
+		rep.kind = bus.ReportDelivered
 	case e.Event == "failed" && e.Severity == "permanent":
-		rep.kind = ReportHard
+		rep.kind = bus.ReportHard
 	case e.Event == "failed":
-		rep.kind = ReportSoft
+		rep.kind = bus.ReportSoft
 	case e.Event == "complained":
-		rep.kind = ReportComplaint
+		rep.kind = bus.ReportComplaint
 	default:
 		ingest.WriteJSON(w, http.StatusOK, map[string]int{"recorded": 0})
 		return
@@ -271,7 +263,7 @@ func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) err
 		return err
 	}
 	switch rep.kind {
-	case ReportHard, ReportSoft:
+	case bus.ReportHard, bus.ReportSoft:
 		data, _ := json.Marshal(map[string]string{"kind": rep.kind, "decisionId": rep.decision})
 		ev := bus.CloudEvent{SpecVersion: "1.0", ID: "email.bounced/" + id, Source: ingest.SourceCroupier, Type: ingest.TypeEmailBounced,
 			Subject: rep.player, Time: rep.at.UTC(), Data: data}
@@ -279,7 +271,7 @@ func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) err
 		if _, err := h.JS.Publish(ctx, bus.EventSubject(brand, rep.player, ingest.TypeEmailBounced), eb, jetstream.WithMsgID(ev.ID)); err != nil {
 			return err
 		}
-	case ReportComplaint:
+	case bus.ReportComplaint:
 		if h.Prefs != nil {
 			if _, err := h.Prefs.Withdraw(ctx, brand, rep.player, crmv1.CategoryMarketing, []crmv1.Channel{crmv1.ChannelEmail},
 				prefs.SourceComplaint, rep.provider); err != nil {

@@ -102,7 +102,7 @@ func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
 		}
 	}
 	oc := bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-1", 4), "p-1"))
-	if len(oc) != 2 || oc[0].Result != api.ReportDelivered || oc[1].Result != api.ReportHard || oc[1].Kind != bus.OutcomeReport || oc[1].Provider != "sendgrid" {
+	if len(oc) != 2 || oc[0].Result != bus.ReportDelivered || oc[1].Result != bus.ReportHard || oc[1].Kind != bus.OutcomeReport || oc[1].Provider != "sendgrid" {
 		t.Fatalf("p-1 outcomes %+v", oc)
 	}
 	bounces := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-1", 4), "p-1", "email.bounced"))

@@ -309,7 +309,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		_ = apiLn.Close()
 		return fmt.Errorf("health listener: %w", err)
 	}
-	errs := make(chan error, 3+len(prefs.Channels))
+	errs := make(chan error, 4+len(prefs.Channels))
 	go func() {
 		if err := apiSrv.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("API server: %w", err)
@@ -373,6 +373,14 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			}
 		}()
 	}
+	casinoCallbacks := &webhook.Callbacks{JS: djs, Policies: catalog, Secrets: secrets, HTTP: hc, Log: log}
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		if err := casinoCallbacks.Run(lctx); err != nil {
+			errs <- err
+		}
+	}()
 	log.Info("dispatcher running", "replica", o.Replica, "partitions", o.Partitions, "api", apiLn.Addr().String(), "health", healthLn.Addr().String())
 	if o.Ready != nil {
 		close(o.Ready)

@@ -196,8 +196,18 @@ const (
 	OutcomeDecision = "decision"
 	OutcomeFailover = "failover"
 	OutcomeAttempt  = "attempt"
-	// OutcomeReport is what a provider reported later: delivered, a bounce, a complaint.
+	// OutcomeReport is what a provider or the player's click reported later: its Result
+	// is one of the Report kinds.
 	OutcomeReport = "report"
+)
+
+// Report kinds: the Result of an OutcomeReport.
+const (
+	ReportDelivered = "delivered"
+	ReportHard      = "hard"
+	ReportSoft      = "soft"
+	ReportComplaint = "complaint"
+	ReportClicked   = "clicked"
 )
 
 // Outcome is one routing decision or delivery attempt, with its reason. No bodies and no

@@ -1,0 +1,118 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+type hookPolicy struct{ cfg *bus.ChannelPolicyConfig }
+
+func (p hookPolicy) ChannelPolicy(_ string, ch crmv1.Channel) *bus.ChannelPolicyConfig {
+	if ch != crmv1.ChannelWebhook {
+		return nil
+	}
+	return p.cfg
+}
+
+func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
+	srv := bustest.Start(t, 4)
+	_, js := srv.Connect(t)
+	var mu sync.Mutex
+	got := map[string][]webhook.Callback{}
+	posts := map[string]int{}
+	casino := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		sig := r.Header.Get(ingest.SignatureHeader)
+		ts := strings.TrimPrefix(strings.Split(sig, ",")[0], "t=")
+		sec, _ := strconv.ParseInt(ts, 10, 64)
+		if sig != ingest.SignatureFor([]byte("cb-key"), time.Unix(sec, 0), raw) {
+			w.WriteHeader(401)
+			return
+		}
+		var cb webhook.Callback
+		_ = json.Unmarshal(raw, &cb)
+		mu.Lock()
+		defer mu.Unlock()
+		posts[r.URL.Path]++
+		switch {
+		case r.URL.Path == "/failed" && posts[r.URL.Path] == 1:
+			w.WriteHeader(503) // once down
+			return
+		case r.URL.Path == "/broken":
+			w.WriteHeader(500)
+			return
+		}
+		got[r.URL.Path] = append(got[r.URL.Path], cb)
+	}))
+	defer casino.Close()
+	cfg := &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelWebhook, Callbacks: &crmv1.Callbacks{
+		Sent: casino.URL + "/sent", Delivered: casino.URL + "/delivered", Failed: casino.URL + "/failed",
+		BonusActivated: casino.URL + "/broken", SecretRef: &crmv1.LocalObjectReference{Name: "cb"}}}}
+	cbs := &webhook.Callbacks{JS: js, Policies: hookPolicy{cfg}, Secrets: channel.StaticSecrets{"baku/cb": {ingest.SecretHMACKey: []byte("cb-key")}},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxDeliver: 3, Backoff: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cbs.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	bustest.Eventually(t, 5*time.Second, "the consumers", func() bool {
+		_, e1 := js.Consumer(ctx, bus.StreamOutcomes, webhook.CallbacksOutcomes)
+		_, e2 := js.Consumer(ctx, bus.StreamEvents, webhook.CallbacksEvents)
+		return e1 == nil && e2 == nil
+	})
+	publish := func(o bus.Outcome) {
+		o.Brand, o.Player, o.Time = "baku", "p-1", time.Now()
+		b, _ := bus.Encode(o)
+		if _, err := js.Publish(ctx, bus.OutcomeSubject("baku", bus.Partition("p-1", 4), "p-1"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(bus.Outcome{DecisionID: "d-1", Kind: bus.OutcomeDecision, Result: "send", Reason: string(route.ReasonSent), Campaign: "welcome"})
+	publish(bus.Outcome{DecisionID: "d-1", Kind: bus.OutcomeAttempt, Result: channel.ResultSent, Channel: crmv1.ChannelEmail, Provider: "relay", Campaign: "welcome"})
+	publish(bus.Outcome{DecisionID: "d-1", Kind: bus.OutcomeReport, Result: bus.ReportDelivered, Channel: crmv1.ChannelEmail, Provider: "sendgrid"})
+	publish(bus.Outcome{DecisionID: "d-2", Kind: bus.OutcomeDecision, Result: "suppress", Reason: string(route.ReasonAllChannelsFailed), Detail: "push, inApp", Campaign: "cashback"})
+	ev := `{"specversion":"1.0","id":"b-1","source":"bonus-engine","type":"bonus.activated","subject":"p-1","data":{"bonusId":"fs-20","campaign":"daily-spins","value":"0","currency":"AZN"}}`
+	if _, err := js.Publish(ctx, bus.EventSubject("baku", "p-1", "bonus.activated"), []byte(ev)); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, "sent, delivered and the retried failed callback", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["/sent"]) == 1 && len(got["/delivered"]) == 1 && len(got["/failed"]) == 1
+	})
+	bustest.Eventually(t, 10*time.Second, "the undeliverable callback dead-lettered", func() bool {
+		return len(bustest.ReadAll(t, js, bus.StreamDeadLetter, bus.DeadLetterSubject(bus.StreamEvents))) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if s := got["/sent"][0]; s.Type != webhook.CallbackSent || s.DecisionID != "d-1" || s.Channel != crmv1.ChannelEmail || s.Provider != "relay" || s.Player != "p-1" {
+		t.Fatalf("sent callback %+v", s)
+	}
+	if f := got["/failed"][0]; f.Type != webhook.CallbackFailed || f.DecisionID != "d-2" || f.Reason != "push, inApp" || posts["/failed"] != 2 {
+		t.Fatalf("failed callback %+v after %d posts", f, posts["/failed"])
+	}
+	if posts["/broken"] != 3 {
+		t.Fatalf("the bonus callback was posted %d times, want MaxDeliver 3", posts["/broken"])
+	}
+}
