@@ -5,6 +5,7 @@ package render
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/extension"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
@@ -163,14 +167,35 @@ func (m *Message) Execute(content string, data *Data) (Rendered, error) {
 			return r, fmt.Errorf("rendering %s: %w", r.TemplateID, err)
 		}
 		r.HTML = b.String()
+		if strings.TrimSpace(r.HTML) == "" {
+			return r, fmt.Errorf("rendering %s: %w", r.TemplateID, ErrEmpty)
+		}
 		return r, nil
 	}
 	if err := m.Text.Execute(b, data); err != nil {
 		return r, fmt.Errorf("rendering %s: %w", r.TemplateID, err)
 	}
 	r.Text = noValue.Replace(b.String())
+	if m.Format == crmv1.FormatMarkdown {
+		// The Markdown is the text part; goldmark makes the HTML part and escapes any
+		// HTML a player's field or the template holds (raw HTML is not passed through).
+		b.Reset()
+		if err := markdown.Convert([]byte(r.Text), b); err != nil {
+			return r, fmt.Errorf("rendering %s as Markdown: %w", r.TemplateID, err)
+		}
+		r.HTML = b.String()
+	}
+	if strings.TrimSpace(r.Text) == "" {
+		return r, fmt.Errorf("rendering %s: %w", r.TemplateID, ErrEmpty)
+	}
 	return r, nil
 }
+
+// ErrEmpty is a message that renders to nothing (every field it shows is missing): it is
+// never sent.
+var ErrEmpty = errors.New("the message is empty")
+
+var markdown = goldmark.New(goldmark.WithExtensions(extension.Linkify, extension.Strikethrough, extension.Table))
 
 // buffers are reused across messages: rendering allocates only the results.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

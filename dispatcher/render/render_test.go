@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -97,5 +98,34 @@ func TestCompileNamesTheBrokenTemplate(t *testing.T) {
 	}}})
 	if err == nil || !strings.Contains(err.Error(), "spec.contents[1].messages[1].subject") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestMarkdownEmailAndEmptyMessages(t *testing.T) {
+	contents, err := render.Compile(&bus.CampaignConfig{Spec: crmv1.CampaignSpec{Contents: []crmv1.Content{{Name: "race", Messages: []crmv1.Message{
+		{Channel: crmv1.ChannelEmail, Locale: "ru", Format: crmv1.FormatMarkdown, Subject: "Турнир",
+			Body: "# Привет, {{ .Player.FirstName }}!\n\nВаш приз: **{{ .Event.count }} {{ plural \"ru\" .Event.count \"one=фриспин\" \"few=фриспина\" \"many=фриспинов\" \"other=фриспина\" }}** на {{ amount \"ru\" .Event.amount \"RUB\" }}.\n\n[Играть](https://example-casino.az/race)"},
+		{Channel: crmv1.ChannelSMS, Locale: "ru", Body: "{{ .Player.FirstName }}"},
+	}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := &render.Data{Player: render.PlayerData(nil, map[string]string{"firstName": "<b>Олег</b>"}), Event: map[string]any{"count": 5, "amount": "1500"}}
+	r, err := contents["race"].Pick(crmv1.ChannelEmail, "ru").Execute("race", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Raw HTML (here from a player's field) never reaches the HTML part.
+	for _, want := range []string{"<h1>Привет, <!-- raw HTML omitted -->Олег<!-- raw HTML omitted -->!</h1>", "<strong>5 фриспинов</strong>", "1\u00a0500,00\u00a0₽", `<a href="https://example-casino.az/race">Играть</a>`} {
+		if !strings.Contains(strings.ReplaceAll(r.HTML, "\u202f", "\u00a0"), want) {
+			t.Errorf("HTML %q lacks %q", r.HTML, want)
+		}
+	}
+	if !strings.HasPrefix(r.Text, "# Привет") || strings.Contains(r.HTML, "<b>Олег") {
+		t.Errorf("text %q html %q", r.Text, r.HTML)
+	}
+	// A message whose every field is missing is an error, never an empty send.
+	if _, err := contents["race"].Pick(crmv1.ChannelSMS, "ru").Execute("race", &render.Data{Player: render.PlayerData(nil, nil)}); !errors.Is(err, render.ErrEmpty) {
+		t.Errorf("an empty SMS: %v", err)
 	}
 }

@@ -29,6 +29,10 @@ var Funcs = map[string]any{
 	},
 	// money formats minor units in a currency: {{ money 5000 "AZN" }} -> 50.00 AZN.
 	"money": func(minor int64, currency string) string { return money.Format(minor, currency) + " " + currency },
+	// number, amount and plural follow the locale: {{ amount "az" .Event.amount .Event.currency }}.
+	"number": Number,
+	"amount": Amount,
+	"plural": Plural,
 	// date formats a time in a layout and an IANA zone.
 	"date": func(t time.Time, layout, zone string) (string, error) {
 		loc, err := time.LoadLocation(zone)
