@@ -257,6 +257,11 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	inbox := &inapp.Store{KV: inboxKV, Partitions: o.Partitions}
+	linksKV, err := js.KeyValue(ctx, bus.BucketLinks)
+	if err != nil {
+		return err
+	}
+	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
 	feedsDone := make(chan struct{})
 	(&api.Inbox{Store: inbox, Done: feedsDone}).Register(mux, prefsAPI)
 	if o.Kube != nil {
@@ -360,6 +365,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			continue
 		}
 		w := &channel.Worker{JS: djs, Channel: ch, Policies: catalog, Secrets: secrets, Factories: factories, HTTP: hc, Log: log,
+			Links:    &channel.Links{JS: djs},
 			InFlight: o.DeliveryInFlight,
 			Observe: func(ch crmv1.Channel, provider, result string, took time.Duration) {
 				m.Attempts.WithLabelValues(string(ch), provider, result).Inc()

@@ -65,6 +65,8 @@ type Worker struct {
 	Clock     clock.Func
 	// InFlight is the most jobs sent at once (default 512).
 	InFlight int
+	// Links, when set, shortens links and adds open pixels where the policy asks.
+	Links *Links
 	// Observe, when set, is told each attempt's provider, result and duration.
 	Observe func(ch crmv1.Channel, provider, result string, took time.Duration)
 
@@ -207,6 +209,9 @@ func (d *delivery) run(ctx, sendCtx context.Context) error {
 		d.outcome(ResultFailed, "", 0, "no ChannelPolicy for "+string(w.Channel), nil, "")
 		d.report(ingest.TypeDeliveryFailed, map[string]string{"decisionId": job.DecisionID, "channel": string(w.Channel), "reason": "no ChannelPolicy"})
 		return d.wait(sendCtx)
+	}
+	if err := w.Links.Rewrite(sendCtx, job, w.Channel, cfg.Spec.Links); err != nil {
+		return err
 	}
 	set := w.providersFor(sendCtx, job.Brand, cfg)
 	maxAttempts, initial, maxBackoff := retryPolicy(cfg.Spec.Retry)

@@ -95,10 +95,14 @@ func policy(attempts int32, providers ...crmv1.Provider) *bus.ChannelPolicyConfi
 	return cfg
 }
 
+var (
+	webhookFactory = channel.Factory(webhook.New)
+	hookSecrets    = channel.StaticSecrets{"baku/hook": {ingest.SecretHMACKey: []byte("hook-key")}}
+)
+
 // run starts a webhook worker for brand baku on cfg.
 func run(t *testing.T, cfg *bus.ChannelPolicyConfig) *channeltest.Rig {
-	return channeltest.Run(t, cfg, map[crmv1.ProviderType]channel.Factory{crmv1.ProviderWebhook: webhook.New},
-		channel.StaticSecrets{"baku/hook": {ingest.SecretHMACKey: []byte("hook-key")}})
+	return channeltest.Run(t, cfg, map[crmv1.ProviderType]channel.Factory{crmv1.ProviderWebhook: webhookFactory}, hookSecrets)
 }
 
 func job(t *testing.T, r *channeltest.Rig, player, decision string) {

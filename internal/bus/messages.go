@@ -208,7 +208,19 @@ const (
 	ReportSoft      = "soft"
 	ReportComplaint = "complaint"
 	ReportClicked   = "clicked"
+	ReportOpened    = "opened"
 )
+
+// Link is a croupier-links record: where a short link goes and which message it was in.
+// An empty URL is an email's open-tracking pixel.
+type Link struct {
+	URL      string        `json:"url,omitempty"`
+	Brand    string        `json:"brand"`
+	Player   string        `json:"player"`
+	Decision string        `json:"decision"`
+	Campaign string        `json:"campaign"`
+	Channel  crmv1.Channel `json:"channel"`
+}
 
 // Outcome is one routing decision or delivery attempt, with its reason. No bodies and no
 // contact data: template id, locale and content hash instead.

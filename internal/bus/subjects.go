@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Root is the first token of every Croupier subject.
@@ -37,7 +38,9 @@ const (
 	BucketCoupons = "croupier-coupons"
 	BucketInbox   = "croupier-inbox"
 	BucketLinks   = "croupier-links"
-	BucketStats   = "croupier-stats"
+	// LinkTTL is how long a short link works.
+	LinkTTL     = 90 * 24 * time.Hour
+	BucketStats = "croupier-stats"
 )
 
 // Kind tokens used in config keys, audit subjects and stats keys.

@@ -149,6 +149,10 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 	kv := func(name, desc string, history uint8) jetstream.KeyValueConfig {
 		return jetstream.KeyValueConfig{Bucket: name, Description: desc, History: history, Storage: st, Replicas: r}
 	}
+	// Short links expire: a campaign link is not followed after 90 days, and the record
+	// (player id, decision, destination) does not outlive that.
+	links := kv(BucketLinks, "short links and open-tracking ids (expire after 90 days)", 1)
+	links.TTL = LinkTTL
 	return []jetstream.KeyValueConfig{
 		kv(BucketConfig, "compiled specs published by the manager", 1),
 		kv(BucketPlayers, "player profiles and derived metrics (partition owner writes)", 1),
@@ -158,7 +162,7 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketBudget, "campaign budget leases (compare-and-set)", 1),
 		kv(BucketCoupons, "coupon pools (redeem by compare-and-set)", 1),
 		kv(BucketInbox, "in-app inboxes", 1),
-		kv(BucketLinks, "short links", 1),
+		links,
 		kv(BucketStats, "per-partition counters summed by the manager", 1),
 	}
 }

@@ -54,7 +54,7 @@ func New(t *testing.T, ch crmv1.Channel) *Rig {
 // Start runs a worker of the rig's channel on cfg until the test ends.
 func (r *Rig) Start(t *testing.T, cfg *bus.ChannelPolicyConfig, factories map[crmv1.ProviderType]channel.Factory, secrets channel.Secrets) {
 	w := &channel.Worker{JS: r.JS, Channel: r.Channel, Policies: policies{Brand: cfg}, Secrets: secrets, Factories: factories,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), InFlight: 64}
+		Links: &channel.Links{JS: r.JS}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), InFlight: 64}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
