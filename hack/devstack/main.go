@@ -161,13 +161,15 @@ func run(state string) error {
                (client certificate or token from the kubeconfig's user)
   preferences  curl -k -H 'Authorization: Bearer %s' \
                  https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
-  decisions    events and intents are routed: jobs wait in DELIVERIES (croupier.deliveries.>),
-               every decision is in OUTCOMES
+  inbox        https://127.0.0.1:8443/v1/brands/%s/me/inbox (same token; /stream is the live feed)
+  delivery     email, webhook and in-app workers send what is routed; every decision and
+               attempt is in OUTCOMES. The samples' providers are real hosts this machine
+               cannot reach, so their sends retry, fail over and are reported failed.
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
-  not yet      channel workers (delivery), the traffic simulator and provider sinks arrive
-               with their issues.
+  not yet      SMS, Viber and push workers, the traffic simulator and local provider sinks
+               arrive with their issues.
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand)
+`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand)
 
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
