@@ -29,7 +29,6 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
-	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
@@ -125,8 +124,8 @@ func setup(t *testing.T) *fixture {
 	intake := &ingest.Intake{JS: js, Log: quiet, Keys: keys}
 	// The routing side the preference and insight routes read: the Baku policy, SMS and
 	// push configured, and a marketing campaign offering an SMS.
-	catalog := &flow.Catalog{Log: quiet}
-	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
+	service, catalog := preferenceService(t, js, parts)
+	cache := service.Cache
 	for _, r := range []bus.ConfigRecord{
 		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "sms", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS}}},
 		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "push", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelPush}}},
@@ -142,11 +141,6 @@ func setup(t *testing.T) *fixture {
 		}
 		catalog.Put(bus.ConfigKey("baku", kind, r.Name), b)
 	}
-	cache := prefs.NewCache()
-	ready := make(chan struct{})
-	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
-	<-ready
-	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: parts}
 	preferences := &api.Preferences{Service: service, Keys: keys, Log: quiet}
 	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: parts, Clock: func() time.Time { return explainAt }}
 

@@ -25,15 +25,9 @@ import (
 func TestPreferenceCentreAndOptOuts(t *testing.T) {
 	nats := bustest.Start(t, 4)
 	_, js := nats.Connect(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	catalog := &flow.Catalog{Log: quiet}
-	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
-	cache := prefs.NewCache()
-	ready := make(chan struct{})
-	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
-	<-ready
-	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: 4}
+	ctx := context.Background()
+	service, catalog := preferenceService(t, js, 4)
+	cache := service.Cache
 	keys := ingest.StaticKeys{"baku": {JWT: [][]byte{[]byte("jwt-secret")}, Link: []byte("link-secret"), Bearer: []string{"intake-token"}}}
 	mux := http.NewServeMux()
 	p := &api.Preferences{Service: service, Keys: keys, Log: quiet}
@@ -271,4 +265,17 @@ func consent(t *testing.T, js jetstream.JetStream, player string) []bus.ConsentE
 		}
 	}
 	return out
+}
+
+// preferenceService runs the preference cache on js until the test ends and returns a
+// Service on the Baku sample policy, with the catalog it reads.
+func preferenceService(t *testing.T, js jetstream.JetStream, partitions int) (*prefs.Service, *flow.Catalog) {
+	t.Helper()
+	catalog := &flow.Catalog{Log: quiet}
+	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
+	cache := prefs.NewCache()
+	ready := make(chan struct{})
+	go func() { _ = cache.Run(t.Context(), bustest.KV(t, js, bus.BucketPrefs), ready) }()
+	<-ready
+	return &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: partitions}, catalog
 }

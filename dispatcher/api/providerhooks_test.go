@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -24,7 +23,6 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
-	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -38,15 +36,7 @@ func (p emailPolicy) ChannelPolicy(string, crmv1.Channel) *bus.ChannelPolicyConf
 func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
 	nats := bustest.Start(t, 4)
 	_, js := nats.Connect(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	catalog := &flow.Catalog{Log: quiet}
-	catalog.Put(bus.ConfigKey("baku", bus.KindPreferencePolicy, "baku-casino"), bustest.SamplePolicyRecord(t, "baku"))
-	cache := prefs.NewCache()
-	ready := make(chan struct{})
-	go func() { _ = cache.Run(ctx, bustest.KV(t, js, bus.BucketPrefs), ready) }()
-	<-ready
-	service := &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: 4}
+	service, _ := preferenceService(t, js, 4)
 
 	sgKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := x509.MarshalPKIXPublicKey(&sgKey.PublicKey)

@@ -113,7 +113,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the %s delivery consumer: %w", w.Channel, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.InFlight))
+	return Consume(ctx, cons, w.InFlight, func(m jetstream.Msg) { w.handle(ctx, m) })
+}
+
+// Consume pulls from cons until ctx ends and runs handle on up to inFlight messages at
+// once; it returns when every handle started has returned.
+func Consume(ctx context.Context, cons jetstream.Consumer, inFlight int, handle func(jetstream.Msg)) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
 	if err != nil {
 		return err
 	}
@@ -126,7 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		it.Stop()
 	}()
 	defer close(stopped)
-	slots := make(chan struct{}, w.InFlight)
+	slots := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -141,7 +147,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			w.handle(ctx, m)
+			handle(m)
 		}()
 	}
 }

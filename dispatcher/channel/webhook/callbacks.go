@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -120,34 +119,13 @@ func (c *Callbacks) Run(ctx context.Context) error {
 }
 
 func (c *Callbacks) follow(ctx context.Context, cons jetstream.Consumer, stream string, parse func(jetstream.Msg) *Callback) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.InFlight))
-	if err != nil {
-		return err
-	}
-	go func() { <-ctx.Done(); it.Stop() }()
-	slots := make(chan struct{}, c.InFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		cb := parse(m)
-		if cb == nil {
-			_ = m.Ack()
-			continue
-		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
+	return channel.Consume(ctx, cons, c.InFlight, func(m jetstream.Msg) {
+		if cb := parse(m); cb != nil {
 			c.deliver(context.WithoutCancel(ctx), m, stream, cb)
-		}()
-	}
+		} else {
+			_ = m.Ack()
+		}
+	})
 }
 
 // fromOutcome maps the outcomes the casino hears about.
