@@ -111,6 +111,9 @@ type Player struct {
 	PushTokens          []ingest.PushToken `json:"pushTokens,omitempty"`
 	WebPushSubscription json.RawMessage    `json:"webPushSubscription,omitempty"`
 	EmailBounced        bool               `json:"emailBounced,omitempty"`
+	// SoftBounces counts soft bounces of the current address; SoftBounceLimit of them
+	// mark it bounced, as a hard bounce does.
+	SoftBounces uint8 `json:"softBounces,omitempty"`
 
 	Attrs []Attr `json:"attrs,omitempty"`
 
@@ -279,8 +282,14 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 	case ingest.TypeEmailBounced:
 		// A hard bounce makes the address undeliverable until the casino sends a new one; a
 		// complaint withdraws marketing email in the consent ledger instead.
-		if *d.Kind == "hard" {
+		switch *d.Kind {
+		case "hard":
 			p.EmailBounced = true
+		case "soft":
+			if p.SoftBounces < SoftBounceLimit {
+				p.SoftBounces++
+			}
+			p.EmailBounced = p.EmailBounced || p.SoftBounces >= SoftBounceLimit
 		}
 	}
 	if Active(ev.Type) {
@@ -291,6 +300,10 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 	}
 	return true
 }
+
+// SoftBounceLimit is how many soft bounces of one address make it undeliverable (a full
+// mailbox for weeks, a domain that keeps deferring).
+const SoftBounceLimit = 3
 
 func (p *Player) adoptCurrency(c string) {
 	if p.Currency == "" {
@@ -316,7 +329,7 @@ func (p *Player) applyProfile(ev *ingest.Event) {
 	}
 	if d.Email != nil {
 		if *d.Email != p.Email {
-			p.EmailBounced = false
+			p.EmailBounced, p.SoftBounces = false, 0
 		}
 		p.Email = strings.Clone(*d.Email)
 	}

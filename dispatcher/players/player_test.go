@@ -235,3 +235,41 @@ func TestSweepEmitsInactivityOncePerThresholdAndScoresRFM(t *testing.T) {
 		t.Errorf("recency scores: p-0 %+v, p-2 %+v", p0.RFM, p2.RFM)
 	}
 }
+
+// croupierEv is a report event from Croupier's own workers.
+func croupierEv(t testing.TB, id, typ string, at time.Time, data string) *ingest.Event {
+	t.Helper()
+	raw := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"croupier","type":%q,"subject":"p-1","time":%q,"data":%s}`,
+		id, typ, at.Format(time.RFC3339), data)
+	e, err := ingest.Decode("baku", "p-1", typ, []byte(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", typ, err)
+	}
+	return e
+}
+
+func TestBouncesMarkTheAddressUntilANewOne(t *testing.T) {
+	p := &players.Player{ID: "p-1"}
+	p.Apply(ev(t, "a", ingest.TypeProfileUpdated, t0, `{"email":"leyla@example.az"}`), 1, 0)
+	for i := range players.SoftBounceLimit {
+		if p.EmailBounced {
+			t.Fatalf("bounced after %d soft bounces", i)
+		}
+		p.Apply(croupierEv(t, fmt.Sprint("s", i), ingest.TypeEmailBounced, t0, `{"kind":"soft"}`), uint64(2+i), 0)
+	}
+	if !p.EmailBounced {
+		t.Fatalf("%d soft bounces did not mark the address", players.SoftBounceLimit)
+	}
+	p.Apply(ev(t, "b", ingest.TypeProfileUpdated, t0, `{"email":"leyla@new.az"}`), 10, 0)
+	if p.EmailBounced || p.SoftBounces != 0 {
+		t.Fatal("a new address starts clean")
+	}
+	p.Apply(croupierEv(t, "c", ingest.TypeEmailBounced, t0, `{"kind":"complaint"}`), 11, 0)
+	if p.EmailBounced {
+		t.Fatal("a complaint marked the address (it withdraws marketing email instead)")
+	}
+	p.Apply(croupierEv(t, "d", ingest.TypeEmailBounced, t0, `{"kind":"hard"}`), 12, 0)
+	if !p.EmailBounced {
+		t.Fatal("a hard bounce did not mark the address")
+	}
+}
