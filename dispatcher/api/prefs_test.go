@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -45,18 +46,11 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 		return s
 	}
 	do := func(method, path, auth, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		h := http.Header{"Content-Type": {"application/json"}}
 		if auth != "" {
-			req.Header.Set("Authorization", "Bearer "+auth)
+			h.Set("Authorization", "Bearer "+auth)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return send(t, method, srv.URL+path, h, []byte(body))
 	}
 	leyla := token("p-7", "jwt-secret", time.Hour)
 
@@ -184,16 +178,7 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 	bustest.AssertNowhere(t, js, "994501234567")
 	// The form most SMS gateways post; a reply that is not a stop word changes nothing.
 	inbound := func(path, contentType, body string) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer intake-token")
-		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return send(t, "POST", srv.URL+path, http.Header{"Authorization": {"Bearer intake-token"}, "Content-Type": {contentType}}, []byte(body))
 	}
 	if st, body := inbound("/v1/brands/baku/inbound/sms", "application/x-www-form-urlencoded", "From=%2B994551112233&Body=thanks"); st != 200 || !strings.Contains(body, `"stopped":false`) {
 		t.Fatalf("a reply that is not STOP: %d %s", st, body)
@@ -278,4 +263,23 @@ func preferenceService(t *testing.T, js jetstream.JetStream, partitions int) (*p
 	go func() { _ = cache.Run(t.Context(), bustest.KV(t, js, bus.BucketPrefs), ready) }()
 	<-ready
 	return &prefs.Service{JS: js, KV: bustest.KV(t, js, bus.BucketPrefs), Cache: cache, Policy: catalog.Policy, Partitions: partitions}, catalog
+}
+
+// send makes one request and returns the status and body.
+func send(t *testing.T, method, url string, h http.Header, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

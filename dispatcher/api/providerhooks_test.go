@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -12,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -51,17 +49,7 @@ func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	post := func(path string, body []byte, h http.Header) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
-		for k, v := range h {
-			req.Header[k] = v
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return send(t, "POST", srv.URL+path, h, body)
 	}
 	signSG := func(body []byte) http.Header {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)

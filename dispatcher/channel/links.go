@@ -77,16 +77,7 @@ func (l *Links) Rewrite(ctx context.Context, job *bus.DeliveryJob, ch crmv1.Chan
 	if v := job.Data["deepLink"]; strings.HasPrefix(v, "http") {
 		job.Data["deepLink"] = shorten(v)
 	}
-	for _, f := range pending {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return awaitAll(ctx, pending)
 }
 
 func (l *Links) store(rec bus.Link) (string, jetstream.PubAckFuture, error) {

@@ -409,7 +409,12 @@ func (d *delivery) wait(ctx context.Context) error {
 	if d.err != nil {
 		return d.err
 	}
-	for _, f := range d.pending {
+	return awaitAll(ctx, d.pending)
+}
+
+// awaitAll waits for every asynchronous publish to be stored.
+func awaitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
