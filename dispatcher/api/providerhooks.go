@@ -35,8 +35,9 @@ const (
 )
 
 // ProviderHooks take the email providers' event webhooks: every delivery, bounce and
-// complaint goes to OUTCOMES; a bounce is reported to the partition owner as email.bounced
-// (a hard one marks the address undeliverable); a complaint withdraws marketing email.
+// complaint goes to OUTCOMES and is reported to the partition owner as email.bounced (a
+// hard bounce or a complaint marks the address undeliverable, three soft ones too); a
+// complaint also withdraws marketing email in the consent ledger.
 type ProviderHooks struct {
 	JS         jetstream.JetStream
 	Policies   channel.Policies
@@ -263,7 +264,7 @@ func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) err
 		return err
 	}
 	switch rep.kind {
-	case bus.ReportHard, bus.ReportSoft:
+	case bus.ReportHard, bus.ReportSoft, bus.ReportComplaint:
 		data, _ := json.Marshal(map[string]string{"kind": rep.kind, "decisionId": rep.decision})
 		ev := bus.CloudEvent{SpecVersion: "1.0", ID: "email.bounced/" + id, Source: ingest.SourceCroupier, Type: ingest.TypeEmailBounced,
 			Subject: rep.player, Time: rep.at.UTC(), Data: data}
@@ -271,8 +272,8 @@ func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) err
 		if _, err := h.JS.Publish(ctx, bus.EventSubject(brand, rep.player, ingest.TypeEmailBounced), eb, jetstream.WithMsgID(ev.ID)); err != nil {
 			return err
 		}
-	case bus.ReportComplaint:
-		if h.Prefs != nil {
+		// A complaint is also the player's withdrawal of marketing email, on the ledger.
+		if rep.kind == bus.ReportComplaint && h.Prefs != nil {
 			if _, err := h.Prefs.Withdraw(ctx, brand, rep.player, crmv1.CategoryMarketing, []crmv1.Channel{crmv1.ChannelEmail},
 				prefs.SourceComplaint, rep.provider); err != nil {
 				return err

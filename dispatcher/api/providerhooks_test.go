@@ -91,6 +91,9 @@ func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
 	if _, err := ingest.Decode("baku", "p-1", "email.bounced", raw); err != nil {
 		t.Fatalf("the owner would refuse the bounce: %v", err)
 	}
+	if c := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-2", 4), "p-2", "email.bounced")); len(c) != 1 || !strings.Contains(string(c[0].Data), `"kind":"complaint"`) {
+		t.Fatalf("the complaint reported %+v", c)
+	}
 	ledger := consent(t, js, "p-2")
 	if len(ledger) != 1 || ledger[0].Granted || ledger[0].Channel != crmv1.ChannelEmail || ledger[0].Category != crmv1.CategoryMarketing || ledger[0].Source != prefs.SourceComplaint {
 		t.Fatalf("p-2 ledger after a complaint %+v", ledger)

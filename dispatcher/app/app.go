@@ -68,6 +68,9 @@ type Options struct {
 	// Providers are the provider types this dispatcher can send through (DefaultProviders
 	// when nil); a channel without one is not consumed here.
 	Providers map[crmv1.ProviderType]channel.Factory
+	// Secrets are what providers' secretRefs name (the brands' Kubernetes Secrets when nil
+	// and Kube is set).
+	Secrets channel.Secrets
 	// DeliveryInFlight is the most jobs each channel worker sends at once (default 512).
 	DeliveryInFlight int
 	// Registry receives the metrics (a new one when nil).
@@ -275,8 +278,8 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		insight.RegisterAdmin(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
-	var secrets channel.Secrets
-	if o.Kube != nil {
+	secrets := o.Secrets
+	if secrets == nil && o.Kube != nil {
 		secrets = &channel.KubeSecrets{Client: o.Kube.CoreV1()}
 	}
 	(&api.ProviderHooks{JS: pjs, Policies: catalog, Secrets: secrets, Prefs: service, Partitions: o.Partitions}).Register(mux)

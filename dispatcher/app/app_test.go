@@ -26,15 +26,28 @@ const parts = 4
 // returned stop is called; stop returns Run's error.
 func start(tb testing.TB, srv *bustest.Server, partitions, batch int, health string) (stop func() error) {
 	tb.Helper()
+	return startWith(tb, srv, app.Options{Partitions: partitions, Batch: batch, HealthAddr: health})
+}
+
+// startWith runs a dispatcher with o, defaulting what the tests do not set.
+func startWith(tb testing.TB, srv *bustest.Server, o app.Options) (stop func() error) {
+	tb.Helper()
 	nc, _ := srv.Connect(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	o.Replica, o.LeaseTTL, o.SweepEvery, o.APIAddr, o.Ready = "r1", 3*time.Second, time.Hour, "127.0.0.1:0", ready
+	if o.Partitions == 0 {
+		o.Partitions = srv.Partitions
+	}
+	if o.Batch == 0 {
+		o.Batch = 100
+	}
+	if o.HealthAddr == "" {
+		o.HealthAddr = "127.0.0.1:0"
+	}
 	go func() {
-		done <- app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, app.Options{
-			Replica: "r1", Partitions: partitions, LeaseTTL: 3 * time.Second, Batch: batch, SweepEvery: time.Hour,
-			APIAddr: "127.0.0.1:0", HealthAddr: health, Ready: ready,
-		})
+		done <- app.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), nc, o)
 	}()
 	select {
 	case <-ready:

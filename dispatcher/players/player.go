@@ -280,10 +280,10 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 			p.WebPushSubscription = nil
 		}
 	case ingest.TypeEmailBounced:
-		// A hard bounce makes the address undeliverable until the casino sends a new one; a
-		// complaint withdraws marketing email in the consent ledger instead.
+		// A hard bounce or a spam complaint makes the address undeliverable until the
+		// casino sends a new one (email providers suppress a complainer's address too).
 		switch *d.Kind {
-		case "hard":
+		case "hard", "complaint":
 			p.EmailBounced = true
 		case "soft":
 			if p.SoftBounces < SoftBounceLimit {

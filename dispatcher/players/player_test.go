@@ -248,7 +248,7 @@ func croupierEv(t testing.TB, id, typ string, at time.Time, data string) *ingest
 	return e
 }
 
-func TestBouncesMarkTheAddressUntilANewOne(t *testing.T) {
+func TestBouncesAndComplaintsMarkTheAddressUntilANewOne(t *testing.T) {
 	p := &players.Player{ID: "p-1"}
 	p.Apply(ev(t, "a", ingest.TypeProfileUpdated, t0, `{"email":"leyla@example.az"}`), 1, 0)
 	for i := range players.SoftBounceLimit {
@@ -264,12 +264,13 @@ func TestBouncesMarkTheAddressUntilANewOne(t *testing.T) {
 	if p.EmailBounced || p.SoftBounces != 0 {
 		t.Fatal("a new address starts clean")
 	}
-	p.Apply(croupierEv(t, "c", ingest.TypeEmailBounced, t0, `{"kind":"complaint"}`), 11, 0)
-	if p.EmailBounced {
-		t.Fatal("a complaint marked the address (it withdraws marketing email instead)")
-	}
-	p.Apply(croupierEv(t, "d", ingest.TypeEmailBounced, t0, `{"kind":"hard"}`), 12, 0)
+	p.Apply(croupierEv(t, "c", ingest.TypeEmailBounced, t0, `{"kind":"hard"}`), 11, 0)
 	if !p.EmailBounced {
 		t.Fatal("a hard bounce did not mark the address")
+	}
+	p.Apply(ev(t, "d", ingest.TypeProfileUpdated, t0, `{"email":"leyla@third.az"}`), 12, 0)
+	p.Apply(croupierEv(t, "e", ingest.TypeEmailBounced, t0, `{"kind":"complaint"}`), 13, 0)
+	if !p.EmailBounced {
+		t.Fatal("a spam complaint did not mark the address")
 	}
 }
