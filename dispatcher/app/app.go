@@ -27,6 +27,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/email"
 	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
+	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
@@ -431,6 +432,8 @@ func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory
 		crmv1.ProviderSMTP:     email.NewSMTP,
 		crmv1.ProviderSendGrid: email.NewSendGrid,
 		crmv1.ProviderMailgun:  email.NewMailgun,
+		crmv1.ProviderTwilio:   sms.NewTwilio,
+		crmv1.ProviderSMSRest:  sms.NewREST,
 	}
 }
 

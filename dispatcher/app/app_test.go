@@ -13,7 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/app"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -24,9 +26,12 @@ const parts = 4
 
 // start runs a dispatcher on srv with the given partitions and batch size until the
 // returned stop is called; stop returns Run's error.
+// start runs a dispatcher without channel workers: delivery jobs stay in DELIVERIES for
+// the test or benchmark to count.
 func start(tb testing.TB, srv *bustest.Server, partitions, batch int, health string) (stop func() error) {
 	tb.Helper()
-	return startWith(tb, srv, app.Options{Partitions: partitions, Batch: batch, HealthAddr: health})
+	return startWith(tb, srv, app.Options{Partitions: partitions, Batch: batch, HealthAddr: health,
+		Providers: map[crmv1.ProviderType]channel.Factory{}})
 }
 
 // startWith runs a dispatcher with o, defaulting what the tests do not set.

@@ -47,7 +47,7 @@ func TestEventToInboxThroughTheWholeDispatcher(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stop := start(t, srv, parts, 100, "127.0.0.1:0")
+	stop := startWith(t, srv, app.Options{})
 	defer func() {
 		if err := stop(); err != nil {
 			t.Error(err)

@@ -1,0 +1,106 @@
+package sms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+)
+
+// Secret keys of the twilio provider.
+const (
+	SecretAccountSID = "accountSid"
+	SecretAuthToken  = "authToken"
+)
+
+// Options of the twilio provider.
+const (
+	// OptionMessagingService sends through a Messaging Service instead of spec.sender.senderID.
+	OptionMessagingService = "messagingServiceSid"
+	// OptionStatusCallback is the URL Twilio posts delivery reports to.
+	OptionStatusCallback = "statusCallback"
+)
+
+// TwilioURL is Twilio's API base (the provider's endpoint overrides it).
+const TwilioURL = "https://api.twilio.com"
+
+// Twilio sends through the Programmable Messaging API (or a compatible one).
+type Twilio struct {
+	url, sid, token, from, service, callback string
+	http                                     *http.Client
+}
+
+// NewTwilio is the channel.Factory of type twilio.
+func NewTwilio(cfg channel.Config) (channel.Provider, error) {
+	sid, token := string(cfg.Secret[SecretAccountSID]), string(cfg.Secret[SecretAuthToken])
+	if sid == "" || token == "" {
+		return nil, fmt.Errorf("secret keys %s and %s: required", SecretAccountSID, SecretAuthToken)
+	}
+	base := strings.TrimSuffix(cfg.Provider.Endpoint, "/")
+	if base == "" {
+		base = TwilioURL
+	}
+	t := &Twilio{url: base + "/2010-04-01/Accounts/" + url.PathEscape(sid) + "/Messages.json", sid: sid, token: token,
+		from: cfg.Sender.SenderID, service: cfg.Provider.Options[OptionMessagingService], callback: cfg.Provider.Options[OptionStatusCallback], http: cfg.HTTP}
+	if t.from == "" && t.service == "" {
+		return nil, fmt.Errorf("spec.sender.senderID or options.%s: one is required", OptionMessagingService)
+	}
+	return t, nil
+}
+
+// Send posts the message; Twilio answers 201 {"sid": ..., "num_segments": ...}. The
+// idempotency key goes in I-Twilio-Idempotency-Token.
+func (t *Twilio) Send(ctx context.Context, m *channel.Message) (channel.Receipt, error) {
+	if m.Job.To == "" {
+		return channel.Receipt{}, channel.Errorf(channel.Rejected, "no phone number")
+	}
+	f := url.Values{"To": {m.Job.To}, "Body": {m.Job.Text}}
+	if t.service != "" {
+		f.Set("MessagingServiceSid", t.service)
+	} else {
+		f.Set("From", t.from)
+	}
+	if t.callback != "" {
+		f.Set("StatusCallback", t.callback)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, strings.NewReader(f.Encode()))
+	if err != nil {
+		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
+	}
+	req.SetBasicAuth(t.sid, t.token)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("I-Twilio-Idempotency-Token", m.IdempotencyKey)
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return channel.Receipt{}, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
+		var body struct {
+			Code int `json:"code"`
+		}
+		if json.Unmarshal(raw, &body) == nil && body.Code != 0 {
+			e.Reason += " (Twilio error " + strconv.Itoa(body.Code) + ")"
+		}
+		return channel.Receipt{}, e
+	}
+	_, n := Segments(m.Job.Text)
+	var ans struct {
+		SID      string `json:"sid"`
+		Segments string `json:"num_segments"`
+	}
+	if json.Unmarshal(raw, &ans) == nil {
+		if s, err := strconv.Atoi(ans.Segments); err == nil && s > 0 {
+			n = s // what Twilio bills
+		}
+	}
+	return channel.Receipt{ProviderID: ans.SID, Units: n}, nil
+}
