@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/hmac"
@@ -13,12 +14,14 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -52,37 +55,95 @@ type ProviderHooks struct {
 func (h *ProviderHooks) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/sendgrid/{provider}", h.sendgrid)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/mailgun/{provider}", h.mailgun)
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}", h.twilio)
+}
+
+// twilio takes Twilio's status callbacks (the provider's statusCallback option, with the
+// decision and player in the query): delivered is recorded; undelivered or failed is
+// recorded and reported as delivery.failed, so the owner tries the next channel.
+func (h *ProviderHooks) twilio(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return
+	}
+	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderTwilio)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	// Twilio signs the URL it called: the configured callback with this request's query.
+	base, _, _ := strings.Cut(p.Options[sms.OptionStatusCallback], "?")
+	full := base
+	if r.URL.RawQuery != "" {
+		full += "?" + r.URL.RawQuery
+	}
+	want := sms.Signature(string(token), full, r.PostForm)
+	if !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Twilio-Signature"))) {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Twilio-Signature does not verify"})
+		return
+	}
+	q := r.URL.Query()
+	rep := report{provider: p.Name, decision: q.Get("d"), player: q.Get("p"), at: h.Clock.Now(), channel: crmv1.ChannelSMS}
+	switch r.PostForm.Get("MessageStatus") {
+	case "delivered":
+		rep.kind = bus.ReportDelivered
+	case "undelivered", "failed":
+		rep.kind, rep.detail = bus.ReportUndelivered, "Twilio error "+r.PostForm.Get("ErrorCode")
+	default: // queued, sent, ...: progress, not an outcome
+		ingest.WriteJSON(w, http.StatusOK, map[string]int{"recorded": 0})
+		return
+	}
+	h.record(w, r, []report{rep})
 }
 
 // report is one provider event about one message.
 type report struct {
 	kind, provider, decision, player, detail string
 	at                                       time.Time
+	// channel is email unless set.
+	channel crmv1.Channel
 }
 
-// secret returns the webhook key of the named provider.
-func (h *ProviderHooks) secret(r *http.Request, typ crmv1.ProviderType, key string) ([]byte, error) {
+// provider finds the named provider of the path's brand in its ChannelPolicy for ch.
+func (h *ProviderHooks) provider(r *http.Request, ch crmv1.Channel, typ crmv1.ProviderType) (*crmv1.Provider, error) {
 	brand, name := r.PathValue("brand"), r.PathValue("provider")
 	if err := bus.CheckToken("brand", brand); err != nil {
 		return nil, err
 	}
-	cfg := h.Policies.ChannelPolicy(brand, crmv1.ChannelEmail)
+	cfg := h.Policies.ChannelPolicy(brand, ch)
 	if cfg == nil {
-		return nil, fmt.Errorf("brand %s has no email ChannelPolicy", brand)
+		return nil, fmt.Errorf("brand %s has no %s ChannelPolicy", brand, ch)
 	}
-	for _, p := range cfg.Spec.Providers {
-		if p.Name == name && p.Type == typ && p.SecretRef != nil && h.Secrets != nil {
-			data, err := h.Secrets.Secret(r.Context(), brand, p.SecretRef.Name)
-			if err != nil {
-				return nil, fmt.Errorf("secret %s: %v", p.SecretRef.Name, err)
-			}
-			if len(data[key]) == 0 {
-				return nil, fmt.Errorf("secret %s has no %s", p.SecretRef.Name, key)
-			}
-			return data[key], nil
+	for i := range cfg.Spec.Providers {
+		if p := &cfg.Spec.Providers[i]; p.Name == name && p.Type == typ && p.SecretRef != nil {
+			return p, nil
 		}
 	}
-	return nil, fmt.Errorf("no %s provider %q with a secretRef in the email ChannelPolicy", typ, name)
+	return nil, fmt.Errorf("no %s provider %q with a secretRef in the %s ChannelPolicy", typ, name, ch)
+}
+
+// secret returns a key of the named provider's Secret.
+func (h *ProviderHooks) secret(r *http.Request, ch crmv1.Channel, typ crmv1.ProviderType, key string) ([]byte, error) {
+	p, err := h.provider(r, ch, typ)
+	if err != nil {
+		return nil, err
+	}
+	if h.Secrets == nil {
+		return nil, fmt.Errorf("secret %s: no access to Secrets", p.SecretRef.Name)
+	}
+	data, err := h.Secrets.Secret(r.Context(), r.PathValue("brand"), p.SecretRef.Name)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %v", p.SecretRef.Name, err)
+	}
+	if len(data[key]) == 0 {
+		return nil, fmt.Errorf("secret %s has no %s", p.SecretRef.Name, key)
+	}
+	return data[key], nil
 }
 
 // SendGridEvent is the part of a SendGrid event webhook entry used here; custom_args
@@ -102,7 +163,7 @@ func (h *ProviderHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
 		return
 	}
-	key, err := h.secret(r, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
+	key, err := h.secret(r, crmv1.ChannelEmail, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
 	if err != nil {
 		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
 		return
@@ -189,7 +250,7 @@ func (h *ProviderHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
 		return
 	}
-	key, err := h.secret(r, crmv1.ProviderMailgun, SecretMailgunSigningKey)
+	key, err := h.secret(r, crmv1.ChannelEmail, crmv1.ProviderMailgun, SecretMailgunSigningKey)
 	if err != nil {
 		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
 		return
@@ -256,14 +317,23 @@ func (h *ProviderHooks) record(w http.ResponseWriter, r *http.Request, reports [
 
 func (h *ProviderHooks) store(ctx context.Context, brand string, rep report) error {
 	part := bus.Partition(rep.player, h.Partitions)
-	id := rep.decision + ".email." + rep.kind
+	ch := cmp.Or(rep.channel, crmv1.ChannelEmail)
+	id := rep.decision + "." + string(ch) + "." + rep.kind
 	o := bus.Outcome{Time: rep.at.UTC(), DecisionID: rep.decision, Brand: brand, Player: rep.player, Kind: bus.OutcomeReport,
-		Result: rep.kind, Reason: rep.kind, Detail: rep.detail, Channel: crmv1.ChannelEmail, Provider: rep.provider}
+		Result: rep.kind, Reason: rep.kind, Detail: rep.detail, Channel: ch, Provider: rep.provider}
 	b, _ := bus.Encode(o)
 	if _, err := h.JS.Publish(ctx, bus.OutcomeSubject(brand, part, rep.player), b, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
 	switch rep.kind {
+	case bus.ReportUndelivered:
+		data, _ := json.Marshal(map[string]string{"decisionId": rep.decision, "channel": string(ch), "reason": rep.detail})
+		ev := bus.CloudEvent{SpecVersion: "1.0", ID: "delivery.failed/" + id, Source: ingest.SourceCroupier, Type: ingest.TypeDeliveryFailed,
+			Subject: rep.player, Time: rep.at.UTC(), Data: data}
+		eb, _ := json.Marshal(ev)
+		if _, err := h.JS.Publish(ctx, bus.EventSubject(brand, rep.player, ingest.TypeDeliveryFailed), eb, jetstream.WithMsgID(ev.ID)); err != nil {
+			return err
+		}
 	case bus.ReportHard, bus.ReportSoft, bus.ReportComplaint:
 		data, _ := json.Marshal(map[string]string{"kind": rep.kind, "decisionId": rep.decision})
 		ev := bus.CloudEvent{SpecVersion: "1.0", ID: "email.bounced/" + id, Source: ingest.SourceCroupier, Type: ingest.TypeEmailBounced,

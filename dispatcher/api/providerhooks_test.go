@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -128,4 +130,58 @@ func TestEmailProviderWebhooksRecordBouncesAndComplaints(t *testing.T) {
 		t.Fatalf("Mailgun bounces %s", kinds)
 	}
 	bustest.AssertNowhere(t, js, "@example.az")
+}
+
+type channelPolicies map[crmv1.Channel]*bus.ChannelPolicyConfig
+
+func (p channelPolicies) ChannelPolicy(_ string, ch crmv1.Channel) *bus.ChannelPolicyConfig {
+	return p[ch]
+}
+
+func TestTwilioDeliveryReports(t *testing.T) {
+	nats := bustest.Start(t, 4)
+	_, js := nats.Connect(t)
+	public := "https://crm.example-casino.az/v1/brands/baku/webhooks/twilio/twilio"
+	pols := channelPolicies{crmv1.ChannelSMS: {Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS, Providers: []crmv1.Provider{
+		{Name: "twilio", Type: crmv1.ProviderTwilio, SecretRef: &crmv1.LocalObjectReference{Name: "tw"}, Options: map[string]string{sms.OptionStatusCallback: public}}}}}}
+	mux := http.NewServeMux()
+	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/tw": {sms.SecretAuthToken: []byte("tw-token")}}, Partitions: 4}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	report := func(query string, form url.Values, sig string) (int, string) {
+		if sig == "" {
+			sig = sms.Signature("tw-token", public+"?"+query, form)
+		}
+		return send(t, "POST", srv.URL+"/v1/brands/baku/webhooks/twilio/twilio?"+query,
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Twilio-Signature": {sig}}, []byte(form.Encode()))
+	}
+	delivered := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}, "To": {"+994501234567"}}
+	if st, body := report("d=d-1&p=p-1", delivered, "forged"); st != 401 {
+		t.Fatalf("forged signature: %d %s", st, body)
+	}
+	if st, body := report("d=d-1&p=p-9", delivered, sms.Signature("tw-token", public+"?d=d-1&p=p-1", delivered)); st != 401 {
+		t.Fatalf("a query changed after signing: %d %s", st, body)
+	}
+	if st, body := report("d=d-1&p=p-1", url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"sent"}}, ""); st != 200 || !strings.Contains(body, `"recorded":0`) {
+		t.Fatalf("progress: %d %s", st, body)
+	}
+	if st, body := report("d=d-1&p=p-1", delivered, ""); st != 200 || !strings.Contains(body, `"recorded":1`) {
+		t.Fatalf("delivered: %d %s", st, body)
+	}
+	if st, body := report("d=d-2&p=p-1", url.Values{"MessageSid": {"SM2"}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30003"}}, ""); st != 200 {
+		t.Fatalf("undelivered: %d %s", st, body)
+	}
+	oc := bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-1", 4), "p-1"))
+	if len(oc) != 2 || oc[0].Result != bus.ReportDelivered || oc[0].Channel != crmv1.ChannelSMS || oc[1].Result != bus.ReportUndelivered || oc[1].Detail != "Twilio error 30003" {
+		t.Fatalf("outcomes %+v", oc)
+	}
+	f := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-1", 4), "p-1", "delivery.failed"))
+	if len(f) != 1 || !strings.Contains(string(f[0].Data), `"decisionId":"d-2"`) || !strings.Contains(string(f[0].Data), `"channel":"sms"`) {
+		t.Fatalf("delivery.failed %+v", f)
+	}
+	raw, _ := json.Marshal(f[0])
+	if _, err := ingest.Decode("baku", "p-1", "delivery.failed", raw); err != nil {
+		t.Fatalf("the owner would refuse the report: %v", err)
+	}
+	bustest.AssertNowhere(t, js, "994501234567")
 }

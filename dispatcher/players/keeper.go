@@ -157,10 +157,10 @@ func (s *PartitionState) HandleEvent(ctx context.Context, msg jetstream.Msg) (*i
 	case Erased:
 		// The player was erased: the event is dropped and removed, so its data does not
 		// stay in EVENTS.
-		s.k.count(ingest.TypeLabel(ev.Type), ResultErased)
 		if err := s.deleteEvent(ctx, md.Sequence.Stream); err != nil {
 			s.k.Log.Warn("removing an erased player's event", "partition", s.pt.Part, "seq", md.Sequence.Stream, "err", err)
 		}
+		s.k.count(ingest.TypeLabel(ev.Type), ResultErased) // counted once removed
 	}
 	return ev, res, nil
 }

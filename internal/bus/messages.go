@@ -209,6 +209,9 @@ const (
 	ReportComplaint = "complaint"
 	ReportClicked   = "clicked"
 	ReportOpened    = "opened"
+	// ReportUndelivered is a message the provider accepted but could not deliver (an SMS
+	// delivery report): the channel failed late.
+	ReportUndelivered = "undelivered"
 )
 
 // Link is a croupier-links record: where a short link goes and which message it was in.

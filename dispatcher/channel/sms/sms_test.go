@@ -85,7 +85,7 @@ func TestTwilioShapeSegmentsAndErrors(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	f := forms[1]
-	if f.Get("From") != "BakuCasino" || f.Get("Body") != receipt || f.Get("StatusCallback") == "" || keys[0] != "d-1.sms" || keys[1] != "d-1.sms" {
+	if f.Get("From") != "BakuCasino" || f.Get("Body") != receipt || f.Get("StatusCallback") != "https://crm.example-casino.az/v1/brands/baku/webhooks/twilio/twilio?d=d-1&p=p-1" || keys[0] != "d-1.sms" || keys[1] != "d-1.sms" {
 		t.Fatalf("Twilio form %v, keys %v", f, keys)
 	}
 }

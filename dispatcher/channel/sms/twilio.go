@@ -2,11 +2,15 @@ package sms
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +72,13 @@ func (t *Twilio) Send(ctx context.Context, m *channel.Message) (channel.Receipt,
 		f.Set("From", t.from)
 	}
 	if t.callback != "" {
-		f.Set("StatusCallback", t.callback)
+		// The decision and player ride in the callback's query, so a delivery report maps
+		// back without a lookup (Twilio signs the whole URL).
+		sep := "?"
+		if strings.Contains(t.callback, "?") {
+			sep = "&"
+		}
+		f.Set("StatusCallback", t.callback+sep+url.Values{"d": {m.Job.DecisionID}, "p": {m.Job.Player}}.Encode())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, strings.NewReader(f.Encode()))
 	if err != nil {
@@ -103,4 +113,26 @@ func (t *Twilio) Send(ctx context.Context, m *channel.Message) (channel.Receipt,
 		}
 	}
 	return channel.Receipt{ProviderID: ans.SID, Units: n}, nil
+}
+
+// Signature is Twilio's X-Twilio-Signature of a request to fullURL with form parameters:
+// base64 HMAC-SHA1 with the auth token of the URL followed by every parameter name and
+// value, names sorted.
+func Signature(authToken, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range keys {
+		for _, v := range form[k] {
+			b.WriteString(k)
+			b.WriteString(v)
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
