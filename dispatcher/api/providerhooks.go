@@ -56,6 +56,47 @@ func (h *ProviderHooks) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/sendgrid/{provider}", h.sendgrid)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/mailgun/{provider}", h.mailgun)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}", h.twilio)
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}/inbound", h.twilioInbound)
+}
+
+// OptionInboundURL is the twilio provider option naming the public URL of its inbound
+// (reply) webhook, which Twilio signs.
+const OptionInboundURL = "inboundURL"
+
+// twilioInbound takes replies to the brand's number: a stop keyword (STOP, СТОП, DAYAN,
+// ...) puts the sender's number on the suppression list, as the intake-authenticated
+// inbound/sms door does. Twilio gets an empty TwiML answer.
+func (h *ProviderHooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return
+	}
+	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderTwilio)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	want := sms.Signature(string(token), p.Options[OptionInboundURL], r.PostForm)
+	if p.Options[OptionInboundURL] == "" || !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Twilio-Signature"))) {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Twilio-Signature does not verify against options." + OptionInboundURL})
+		return
+	}
+	from, body := r.PostForm.Get("From"), r.PostForm.Get("Body")
+	if IsStop(body) && from != "" && h.Prefs != nil {
+		hash := prefs.AddressHash(crmv1.ChannelSMS, from)
+		if err := h.Prefs.Suppress(r.Context(), r.PathValue("brand"), hash, []crmv1.Channel{crmv1.ChannelSMS},
+			"SMS reply "+strings.ToUpper(strings.TrimSpace(body)), prefs.SourceSMSStop, "player", ""); err != nil {
+			ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`)
 }
 
 // twilio takes Twilio's status callbacks (the provider's statusCallback option, with the

@@ -143,9 +143,11 @@ func TestTwilioDeliveryReports(t *testing.T) {
 	_, js := nats.Connect(t)
 	public := "https://crm.example-casino.az/v1/brands/baku/webhooks/twilio/twilio"
 	pols := channelPolicies{crmv1.ChannelSMS: {Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS, Providers: []crmv1.Provider{
-		{Name: "twilio", Type: crmv1.ProviderTwilio, SecretRef: &crmv1.LocalObjectReference{Name: "tw"}, Options: map[string]string{sms.OptionStatusCallback: public}}}}}}
+		{Name: "twilio", Type: crmv1.ProviderTwilio, SecretRef: &crmv1.LocalObjectReference{Name: "tw"},
+			Options: map[string]string{sms.OptionStatusCallback: public, api.OptionInboundURL: public + "/inbound"}}}}}}
 	mux := http.NewServeMux()
-	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/tw": {sms.SecretAuthToken: []byte("tw-token")}}, Partitions: 4}).Register(mux)
+	service, _ := preferenceService(t, js, 4)
+	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/tw": {sms.SecretAuthToken: []byte("tw-token")}}, Prefs: service, Partitions: 4}).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	report := func(query string, form url.Values, sig string) (int, string) {
@@ -182,6 +184,21 @@ func TestTwilioDeliveryReports(t *testing.T) {
 	raw, _ := json.Marshal(f[0])
 	if _, err := ingest.Decode("baku", "p-1", "delivery.failed", raw); err != nil {
 		t.Fatalf("the owner would refuse the report: %v", err)
+	}
+
+	// A STOP reply through Twilio's inbound webhook suppresses the sender's number.
+	inbound := url.Values{"From": {"+994501234567"}, "Body": {" Stop "}, "MessageSid": {"SM9"}}
+	inURL := srv.URL + "/v1/brands/baku/webhooks/twilio/twilio/inbound"
+	if st, _ := send(t, "POST", inURL, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Twilio-Signature": {"forged"}}, []byte(inbound.Encode())); st != 401 {
+		t.Fatalf("a forged inbound: %d", st)
+	}
+	st, body := send(t, "POST", inURL, http.Header{"Content-Type": {"application/x-www-form-urlencoded"},
+		"X-Twilio-Signature": {sms.Signature("tw-token", public+"/inbound", inbound)}}, []byte(inbound.Encode()))
+	if st != 200 || !strings.Contains(body, "<Response>") {
+		t.Fatalf("inbound STOP: %d %s", st, body)
+	}
+	if sup := bustest.ReadAll(t, js, bus.StreamConsent, bus.SuppressionConsentSubject("baku", prefs.AddressHash(crmv1.ChannelSMS, "+994501234567"))); len(sup) != 1 {
+		t.Fatalf("%d suppression ledger entries", len(sup))
 	}
 	bustest.AssertNowhere(t, js, "994501234567")
 }
