@@ -27,6 +27,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/email"
 	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
+	"github.com/croupier-crm/croupier/dispatcher/channel/push"
 	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
@@ -434,6 +435,7 @@ func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory
 		crmv1.ProviderMailgun:  email.NewMailgun,
 		crmv1.ProviderTwilio:   sms.NewTwilio,
 		crmv1.ProviderSMSRest:  sms.NewREST,
+		crmv1.ProviderFCM:      push.NewFCM,
 	}
 }
 

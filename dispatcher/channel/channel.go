@@ -92,6 +92,9 @@ type Error struct {
 	Status     int
 	RetryAfter time.Duration
 	Reason     string
+	// TokenInvalid marks a rejection because the device token or subscription is no
+	// longer valid: the worker reports channel.token.invalid so the owner removes it.
+	TokenInvalid bool
 }
 
 func (e *Error) Error() string {

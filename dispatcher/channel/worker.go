@@ -289,6 +289,9 @@ providers:
 	reason := "no provider"
 	if last != nil {
 		reason = last.Error()
+		if last.TokenInvalid {
+			d.report(ingest.TypeTokenInvalid, map[string]string{"channel": string(w.Channel), "token": job.To})
+		}
 	}
 	d.report(ingest.TypeDeliveryFailed, map[string]string{"decisionId": job.DecisionID, "channel": string(w.Channel), "reason": reason})
 	return d.wait(sendCtx)
