@@ -436,6 +436,7 @@ func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory
 		crmv1.ProviderTwilio:   sms.NewTwilio,
 		crmv1.ProviderSMSRest:  sms.NewREST,
 		crmv1.ProviderFCM:      push.NewFCM,
+		crmv1.ProviderAPNs:     push.NewAPNs,
 	}
 }
 
