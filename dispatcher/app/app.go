@@ -437,6 +437,7 @@ func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory
 		crmv1.ProviderSMSRest:  sms.NewREST,
 		crmv1.ProviderFCM:      push.NewFCM,
 		crmv1.ProviderAPNs:     push.NewAPNs,
+		crmv1.ProviderWebPush:  push.NewWebPush,
 	}
 }
 

@@ -276,7 +276,7 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 		if len(p.PushTokens) == 0 {
 			p.PushTokens = nil
 		}
-		if *d.Channel == "webpush" {
+		if strings.EqualFold(*d.Channel, "webPush") { // the channel's name is webPush
 			p.WebPushSubscription = nil
 		}
 	case ingest.TypeEmailBounced:

@@ -274,3 +274,16 @@ func TestBouncesAndComplaintsMarkTheAddressUntilANewOne(t *testing.T) {
 		t.Fatal("a spam complaint did not mark the address")
 	}
 }
+
+func TestInvalidTokensAreRemoved(t *testing.T) {
+	p := &players.Player{ID: "p-1"}
+	p.Apply(ev(t, "a", ingest.TypeProfileUpdated, t0, `{"pushTokens":[{"platform":"android","token":"t1"},{"platform":"ios","token":"t2"}],"webPushSubscription":{"endpoint":"https://push.example/1","keys":{"p256dh":"k","auth":"a"}}}`), 1, 0)
+	p.Apply(croupierEv(t, "b", ingest.TypeTokenInvalid, t0, `{"channel":"push","token":"t1"}`), 2, 0)
+	if len(p.PushTokens) != 1 || p.PushTokens[0].Token != "t2" || p.WebPushSubscription == nil {
+		t.Fatalf("after an invalid push token: %+v %s", p.PushTokens, p.WebPushSubscription)
+	}
+	p.Apply(croupierEv(t, "c", ingest.TypeTokenInvalid, t0, `{"channel":"webPush","token":"{\"endpoint\":\"https://push.example/1\"}"}`), 3, 0)
+	if p.WebPushSubscription != nil {
+		t.Fatal("a gone web-push subscription was kept")
+	}
+}
