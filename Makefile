@@ -66,3 +66,4 @@ bench:
 	$(GO) test -run '^$$' -bench Render -benchtime 300000x ./dispatcher/render/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench SendLoopbackHTTP -benchtime 100000x -cpu 1,2 ./dispatcher/channel/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Pacing -benchtime 1x ./dispatcher/channel/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench PushAPNs -benchtime 100000x -cpu 1,2 ./dispatcher/channel/ | tee -a $(BENCH_OUT)

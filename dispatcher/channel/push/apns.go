@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ const (
 	OptionKeyID   = "keyID"
 	OptionTeamID  = "teamID"
 	OptionTopic   = "topic" // the app's bundle id
+	// OptionConnections is how many HTTP/2 connections to open (default 4).
+	OptionConnections = "connections"
 )
 
 // APNsURL is Apple's production endpoint (api.sandbox.push.apple.com for development).
@@ -81,8 +84,17 @@ func NewAPNs(cfg channel.Config) (channel.Provider, error) {
 		}
 		tc.RootCAs = pool
 	}
-	// HTTP/2 multiplexes: a couple of connections carry every request in flight.
-	a.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxConnsPerHost: 2,
+	// HTTP/2 multiplexes: a few connections carry every request in flight (a server
+	// allows a few hundred streams on each; Apple's allow 1,000).
+	conns := 4
+	if v := o[OptionConnections]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("options.%s: %q must be 1-64", OptionConnections, v)
+		}
+		conns = n
+	}
+	a.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxConnsPerHost: conns,
 		IdleConnTimeout: 5 * time.Minute, TLSHandshakeTimeout: 10 * time.Second}}
 	return a, nil
 }
