@@ -22,6 +22,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
+	"github.com/croupier-crm/croupier/dispatcher/channel/viber"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -57,6 +58,42 @@ func (h *ProviderHooks) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/mailgun/{provider}", h.mailgun)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}", h.twilio)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}/inbound", h.twilioInbound)
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/viber/{provider}", h.viber)
+}
+
+// viber takes Viber's callbacks, signed with the account token
+// (X-Viber-Content-Signature): "unsubscribed" puts the Viber id on the suppression list.
+// Delivery callbacks name only Viber's message token, so they are acknowledged without a
+// record (docs/viber.md).
+func (h *ProviderHooks) viber(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
+		return
+	}
+	token, err := h.secret(r, crmv1.ChannelViber, crmv1.ProviderViber, viber.SecretAuthToken)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	if !hmac.Equal([]byte(viber.Signature(string(token), body)), []byte(r.Header.Get("X-Viber-Content-Signature"))) {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Viber-Content-Signature does not verify"})
+		return
+	}
+	var cb ViberCallback
+	if err := json.Unmarshal(body, &cb); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return
+	}
+	if cb.Event == "unsubscribed" && cb.UserID != "" && h.Prefs != nil {
+		hash := prefs.AddressHash(crmv1.ChannelViber, cb.UserID)
+		if err := h.Prefs.Suppress(r.Context(), r.PathValue("brand"), hash, []crmv1.Channel{crmv1.ChannelViber}, "Viber unsubscribed",
+			prefs.SourceViber, "player", ""); err != nil {
+			ingest.WriteProblem(w, http.StatusInternalServerError, ingest.Problem{Error: err.Error()})
+			return
+		}
+	}
+	ingest.WriteJSON(w, http.StatusOK, map[string]string{"event": cb.Event})
 }
 
 // OptionInboundURL is the twilio provider option naming the public URL of its inbound

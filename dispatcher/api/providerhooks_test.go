@@ -23,6 +23,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/api"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
+	"github.com/croupier-crm/croupier/dispatcher/channel/viber"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -201,4 +202,31 @@ func TestTwilioDeliveryReports(t *testing.T) {
 		t.Fatalf("%d suppression ledger entries", len(sup))
 	}
 	bustest.AssertNowhere(t, js, "994501234567")
+}
+
+func TestViberCallbacksAreSigned(t *testing.T) {
+	nats := bustest.Start(t, 4)
+	_, js := nats.Connect(t)
+	service, _ := preferenceService(t, js, 4)
+	pols := channelPolicies{crmv1.ChannelViber: {Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelViber, Providers: []crmv1.Provider{
+		{Name: "viber", Type: crmv1.ProviderViber, SecretRef: &crmv1.LocalObjectReference{Name: "vb"}}}}}}
+	mux := http.NewServeMux()
+	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/vb": {viber.SecretAuthToken: []byte("vb-token")}}, Prefs: service, Partitions: 4}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	body := []byte(`{"event":"unsubscribed","timestamp":1763800000000,"user_id":"01234567890A=","message_token":4912661846655238145}`)
+	post := func(sig string) int {
+		st, _ := send(t, "POST", srv.URL+"/v1/brands/baku/webhooks/viber/viber", http.Header{"X-Viber-Content-Signature": {sig}}, body)
+		return st
+	}
+	if st := post("0000"); st != 401 {
+		t.Fatalf("forged signature: %d", st)
+	}
+	if st := post(viber.Signature("vb-token", body)); st != 200 {
+		t.Fatalf("signed unsubscribe: %d", st)
+	}
+	bustest.Eventually(t, 5*time.Second, "the Viber id suppressed", func() bool {
+		return service.Cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelViber: "01234567890A="}).Has(crmv1.ChannelViber)
+	})
+	bustest.AssertNowhere(t, js, "01234567890A=")
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
 	"github.com/croupier-crm/croupier/dispatcher/channel/push"
 	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
+	"github.com/croupier-crm/croupier/dispatcher/channel/viber"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
@@ -438,6 +439,7 @@ func DefaultProviders(inbox *inapp.Store) map[crmv1.ProviderType]channel.Factory
 		crmv1.ProviderFCM:      push.NewFCM,
 		crmv1.ProviderAPNs:     push.NewAPNs,
 		crmv1.ProviderWebPush:  push.NewWebPush,
+		crmv1.ProviderViber:    viber.New,
 	}
 }
 

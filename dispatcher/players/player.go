@@ -279,6 +279,9 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 		if strings.EqualFold(*d.Channel, "webPush") { // the channel's name is webPush
 			p.WebPushSubscription = nil
 		}
+		if *d.Channel == "viber" && p.ViberID == *d.Token {
+			p.ViberID = ""
+		}
 	case ingest.TypeEmailBounced:
 		// A hard bounce or a spam complaint makes the address undeliverable until the
 		// casino sends a new one (email providers suppress a complainer's address too).

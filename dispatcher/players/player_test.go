@@ -286,4 +286,9 @@ func TestInvalidTokensAreRemoved(t *testing.T) {
 	if p.WebPushSubscription != nil {
 		t.Fatal("a gone web-push subscription was kept")
 	}
+	p.Apply(ev(t, "d", ingest.TypeProfileUpdated, t0, `{"viberId":"vb-1"}`), 4, 0)
+	p.Apply(croupierEv(t, "e", ingest.TypeTokenInvalid, t0, `{"channel":"viber","token":"vb-1"}`), 5, 0)
+	if p.ViberID != "" {
+		t.Fatal("a Viber id that cannot receive was kept")
+	}
 }
