@@ -59,6 +59,72 @@ func (h *ProviderHooks) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}", h.twilio)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/twilio/{provider}/inbound", h.twilioInbound)
 	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/viber/{provider}", h.viber)
+	mux.HandleFunc("POST /v1/brands/{brand}/webhooks/smsrest/{provider}", h.smsRest)
+}
+
+// smsRest takes a generic aggregator's delivery reports, read through the provider's
+// dlr* options (sms package): delivered is recorded; failed is recorded and reported as
+// delivery.failed.
+func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
+	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderSMSRest)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderSMSRest, sms.SecretDLRToken)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		given = r.URL.Query().Get("token")
+	}
+	if !hmac.Equal([]byte(given), token) {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "the dlrToken is required (Authorization: Bearer or ?token=)"})
+		return
+	}
+	opt := func(k, def string) string { return cmp.Or(p.Options[k], def) }
+	var ref, status string
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+			return
+		}
+		ref, status = r.PostForm.Get(opt(sms.OptionDLRRef, "reference")), r.PostForm.Get(opt(sms.OptionDLRStatus, "status"))
+	} else {
+		var body any
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+			return
+		}
+		ref = fmt.Sprint(cmp.Or(sms.Lookup(body, opt(sms.OptionDLRRef, "reference")), any("")))
+		status = fmt.Sprint(cmp.Or(sms.Lookup(body, opt(sms.OptionDLRStatus, "status")), any("")))
+	}
+	decision, player, ok := sms.ParseReference(ref)
+	if !ok {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the report has no Croupier reference", Field: opt(sms.OptionDLRRef, "reference")})
+		return
+	}
+	rep := report{provider: p.Name, decision: decision, player: player, at: h.Clock.Now(), channel: crmv1.ChannelSMS, detail: "status " + status}
+	in := func(list string) bool {
+		for _, v := range strings.Split(list, ",") {
+			if strings.EqualFold(strings.TrimSpace(v), status) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case in(opt(sms.OptionDLRDelivered, "delivered,DELIVRD")):
+		rep.kind = bus.ReportDelivered
+	case in(opt(sms.OptionDLRFailed, "failed,undelivered,UNDELIV,REJECTD,EXPIRED")):
+		rep.kind = bus.ReportUndelivered
+	default:
+		ingest.WriteJSON(w, http.StatusOK, map[string]int{"recorded": 0})
+		return
+	}
+	h.record(w, r, []report{rep})
 }
 
 // viber takes Viber's callbacks, signed with the account token

@@ -230,3 +230,44 @@ func TestViberCallbacksAreSigned(t *testing.T) {
 	})
 	bustest.AssertNowhere(t, js, "01234567890A=")
 }
+
+func TestAggregatorDeliveryReports(t *testing.T) {
+	nats := bustest.Start(t, 4)
+	_, js := nats.Connect(t)
+	pols := channelPolicies{crmv1.ChannelSMS: {Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS, Providers: []crmv1.Provider{
+		{Name: "agg", Type: crmv1.ProviderSMSRest, SecretRef: &crmv1.LocalObjectReference{Name: "agg"},
+			Options: map[string]string{sms.OptionDLRRef: "message.client_ref", sms.OptionDLRStatus: "message.state"}}}}}}
+	mux := http.NewServeMux()
+	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/agg": {sms.SecretDLRToken: []byte("dlr-secret")}}, Partitions: 4}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dlr := func(query, auth, body string) (int, string) {
+		h := http.Header{"Content-Type": {"application/json"}}
+		if auth != "" {
+			h.Set("Authorization", "Bearer "+auth)
+		}
+		return send(t, "POST", srv.URL+"/v1/brands/baku/webhooks/smsrest/agg"+query, h, []byte(body))
+	}
+	if st, _ := dlr("", "wrong", `{"message":{"client_ref":"d-1:p-1","state":"DELIVRD"}}`); st != 401 {
+		t.Fatalf("a wrong token: %d", st)
+	}
+	if st, body := dlr("", "dlr-secret", `{"message":{"client_ref":"d-1:p-1","state":"DELIVRD"}}`); st != 200 || !strings.Contains(body, `"recorded":1`) {
+		t.Fatalf("delivered: %d %s", st, body)
+	}
+	if st, body := dlr("?token=dlr-secret", "", `{"message":{"client_ref":"d-2:p-1","state":"UNDELIV"}}`); st != 200 || !strings.Contains(body, `"recorded":1`) {
+		t.Fatalf("undelivered: %d %s", st, body)
+	}
+	if st, body := dlr("", "dlr-secret", `{"message":{"client_ref":"d-3:p-1","state":"ENROUTE"}}`); st != 200 || !strings.Contains(body, `"recorded":0`) {
+		t.Fatalf("in progress: %d %s", st, body)
+	}
+	if st, body := dlr("", "dlr-secret", `{"message":{"state":"DELIVRD"}}`); st != 400 || !strings.Contains(body, `"field":"message.client_ref"`) {
+		t.Fatalf("no reference: %d %s", st, body)
+	}
+	oc := bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-1", 4), "p-1"))
+	if len(oc) != 2 || oc[0].Result != bus.ReportDelivered || oc[1].Result != bus.ReportUndelivered || oc[1].Detail != "status UNDELIV" {
+		t.Fatalf("outcomes %+v", oc)
+	}
+	if f := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-1", 4), "p-1", "delivery.failed")); len(f) != 1 {
+		t.Fatalf("%d delivery.failed", len(f))
+	}
+}

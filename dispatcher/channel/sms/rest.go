@@ -21,7 +21,7 @@ const (
 	OptionTo         = "toField"    // default "to"
 	OptionFrom       = "fromField"  // default "from"
 	OptionText       = "textField"  // default "text"
-	OptionReference  = "refField"   // the field carrying the idempotency key (default "reference"; "" to omit)
+	OptionReference  = "refField"   // the field carrying Reference(decision, player) (default "reference"; "" to omit)
 	OptionIDPath     = "idPath"     // dotted path of the message id in the JSON answer (default "id")
 	OptionAuth       = "auth"       // bearer (default: secret token), basic (username, password), header (secret token in authHeader)
 	OptionAuthHeader = "authHeader" // header name for auth=header (default "X-API-Key")
@@ -104,7 +104,7 @@ func (r *REST) Send(ctx context.Context, m *channel.Message) (channel.Receipt, e
 		fields[r.from] = r.sender
 	}
 	if r.ref != "" {
-		fields[r.ref] = m.IdempotencyKey
+		fields[r.ref] = Reference(m.Job.DecisionID, m.Job.Player)
 	}
 	for k, v := range r.fields {
 		fields[k] = v
@@ -151,7 +151,30 @@ func (r *REST) Send(ctx context.Context, m *channel.Message) (channel.Receipt, e
 	return channel.Receipt{ProviderID: id, Units: n}, nil
 }
 
-// lookup follows a dotted path ("data.messages.0.id") through decoded JSON.
+// Reference is what an aggregator gets in refField and returns in its delivery reports:
+// the decision and the player, stable across resends of the same message.
+func Reference(decision, player string) string { return decision + ":" + player }
+
+// ParseReference splits a Reference.
+func ParseReference(ref string) (decision, player string, ok bool) {
+	return strings.Cut(ref, ":")
+}
+
+// Delivery-report options of the smsRest provider (its webhook
+// /v1/brands/<brand>/webhooks/smsrest/<provider>, JSON or form): which field holds the
+// reference and the status, and which status values mean delivered or failed. The
+// aggregator authenticates with the Secret's dlrToken as a bearer token or ?token=.
+const (
+	OptionDLRRef       = "dlrRefField"    // default "reference"
+	OptionDLRStatus    = "dlrStatusField" // default "status"
+	OptionDLRDelivered = "dlrDelivered"   // default "delivered,DELIVRD"
+	OptionDLRFailed    = "dlrFailed"      // default "failed,undelivered,UNDELIV,REJECTD,EXPIRED"
+	SecretDLRToken     = "dlrToken"
+)
+
+// Lookup follows a dotted path ("data.messages.0.id") through decoded JSON.
+func Lookup(v any, path string) any { return lookup(v, path) }
+
 func lookup(v any, path string) any {
 	if path == "" {
 		return nil

@@ -124,7 +124,7 @@ func TestGenericAggregatorMapping(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	b := bodies[0]
-	if b["msisdn"] != "+994551112233" || b["sender"] != "BakuCasino" || b["message"] != receipt || b["client_ref"] != "d-3.sms" || b["route"] != "premium" {
+	if b["msisdn"] != "+994551112233" || b["sender"] != "BakuCasino" || b["message"] != receipt || b["client_ref"] != "d-3:p-3" || b["route"] != "premium" {
 		t.Fatalf("aggregator body %v", b)
 	}
 	if _, err := sms.NewREST(channel.Config{Provider: crmv1.Provider{Endpoint: "https://x", Options: map[string]string{sms.OptionAuth: "magic"}}}); err == nil ||
