@@ -520,8 +520,10 @@ func (p *Preferences) stop(w http.ResponseWriter, r *http.Request, ch crmv1.Chan
 
 // ViberCallback is the part of a Viber callback that matters here.
 type ViberCallback struct {
-	Event  string `json:"event"`
-	UserID string `json:"user_id"`
+	Event        string      `json:"event"`
+	UserID       string      `json:"user_id"`
+	MessageToken json.Number `json:"message_token"`
+	Desc         string      `json:"desc"`
 }
 
 func (p *Preferences) inboundViber(w http.ResponseWriter, r *http.Request) {

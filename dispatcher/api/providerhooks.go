@@ -43,7 +43,9 @@ const (
 // hard bounce or a complaint marks the address undeliverable, three soft ones too); a
 // complaint also withdraws marketing email in the consent ledger.
 type ProviderHooks struct {
-	JS         jetstream.JetStream
+	JS jetstream.JetStream
+	// Links is croupier-links, where workers remember provider ids that callbacks name.
+	Links      jetstream.KeyValue
 	Policies   channel.Policies
 	Secrets    channel.Secrets
 	Prefs      *prefs.Service
@@ -128,9 +130,9 @@ func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
 }
 
 // viber takes Viber's callbacks, signed with the account token
-// (X-Viber-Content-Signature): "unsubscribed" puts the Viber id on the suppression list.
-// Delivery callbacks name only Viber's message token, so they are acknowledged without a
-// record (docs/viber.md).
+// (X-Viber-Content-Signature): "unsubscribed" puts the Viber id on the suppression list;
+// "delivered" and "failed" are recorded for the message the token was remembered for
+// (a failure is reported as delivery.failed, so the owner falls back, e.g. to SMS).
 func (h *ProviderHooks) viber(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
@@ -150,6 +152,22 @@ func (h *ProviderHooks) viber(w http.ResponseWriter, r *http.Request) {
 	if err := json.Unmarshal(body, &cb); err != nil {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
 		return
+	}
+	if (cb.Event == "delivered" || cb.Event == "failed") && h.Links != nil {
+		// The worker remembered which message the token was (Receipt.Track).
+		token := string(cb.MessageToken)
+		if e, err := h.Links.Get(r.Context(), channel.TrackKey(crmv1.ChannelViber, token)); err == nil {
+			var l bus.Link
+			if json.Unmarshal(e.Value(), &l) == nil {
+				rep := report{provider: r.PathValue("provider"), decision: l.Decision, player: l.Player, at: h.Clock.Now(), channel: crmv1.ChannelViber,
+					kind: bus.ReportDelivered}
+				if cb.Event == "failed" {
+					rep.kind, rep.detail = bus.ReportUndelivered, "Viber: "+cb.Desc
+				}
+				h.record(w, r, []report{rep})
+				return
+			}
+		}
 	}
 	if cb.Event == "unsubscribed" && cb.UserID != "" && h.Prefs != nil {
 		hash := prefs.AddressHash(crmv1.ChannelViber, cb.UserID)

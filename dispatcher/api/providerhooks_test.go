@@ -211,7 +211,8 @@ func TestViberCallbacksAreSigned(t *testing.T) {
 	pols := channelPolicies{crmv1.ChannelViber: {Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelViber, Providers: []crmv1.Provider{
 		{Name: "viber", Type: crmv1.ProviderViber, SecretRef: &crmv1.LocalObjectReference{Name: "vb"}}}}}}
 	mux := http.NewServeMux()
-	(&api.ProviderHooks{JS: js, Policies: pols, Secrets: channel.StaticSecrets{"baku/vb": {viber.SecretAuthToken: []byte("vb-token")}}, Prefs: service, Partitions: 4}).Register(mux)
+	(&api.ProviderHooks{JS: js, Links: bustest.KV(t, js, bus.BucketLinks), Policies: pols, Secrets: channel.StaticSecrets{"baku/vb": {viber.SecretAuthToken: []byte("vb-token")}},
+		Prefs: service, Partitions: 4}).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	body := []byte(`{"event":"unsubscribed","timestamp":1763800000000,"user_id":"01234567890A=","message_token":4912661846655238145}`)
@@ -229,6 +230,24 @@ func TestViberCallbacksAreSigned(t *testing.T) {
 		return service.Cache.Suppressed("baku", map[crmv1.Channel]string{crmv1.ChannelViber: "01234567890A="}).Has(crmv1.ChannelViber)
 	})
 	bustest.AssertNowhere(t, js, "01234567890A=")
+
+	// A failed delivery, for a token the worker remembered, is recorded and reported.
+	links := bustest.KV(t, js, bus.BucketLinks)
+	rec, _ := json.Marshal(bus.Link{Brand: "baku", Player: "p-5", Decision: "d-5", Campaign: "win-back", Channel: crmv1.ChannelViber})
+	if _, err := links.Put(t.Context(), channel.TrackKey(crmv1.ChannelViber, "5098034272017990000"), rec); err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(`{"event":"failed","timestamp":1763800000000,"message_token":5098034272017990000,"user_id":"01234567890A=","desc":"failure description"}`)
+	if st := post(viber.Signature("vb-token", body)); st != 200 {
+		t.Fatalf("failed callback: %d", st)
+	}
+	oc := bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-5", 4), "p-5"))
+	if len(oc) != 1 || oc[0].Result != bus.ReportUndelivered || oc[0].DecisionID != "d-5" || oc[0].Channel != crmv1.ChannelViber {
+		t.Fatalf("outcomes %+v", oc)
+	}
+	if f := bustest.Collect[bus.CloudEvent](t, js, bus.StreamEvents, bus.StoredEventSubject("baku", bus.Partition("p-5", 4), "p-5", "delivery.failed")); len(f) != 1 {
+		t.Fatalf("%d delivery.failed", len(f))
+	}
 }
 
 func TestAggregatorDeliveryReports(t *testing.T) {

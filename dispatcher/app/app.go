@@ -285,7 +285,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if secrets == nil && o.Kube != nil {
 		secrets = &channel.KubeSecrets{Client: o.Kube.CoreV1()}
 	}
-	(&api.ProviderHooks{JS: pjs, Policies: catalog, Secrets: secrets, Prefs: service, Partitions: o.Partitions}).Register(mux)
+	(&api.ProviderHooks{JS: pjs, Links: linksKV, Policies: catalog, Secrets: secrets, Prefs: service, Partitions: o.Partitions}).Register(mux)
 
 	cert, err := servingCert(o)
 	if err != nil {

@@ -31,6 +31,9 @@ type Message struct {
 type Receipt struct {
 	// ProviderID is the provider's message id, which its delivery webhooks name.
 	ProviderID string
+	// Track asks the worker to remember ProviderID -> this message (croupier-links key
+	// TrackKey), for providers whose delivery callbacks name only their own id.
+	Track bool
 	// Units multiply the provider's per-message cost (SMS segments); 0 counts as 1.
 	Units int
 }
@@ -156,4 +159,9 @@ func AsError(err error) *Error {
 		return &Error{Kind: Transient, Reason: "connection failed"}
 	}
 	return &Error{Kind: Transient, Reason: "unexpected answer"}
+}
+
+// TrackKey is the croupier-links key of a tracked provider id.
+func TrackKey(ch crmv1.Channel, providerID string) string {
+	return "track." + string(ch) + "." + providerID
 }

@@ -248,6 +248,12 @@ providers:
 					cost.Micros *= int64(r.Units)
 				}
 				d.outcome(ResultSent, p.name, attempt, "", &cost, r.ProviderID)
+				if r.Track && r.ProviderID != "" && bus.ValidToken(r.ProviderID) {
+					raw, _ := json.Marshal(bus.Link{Brand: job.Brand, Player: job.Player, Decision: job.DecisionID, Campaign: job.Campaign, Channel: w.Channel})
+					msg := nats.NewMsg("$KV." + bus.BucketLinks + "." + TrackKey(w.Channel, r.ProviderID))
+					msg.Data = raw
+					d.publish(msg, "")
+				}
 				if w.Observe != nil {
 					w.Observe(w.Channel, p.name, ResultSent, took)
 				}
@@ -399,7 +405,11 @@ func (d *delivery) report(typ string, data map[string]string) {
 }
 
 func (d *delivery) publish(msg *nats.Msg, id string) {
-	f, err := d.w.JS.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(30*time.Second))
+	opts := []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second)}
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	f, err := d.w.JS.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		d.err = err
 		return

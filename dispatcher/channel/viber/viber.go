@@ -136,7 +136,8 @@ func (p *Provider) Send(ctx context.Context, m *channel.Message) (channel.Receip
 	reason := fmt.Sprintf("Viber status %d %s", a.Status, a.StatusMessage)
 	switch a.Status {
 	case StatusOK:
-		return channel.Receipt{ProviderID: a.MessageToken.String()}, nil
+		// Viber's delivery callbacks name only the message token: remember it.
+		return channel.Receipt{ProviderID: a.MessageToken.String(), Track: true}, nil
 	case StatusReceiverNotReg, StatusReceiverNotSubscr, StatusNoSuitableDevice, StatusNotSubscribedPlain:
 		return channel.Receipt{}, &channel.Error{Kind: channel.Rejected, TokenInvalid: true, Reason: reason}
 	case StatusInvalidAuthToken:

@@ -17,6 +17,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel/viber"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 func TestViberMessagesAndStatuses(t *testing.T) {
@@ -40,7 +41,11 @@ func TestViberMessagesAndStatuses(t *testing.T) {
 			_, _ = w.Write([]byte(`{"status":12,"status_message":"tooManyRequests"}`))
 		default:
 			got = append(got, m)
-			_, _ = w.Write([]byte(`{"status":0,"status_message":"ok","message_token":5098034272017990000,"chat_hostname":"SN-CHAT-05_"}`))
+			token := "5098034272017990001"
+			if m.Receiver == "vb-busy" {
+				token = "5098034272017990003"
+			}
+			_, _ = w.Write([]byte(`{"status":0,"status_message":"ok","message_token":` + token + `,"chat_hostname":"SN-CHAT-05_"}`))
 		}
 	}))
 	defer srv.Close()
@@ -55,8 +60,13 @@ func TestViberMessagesAndStatuses(t *testing.T) {
 	r.Publish(t, bus.DeliveryJob{DecisionID: "d-3", Player: "p-3", Campaign: "win-back", To: "vb-busy", Text: "y", Data: map[string]string{"category": "marketing"}})
 	r.Drained(t)
 	oc := r.Attempts(t, "p-1")
-	if channeltest.Results(oc) != "viber:sent:1" || oc[0].ProviderID != "5098034272017990000" {
+	if channeltest.Results(oc) != "viber:sent:1" || oc[0].ProviderID != "5098034272017990001" {
 		t.Fatalf("p-1 attempts %+v", oc)
+	}
+	// The token is remembered for Viber's delivery callbacks.
+	e, err := bustest.KV(t, r.JS, bus.BucketLinks).Get(t.Context(), channel.TrackKey(crmv1.ChannelViber, "5098034272017990001"))
+	if err != nil || !strings.Contains(string(e.Value()), `"decision":"d-1"`) || !strings.Contains(string(e.Value()), `"player":"p-1"`) {
+		t.Fatalf("tracked token: %v", err)
 	}
 	if got := channeltest.Results(r.Attempts(t, "p-3")); got != "viber:retry:1 viber:sent:2" {
 		t.Fatalf("too many requests: %s", got)
