@@ -68,18 +68,12 @@ func (h *ProviderHooks) Register(mux *http.ServeMux) {
 // dlr* options (sms package): delivered is recorded; failed is recorded and reported as
 // delivery.failed.
 func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
-	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderSMSRest)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
-		return
-	}
-	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderSMSRest, sms.SecretDLRToken)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
-		return
-	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	p, token, ok := h.credentials(w, r, crmv1.ChannelSMS, crmv1.ProviderSMSRest, sms.SecretDLRToken)
 	if !ok {
+		return
+	}
+	given, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !bearer {
 		given = r.URL.Query().Get("token")
 	}
 	if !hmac.Equal([]byte(given), token) {
@@ -89,8 +83,7 @@ func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
 	opt := func(k, def string) string { return cmp.Or(p.Options[k], def) }
 	var ref, status string
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		if err := r.ParseForm(); err != nil {
-			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		if !parseForm(w, r) {
 			return
 		}
 		ref, status = r.PostForm.Get(opt(sms.OptionDLRRef, "reference")), r.PostForm.Get(opt(sms.OptionDLRStatus, "status"))
@@ -139,9 +132,8 @@ func (h *ProviderHooks) viber(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
 		return
 	}
-	token, err := h.secret(r, crmv1.ChannelViber, crmv1.ProviderViber, viber.SecretAuthToken)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+	_, token, ok := h.credentials(w, r, crmv1.ChannelViber, crmv1.ProviderViber, viber.SecretAuthToken)
+	if !ok {
 		return
 	}
 	if !hmac.Equal([]byte(viber.Signature(string(token), body)), []byte(r.Header.Get("X-Viber-Content-Signature"))) {
@@ -188,23 +180,11 @@ const OptionInboundURL = "inboundURL"
 // ...) puts the sender's number on the suppression list, as the intake-authenticated
 // inbound/sms door does. Twilio gets an empty TwiML answer.
 func (h *ProviderHooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+	if !parseForm(w, r) {
 		return
 	}
-	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderTwilio)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
-		return
-	}
-	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
-		return
-	}
-	want := sms.Signature(string(token), p.Options[OptionInboundURL], r.PostForm)
-	if p.Options[OptionInboundURL] == "" || !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Twilio-Signature"))) {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Twilio-Signature does not verify against options." + OptionInboundURL})
+	p, token, ok := h.credentials(w, r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
+	if !ok || !twilioSigned(w, r, token, p.Options[OptionInboundURL]) {
 		return
 	}
 	from, body := r.PostForm.Get("From"), r.PostForm.Get("Body")
@@ -224,29 +204,19 @@ func (h *ProviderHooks) twilioInbound(w http.ResponseWriter, r *http.Request) {
 // decision and player in the query): delivered is recorded; undelivered or failed is
 // recorded and reported as delivery.failed, so the owner tries the next channel.
 func (h *ProviderHooks) twilio(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+	if !parseForm(w, r) {
 		return
 	}
-	p, err := h.provider(r, crmv1.ChannelSMS, crmv1.ProviderTwilio)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
-		return
-	}
-	token, err := h.secret(r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+	p, token, ok := h.credentials(w, r, crmv1.ChannelSMS, crmv1.ProviderTwilio, sms.SecretAuthToken)
+	if !ok {
 		return
 	}
 	// Twilio signs the URL it called: the configured callback with this request's query.
-	base, _, _ := strings.Cut(p.Options[sms.OptionStatusCallback], "?")
-	full := base
-	if r.URL.RawQuery != "" {
-		full += "?" + r.URL.RawQuery
+	called, _, _ := strings.Cut(p.Options[sms.OptionStatusCallback], "?")
+	if called != "" && r.URL.RawQuery != "" {
+		called += "?" + r.URL.RawQuery
 	}
-	want := sms.Signature(string(token), full, r.PostForm)
-	if !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Twilio-Signature"))) {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Twilio-Signature does not verify"})
+	if !twilioSigned(w, r, token, called) {
 		return
 	}
 	q := r.URL.Query()
@@ -289,23 +259,46 @@ func (h *ProviderHooks) provider(r *http.Request, ch crmv1.Channel, typ crmv1.Pr
 	return nil, fmt.Errorf("no %s provider %q with a secretRef in the %s ChannelPolicy", typ, name, ch)
 }
 
-// secret returns a key of the named provider's Secret.
-func (h *ProviderHooks) secret(r *http.Request, ch crmv1.Channel, typ crmv1.ProviderType, key string) ([]byte, error) {
+// credentials finds the named provider and a key of its Secret, or answers 401 and
+// returns false.
+func (h *ProviderHooks) credentials(w http.ResponseWriter, r *http.Request, ch crmv1.Channel, typ crmv1.ProviderType, key string) (*crmv1.Provider, []byte, bool) {
 	p, err := h.provider(r, ch, typ)
+	if err == nil && h.Secrets == nil {
+		err = fmt.Errorf("secret %s: no access to Secrets", p.SecretRef.Name)
+	}
+	var data map[string][]byte
+	if err == nil {
+		if data, err = h.Secrets.Secret(r.Context(), r.PathValue("brand"), p.SecretRef.Name); err != nil {
+			err = fmt.Errorf("secret %s: %v", p.SecretRef.Name, err)
+		} else if len(data[key]) == 0 {
+			err = fmt.Errorf("secret %s has no %s", p.SecretRef.Name, key)
+		}
+	}
 	if err != nil {
-		return nil, err
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return nil, nil, false
 	}
-	if h.Secrets == nil {
-		return nil, fmt.Errorf("secret %s: no access to Secrets", p.SecretRef.Name)
+	return p, data[key], true
+}
+
+// twilioSigned checks X-Twilio-Signature of the parsed form against the URL Twilio
+// called, or answers 401 and returns false.
+func twilioSigned(w http.ResponseWriter, r *http.Request, token []byte, calledURL string) bool {
+	want := sms.Signature(string(token), calledURL, r.PostForm)
+	if calledURL == "" || !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Twilio-Signature"))) {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: "X-Twilio-Signature does not verify"})
+		return false
 	}
-	data, err := h.Secrets.Secret(r.Context(), r.PathValue("brand"), p.SecretRef.Name)
-	if err != nil {
-		return nil, fmt.Errorf("secret %s: %v", p.SecretRef.Name, err)
+	return true
+}
+
+// parseForm parses a form body or answers 400 and returns false.
+func parseForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := r.ParseForm(); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		return false
 	}
-	if len(data[key]) == 0 {
-		return nil, fmt.Errorf("secret %s has no %s", p.SecretRef.Name, key)
-	}
-	return data[key], nil
+	return true
 }
 
 // SendGridEvent is the part of a SendGrid event webhook entry used here; custom_args
@@ -325,9 +318,8 @@ func (h *ProviderHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
 		return
 	}
-	key, err := h.secret(r, crmv1.ChannelEmail, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+	_, key, ok := h.credentials(w, r, crmv1.ChannelEmail, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
+	if !ok {
 		return
 	}
 	if err := VerifySendGrid(key, r.Header.Get(SendGridSignatureHeader), r.Header.Get(SendGridTimestampHeader), body); err != nil {
@@ -412,9 +404,8 @@ func (h *ProviderHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
 		return
 	}
-	key, err := h.secret(r, crmv1.ChannelEmail, crmv1.ProviderMailgun, SecretMailgunSigningKey)
-	if err != nil {
-		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+	_, key, ok := h.credentials(w, r, crmv1.ChannelEmail, crmv1.ProviderMailgun, SecretMailgunSigningKey)
+	if !ok {
 		return
 	}
 	if err := VerifyMailgun(key, m.Signature.Timestamp, m.Signature.Token, m.Signature.Signature, h.Clock.Now()); err != nil {
