@@ -6,9 +6,11 @@
 package channel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -127,6 +129,31 @@ func HTTPStatus(resp *http.Response, now time.Time) *Error {
 	default:
 		return &Error{Kind: Rejected, Status: code, Reason: http.StatusText(code)}
 	}
+}
+
+// Post sends body to a provider's url and reads at most 64 KiB of the answer. A
+// transport error comes back as it is (the worker classifies it); a non-2xx answer comes
+// back as HTTPStatus's *Error together with the answer, so the provider can add its own
+// error code to the reason.
+func Post(ctx context.Context, hc *http.Client, url, contentType string, body []byte, header func(*http.Request)) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, Errorf(ProviderFailed, "endpoint: %v", err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if header != nil {
+		header(req)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	ans, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if e := HTTPStatus(resp, time.Now()); e != nil {
+		return resp, ans, e
+	}
+	return resp, ans, nil
 }
 
 // RetryAfter reads a Retry-After header: delay-seconds or an HTTP date; 0 when absent or

@@ -1,15 +1,12 @@
 package email
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 )
@@ -91,20 +88,9 @@ func (p *SendGrid) Send(ctx context.Context, m *channel.Message) (channel.Receip
 		body.Headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 	}
 	raw, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(raw))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+p.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.http.Do(req)
+	resp, _, err := channel.Post(ctx, p.http, p.url, "application/json", raw, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+p.key) })
 	if err != nil {
 		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
-		return channel.Receipt{}, e
 	}
 	return channel.Receipt{ProviderID: resp.Header.Get("X-Message-Id")}, nil
 }
@@ -161,20 +147,10 @@ func (p *Mailgun) Send(ctx context.Context, m *channel.Message) (channel.Receipt
 		f.Set("h:List-Unsubscribe", "<"+u+">")
 		f.Set("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(f.Encode()))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.SetBasicAuth("api", p.key)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := p.http.Do(req)
+	_, raw, err := channel.Post(ctx, p.http, p.url, "application/x-www-form-urlencoded", []byte(f.Encode()),
+		func(r *http.Request) { r.SetBasicAuth("api", p.key) })
 	if err != nil {
 		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
-		return channel.Receipt{}, e
 	}
 	var ans struct {
 		ID string `json:"id"`

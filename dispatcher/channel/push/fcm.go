@@ -4,15 +4,12 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
@@ -106,19 +103,8 @@ func (f *FCM) Send(ctx context.Context, m *channel.Message) (channel.Receipt, er
 		Priority    string `json:"priority,omitempty"`
 	}{CollapseKey: j.Campaign, Priority: "high"}
 	raw, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(raw))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	tok.SetAuthHeader(req)
-	resp, err := f.http.Do(req)
-	if err != nil {
-		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	ans, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
+	resp, ans, err := channel.Post(ctx, f.http, f.url, "application/json", raw, tok.SetAuthHeader)
+	if e := (*channel.Error)(nil); errors.As(err, &e) {
 		var fe struct {
 			Error struct {
 				Status  string `json:"status"`
@@ -137,10 +123,13 @@ func (f *FCM) Send(ctx context.Context, m *channel.Message) (channel.Receipt, er
 		if code != "" {
 			e.Reason += " (" + code + ")"
 		}
-		if code == "UNREGISTERED" || (resp.StatusCode == http.StatusBadRequest && code == "INVALID_ARGUMENT") {
+		if code == "UNREGISTERED" || (resp != nil && resp.StatusCode == http.StatusBadRequest && code == "INVALID_ARGUMENT") {
 			e.Kind, e.TokenInvalid = channel.Rejected, true
 		}
 		return channel.Receipt{}, e
+	}
+	if err != nil {
+		return channel.Receipt{}, err
 	}
 	var ok struct {
 		Name string `json:"name"`

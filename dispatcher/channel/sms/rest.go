@@ -1,15 +1,12 @@
 package sms
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 )
@@ -120,21 +117,12 @@ func (r *REST) Send(ctx context.Context, m *channel.Message) (channel.Receipt, e
 	} else {
 		body, _ = json.Marshal(fields)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.Header.Set("Content-Type", ct)
-	req.Header.Set("Idempotency-Key", m.IdempotencyKey)
-	r.auth(req)
-	resp, err := r.http.Do(req)
+	_, raw, err := channel.Post(ctx, r.http, r.url, ct, body, func(req *http.Request) {
+		req.Header.Set("Idempotency-Key", m.IdempotencyKey)
+		r.auth(req)
+	})
 	if err != nil {
 		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
-		return channel.Receipt{}, e
 	}
 	_, n := Segments(m.Job.Text)
 	var ans any

@@ -6,14 +6,13 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 )
@@ -80,27 +79,21 @@ func (t *Twilio) Send(ctx context.Context, m *channel.Message) (channel.Receipt,
 		}
 		f.Set("StatusCallback", t.callback+sep+url.Values{"d": {m.Job.DecisionID}, "p": {m.Job.Player}}.Encode())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, strings.NewReader(f.Encode()))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.SetBasicAuth(t.sid, t.token)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("I-Twilio-Idempotency-Token", m.IdempotencyKey)
-	resp, err := t.http.Do(req)
-	if err != nil {
-		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
+	_, raw, err := channel.Post(ctx, t.http, t.url, "application/x-www-form-urlencoded", []byte(f.Encode()), func(r *http.Request) {
+		r.SetBasicAuth(t.sid, t.token)
+		r.Header.Set("I-Twilio-Idempotency-Token", m.IdempotencyKey)
+	})
+	var e *channel.Error
+	if errors.As(err, &e) {
 		var body struct {
 			Code int `json:"code"`
 		}
 		if json.Unmarshal(raw, &body) == nil && body.Code != 0 {
 			e.Reason += " (Twilio error " + strconv.Itoa(body.Code) + ")"
 		}
-		return channel.Receipt{}, e
+	}
+	if err != nil {
+		return channel.Receipt{}, err
 	}
 	_, n := Segments(m.Job.Text)
 	var ans struct {

@@ -4,17 +4,14 @@
 package viber
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 )
@@ -110,20 +107,9 @@ func (p *Provider) Send(ctx context.Context, m *channel.Message) (channel.Receip
 		body.Keyboard = &Keyboard{Type: "keyboard", Buttons: []Button{{ActionType: "open-url", ActionBody: link, Text: label}}}
 	}
 	raw, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(raw))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Viber-Auth-Token", p.token)
-	resp, err := p.http.Do(req)
+	_, ans, err := channel.Post(ctx, p.http, p.url, "application/json", raw, func(r *http.Request) { r.Header.Set("X-Viber-Auth-Token", p.token) })
 	if err != nil {
 		return channel.Receipt{}, err
-	}
-	defer resp.Body.Close()
-	ans, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
-		return channel.Receipt{}, e
 	}
 	var a struct {
 		Status        int         `json:"status"`

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -226,29 +225,14 @@ func (c *Callbacks) post(ctx context.Context, cb *Callback, target string, ref *
 	body, _ := json.Marshal(cb)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(IdempotencyKeyHeader, cb.Type+"/"+cb.DecisionID+"/"+string(cb.Channel)+cb.Bonus)
+	var key []byte
 	if ref != nil && c.Secrets != nil {
 		sec, err := c.Secrets.Secret(ctx, cb.Brand, ref.Name)
 		if err != nil {
 			return fmt.Errorf("secret %s: %v", ref.Name, err)
 		}
-		if k := sec[ingest.SecretHMACKey]; len(k) > 0 {
-			req.Header.Set(ingest.SignatureHeader, ingest.SignatureFor(k, time.Now(), body))
-		}
+		key = sec[ingest.SecretHMACKey]
 	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return channel.AsError(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, time.Now()); e != nil {
-		return e
-	}
-	return nil
+	_, err := postSigned(ctx, c.HTTP, target, key, cb.Type+"/"+cb.DecisionID+"/"+string(cb.Channel)+cb.Bonus, body)
+	return err
 }

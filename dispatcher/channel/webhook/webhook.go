@@ -4,11 +4,9 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -61,23 +59,21 @@ func (p *Provider) Send(ctx context.Context, m *channel.Message) (channel.Receip
 	if err != nil {
 		return channel.Receipt{}, channel.Errorf(channel.Rejected, "encoding: %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return channel.Receipt{}, channel.Errorf(channel.ProviderFailed, "endpoint: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(IdempotencyKeyHeader, m.IdempotencyKey)
-	if len(p.key) > 0 {
-		req.Header.Set(ingest.SignatureHeader, ingest.SignatureFor(p.key, now, body))
-	}
-	resp, err := p.http.Do(req)
+	resp, err := postSigned(ctx, p.http, p.endpoint, p.key, m.IdempotencyKey, body)
 	if err != nil {
 		return channel.Receipt{}, err
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if e := channel.HTTPStatus(resp, now); e != nil {
-		return channel.Receipt{}, e
-	}
 	return channel.Receipt{ProviderID: resp.Header.Get("X-Message-Id")}, nil
+}
+
+// postSigned posts a JSON body with its Idempotency-Key and, when key is set, the
+// Croupier-Signature the intake also checks.
+func postSigned(ctx context.Context, hc *http.Client, url string, key []byte, idempotencyKey string, body []byte) (*http.Response, error) {
+	resp, _, err := channel.Post(ctx, hc, url, "application/json", body, func(r *http.Request) {
+		r.Header.Set(IdempotencyKeyHeader, idempotencyKey)
+		if len(key) > 0 {
+			r.Header.Set(ingest.SignatureHeader, ingest.SignatureFor(key, time.Now(), body))
+		}
+	})
+	return resp, err
 }
