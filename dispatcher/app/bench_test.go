@@ -69,12 +69,7 @@ func BenchmarkNATSIntake(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	for i := range b.N {
-		if _, err := js.PublishAsync(subjects[i], bodies[i], jetstream.WithStallWait(time.Minute)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	<-js.PublishAsyncComplete()
+	publishAll(b, js, subjects, bodies)
 	published := time.Since(start)
 	waitDrained(b, js)
 	elapsed := time.Since(start)

@@ -50,6 +50,16 @@ func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
 	return js, pnc, stop
 }
 
+// publishAll publishes every body on its subject and waits until all are stored.
+func publishAll(b *testing.B, js jetstream.JetStream, subjects []string, bodies [][]byte) {
+	for i := range subjects {
+		if _, err := js.PublishAsync(subjects[i], bodies[i], jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+}
+
 // waitDrained returns when every partition's events and intents consumers exist and have
 // nothing pending or unacknowledged.
 // configureReceipts publishes the Baku policy, an SMS ChannelPolicy and a service Campaign
@@ -130,12 +140,7 @@ func benchPipeline(b *testing.B, every int) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	for i := range b.N {
-		if _, err := js.PublishAsync(subjects[i], bodies[i], jetstream.WithStallWait(time.Minute)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	<-js.PublishAsyncComplete()
+	publishAll(b, js, subjects, bodies)
 	waitDrained(b, js)
 	elapsed := time.Since(start)
 	b.StopTimer()
