@@ -184,6 +184,10 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if err != nil {
 		return err
 	}
+	statsKV, err := js.KeyValue(ctx, bus.BucketStats)
+	if err != nil {
+		return err
+	}
 	stateKV, err := js.KeyValue(ctx, bus.BucketState)
 	if err != nil {
 		return err
@@ -215,7 +219,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			return ctx.Err()
 		}
 	}
-	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Catalog: catalog, Prefs: prefsCache, Log: log,
+	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Stats: statsKV, Catalog: catalog, Prefs: prefsCache, Log: log,
 		Partitions: o.Partitions,
 		Decided:    func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
 		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
@@ -225,7 +229,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			}
 		}}
 	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery, Linger: o.Linger,
-		Sources: []partition.Source{partition.Events, partition.Intents},
+		Sources: []partition.Source{partition.Events, partition.Intents, partition.Runs, partition.Outcomes},
 		Observe: func(part, n int, pending uint64) {
 			m.BatchSize.Observe(float64(n))
 			m.Lag.WithLabelValues(strconv.Itoa(part)).Set(float64(pending))

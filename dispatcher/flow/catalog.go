@@ -35,7 +35,41 @@ type Campaign struct {
 	Audience   *rules.Program
 	SegmentRef string
 	Steps      map[string]*crmv1.Step
+	// order is each step's index in the spec, for the default next step.
+	order map[string]int
+	// rules are the branch conditions and events the waitFor conditions, by source.
+	rules, events map[string]*rules.Program
 }
+
+// Next is the step after name: its next, else the following step in the list, else ""
+// (the end of the flow).
+func (c *Campaign) Next(name string) string {
+	st := c.Steps[name]
+	if st == nil {
+		return ""
+	}
+	if st.Next != "" {
+		return st.Next
+	}
+	steps := c.Spec().Steps
+	if i := c.order[name] + 1; i < len(steps) {
+		return steps[i].Name
+	}
+	return ""
+}
+
+// Segment is a published Segment ready to evaluate.
+type Segment struct {
+	Name    string
+	Program *rules.Program
+	// Interval is how often every player is evaluated again.
+	Interval time.Duration
+	// Events re-evaluate the one player they concern.
+	Events map[string]bool
+}
+
+// DefaultSegmentRefresh is the full re-evaluation interval when a Segment names none.
+const DefaultSegmentRefresh = time.Hour
 
 // Spec is the campaign's spec.
 func (c *Campaign) Spec() *crmv1.CampaignSpec { return &c.Config.Spec }
@@ -68,7 +102,7 @@ type Brand struct {
 	Costs      [len(prefs.Channels)]int64
 	Channels   map[crmv1.Channel]*bus.ChannelPolicyConfig
 	Campaigns  map[string]*Campaign
-	Segments   map[string]*rules.Program
+	Segments   map[string]*Segment
 	// Triggers are the event-triggered campaigns by event type.
 	Triggers map[string][]*Campaign
 }
@@ -189,7 +223,7 @@ func (c *Catalog) rebuild(brand string) {
 	c.mu.RUnlock()
 
 	b := &Brand{Name: brand, Channels: map[crmv1.Channel]*bus.ChannelPolicyConfig{}, Campaigns: map[string]*Campaign{},
-		Segments: map[string]*rules.Program{}, Triggers: map[string][]*Campaign{}}
+		Segments: map[string]*Segment{}, Triggers: map[string][]*Campaign{}}
 	for _, r := range recs {
 		switch {
 		case r.PreferencePolicy != nil && b.Policy == nil:
@@ -219,7 +253,16 @@ func (c *Catalog) rebuild(brand string) {
 				c.log().Error("segment rule does not compile", "brand", brand, "name", r.Name, "err", err)
 				continue
 			}
-			b.Segments[r.Name] = prog
+			seg := &Segment{Name: r.Name, Program: prog, Interval: DefaultSegmentRefresh, Events: map[string]bool{}}
+			if rf := r.Segment.Spec.Refresh; rf != nil {
+				if rf.Interval != nil && rf.Interval.Duration >= time.Minute {
+					seg.Interval = rf.Interval.Duration
+				}
+				for _, e := range rf.Events {
+					seg.Events[string(e)] = true
+				}
+			}
+			b.Segments[r.Name] = seg
 		}
 	}
 	for _, r := range recs {
@@ -253,7 +296,8 @@ func (c *Catalog) rebuild(brand string) {
 
 func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 	cfg := r.Campaign
-	cp := &Campaign{Name: r.Name, UID: r.UID, Config: cfg, Steps: map[string]*crmv1.Step{}}
+	cp := &Campaign{Name: r.Name, UID: r.UID, Config: cfg, Steps: map[string]*crmv1.Step{}, order: map[string]int{},
+		rules: map[string]*rules.Program{}, events: map[string]*rules.Program{}}
 	var err error
 	if cp.Contents, err = render.Compile(cfg); err != nil {
 		return nil, err
@@ -275,6 +319,20 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 	}
 	for i := range cfg.Spec.Steps {
 		cp.Steps[cfg.Spec.Steps[i].Name] = &cfg.Spec.Steps[i]
+		st := &cfg.Spec.Steps[i]
+		cp.order[st.Name] = i
+		if br := st.Branch; br != nil {
+			for j, c := range br.Cases {
+				if cp.rules[c.When], err = rules.Compile(rules.PlayerRule, c.When); err != nil {
+					return nil, fmt.Errorf("spec.steps[%s].branch.cases[%d].when: %w", st.Name, j, err)
+				}
+			}
+		}
+		if w := st.WaitFor; w != nil && w.Condition != "" {
+			if cp.events[w.Condition], err = rules.Compile(rules.EventRule, w.Condition); err != nil {
+				return nil, fmt.Errorf("spec.steps[%s].waitFor.condition: %w", st.Name, err)
+			}
+		}
 	}
 	return cp, nil
 }

@@ -45,6 +45,14 @@ type Owner struct {
 	Prefs   *prefs.Cache
 	// Budget reserves before a send (route.Unlimited when nil).
 	Budget route.Budget
+	// Rewards grants the rewards of grant steps (NoRewards when nil).
+	Rewards Rewarder
+	// Stats is the croupier-stats bucket the owner writes its partitions' counters to
+	// (none when nil); StatsEvery is the least time between two writes (default 1s).
+	Stats      jetstream.KeyValue
+	StatsEvery time.Duration
+	// RunBatch is the most intents one expansion step publishes (default 10,000).
+	RunBatch int
 	// Links returns a player's one-click unsubscribe URL for a category and channel; nil
 	// or "" when the brand has no link key.
 	Links func(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel) string
@@ -68,6 +76,9 @@ type PlayerState struct {
 	History route.History `json:"history"`
 	// Pending are sent decisions whose delivery may still fail over to the next channel.
 	Pending []Pending `json:"pending,omitempty"`
+	// Flows are the player's parked campaign flows; Done the finished ones remembered.
+	Flows []*FlowPos   `json:"flows,omitempty"`
+	Done  []FlowDone `json:"done,omitempty"`
 
 	rev   uint64
 	dirty bool
@@ -96,8 +107,13 @@ func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, 
 	if err != nil {
 		return nil, err
 	}
-	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{}}
+	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{},
+		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{}}
 	if err := st.load(ctx); err != nil {
+		ks.Close()
+		return nil, err
+	}
+	if err := st.loadStats(ctx); err != nil {
 		ks.Close()
 		return nil, err
 	}
@@ -122,6 +138,15 @@ type ownerState struct {
 	observed []observation
 	// slots count deferred releases per campaign and due time, to spread them.
 	slots map[string]int
+	// runs are the brands' scheduled runs in this partition (croupier-state); members the
+	// sorted members of each run being expanded (rebuilt after a handoff).
+	runs       map[string]*runsDoc
+	runsDirty  []*runsDoc
+	members    map[string][]string
+	segs       map[string]*segMembers
+	stats      map[string]*statsDoc
+	statsDirty bool
+	statsAt    time.Time
 }
 
 // observation is a mandatory message's job, timed from its intent's creation to the
@@ -139,6 +164,14 @@ func (s *ownerState) load(ctx context.Context) error {
 		return fmt.Errorf("loading routing state of partition %d: %w", s.part, err)
 	}
 	return bus.Follow(ctx, w, "croupier-state", func(e jetstream.KeyValueEntry) error {
+		if strings.HasSuffix(e.Key(), ".="+runsToken) {
+			rd := &runsDoc{rev: e.Revision()}
+			if err := json.Unmarshal(e.Value(), rd); err != nil {
+				return fmt.Errorf("loading %s: %w", e.Key(), err)
+			}
+			s.runs[rd.Brand] = rd
+			return nil
+		}
 		ps := &PlayerState{rev: e.Revision()}
 		if err := json.Unmarshal(e.Value(), ps); err != nil {
 			return fmt.Errorf("loading %s: %w", e.Key(), err)
@@ -179,8 +212,14 @@ func (s *ownerState) Tick(ctx context.Context, now time.Time) error {
 
 func (s *ownerState) Handle(ctx context.Context, msg jetstream.Msg) error {
 	subj := msg.Subject()
-	if strings.HasPrefix(subj, bus.Root+".intents.") {
+	switch {
+	case strings.HasPrefix(subj, bus.Root+".intents."):
 		return s.handleIntent(ctx, msg)
+	case strings.HasPrefix(subj, bus.Root+".outcomes."):
+		s.countOutcome(msg.Data())
+		return nil
+	case strings.HasPrefix(subj, bus.Root+".runs."):
+		return s.acceptRun(ctx, msg)
 	}
 	ev, res, err := s.ks.HandleEvent(ctx, msg)
 	if err != nil || ev == nil {
@@ -205,7 +244,7 @@ func (s *ownerState) Handle(ctx context.Context, msg jetstream.Msg) error {
 		s.failover(ctx, ev.Brand, ev.Player, *ev.Data.DecisionID, crmv1.Channel(ch), reason)
 		return nil
 	}
-	s.trigger(ctx, ev)
+	s.onEvent(ctx, ev)
 	return nil
 }
 
@@ -226,19 +265,24 @@ func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error 
 	if err != nil {
 		return ingest.DeadLetterNow(ctx, s.o.JS, bus.StreamIntents, msg, err.Error(), s.o.Clock.Now())
 	}
-	s.decide(ctx, &it, s.o.Clock.Now())
+	now := s.o.Clock.Now()
+	switch it.Flow {
+	case bus.FlowResume:
+		s.resume(ctx, &it, now)
+	case bus.FlowStart:
+		s.startRunFlow(ctx, &it, now)
+	default:
+		s.decide(ctx, &it, now)
+	}
 	return nil
 }
 
-// trigger starts the event-triggered campaigns an applied event matches: those whose
-// first step sends.
-func (s *ownerState) trigger(ctx context.Context, ev *ingest.Event) {
+// onEvent follows an applied event: it starts the event-triggered campaigns it matches,
+// moves on the player's flows waiting for it, counts conversions and re-evaluates the
+// Segments that list it.
+func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 	b := s.o.Catalog.Brand(ev.Brand)
 	if b == nil {
-		return
-	}
-	cps := b.Triggers[ev.Type]
-	if len(cps) == 0 {
 		return
 	}
 	p, ok := s.pt.Get(ev.Brand, ev.Player)
@@ -248,47 +292,53 @@ func (s *ownerState) trigger(ctx context.Context, ev *ingest.Event) {
 	now := s.o.Clock.Now()
 	var rp *rules.Player
 	var re *rules.Event
-	for _, cp := range cps {
-		if ok, _ := cp.Active(now); !ok {
-			continue
-		}
+	view := func() (*rules.Player, *rules.Event) {
 		if rp == nil {
 			v := p.Rules(now)
 			rp = &v
 			re = &rules.Event{ID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time}
 			_ = json.Unmarshal(ev.CloudEvent.Data, &re.Data)
 		}
+		return rp, re
+	}
+	s.awaken(ctx, b, ev.Brand, ev.Player, ev.Type, view, now)
+	s.reevaluate(b, ev, &p, now)
+	for _, cp := range b.Triggers[ev.Type] {
+		if ok, _ := cp.Active(now); !ok {
+			continue
+		}
+		pl, e := view()
 		if cp.Condition != nil {
-			if m, err := cp.Condition.MatchEvent(rp, re); err != nil || !m {
+			if m, err := cp.Condition.MatchEvent(pl, e); err != nil || !m {
 				continue
 			}
 		}
-		if cp.Audience != nil {
-			if m, err := cp.Audience.Match(rp); err != nil || !m {
-				continue
-			}
-		}
-		if cp.SegmentRef != "" {
-			seg := b.Segments[cp.SegmentRef]
-			if seg == nil {
-				continue
-			}
-			if m, err := seg.Match(rp); err != nil || !m {
-				continue
-			}
-		}
-		first := &cp.Spec().Steps[0]
-		if first.Send == nil {
-			s.o.Log.Debug("event-triggered campaign does not start with a send step", "brand", ev.Brand, "campaign", cp.Name)
+		if !s.inAudience(b, cp, pl) {
 			continue
 		}
 		key := ev.IdempotencyKey()
-		fi := shortHash(cp.UID + "/" + key)
-		it := &bus.Intent{ID: cp.UID + "/" + key + "/" + first.Name, Brand: ev.Brand, Player: ev.Player, Campaign: cp.Name,
-			Step: first.Name, FlowInstance: fi, Category: cp.Spec().Category, Content: first.Send.Content, Created: now,
-			Event: ev.CloudEvent.Data}
-		s.decide(ctx, it, now)
+		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ev.CloudEvent.Data, now)
 	}
+}
+
+// inAudience reports whether the player is in the campaign's audience (everyone when it
+// has none).
+func (s *ownerState) inAudience(b *Brand, cp *Campaign, rp *rules.Player) bool {
+	if cp.Audience != nil {
+		if m, err := cp.Audience.Match(rp); err != nil || !m {
+			return false
+		}
+	}
+	if cp.SegmentRef != "" {
+		seg := b.Segments[cp.SegmentRef]
+		if seg == nil {
+			return false
+		}
+		if m, err := seg.Program.Match(rp); err != nil || !m {
+			return false
+		}
+	}
+	return true
 }
 
 func shortHash(s string) string {
@@ -402,6 +452,9 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		s.schedule(it, at)
 	default:
 		s.outcome(oc)
+		if !it.Test {
+			s.stat(it.Brand, bus.KindCampaign, it.Campaign, bus.StatSuppressedPrefix+string(d.Reason), 1)
+		}
 	}
 	s.count(it.Category, string(d.Result), string(d.Reason))
 }
@@ -410,6 +463,7 @@ func (s *ownerState) stopped(oc *bus.Outcome, r route.Result, reason route.Reaso
 	oc.Result, oc.Reason, oc.Detail = string(r), string(reason), detail
 	s.outcome(oc)
 	s.count(crmv1.Category(oc.Category), oc.Result, oc.Reason)
+	s.stat(oc.Brand, bus.KindCampaign, oc.Campaign, bus.StatSuppressedPrefix+oc.Reason, 1)
 }
 
 func (ps *PlayerState) addPending(pd Pending, now time.Time) {
@@ -475,6 +529,9 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 			oc.Result, oc.Reason, oc.Detail = string(route.Suppress), string(route.ReasonAllChannelsFailed), string(failed)+": "+reason
 			s.outcome(oc)
 			s.count(pd.Intent.Category, oc.Result, oc.Reason)
+			if !pd.Intent.Test {
+				s.stat(brand, bus.KindCampaign, pd.Intent.Campaign, bus.StatFailed, 1)
+			}
 			ps.Pending = append(ps.Pending[:i], ps.Pending[i+1:]...)
 			s.markDirty(ps)
 			return
@@ -663,33 +720,59 @@ func (s *ownerState) Flush(ctx context.Context) error {
 	return nil
 }
 
-// flushState writes every changed player state with asynchronous puts conditional on the
+// flushState writes every changed player state, the changed run records and (at most
+// every StatsEvery) the changed counters, with asynchronous puts conditional on the
 // revision this owner last saw; a refused write is partition.ErrFenced.
 func (s *ownerState) flushState(ctx context.Context) error {
 	type pending struct {
-		ps  *PlayerState
+		rev *uint64
 		ack jetstream.PubAckFuture
 	}
-	ps := make([]pending, 0, len(s.dirty))
+	var ps []pending
+	put := func(bucket, key string, v any, rev *uint64) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		f, err := s.o.JS.PublishAsync("$KV."+bucket+"."+key, b,
+			jetstream.WithExpectLastSequencePerSubject(*rev), jetstream.WithStallWait(30*time.Second))
+		if err != nil {
+			return err
+		}
+		ps = append(ps, pending{rev, f})
+		return nil
+	}
 	for _, st := range s.dirty {
 		st.dirty = false
-		b, err := json.Marshal(st)
-		if err != nil {
+		if err := put(bus.BucketState, bus.PlayerKey(st.Brand, s.part, st.Player), st, &st.rev); err != nil {
 			return err
 		}
-		f, err := s.o.JS.PublishAsync("$KV."+bus.BucketState+"."+bus.PlayerKey(st.Brand, s.part, st.Player), b,
-			jetstream.WithExpectLastSequencePerSubject(st.rev), jetstream.WithStallWait(30*time.Second))
-		if err != nil {
-			return err
-		}
-		ps = append(ps, pending{st, f})
 	}
 	s.dirty = s.dirty[:0]
+	for _, rd := range s.runsDirty {
+		rd.dirty = false
+		if err := put(bus.BucketState, bus.RunsKey(rd.Brand, s.part), rd, &rd.rev); err != nil {
+			return err
+		}
+	}
+	s.runsDirty = s.runsDirty[:0]
+	if s.statsDue() {
+		for key, sd := range s.stats {
+			if !sd.dirty {
+				continue
+			}
+			sd.dirty = false
+			sd.Updated = s.o.Clock.Now().UTC()
+			if err := put(bus.BucketStats, key, &sd.PartitionStats, &sd.rev); err != nil {
+				return err
+			}
+		}
+	}
 	fenced := false
 	for _, p := range ps {
 		select {
 		case a := <-p.ack.Ok():
-			p.ps.rev = a.Sequence
+			*p.rev = a.Sequence
 		case err := <-p.ack.Err():
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {

@@ -34,6 +34,13 @@ type State interface {
 	Close()
 }
 
+// Pumper is a State with work of its own between inputs (run expansion, Segment
+// refresh). The worker calls Pump every PumpEvery, and again at once while it reports
+// more, each time followed by Flush.
+type Pumper interface {
+	Pump(ctx context.Context) (more bool, err error)
+}
+
 // Runner runs one consumer worker per owned partition; its Acquired and Released methods
 // are the lease callbacks.
 type Runner struct {
@@ -47,6 +54,8 @@ type Runner struct {
 	// Linger is how long a worker waits for more events after the first of a batch, so a
 	// persist and an acknowledgement cover many events (default 5ms).
 	Linger time.Duration
+	// PumpEvery is the period of Pumper.Pump (default 200ms).
+	PumpEvery time.Duration
 	// Observe, when set, is told each batch's size and the partition's pending count.
 	Observe func(part int, handled int, pending uint64)
 	// Sources are the streams each partition consumes, all handled by the same State in
@@ -81,6 +90,12 @@ var Events = Source{Stream: bus.StreamEvents, Prefix: "events", Filter: bus.Stor
 
 // Intents are the partition's intents (and the schedules that fire into them).
 var Intents = Source{Stream: bus.StreamIntents, Prefix: "intents", Filter: bus.IntentFilter, What: "intents"}
+
+// Runs are every scheduled run: each partition's owner expands its own members.
+var Runs = Source{Stream: bus.StreamRuns, Prefix: "runs", Filter: func(int) string { return bus.RunsFilter }, What: "runs"}
+
+// Outcomes are the partition's decisions, attempts and reports, counted into stats.
+var Outcomes = Source{Stream: bus.StreamOutcomes, Prefix: "outcomes", Filter: bus.PartitionOutcomesFilter, What: "outcomes"}
 
 func (r *Runner) sources() []Source {
 	if len(r.Sources) == 0 {
@@ -232,9 +247,33 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	}
 	linger := time.NewTimer(lingerFor)
 	linger.Stop()
+	pumper, _ := st.(Pumper)
+	pumpEvery := r.PumpEvery
+	if pumpEvery <= 0 {
+		pumpEvery = 200 * time.Millisecond
+	}
+	pump := time.NewTimer(pumpEvery)
+	defer pump.Stop()
+	if pumper == nil {
+		pump.Stop()
+	}
 	for {
 		var first sourced
 		select {
+		case <-pump.C:
+			more, err := pumper.Pump(ctx)
+			if err != nil {
+				return err
+			}
+			if err := st.Flush(ctx); err != nil {
+				return err
+			}
+			if more && !stopping {
+				pump.Reset(0)
+			} else {
+				pump.Reset(pumpEvery)
+			}
+			continue
 		case m, ok := <-msgs:
 			if !ok {
 				return nil // drained after stop, or the connection closed

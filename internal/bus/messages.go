@@ -167,7 +167,20 @@ type Intent struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// Links are extra links for templates (.Links), e.g. a double opt-in confirmation.
 	Links map[string]string `json:"links,omitempty"`
+	// Flow is empty for a message to route, FlowStart for a run's member whose flow
+	// starts at Step, and FlowResume for a parked flow whose delay or wait timeout is due:
+	// it resumes only if the flow is still parked at Step after Seq steps.
+	Flow string `json:"flow,omitempty"`
+	Seq  int    `json:"seq,omitempty"`
+	// Run is the scheduled run that made a FlowStart intent.
+	Run string `json:"run,omitempty"`
 }
+
+// Intent flows.
+const (
+	FlowStart  = "start"
+	FlowResume = "resume"
+)
 
 // DeliveryJob is a rendered message for one channel worker. It holds the contact address
 // and body only transiently (DELIVERIES is a work queue).
@@ -307,6 +320,23 @@ type PartitionStats struct {
 	Counters  map[string]int64 `json:"counters"`
 	Updated   time.Time        `json:"updated"`
 }
+
+// Counter names in PartitionStats. A Campaign's suppressed messages are counted as
+// StatSuppressedPrefix + the routing reason.
+const (
+	StatTargeted         = "targeted"
+	StatSent             = "sent"
+	StatDelivered        = "delivered"
+	StatFailed           = "failed"
+	StatConverted        = "converted"
+	StatRewardsGranted   = "rewardsGranted"
+	StatSuppressedPrefix = "suppressed."
+	StatLastRun          = "lastRun"
+	// StatMembers and StatEvaluated (Unix seconds of the last full evaluation) are a
+	// Segment's.
+	StatMembers   = "members"
+	StatEvaluated = "evaluated"
+)
 
 // Encode is the codec of every message type: JSON.
 func Encode(v any) ([]byte, error) { return json.Marshal(v) }

@@ -181,6 +181,19 @@ func StatsFilter(brand, kind, name string) string {
 	return brand + "." + kind + "." + NameToken(name) + ".*"
 }
 
+// PartitionOutcomesFilter selects one partition's outcomes.
+func PartitionOutcomesFilter(part int) string { return Root + ".outcomes.*." + strconv.Itoa(part) + ".*" }
+
+// PartitionStatsFilter selects one partition's stats of every object.
+func PartitionStatsFilter(part int) string { return "*.*.*." + strconv.Itoa(part) }
+
+// RunsKey is the croupier-state key of a brand's scheduled runs in one partition: the
+// last token starts with "=", which no player id does.
+func RunsKey(brand string, part int) string { return brand + "." + strconv.Itoa(part) + ".=runs" }
+
+// RunsFilter selects every scheduled run.
+const RunsFilter = Root + ".runs.>"
+
 // PlayerDeliveriesFilter selects a player's delivery jobs on every channel (for erasure).
 func PlayerDeliveriesFilter(brand string, part int, player string) string {
 	return Root + ".deliveries.*." + brand + "." + strconv.Itoa(part) + "." + player

@@ -1,0 +1,403 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/rules"
+)
+
+// A player's flow through a campaign's steps runs in the partition owner: send, branch,
+// grant and exit run at once; delay and waitFor park the flow in the player's state and
+// schedule a durable resume intent (NATS message schedule), so a three-day delay survives
+// restarts and handoffs. docs/architecture.md describes what an edit does to parked flows.
+
+// Outcome kind and reasons of the flow engine.
+const (
+	OutcomeFlow = "flow"
+
+	ReasonAlreadyInFlow   = "AlreadyInFlow"
+	ReasonTooManyFlows    = "TooManyFlows"
+	ReasonStepRemoved     = "StepRemoved"
+	ReasonCampaignChanged = "CampaignReplaced"
+	ReasonCampaignEnded   = "CampaignEnded"
+	ReasonFlowLoop        = "FlowLoop"
+	ReasonGrantRecorded   = "RewardsNotEnabled"
+	ReasonGranted         = "RewardGranted"
+	ReasonNotInAudience   = "NotInAudience"
+)
+
+// Limits of the flow engine.
+const (
+	// MaxFlows bounds a player's parked flows.
+	MaxFlows = 16
+	// MaxDone bounds the finished flows a player's state remembers (for duplicate starts
+	// and conversions).
+	MaxDone = 64
+	// maxStepsPerWalk ends a flow that loops without a delay or wait.
+	maxStepsPerWalk = 64
+	// PausedRecheck is how often a flow parked in a paused campaign looks again.
+	PausedRecheck = 15 * time.Minute
+	// maxFlowData is the largest triggering event payload kept for later steps' templates.
+	maxFlowData = 4096
+)
+
+// Flow waits.
+const (
+	WaitDelay = "delay"
+	WaitEvent = "event"
+)
+
+// FlowPos is a player's place in a campaign flow, parked at a delay or waitFor step.
+type FlowPos struct {
+	Campaign string `json:"campaign"`
+	UID      string `json:"uid"`
+	Instance string `json:"instance"`
+	// Origin makes the flow's intent ids: campaign UID + event key, or run id + player.
+	Origin string `json:"origin"`
+	Step   string `json:"step"`
+	Wait   string `json:"wait"`
+	Event  string `json:"event,omitempty"`
+	// Until is when the delay ends or the wait times out (Unix milliseconds).
+	Until   int64 `json:"until"`
+	Started int64 `json:"started"`
+	// Seq counts the steps taken; a resume intent must carry the current one.
+	Seq int `json:"seq"`
+	// Converted is set once the flow counted a conversion.
+	Converted bool `json:"converted,omitempty"`
+	// Sent are the send steps already taken (a loop's second visit gets a new intent id).
+	Sent []string        `json:"sent,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// FlowDone is a finished flow, kept for duplicate starts and conversions.
+type FlowDone struct {
+	Campaign  string `json:"campaign"`
+	Instance  string `json:"instance"`
+	Started   int64  `json:"started"`
+	Ended     int64  `json:"ended"`
+	Converted bool   `json:"converted,omitempty"`
+}
+
+// Rewarder grants a campaign's rewards (the Rewards and experiments work implements it;
+// until then NoRewards records each grant step).
+type Rewarder interface {
+	// Grant is called in the partition owner's goroutine and must not block on I/O: it
+	// buffers what it publishes. It reports whether the reward was granted and why not.
+	Grant(ctx context.Context, g *bus.RewardGrant) (granted bool, reason string)
+}
+
+// NoRewards records grant steps without granting.
+type NoRewards struct{}
+
+// Grant implements Rewarder.
+func (NoRewards) Grant(context.Context, *bus.RewardGrant) (bool, string) {
+	return false, ReasonGrantRecorded
+}
+
+func (ps *PlayerState) flow(instance string) *FlowPos {
+	for _, fp := range ps.Flows {
+		if fp.Instance == instance {
+			return fp
+		}
+	}
+	return nil
+}
+
+func (ps *PlayerState) known(instance string) bool {
+	if ps.flow(instance) != nil {
+		return true
+	}
+	for _, d := range ps.Done {
+		if d.Instance == instance {
+			return true
+		}
+	}
+	return false
+}
+
+// startFlow starts a player's flow through a campaign at its first step, unless this
+// instance already ran or the player is still in an earlier flow of the campaign.
+func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, instance, origin string, data json.RawMessage, now time.Time) {
+	if ps.known(instance) {
+		return
+	}
+	for _, fp := range ps.Flows {
+		if fp.Campaign == cp.Name {
+			s.flowOutcome(ps, cp.Name, "", ReasonAlreadyInFlow, "a flow of this campaign is still at step "+fp.Step, now)
+			s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+ReasonAlreadyInFlow, 1)
+			return
+		}
+	}
+	if len(ps.Flows) >= MaxFlows {
+		s.flowOutcome(ps, cp.Name, "", ReasonTooManyFlows, strconv.Itoa(MaxFlows)+" flows already parked", now)
+		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+ReasonTooManyFlows, 1)
+		return
+	}
+	if len(data) > maxFlowData {
+		data = nil
+	}
+	fp := &FlowPos{Campaign: cp.Name, UID: cp.UID, Instance: instance, Origin: origin, Started: now.Unix(), Data: data}
+	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
+	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
+}
+
+// walk runs a flow from step name until it parks or ends.
+func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, name string, now time.Time) {
+	fp.Wait, fp.Event, fp.Until = "", "", 0
+	s.markDirty(ps)
+	for range maxStepsPerWalk {
+		if name == "" {
+			s.endFlow(ps, fp, "", now)
+			return
+		}
+		st := cp.Steps[name]
+		if st == nil {
+			s.endFlow(ps, fp, ReasonStepRemoved, now)
+			return
+		}
+		fp.Seq++
+		fp.Step = name
+		switch {
+		case st.Send != nil:
+			id := fp.Origin + "/" + name
+			if slices.Contains(fp.Sent, name) {
+				id += "#" + strconv.Itoa(fp.Seq)
+			} else {
+				fp.Sent = append(fp.Sent, name)
+			}
+			it := &bus.Intent{ID: id, Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name, Step: name,
+				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: st.Send.Content, Created: now, Event: fp.Data}
+			s.decide(ctx, it, now)
+			name = cp.Next(name)
+		case st.Delay != nil:
+			s.park(ps, fp, cp, WaitDelay, "", now.Add(st.Delay.Duration.Duration), now)
+			return
+		case st.WaitFor != nil:
+			s.park(ps, fp, cp, WaitEvent, string(st.WaitFor.Event), now.Add(st.WaitFor.Timeout.Duration), now)
+			return
+		case st.Branch != nil:
+			name = s.branch(ps, cp, st.Branch, now)
+		case st.Grant != nil:
+			s.grant(ctx, cp, ps, st, now)
+			name = cp.Next(name)
+		case st.Exit != nil:
+			s.endFlow(ps, fp, "", now)
+			return
+		default:
+			name = cp.Next(name)
+		}
+	}
+	s.endFlow(ps, fp, ReasonFlowLoop, now)
+}
+
+// branch returns the next step of the first case that holds for the player.
+func (s *ownerState) branch(ps *PlayerState, cp *Campaign, br *crmv1.BranchStep, now time.Time) string {
+	p, ok := s.pt.Get(ps.Brand, ps.Player)
+	if !ok {
+		return br.Otherwise
+	}
+	rp := p.Rules(now)
+	for _, c := range br.Cases {
+		prog := cp.rules[c.When]
+		if prog == nil {
+			continue
+		}
+		if m, err := prog.Match(&rp); err == nil && m {
+			return c.Next
+		}
+	}
+	return br.Otherwise
+}
+
+func (s *ownerState) grant(ctx context.Context, cp *Campaign, ps *PlayerState, st *crmv1.Step, now time.Time) {
+	var reward crmv1.Reward
+	for _, r := range cp.Spec().Rewards {
+		if r.Name == st.Grant.Reward {
+			reward = r
+		}
+	}
+	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player), Brand: ps.Brand, Player: ps.Player,
+		Campaign: cp.Name, Step: st.Name, Reward: reward, Value: cp.Config.RewardValues[st.Grant.Reward], Granted: now.UTC()}
+	reason, granted := string(route.ReasonBonusRefusedRG), false
+	if p, ok := s.pt.Get(ps.Brand, ps.Player); ok && !p.SelfExcludedAt(now) && p.CoolingOffUntil <= players.UnixOf(now) && p.AtRiskUntil <= players.UnixOf(now) {
+		rw := s.o.Rewards
+		if rw == nil {
+			rw = NoRewards{}
+		}
+		granted, reason = rw.Grant(ctx, g)
+	}
+	result := "refused"
+	if granted {
+		result = "granted"
+		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatRewardsGranted, 1)
+	}
+	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(g.ID), Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name,
+		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: "reward " + st.Grant.Reward})
+}
+
+// park leaves the flow at a delay or waitFor step and schedules its resume.
+func (s *ownerState) park(ps *PlayerState, fp *FlowPos, cp *Campaign, wait, event string, until, now time.Time) {
+	fp.Wait, fp.Event, fp.Until = wait, event, until.UnixMilli()
+	if ps.flow(fp.Instance) == nil {
+		ps.Flows = append(ps.Flows, fp)
+	}
+	s.markDirty(ps)
+	s.scheduleResume(ps, fp, cp.Spec().Category, until, now)
+}
+
+func (s *ownerState) scheduleResume(ps *PlayerState, fp *FlowPos, cat crmv1.Category, at, now time.Time) {
+	it := &bus.Intent{ID: fp.Origin + "/" + fp.Step + "/resume/" + strconv.Itoa(fp.Seq), Brand: ps.Brand, Player: ps.Player,
+		Campaign: fp.Campaign, Step: fp.Step, FlowInstance: fp.Instance, Category: cat, Created: now,
+		Flow: bus.FlowResume, Seq: fp.Seq}
+	s.schedule(it, at)
+}
+
+// endFlow removes a finished flow and remembers it; an abnormal end is recorded.
+func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now time.Time) {
+	if i := slices.Index(ps.Flows, fp); i >= 0 {
+		ps.Flows = slices.Delete(ps.Flows, i, i+1)
+	}
+	floor := now.Add(-KeepHistory).Unix()
+	ps.Done = slices.DeleteFunc(ps.Done, func(d FlowDone) bool { return d.Ended < floor })
+	ps.Done = append(ps.Done, FlowDone{Campaign: fp.Campaign, Instance: fp.Instance, Started: fp.Started, Ended: now.Unix(), Converted: fp.Converted})
+	if len(ps.Done) > MaxDone {
+		ps.Done = ps.Done[len(ps.Done)-MaxDone:]
+	}
+	s.markDirty(ps)
+	if reason != "" {
+		s.flowOutcome(ps, fp.Campaign, fp.Step, reason, "the flow ended at step "+fp.Step, now)
+	}
+}
+
+func (s *ownerState) flowOutcome(ps *PlayerState, campaign, step, reason, detail string, now time.Time) {
+	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(ps.Brand + "/" + ps.Player + "/" + campaign + "/" + step + "/" + reason + "/" + strconv.FormatInt(now.UnixNano(), 36)),
+		Brand: ps.Brand, Player: ps.Player, Campaign: campaign, Step: step, Kind: OutcomeFlow, Result: "ended", Reason: reason, Detail: detail})
+}
+
+// resume continues a parked flow whose delay ended or whose wait timed out.
+func (s *ownerState) resume(ctx context.Context, it *bus.Intent, now time.Time) {
+	ps, ok := s.players[it.Brand+"/"+it.Player]
+	if !ok {
+		return
+	}
+	fp := ps.flow(it.FlowInstance)
+	if fp == nil || fp.Step != it.Step || fp.Seq != it.Seq || fp.Wait == "" {
+		return // the flow moved on (the event came) or ended
+	}
+	b := s.o.Catalog.Brand(it.Brand)
+	if due := time.UnixMilli(fp.Until); now.Before(due) {
+		// A schedule fired early: wait again for the rest.
+		var cat crmv1.Category
+		if cp := b.campaign(fp.Campaign); cp != nil {
+			cat = cp.Spec().Category
+		}
+		s.scheduleResume(ps, fp, cat, due, now)
+		return
+	}
+	cp := b.campaign(fp.Campaign)
+	switch {
+	case cp == nil:
+		s.endFlow(ps, fp, string(route.ReasonCampaignNotFound), now)
+		return
+	case cp.UID != fp.UID:
+		s.endFlow(ps, fp, ReasonCampaignChanged, now)
+		return
+	case cp.Spec().Paused:
+		fp.Until = now.Add(PausedRecheck).UnixMilli()
+		s.markDirty(ps)
+		s.scheduleResume(ps, fp, cp.Spec().Category, now.Add(PausedRecheck), now)
+		return
+	}
+	if w := cp.Spec().Window; w != nil && w.End != nil && !now.Before(w.End.Time) {
+		s.endFlow(ps, fp, ReasonCampaignEnded, now)
+		return
+	}
+	st := cp.Steps[fp.Step]
+	switch {
+	case st == nil:
+		s.endFlow(ps, fp, ReasonStepRemoved, now)
+	case st.WaitFor != nil && fp.Wait == WaitEvent:
+		s.walk(ctx, b, cp, ps, fp, st.WaitFor.OnTimeout, now)
+	default:
+		s.walk(ctx, b, cp, ps, fp, cp.Next(fp.Step), now)
+	}
+}
+
+// awaken moves the player's flows waiting for this event on, and counts conversions.
+func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ string, rp func() (*rules.Player, *rules.Event), now time.Time) {
+	ps, ok := s.players[brand+"/"+player]
+	if !ok {
+		return
+	}
+	for _, fp := range slices.Clone(ps.Flows) {
+		if fp.Wait != WaitEvent || fp.Event != typ {
+			continue
+		}
+		cp := b.campaign(fp.Campaign)
+		if cp == nil || cp.UID != fp.UID || cp.Spec().Paused {
+			continue
+		}
+		st := cp.Steps[fp.Step]
+		if st == nil || st.WaitFor == nil || string(st.WaitFor.Event) != typ {
+			continue
+		}
+		if st.WaitFor.Condition != "" {
+			prog := cp.events[st.WaitFor.Condition]
+			if prog == nil {
+				continue
+			}
+			p, e := rp()
+			if m, err := prog.MatchEvent(p, e); err != nil || !m {
+				continue
+			}
+		}
+		s.walk(ctx, b, cp, ps, fp, cp.Next(fp.Step), now)
+	}
+	s.convert(b, ps, typ, now)
+}
+
+// convert counts a conversion for each campaign whose experiment's goal is this event and
+// whose flow started within the goal window, once per flow.
+func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Time) {
+	goal := func(campaign string, started int64) bool {
+		cp := b.campaign(campaign)
+		if cp == nil || cp.Spec().Experiment == nil || string(cp.Spec().Experiment.GoalEvent) != typ {
+			return false
+		}
+		window := 7 * 24 * time.Hour
+		if gw := cp.Spec().Experiment.GoalWindow; gw != nil {
+			window = gw.Duration
+		}
+		return now.Unix()-started <= int64(window/time.Second)
+	}
+	for i := range ps.Done {
+		d := &ps.Done[i]
+		if !d.Converted && goal(d.Campaign, d.Started) {
+			d.Converted = true
+			s.markDirty(ps)
+			s.stat(ps.Brand, bus.KindCampaign, d.Campaign, bus.StatConverted, 1)
+		}
+	}
+	for _, fp := range ps.Flows {
+		if !fp.Converted && goal(fp.Campaign, fp.Started) {
+			s.stat(ps.Brand, bus.KindCampaign, fp.Campaign, bus.StatConverted, 1)
+			fp.Converted = true
+			s.markDirty(ps)
+		}
+	}
+}
+
+func (b *Brand) campaign(name string) *Campaign {
+	if b == nil {
+		return nil
+	}
+	return b.Campaigns[name]
+}

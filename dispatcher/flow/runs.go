@@ -1,0 +1,235 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/rules"
+)
+
+// A scheduled run reaches every partition owner on RUNS. Each owner records the run id in
+// croupier-state (so a replay, even after the stream's de-duplication window, is a
+// no-op), selects its own members of the campaign's audience in id order, and publishes
+// one FlowStart intent per member, at most RunBatch per step and, with a rollout, at the
+// partition's share of maxPerMinute. The cursor (the last member published) is persisted
+// with each step, so a new owner continues where the last one stopped; the intents' message
+// ids (run id + player) and the flow instance in the player's state make a repeat a no-op.
+
+const runsToken = "runs"
+
+// Run limits.
+const (
+	// DefaultRunBatch is the most intents one expansion step publishes.
+	DefaultRunBatch = 10000
+	// KeepRuns is how long a finished run's id is remembered (longer than RUNS keeps it).
+	KeepRuns = 30 * 24 * time.Hour
+	// RunWaitForCampaign is how long a run waits for its campaign to be published here
+	// (the configuration watch may lag the manager) before it is dropped.
+	RunWaitForCampaign = 5 * time.Minute
+)
+
+// runsDoc is a brand's runs in one partition: the croupier-state value under RunsKey.
+type runsDoc struct {
+	Brand string         `json:"brand"`
+	Runs  []*RunProgress `json:"runs"`
+	rev   uint64
+	dirty bool
+}
+
+// RunProgress is one scheduled run's expansion in one partition.
+type RunProgress struct {
+	ID        string    `json:"id"`
+	Campaign  string    `json:"campaign"`
+	UID       string    `json:"uid"`
+	Scheduled time.Time `json:"scheduled"`
+	Accepted  time.Time `json:"accepted"`
+	// Cursor is the last member (in id order) whose intent was published.
+	Cursor  string    `json:"cursor,omitempty"`
+	Members int       `json:"members"`
+	Emitted int       `json:"emitted"`
+	Done    bool      `json:"done,omitempty"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Note    string    `json:"note,omitempty"`
+}
+
+func (s *ownerState) runsOf(brand string) *runsDoc {
+	rd, ok := s.runs[brand]
+	if !ok {
+		rd = &runsDoc{Brand: brand}
+		s.runs[brand] = rd
+	}
+	return rd
+}
+
+func (s *ownerState) runsChanged(rd *runsDoc) {
+	if !rd.dirty {
+		rd.dirty = true
+		s.runsDirty = append(s.runsDirty, rd)
+	}
+}
+
+// acceptRun records a run request; a run already recorded is a no-op.
+func (s *ownerState) acceptRun(ctx context.Context, msg jetstream.Msg) error {
+	now := s.o.Clock.Now()
+	req, err := bus.Decode[bus.RunRequest](msg.Data())
+	if err == nil {
+		switch {
+		case req.RunID == "" || req.CampaignUID == "":
+			err = fmt.Errorf("runID and campaignUID must not be empty")
+		case bus.CheckToken("brand", req.Brand) != nil:
+			err = bus.CheckToken("brand", req.Brand)
+		case bus.CheckToken("campaign", req.Campaign) != nil:
+			err = bus.CheckToken("campaign", req.Campaign)
+		case !strings.HasPrefix(req.RunID, req.CampaignUID+"@"):
+			err = fmt.Errorf("runID %q is not the campaign UID + scheduled time", req.RunID)
+		}
+	}
+	if err != nil {
+		if s.part != 0 {
+			return nil // one partition dead-letters it
+		}
+		return ingest.DeadLetterNow(ctx, s.o.JS, bus.StreamRuns, msg, err.Error(), now)
+	}
+	rd := s.runsOf(req.Brand)
+	for _, r := range rd.Runs {
+		if r.ID == req.RunID {
+			return nil
+		}
+	}
+	floor := now.Add(-KeepRuns)
+	rd.Runs = slices.DeleteFunc(rd.Runs, func(r *RunProgress) bool { return r.Done && r.Ended.Before(floor) })
+	rd.Runs = append(rd.Runs, &RunProgress{ID: req.RunID, Campaign: req.Campaign, UID: req.CampaignUID,
+		Scheduled: req.ScheduledTime.UTC(), Accepted: now.UTC()})
+	s.runsChanged(rd)
+	return nil
+}
+
+// Pump does the partition's own work between inputs: it refreshes Segments whose
+// interval passed and expands runs. It reports whether more expansion is ready now.
+func (s *ownerState) Pump(ctx context.Context) (bool, error) {
+	now := s.o.Clock.Now()
+	s.refreshSegments(now)
+	return s.expandRuns(now), nil
+}
+
+func (s *ownerState) expandRuns(now time.Time) (more bool) {
+	budget := s.o.RunBatch
+	if budget <= 0 {
+		budget = DefaultRunBatch
+	}
+	for brand, rd := range s.runs {
+		for _, r := range rd.Runs {
+			if r.Done {
+				continue
+			}
+			if budget == 0 {
+				return true
+			}
+			b := s.o.Catalog.Brand(brand)
+			cp := b.campaign(r.Campaign)
+			if cp == nil || cp.UID != r.UID {
+				if now.Sub(r.Accepted) >= RunWaitForCampaign {
+					s.finishRun(rd, r, now, "the campaign is not published with this UID")
+				}
+				continue
+			}
+			if ok, why := cp.Active(now); !ok {
+				if !cp.Spec().Paused {
+					s.finishRun(rd, r, now, why)
+				}
+				continue // a paused campaign's run waits
+			}
+			ids, ok := s.members[r.ID]
+			if !ok {
+				ids = s.selectMembers(b, cp, now)
+				s.members[r.ID] = ids
+				if r.Members == 0 {
+					r.Members = len(ids)
+				}
+			}
+			i := sort.SearchStrings(ids, r.Cursor)
+			if i < len(ids) && ids[i] == r.Cursor {
+				i++
+			}
+			n := min(len(ids)-i, budget)
+			if ro := cp.Spec().Rollout; ro != nil && ro.MaxPerMinute > 0 {
+				share := float64(ro.MaxPerMinute) / float64(max(1, s.o.Partitions))
+				allowed := int(share*now.Sub(r.Accepted).Minutes()) + 1 - r.Emitted
+				n = max(0, min(n, allowed))
+			}
+			first := cp.Spec().Steps[0].Name
+			fi := shortHash(r.ID)
+			for _, id := range ids[i : i+n] {
+				s.publishStart(&bus.Intent{ID: r.ID + "/" + id, Brand: brand, Player: id, Campaign: cp.Name, Step: first,
+					FlowInstance: fi, Category: cp.Spec().Category, Created: now, Flow: bus.FlowStart, Run: r.ID})
+			}
+			if n > 0 {
+				r.Emitted += n
+				r.Cursor = ids[i+n-1]
+				budget -= n
+				s.runsChanged(rd)
+			}
+			if i+n == len(ids) {
+				s.finishRun(rd, r, now, "")
+			} else if budget == 0 {
+				more = true
+			}
+		}
+	}
+	return more
+}
+
+func (s *ownerState) finishRun(rd *runsDoc, r *RunProgress, now time.Time, note string) {
+	r.Done, r.Ended, r.Note = true, now.UTC(), note
+	delete(s.members, r.ID)
+	s.runsChanged(rd)
+}
+
+// selectMembers lists the partition's members of a campaign's audience in id order.
+func (s *ownerState) selectMembers(b *Brand, cp *Campaign, now time.Time) []string {
+	var match func(*rules.Player) (bool, error)
+	switch {
+	case cp.SegmentRef != "":
+		seg := b.Segments[cp.SegmentRef]
+		if seg == nil {
+			return []string{}
+		}
+		match = seg.Program.Match
+	case cp.Audience != nil:
+		match = cp.Audience.Match
+	default:
+		match = func(*rules.Player) (bool, error) { return true, nil }
+	}
+	ids := []string{}
+	if err := s.pt.Select(b.Name, now, match, func(id string) { ids = append(ids, id) }); err != nil {
+		s.o.Log.Warn("audience rule failed for some players", "brand", b.Name, "campaign", cp.Name, "err", err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (s *ownerState) publishStart(it *bus.Intent) {
+	b, _ := bus.Encode(it)
+	msg := nats.NewMsg(bus.IntentSubject(it.Brand, s.part, it.Player))
+	msg.Data = b
+	s.out = append(s.out, outMsg{msg: msg, id: it.ID})
+}
+
+// startRunFlow starts a run member's flow.
+func (s *ownerState) startRunFlow(ctx context.Context, it *bus.Intent, now time.Time) {
+	b := s.o.Catalog.Brand(it.Brand)
+	cp := b.campaign(it.Campaign)
+	if cp == nil || !strings.HasPrefix(it.Run, cp.UID+"@") {
+		return // deleted or replaced since the run
+	}
+	s.startFlow(ctx, b, cp, s.state(it.Brand, it.Player), it.FlowInstance, it.Run+"/"+it.Player, nil, now)
+}

@@ -1,0 +1,119 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// statsDoc is one object's counters in one partition: the croupier-stats value the
+// manager sums into the object's status.
+type statsDoc struct {
+	bus.PartitionStats
+	rev   uint64
+	dirty bool
+}
+
+// DefaultStatsEvery is the least time between two writes of a partition's counters.
+const DefaultStatsEvery = time.Second
+
+func (s *ownerState) loadStats(ctx context.Context) error {
+	if s.o.Stats == nil {
+		return nil
+	}
+	w, err := s.o.Stats.Watch(ctx, bus.PartitionStatsFilter(s.part), jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("loading the counters of partition %d: %w", s.part, err)
+	}
+	return bus.Follow(ctx, w, bus.BucketStats, func(e jetstream.KeyValueEntry) error {
+		sd := &statsDoc{rev: e.Revision()}
+		if err := json.Unmarshal(e.Value(), &sd.PartitionStats); err != nil {
+			return fmt.Errorf("loading %s: %w", e.Key(), err)
+		}
+		s.stats[e.Key()] = sd
+		return nil
+	}, func() bool { return true })
+}
+
+func (s *ownerState) statsDoc(brand, kind, name string) *statsDoc {
+	if s.o.Stats == nil || name == "" {
+		return nil
+	}
+	key := bus.StatsKey(brand, kind, name, s.part)
+	sd, ok := s.stats[key]
+	if !ok {
+		sd = &statsDoc{PartitionStats: bus.PartitionStats{Brand: brand, Kind: kind, Name: name, Partition: s.part, Counters: map[string]int64{}}}
+		s.stats[key] = sd
+	}
+	return sd
+}
+
+// stat adds delta to one counter of an object in this partition.
+func (s *ownerState) stat(brand, kind, name, counter string, delta int64) {
+	if sd := s.statsDoc(brand, kind, name); sd != nil && delta != 0 {
+		sd.Counters[counter] += delta
+		sd.dirty, s.statsDirty = true, true
+	}
+}
+
+// setStat sets a counter (a Segment's member count) and reports whether it changed.
+func (s *ownerState) setStat(brand, kind, name, counter string, v int64) {
+	if sd := s.statsDoc(brand, kind, name); sd != nil {
+		if old, ok := sd.Counters[counter]; !ok || old != v {
+			sd.Counters[counter] = v
+			sd.dirty, s.statsDirty = true, true
+		}
+	}
+}
+
+// statsDue reports whether the changed counters are written with this flush.
+func (s *ownerState) statsDue() bool {
+	if !s.statsDirty {
+		return false
+	}
+	every := s.o.StatsEvery
+	if every <= 0 {
+		every = DefaultStatsEvery
+	}
+	now := s.o.Clock.Now()
+	if now.Sub(s.statsAt) < every && now.After(s.statsAt) {
+		return false
+	}
+	s.statsAt, s.statsDirty = now, false
+	return true
+}
+
+var (
+	kindAttempt = []byte(`"kind":"` + bus.OutcomeAttempt + `"`)
+	kindReport  = []byte(`"kind":"` + bus.OutcomeReport + `"`)
+)
+
+// countOutcome counts the partition's delivery attempts and reports into the campaigns'
+// counters: a message a provider accepted is sent, one it confirmed is delivered.
+func (s *ownerState) countOutcome(data []byte) {
+	if !bytes.Contains(data, kindAttempt) && !bytes.Contains(data, kindReport) {
+		return // the owner's own decisions
+	}
+	var o struct {
+		Brand    string `json:"brand"`
+		Campaign string `json:"campaign"`
+		Kind     string `json:"kind"`
+		Result   string `json:"result"`
+	}
+	if json.Unmarshal(data, &o) != nil || o.Campaign == "" {
+		return
+	}
+	switch {
+	case o.Kind == bus.OutcomeAttempt && o.Result == channel.ResultSent:
+		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
+	case o.Kind == bus.OutcomeReport && o.Result == bus.ReportDelivered:
+		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
+	}
+}
