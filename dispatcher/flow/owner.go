@@ -77,7 +77,7 @@ type PlayerState struct {
 	// Pending are sent decisions whose delivery may still fail over to the next channel.
 	Pending []Pending `json:"pending,omitempty"`
 	// Flows are the player's parked campaign flows; Done the finished ones remembered.
-	Flows []*FlowPos   `json:"flows,omitempty"`
+	Flows []*FlowPos `json:"flows,omitempty"`
 	Done  []FlowDone `json:"done,omitempty"`
 
 	rev   uint64

@@ -182,7 +182,9 @@ func StatsFilter(brand, kind, name string) string {
 }
 
 // PartitionOutcomesFilter selects one partition's outcomes.
-func PartitionOutcomesFilter(part int) string { return Root + ".outcomes.*." + strconv.Itoa(part) + ".*" }
+func PartitionOutcomesFilter(part int) string {
+	return Root + ".outcomes.*." + strconv.Itoa(part) + ".*"
+}
 
 // PartitionStatsFilter selects one partition's stats of every object.
 func PartitionStatsFilter(part int) string { return "*.*.*." + strconv.Itoa(part) }
