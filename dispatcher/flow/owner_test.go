@@ -104,10 +104,10 @@ func newStack(t *testing.T, srv *bustest.Server, replica string, clk *fakeClock)
 	<-r2
 	c := clock.Func(clk.now)
 	keeper := &players.Keeper{JS: js, Players: bustest.KV(t, js, bus.BucketPlayers), Log: quiet, Clock: c}
-	owner := &flow.Owner{Keeper: keeper, JS: js, State: bustest.KV(t, js, bus.BucketState), Catalog: catalog, Prefs: cache,
-		Log: quiet, Clock: c, Partitions: srv.Partitions}
-	runner := &partition.Runner{JS: js, Handler: owner, Log: quiet, Linger: 5 * time.Millisecond,
-		Sources: []partition.Source{partition.Events, partition.Intents}}
+	owner := &flow.Owner{Keeper: keeper, JS: js, State: bustest.KV(t, js, bus.BucketState), Stats: bustest.KV(t, js, bus.BucketStats),
+		StatsEvery: 100 * time.Millisecond, Catalog: catalog, Prefs: cache, Log: quiet, Clock: c, Partitions: srv.Partitions}
+	runner := &partition.Runner{JS: js, Handler: owner, Log: quiet, Linger: 5 * time.Millisecond, PumpEvery: 50 * time.Millisecond,
+		Sources: []partition.Source{partition.Events, partition.Intents, partition.Runs, partition.Outcomes}}
 	return &stack{srv: srv, js: js, owner: owner, runner: runner, clock: clk}
 }
 
