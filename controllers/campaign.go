@@ -13,6 +13,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +47,8 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 
 type campaignKind struct {
 	client.Client
-	store *Store
+	store    *Store
+	recorder events.EventRecorder
 }
 
 func (campaignKind) token() string              { return bus.KindCampaign }
@@ -435,8 +437,9 @@ func (k campaignKind) auditConfigMaps(ctx context.Context, c *crmv1.Campaign, ha
 
 func jsonString(s string) []byte { return []byte(`"` + s + `"`) }
 
-// observe sets phase, Paused and the next run, and says when the phase can next change.
-func (campaignKind) observe(_ context.Context, c *crmv1.Campaign, t time.Time) time.Duration {
+// observe sets phase, Paused and the next run, publishes a scheduled run that is due, and
+// says when to look again.
+func (k campaignKind) observe(ctx context.Context, c *crmv1.Campaign, t time.Time) (time.Duration, error) {
 	st := &c.Status
 	if c.Spec.Paused {
 		setCondition(c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonSpecPaused, "spec.paused is true; nothing is sent")
@@ -447,7 +450,7 @@ func (campaignKind) observe(_ context.Context, c *crmv1.Campaign, t time.Time) t
 		if r != nil && r.Reason == crmv1.ReasonInvalidSpec && st.Phase == "" {
 			st.Phase = crmv1.PhaseFailed
 		}
-		return 0
+		return 0, nil
 	}
 	var wake time.Duration
 	soonest := func(at time.Time) {
@@ -460,6 +463,9 @@ func (campaignKind) observe(_ context.Context, c *crmv1.Campaign, t time.Time) t
 	if s := c.Spec.Trigger.Schedule; s != nil {
 		if sched, err := cronParser.Parse(s.Cron); err == nil {
 			loc, _ := time.LoadLocation(zoneOf(s))
+			if err := k.runDue(ctx, c, s, sched, t); err != nil {
+				return 0, err
+			}
 			from := t
 			if w != nil && w.Start != nil && w.Start.After(from) {
 				from = w.Start.Time.Add(-time.Second)
@@ -489,7 +495,90 @@ func (campaignKind) observe(_ context.Context, c *crmv1.Campaign, t time.Time) t
 	if w != nil && w.End != nil {
 		soonest(w.End.Time)
 	}
-	return wake
+	return wake, nil
+}
+
+// missedGrace is how late a run may be found and still count as on time under skip.
+const missedGrace = time.Minute
+
+// runDue finds the latest scheduled time not yet dealt with (after lastScheduleTime, the
+// creation and the window's start, up to t) and publishes its run to RUNS under the
+// missed-run policy. The run id (campaign UID + scheduled time) is the message id and is
+// recorded by every partition owner, so a double reconcile or a leader change that lost
+// the status cannot run it twice.
+func (k campaignKind) runDue(ctx context.Context, c *crmv1.Campaign, s *crmv1.ScheduleTrigger, sched cron.Schedule, t time.Time) error {
+	st := &c.Status
+	from := c.CreationTimestamp.Time
+	if st.LastScheduleTime != nil && st.LastScheduleTime.After(from) {
+		from = st.LastScheduleTime.Time
+	}
+	w := c.Spec.Window
+	if w != nil && w.Start != nil && w.Start.Add(-time.Second).After(from) {
+		from = w.Start.Add(-time.Second)
+	}
+	deadline := time.Hour
+	if s.StartingDeadline != nil {
+		deadline = s.StartingDeadline.Duration
+	}
+	grace := deadline
+	if s.MissedRuns == crmv1.MissedRunSkip {
+		grace = missedGrace
+	}
+	// After a long downtime only the runs within reach of the policy matter.
+	older := false
+	if horizon := t.Add(-grace - time.Minute); from.Before(horizon) {
+		if n := sched.Next(from); !n.IsZero() && !n.After(horizon) {
+			older = true
+		}
+		from = horizon
+	}
+	loc, _ := time.LoadLocation(zoneOf(s))
+	var due time.Time
+	for n := sched.Next(from.In(loc)); !n.IsZero() && !n.After(t); n = sched.Next(n) {
+		if w != nil && w.End != nil && !n.Before(w.End.Time) {
+			break
+		}
+		due = n
+	}
+	if due.IsZero() {
+		if older {
+			k.event(c, corev1.EventTypeWarning, crmv1.ReasonRunMissed, "scheduled runs were missed while the manager was down; the next one is awaited")
+		}
+		return nil
+	}
+	at := metav1.NewTime(due.UTC())
+	late := t.Sub(due)
+	runID := bus.RunID(string(c.UID), due)
+	switch {
+	case c.Spec.Paused || isBudgetPaused(c):
+		k.event(c, corev1.EventTypeNormal, crmv1.ReasonRunSkipped, fmt.Sprintf("run %s skipped: the campaign is paused", due.UTC().Format(time.RFC3339)))
+	case late > grace:
+		k.event(c, corev1.EventTypeWarning, crmv1.ReasonRunMissed, fmt.Sprintf("run %s was found %s late (missedRuns %s); it is not made up",
+			due.UTC().Format(time.RFC3339), late.Round(time.Second), missedPolicy(s)))
+	default:
+		req := &bus.RunRequest{RunID: runID, Brand: c.Namespace, Campaign: c.Name, CampaignUID: string(c.UID),
+			Generation: c.Generation, ScheduledTime: due.UTC()}
+		if err := k.store.PublishRun(ctx, req); err != nil {
+			return err
+		}
+		st.LastRunTime = &at
+		k.event(c, corev1.EventTypeNormal, crmv1.ReasonRunPublished, fmt.Sprintf("run %s published", due.UTC().Format(time.RFC3339)))
+	}
+	st.LastScheduleTime = &at
+	return nil
+}
+
+func missedPolicy(s *crmv1.ScheduleTrigger) crmv1.MissedRunPolicy {
+	if s.MissedRuns == "" {
+		return crmv1.MissedRunLatest
+	}
+	return s.MissedRuns
+}
+
+func (k campaignKind) event(c *crmv1.Campaign, eventType, reason, note string) {
+	if k.recorder != nil {
+		k.recorder.Eventf(c, nil, eventType, reason, "Schedule", "%s", note)
+	}
 }
 
 func isBudgetPaused(c *crmv1.Campaign) bool {
@@ -539,7 +628,7 @@ func SetupCampaign(mgr ctrl.Manager, store *Store) error {
 	}
 	allCampaigns := enqueueNamespace(c, func() client.ObjectList { return &crmv1.CampaignList{} })
 	changed := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))
-	r := newReconciler[*crmv1.Campaign](mgr, store, campaignKind{Client: c, store: store}, "campaign")
+	r := newReconciler[*crmv1.Campaign](mgr, store, campaignKind{Client: c, store: store, recorder: mgr.GetEventRecorder("croupier-campaign")}, "campaign")
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1.Campaign{}, changed).
 		Watches(&crmv1.Segment{}, byIndex(indexSegment), builder.WithPredicates(predicate.Funcs{

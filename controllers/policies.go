@@ -24,8 +24,8 @@ type channelPolicyKind struct{ client.Client }
 func (channelPolicyKind) token() string                   { return bus.KindChannelPolicy }
 func (channelPolicyKind) newObject() *crmv1.ChannelPolicy { return &crmv1.ChannelPolicy{} }
 func (channelPolicyKind) spec(p *crmv1.ChannelPolicy) any { return p.Spec }
-func (channelPolicyKind) observe(context.Context, *crmv1.ChannelPolicy, time.Time) time.Duration {
-	return 0
+func (channelPolicyKind) observe(context.Context, *crmv1.ChannelPolicy, time.Time) (time.Duration, error) {
+	return 0, nil
 }
 
 func (k channelPolicyKind) compile(ctx context.Context, p *crmv1.ChannelPolicy) (*bus.ConfigRecord, error) {
@@ -78,8 +78,8 @@ type preferencePolicyKind struct{ client.Client }
 func (preferencePolicyKind) token() string                      { return bus.KindPreferencePolicy }
 func (preferencePolicyKind) newObject() *crmv1.PreferencePolicy { return &crmv1.PreferencePolicy{} }
 func (preferencePolicyKind) spec(p *crmv1.PreferencePolicy) any { return p.Spec }
-func (preferencePolicyKind) observe(context.Context, *crmv1.PreferencePolicy, time.Time) time.Duration {
-	return 0
+func (preferencePolicyKind) observe(context.Context, *crmv1.PreferencePolicy, time.Time) (time.Duration, error) {
+	return 0, nil
 }
 
 func (k preferencePolicyKind) compile(ctx context.Context, p *crmv1.PreferencePolicy) (*bus.ConfigRecord, error) {

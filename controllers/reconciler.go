@@ -55,9 +55,10 @@ type kind[T Object] interface {
 	// is a verdict; any other error is retried. A nil record with no error means the object
 	// must not be published (it lost a policy conflict: compile returned the verdict).
 	compile(ctx context.Context, obj T) (*bus.ConfigRecord, error)
-	// observe fills kind-specific status after a successful publish and says when to look
-	// again (zero: on the next change only).
-	observe(ctx context.Context, obj T, now time.Time) time.Duration
+	// observe fills kind-specific status after a successful publish (a Campaign's due run
+	// is published here) and says when to look again (zero: on the next change only). An
+	// error is retried.
+	observe(ctx context.Context, obj T, now time.Time) (time.Duration, error)
 	// spec returns the object's spec as JSON for audit diffs.
 	spec(obj T) any
 }
@@ -149,7 +150,11 @@ func (r *reconciler[T]) reconcile(ctx context.Context, obj T) (ctrl.Result, erro
 	meta.RemoveStatusCondition(&st.Conditions, crmv1.ConditionReconciling)
 	meta.RemoveStatusCondition(&st.Conditions, crmv1.ConditionStalled)
 	st.ObservedGeneration = obj.GetGeneration()
-	return ctrl.Result{RequeueAfter: r.kind.observe(ctx, obj, r.Now())}, nil
+	wake, err := r.kind.observe(ctx, obj, r.Now())
+	if err != nil {
+		return r.transient(obj, err)
+	}
+	return ctrl.Result{RequeueAfter: wake}, nil
 }
 
 // judge records a verdict on the spec. InvalidSpec and PolicyConflict are terminal for this
@@ -176,7 +181,7 @@ func (r *reconciler[T]) judge(ctx context.Context, obj T, v *specError) (ctrl.Re
 	if prev == nil || prev.Reason != v.Reason || prev.Message != v.Message {
 		r.event(obj, corev1.EventTypeWarning, v.Reason, v.Message)
 	}
-	r.kind.observe(ctx, obj, r.Now())
+	_, _ = r.kind.observe(ctx, obj, r.Now())
 	return ctrl.Result{}, nil
 }
 

@@ -22,7 +22,9 @@ type segmentKind struct{}
 func (segmentKind) token() string                                                    { return bus.KindSegment }
 func (segmentKind) newObject() *crmv1.Segment                                        { return &crmv1.Segment{} }
 func (segmentKind) spec(s *crmv1.Segment) any                                        { return s.Spec }
-func (segmentKind) observe(context.Context, *crmv1.Segment, time.Time) time.Duration { return 0 }
+func (segmentKind) observe(context.Context, *crmv1.Segment, time.Time) (time.Duration, error) {
+	return 0, nil
+}
 
 func (segmentKind) compile(_ context.Context, s *crmv1.Segment) (*bus.ConfigRecord, error) {
 	if _, err := rules.Compile(rules.PlayerRule, s.Spec.Rule); err != nil {

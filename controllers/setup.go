@@ -21,6 +21,10 @@ import (
 type Options struct {
 	// Now is the clock (tests inject one); time.Now when nil.
 	Now func() time.Time
+	// StatsInterval is how often partition counters are summed into status (default 10s).
+	StatsInterval time.Duration
+	// StatusWrites, when set, is called for each status write of the counters summer.
+	StatusWrites func()
 }
 
 // Setup registers the four controllers with a manager.
@@ -34,7 +38,8 @@ func Setup(mgr ctrl.Manager, store *Store, opts Options) error {
 			return err
 		}
 	}
-	return nil
+	return mgr.Add(&StatsSummer{Client: mgr.GetClient(), Store: store, Interval: opts.StatsInterval,
+		Log: mgr.GetLogger().WithName("stats"), Writes: opts.StatusWrites})
 }
 
 var now = time.Now

@@ -160,3 +160,18 @@ func (s *Store) Audit(ctx context.Context, e *bus.AuditEntry, msgID string) erro
 	}
 	return nil
 }
+
+// PublishRun publishes a scheduled run to RUNS; the run id is the message id, so the same
+// run published twice within the stream's de-duplication window is stored once (and the
+// partition owners record run ids beyond it).
+func (s *Store) PublishRun(ctx context.Context, req *bus.RunRequest) error {
+	data, err := bus.Encode(req)
+	if err != nil {
+		return err
+	}
+	if _, err := s.JS.Publish(ctx, bus.RunSubject(req.Brand, req.Campaign), data, jetstream.WithMsgID(req.RunID)); err != nil {
+		s.forget(err)
+		return fmt.Errorf("publishing run %s to %s: %w", req.RunID, bus.StreamRuns, err)
+	}
+	return nil
+}

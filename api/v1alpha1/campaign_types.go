@@ -112,9 +112,11 @@ type EventTrigger struct {
 type MissedRunPolicy string
 
 const (
-	// MissedRunSkip drops runs missed by more than startingDeadline.
+	// MissedRunSkip never makes up a missed run: a run found more than a minute late (the
+	// manager was down) is dropped, recorded as a RunMissed Event, and the next one awaited.
 	MissedRunSkip MissedRunPolicy = "skip"
-	// MissedRunLatest runs the latest missed run once, if within startingDeadline.
+	// MissedRunLatest publishes the latest missed run once, if it is at most
+	// startingDeadline late; older missed runs are dropped.
 	MissedRunLatest MissedRunPolicy = "runLatest"
 )
 
@@ -134,7 +136,7 @@ type ScheduleTrigger struct {
 	// +optional
 	// +kubebuilder:default=runLatest
 	MissedRuns MissedRunPolicy `json:"missedRuns,omitempty"`
-	// startingDeadline is how late a missed run may still start (default 1h).
+	// startingDeadline is how late a missed run may still start under runLatest (default 1h).
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
@@ -664,9 +666,13 @@ type CampaignStatus struct {
 	// nextRunTime is the next scheduled run.
 	// +optional
 	NextRunTime *metav1.Time `json:"nextRunTime,omitempty"`
-	// lastRunTime is the last scheduled run published.
+	// lastRunTime is the scheduled time of the last run published.
 	// +optional
 	LastRunTime *metav1.Time `json:"lastRunTime,omitempty"`
+	// lastScheduleTime is the last scheduled time dealt with: published, or skipped
+	// because the campaign was paused or the run was missed.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
 	// counters over every partition.
 	// +optional
 	Counters *CampaignCounters `json:"counters,omitempty"`
@@ -688,6 +694,7 @@ type CampaignStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Category",type=string,JSONPath=`.spec.category`
 // +kubebuilder:printcolumn:name="Next Run",type=date,JSONPath=`.status.nextRunTime`
+// +kubebuilder:printcolumn:name="Last Run",type=date,JSONPath=`.status.lastRunTime`,priority=1
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.counters.sent`
 // +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spend.spent.amount`
 // +kubebuilder:printcolumn:name="Budget",type=string,JSONPath=`.spec.budget.total.amount`

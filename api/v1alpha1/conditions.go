@@ -46,6 +46,12 @@ const (
 	ReasonActive = "Active"
 	// ReasonDeleted: the compiled spec was removed from the dispatchers on deletion.
 	ReasonDeleted = "Deleted"
+	// ReasonRunPublished (Event): a scheduled run was published to the dispatchers.
+	ReasonRunPublished = "RunPublished"
+	// ReasonRunSkipped (Event): a scheduled run came while the Campaign was paused.
+	ReasonRunSkipped = "RunSkipped"
+	// ReasonRunMissed (Event): a scheduled run was found too late for the missed-run policy.
+	ReasonRunMissed = "RunMissed"
 	// ReasonConfigMapChanged: a ConfigMap the Campaign's content refers to changed.
 	ReasonConfigMapChanged = "ConfigMapChanged"
 )

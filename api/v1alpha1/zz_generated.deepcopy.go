@@ -285,6 +285,10 @@ func (in *CampaignStatus) DeepCopyInto(out *CampaignStatus) {
 		in, out := &in.LastRunTime, &out.LastRunTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastScheduleTime != nil {
+		in, out := &in.LastScheduleTime, &out.LastScheduleTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Counters != nil {
 		in, out := &in.Counters, &out.Counters
 		*out = new(CampaignCounters)
