@@ -19,9 +19,9 @@ import (
 
 type segmentKind struct{}
 
-func (segmentKind) token() string                                                    { return bus.KindSegment }
-func (segmentKind) newObject() *crmv1.Segment                                        { return &crmv1.Segment{} }
-func (segmentKind) spec(s *crmv1.Segment) any                                        { return s.Spec }
+func (segmentKind) token() string             { return bus.KindSegment }
+func (segmentKind) newObject() *crmv1.Segment { return &crmv1.Segment{} }
+func (segmentKind) spec(s *crmv1.Segment) any { return s.Spec }
 func (segmentKind) observe(context.Context, *crmv1.Segment, time.Time) (time.Duration, error) {
 	return 0, nil
 }
