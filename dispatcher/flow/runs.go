@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
@@ -196,21 +197,21 @@ func (s *ownerState) finishRun(rd *runsDoc, r *RunProgress, now time.Time, note 
 
 // selectMembers lists the partition's members of a campaign's audience in id order.
 func (s *ownerState) selectMembers(b *Brand, cp *Campaign, now time.Time) []string {
-	var match func(*rules.Player) (bool, error)
+	var prog *rules.Program
 	switch {
 	case cp.SegmentRef != "":
 		seg := b.Segments[cp.SegmentRef]
 		if seg == nil {
 			return []string{}
 		}
-		match = seg.Program.Match
+		prog = seg.Program
 	case cp.Audience != nil:
-		match = cp.Audience.Match
-	default:
-		match = func(*rules.Player) (bool, error) { return true, nil }
+		prog = cp.Audience
 	}
 	ids := []string{}
-	if err := s.pt.Select(b.Name, now, match, func(id string) { ids = append(ids, id) }); err != nil {
+	if prog == nil {
+		s.pt.Each(b.Name, func(p *players.Player) bool { ids = append(ids, p.ID); return true })
+	} else if err := s.pt.Select(b.Name, now, prog, func(id string) { ids = append(ids, id) }); err != nil {
 		s.o.Log.Warn("audience rule failed for some players", "brand", b.Name, "campaign", cp.Name, "err", err)
 	}
 	slices.Sort(ids)

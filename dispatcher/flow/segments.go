@@ -6,7 +6,6 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
-	"github.com/croupier-crm/croupier/internal/rules"
 )
 
 // segMembers is one Segment's members in this partition.
@@ -33,7 +32,7 @@ func (s *ownerState) refreshSegments(now time.Time) {
 				continue
 			}
 			members := map[string]struct{}{}
-			if err := s.pt.Select(brand, now, seg.Program.Match, func(id string) { members[id] = struct{}{} }); err != nil {
+			if err := s.pt.Select(brand, now, seg.Program, func(id string) { members[id] = struct{}{} }); err != nil {
 				s.o.Log.Warn("segment rule failed for some players", "brand", brand, "segment", name, "err", err)
 			}
 			s.segs[k] = &segMembers{source: seg.Program.Source, members: members, at: now}
@@ -50,7 +49,6 @@ func (s *ownerState) refreshSegments(now time.Time) {
 
 // reevaluate moves one player in or out of the Segments that list the event's type.
 func (s *ownerState) reevaluate(b *Brand, ev *ingest.Event, p *players.Player, now time.Time) {
-	var rp *rules.Player
 	for name, seg := range b.Segments {
 		if !seg.Events[ev.Type] {
 			continue
@@ -59,11 +57,7 @@ func (s *ownerState) reevaluate(b *Brand, ev *ingest.Event, p *players.Player, n
 		if sm == nil || sm.source != seg.Program.Source {
 			continue // the next refresh evaluates everyone
 		}
-		if rp == nil {
-			v := p.Rules(now)
-			rp = &v
-		}
-		m, err := seg.Program.Match(rp)
+		m, err := players.Match(seg.Program, p, now)
 		_, was := sm.members[p.ID]
 		switch {
 		case err == nil && m && !was:

@@ -36,13 +36,27 @@ type Partition struct {
 	Part int
 
 	mu     sync.RWMutex
-	brands map[string]map[string]*entry
+	brands map[string]*brandIndex
 	dirty  []*entry
+}
+
+// brandIndex is a brand's players: by id, and in one slice that full scans walk (a slice
+// of pointers in insertion order is far kinder to the cache than a map's iteration).
+type brandIndex struct {
+	byID map[string]*entry
+	all  []*entry
+}
+
+func (bi *brandIndex) put(en *entry) {
+	if _, ok := bi.byID[en.ID]; !ok {
+		bi.all = append(bi.all, en)
+	}
+	bi.byID[en.ID] = en
 }
 
 // NewPartition is an empty partition.
 func NewPartition(part int) *Partition {
-	return &Partition{Part: part, brands: map[string]map[string]*entry{}}
+	return &Partition{Part: part, brands: map[string]*brandIndex{}}
 }
 
 // Load reads partition part's players from croupier-players (a watch delivers every
@@ -59,7 +73,7 @@ func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, err
 			return fmt.Errorf("loading %s: %w", e.Key(), err)
 		}
 		en.Intern()
-		pt.brand(en.Brand)[en.ID] = en
+		pt.brand(en.Brand).put(en)
 		return nil
 	}, func() bool { return true })
 	if err != nil {
@@ -68,10 +82,10 @@ func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, err
 	return pt, nil
 }
 
-func (pt *Partition) brand(b string) map[string]*entry {
+func (pt *Partition) brand(b string) *brandIndex {
 	m, ok := pt.brands[b]
 	if !ok {
-		m = map[string]*entry{}
+		m = &brandIndex{byID: map[string]*entry{}}
 		pt.brands[in(b)] = m
 	}
 	return m
@@ -83,7 +97,7 @@ func (pt *Partition) Len() int {
 	defer pt.mu.RUnlock()
 	n := 0
 	for _, m := range pt.brands {
-		n += len(m)
+		n += len(m.byID)
 	}
 	return n
 }
@@ -113,10 +127,10 @@ func (pt *Partition) Apply(ev *ingest.Event, seq uint64) Result {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	m := pt.brand(ev.Brand)
-	en, ok := m[ev.Player]
+	en, ok := m.byID[ev.Player]
 	if !ok {
 		en = &entry{Player: Player{ID: strings.Clone(ev.Player), Brand: in(ev.Brand)}}
-		m[en.ID] = en
+		m.put(en)
 	}
 	if en.Erased {
 		return Erased
@@ -139,7 +153,11 @@ func (pt *Partition) markDirty(en *entry) {
 func (pt *Partition) Get(brand, id string) (Player, bool) {
 	pt.mu.RLock()
 	defer pt.mu.RUnlock()
-	en, ok := pt.brands[brand][id]
+	bi := pt.brands[brand]
+	if bi == nil {
+		return Player{}, false
+	}
+	en, ok := bi.byID[id]
 	if !ok {
 		return Player{}, false
 	}
@@ -151,7 +169,11 @@ func (pt *Partition) Get(brand, id string) (Player, bool) {
 func (pt *Partition) Each(brand string, fn func(p *Player) bool) {
 	pt.mu.RLock()
 	defer pt.mu.RUnlock()
-	for _, en := range pt.brands[brand] {
+	bi := pt.brands[brand]
+	if bi == nil {
+		return
+	}
+	for _, en := range bi.all {
 		if en.Erased {
 			continue
 		}
@@ -255,13 +277,14 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	m := pt.brand(brand)
-	if en, ok := m[id]; ok {
+	if en, ok := m.byID[id]; ok {
 		// In place: a pending flush of this entry then writes the tombstone, not the
 		// erased profile.
 		en.Player, en.rev, en.dirty = tomb, rev, false
 		return nil
 	}
-	m[strings.Clone(id)] = &entry{Player: tomb, rev: rev}
+	tomb.ID = strings.Clone(id)
+	m.put(&entry{Player: tomb, rev: rev})
 	return nil
 }
 
@@ -270,7 +293,10 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 func (pt *Partition) Sweep(brand string, now time.Time, thresholds []int) (crossed []Crossing) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	m := pt.brands[brand]
+	var m []*entry
+	if bi := pt.brands[brand]; bi != nil {
+		m = bi.all
+	}
 	ps := make([]*Player, 0, len(m))
 	idx := make([]*entry, 0, len(m))
 	for _, en := range m {
@@ -307,14 +333,13 @@ type Crossing struct {
 	Since  Unix
 }
 
-// Select calls fn with the id of every live player of brand for whom match(player as the
-// CEL environment sees it at now) is true: the in-memory index serving segment evaluation.
-// A rule error for one player is returned with the player's id after the scan.
-func (pt *Partition) Select(brand string, now time.Time, match func(*rules.Player) (bool, error), fn func(id string)) error {
+// Select calls fn with the id of every live player of brand for whom the rule holds at
+// now: the in-memory index serving segment evaluation (the rule's fast path when it has
+// one). A rule error for one player is returned with the player's id after the scan.
+func (pt *Partition) Select(brand string, now time.Time, prog *rules.Program, fn func(id string)) error {
 	var firstErr error
 	pt.Each(brand, func(p *Player) bool {
-		rp := p.Rules(now)
-		ok, err := match(&rp)
+		ok, err := Match(prog, p, now)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("player %s: %w", p.ID, err)

@@ -515,19 +515,35 @@ func (p *Player) ChurnRisk(now time.Time) float64 {
 	return math.Round((1-math.Exp(-days/gap))*1000) / 1000
 }
 
-// Rules is the player as the CEL environment sees it at now.
-func (p *Player) Rules(now time.Time) rules.Player {
-	exp := math.Pow10(money.Exponent(p.Currency))
-	major := func(minor int64) float64 { return float64(minor) / exp }
-	ltv := major(p.StakeSum - p.WinSum)
+// major converts minor units of the player's currency to major units.
+func (p *Player) major(minor int64) float64 {
+	return float64(minor) / math.Pow10(money.Exponent(p.Currency))
+}
+
+// ltv is stakes minus wins, in major units.
+func (p *Player) ltv() float64 { return p.major(p.StakeSum - p.WinSum) }
+
+// arpu is the LTV per month since registration (at least one month), rounded to cents.
+func (p *Player) arpu(now time.Time) float64 {
 	months := 1.0
 	if p.RegisteredAt != 0 {
 		months = math.Max(1, now.Sub(p.RegisteredAt.Time()).Hours()/24/30.4375)
 	}
-	avg := 0.0
-	if p.BetCount > 0 {
-		avg = major(p.StakeSum) / float64(p.BetCount)
+	return math.Round(p.ltv()/months*100) / 100
+}
+
+func (p *Player) avgBet() float64 {
+	if p.BetCount == 0 {
+		return 0
 	}
+	return math.Round(p.major(p.StakeSum)/float64(p.BetCount)*100) / 100
+}
+
+func (p *Player) hasEmail() bool { return p.Email != "" && !p.EmailBounced }
+func (p *Player) hasPush() bool  { return len(p.PushTokens) > 0 || len(p.WebPushSubscription) > 0 }
+
+// Rules is the player as the CEL environment sees it at now.
+func (p *Player) Rules(now time.Time) rules.Player {
 	var attrs map[string]string
 	if len(p.Attrs) > 0 {
 		attrs = make(map[string]string, len(p.Attrs))
@@ -546,13 +562,13 @@ func (p *Player) Rules(now time.Time) rules.Player {
 		RegisteredAt:         p.RegisteredAt.Time(),
 		BirthDate:            p.BirthDate.Time(),
 		DepositCount:         p.DepositCount,
-		DepositSum:           major(p.DepositSum),
-		WithdrawalSum:        major(p.WithdrawalSum),
-		LTV:                  ltv,
-		ARPU:                 math.Round(ltv/months*100) / 100,
+		DepositSum:           p.major(p.DepositSum),
+		WithdrawalSum:        p.major(p.WithdrawalSum),
+		LTV:                  p.ltv(),
+		ARPU:                 p.arpu(now),
 		BetCount:             p.BetCount,
-		AvgBet:               math.Round(avg*100) / 100,
-		NetLoss:              major(p.DepositSum - p.WithdrawalSum),
+		AvgBet:               p.avgBet(),
+		NetLoss:              p.major(p.DepositSum - p.WithdrawalSum),
 		FavoriteGame:         favourite(p.Games),
 		FavoriteGameCategory: favourite(p.Categories),
 		SessionsPerWeek:      float64(p.SessionsPerWeek(now)),
@@ -560,11 +576,126 @@ func (p *Player) Rules(now time.Time) rules.Player {
 		DaysInactive:         p.DaysInactive(now),
 		ChurnRisk:            p.ChurnRisk(now),
 		RFM:                  rules.RFM{R: int64(p.RFM.R), F: int64(p.RFM.F), M: int64(p.RFM.M), Segment: p.RFM.Segment},
-		HasEmail:             p.Email != "" && !p.EmailBounced,
+		HasEmail:             p.hasEmail(),
 		HasPhone:             p.Phone != "",
-		HasPush:              len(p.PushTokens) > 0 || len(p.WebPushSubscription) > 0,
+		HasPush:              p.hasPush(),
 		Attrs:                attrs,
 	}
+}
+
+// View is a player as a rule's fast path reads it at a time: each field is computed when
+// the rule asks for it, exactly as Rules computes it.
+type View struct {
+	P   *Player
+	Now time.Time
+}
+
+var _ rules.Fields = View{}
+
+// Int implements rules.Fields.
+func (v View) Int(f rules.Field) int64 {
+	p := v.P
+	switch f {
+	case rules.FieldVIPLevel:
+		return int64(p.VIPLevel)
+	case rules.FieldDepositCount:
+		return p.DepositCount
+	case rules.FieldBetCount:
+		return p.BetCount
+	case rules.FieldDaysInactive:
+		return p.DaysInactive(v.Now)
+	case rules.FieldRFMR:
+		return int64(p.RFM.R)
+	case rules.FieldRFMF:
+		return int64(p.RFM.F)
+	case rules.FieldRFMM:
+		return int64(p.RFM.M)
+	}
+	return 0
+}
+
+// Float implements rules.Fields.
+func (v View) Float(f rules.Field) float64 {
+	p := v.P
+	switch f {
+	case rules.FieldDepositSum:
+		return p.major(p.DepositSum)
+	case rules.FieldWithdrawalSum:
+		return p.major(p.WithdrawalSum)
+	case rules.FieldLTV:
+		return p.ltv()
+	case rules.FieldARPU:
+		return p.arpu(v.Now)
+	case rules.FieldAvgBet:
+		return p.avgBet()
+	case rules.FieldNetLoss:
+		return p.major(p.DepositSum - p.WithdrawalSum)
+	case rules.FieldSessionsPerWeek:
+		return float64(p.SessionsPerWeek(v.Now))
+	case rules.FieldChurnRisk:
+		return p.ChurnRisk(v.Now)
+	}
+	return 0
+}
+
+// String implements rules.Fields.
+func (v View) String(f rules.Field) string {
+	p := v.P
+	switch f {
+	case rules.FieldID:
+		return p.ID
+	case rules.FieldCountry:
+		return p.Country
+	case rules.FieldLanguage:
+		return p.Language
+	case rules.FieldTimeZone:
+		return p.TimeZone
+	case rules.FieldCurrency:
+		return p.Currency
+	case rules.FieldKYCStatus:
+		return p.KYCStatus
+	case rules.FieldAcquisitionChannel:
+		return p.AcquisitionChannel
+	case rules.FieldFavoriteGame:
+		return favourite(p.Games)
+	case rules.FieldFavoriteGameCategory:
+		return favourite(p.Categories)
+	case rules.FieldRFMSegment:
+		return p.RFM.Segment
+	}
+	return ""
+}
+
+// Bool implements rules.Fields.
+func (v View) Bool(f rules.Field) bool {
+	p := v.P
+	switch f {
+	case rules.FieldAgeVerified:
+		return p.AgeVerified
+	case rules.FieldSelfExcluded:
+		return p.SelfExcludedAt(v.Now)
+	case rules.FieldCoolingOff:
+		return p.CoolingOffUntil > Unix(v.Now.Unix())
+	case rules.FieldAtRisk:
+		return p.AtRiskUntil > Unix(v.Now.Unix())
+	case rules.FieldHasEmail:
+		return p.hasEmail()
+	case rules.FieldHasPhone:
+		return p.Phone != ""
+	case rules.FieldHasPush:
+		return p.hasPush()
+	}
+	return false
+}
+
+// Match evaluates a player rule for p at now: through the rule's fast path when it has
+// one, else through CEL.
+func Match(prog *rules.Program, p *Player, now time.Time) (bool, error) {
+	if prog.Fast() {
+		return prog.MatchFields(View{P: p, Now: now})
+	}
+	rp := p.Rules(now)
+	return prog.Match(&rp)
 }
 
 // SelfExcludedAt reports a self-exclusion in force at now (indefinite when no end).

@@ -191,7 +191,7 @@ func TestSegmentSelectionOverTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	if err := pt.Select("baku", t0.Add(24*time.Hour), prog.Match, func(id string) { got = append(got, id) }); err != nil {
+	if err := pt.Select("baku", t0.Add(24*time.Hour), prog, func(id string) { got = append(got, id) }); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
@@ -199,7 +199,7 @@ func TestSegmentSelectionOverTheIndex(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("segment = %v, want %v", got, want)
 	}
-	if err := pt.Select("other", t0, prog.Match, func(string) { t.Error("a player of another brand matched") }); err != nil {
+	if err := pt.Select("other", t0, prog, func(string) { t.Error("a player of another brand matched") }); err != nil {
 		t.Fatal(err)
 	}
 }

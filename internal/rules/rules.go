@@ -83,6 +83,7 @@ type Program struct {
 	Source string
 	Kind   Kind
 	prg    cel.Program
+	fast   pred
 }
 
 // CompileError is a rule that does not compile; Error names the position (line:column).
@@ -124,7 +125,11 @@ func Compile(k Kind, source string) (*Program, error) {
 	if err != nil {
 		return nil, &CompileError{Kind: k, Message: err.Error()}
 	}
-	return &Program{Source: source, Kind: k, prg: prg}, nil
+	out := &Program{Source: source, Kind: k, prg: prg}
+	if k == PlayerRule {
+		out.fast = compileFast(ast)
+	}
+	return out, nil
 }
 
 // tidy makes cel-go's multi-line error readable on one condition message line.
