@@ -16,7 +16,7 @@ import (
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
-func putRecord(t *testing.T, js jetstream.JetStream, kind, name string, rec bus.ConfigRecord) {
+func putRecord(t testing.TB, js jetstream.JetStream, kind, name string, rec bus.ConfigRecord) {
 	t.Helper()
 	rec.Kind, rec.Brand, rec.Name = kind, "baku", name
 	if rec.UID == "" {

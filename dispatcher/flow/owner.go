@@ -146,6 +146,9 @@ type ownerState struct {
 	segs       map[string]*segMembers
 	stats      map[string]*statsDoc
 	statsDirty bool
+	// starts are the run intents of this Pump, confirmed before the cursor is persisted.
+	starts   []jetstream.PubAckFuture
+	startErr error
 	statsAt    time.Time
 }
 

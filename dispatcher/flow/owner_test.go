@@ -90,7 +90,7 @@ func configure(t *testing.T, srv *bustest.Server) {
 		crmv1.Message{Channel: crmv1.ChannelInApp, Locale: "az", Body: "20 pulsuz fırlanma"}))
 }
 
-func newStack(t *testing.T, srv *bustest.Server, replica string, clk *fakeClock) *stack {
+func newStack(t testing.TB, srv *bustest.Server, replica string, clk *fakeClock) *stack {
 	t.Helper()
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,14 +23,16 @@ import (
 // one FlowStart intent per member, at most RunBatch per step and, with a rollout, at the
 // partition's share of maxPerMinute. The cursor (the last member published) is persisted
 // with each step, so a new owner continues where the last one stopped; the intents' message
-// ids (run id + player) and the flow instance in the player's state make a repeat a no-op.
+// flow instance in each player's state (single writer: the player's owner) makes a repeated
+// intent a no-op. The intents carry no Nats-Msg-Id: the server's de-duplication of a million
+// ids cost a fifth of the fan-out rate (docs/decisions.md).
 
 const runsToken = "runs"
 
 // Run limits.
 const (
 	// DefaultRunBatch is the most intents one expansion step publishes.
-	DefaultRunBatch = 10000
+	DefaultRunBatch = 50000
 	// KeepRuns is how long a finished run's id is remembered (longer than RUNS keeps it).
 	KeepRuns = 30 * 24 * time.Hour
 	// RunWaitForCampaign is how long a run waits for its campaign to be published here
@@ -116,10 +118,30 @@ func (s *ownerState) acceptRun(ctx context.Context, msg jetstream.Msg) error {
 
 // Pump does the partition's own work between inputs: it refreshes Segments whose
 // interval passed and expands runs. It reports whether more expansion is ready now.
+//
+// A run's intents are published and confirmed here, before the Flush that persists the
+// cursor past them: a crash in between publishes at most one batch again (the flow
+// instance in each player's state makes that a no-op), and no member is skipped.
 func (s *ownerState) Pump(ctx context.Context) (bool, error) {
 	now := s.o.Clock.Now()
 	s.refreshSegments(now)
-	return s.expandRuns(now), nil
+	more := s.expandRuns(now)
+	for _, f := range s.starts {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return false, fmt.Errorf("publishing a run's intent %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	if s.startErr != nil {
+		err := s.startErr
+		s.startErr = nil
+		return false, err
+	}
+	s.starts = s.starts[:0]
+	return more, nil
 }
 
 func (s *ownerState) expandRuns(now time.Time) (more bool) {
@@ -219,10 +241,18 @@ func (s *ownerState) selectMembers(b *Brand, cp *Campaign, now time.Time) []stri
 }
 
 func (s *ownerState) publishStart(it *bus.Intent) {
+	if s.startErr != nil {
+		return
+	}
 	b, _ := bus.Encode(it)
 	msg := nats.NewMsg(bus.IntentSubject(it.Brand, s.part, it.Player))
 	msg.Data = b
-	s.out = append(s.out, outMsg{msg: msg, id: it.ID})
+	f, err := s.o.JS.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
+	if err != nil {
+		s.startErr = err
+		return
+	}
+	s.starts = append(s.starts, f)
 }
 
 // startRunFlow starts a run member's flow.
