@@ -67,3 +67,9 @@ bench:
 	$(GO) test -run '^$$' -bench SendLoopbackHTTP -benchtime 100000x -cpu 1,2 ./dispatcher/channel/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Pacing -benchtime 1x ./dispatcher/channel/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench PushAPNs -benchtime 100000x -cpu 1,2 ./dispatcher/channel/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench SegmentEvaluation -benchtime 5x ./dispatcher/players/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench SegmentReevaluateOnePlayer -benchtime 200000x ./dispatcher/players/ | tee -a $(BENCH_OUT)
+	@if [ -f $(dir $(REFERENCE))pgsegment.sh ] && [ -d /usr/lib/postgresql/15 ] && [ "$$(id -u)" = 0 ]; then bash $(dir $(REFERENCE))pgsegment.sh 1000000 | tee -a $(BENCH_OUT); \
+	  else echo "PostgreSQL 15 reference not run (needs root and the postgresql package)" | tee -a $(BENCH_OUT); fi
+	$(GO) test -run '^$$' -bench RunFanOut -benchtime 1x ./dispatcher/flow/ | tee -a $(BENCH_OUT)
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench ApplyCampaigns -benchtime 1x ./controllers/ | tee -a $(BENCH_OUT)

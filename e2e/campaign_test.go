@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,36 @@ func TestDripChainSurvivesADispatcherRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	if got := sentSteps(); len(got) != 2 || got[0] != "hello" || got[1] != "follow-up" {
 		t.Fatalf("sent steps %v", got)
+	}
+}
+
+// The responsible-gaming samples are mandatory: a self-excluded player who refused every
+// marketing message still gets the soft warning when a limit is 80% used and the hard
+// notice when it is exceeded; a limit half used starts nothing.
+func TestResponsibleGamingSamplesReachASelfExcludedPlayer(t *testing.T) {
+	ns := applyBrand(t, filepath.Join("..", "config", "samples"), "limit-approaching", "limit-exceeded")
+	startDispatcher(t)
+	publishEvent(t, ns, "p-1", "player.registered", "reg-1", registration(""))
+	publishEvent(t, ns, "p-1", "selfexclusion.started", "se-1", `{"until":"2027-11-22T00:00:00Z"}`)
+	publishEvent(t, ns, "p-1", "limit.approaching", "la-1", `{"limitType":"deposit","period":"day","limit":"100.00","used":"50.00"}`)
+	publishEvent(t, ns, "p-1", "limit.approaching", "la-2", `{"limitType":"deposit","period":"day","limit":"100.00","used":"90.00"}`)
+	publishEvent(t, ns, "p-1", "limit.exceeded", "le-1", `{"limitType":"deposit","period":"day","limit":"100.00","used":"104.00","blocked":true}`)
+	<-js.PublishAsyncComplete()
+	sent := func() map[string]int {
+		out := map[string]int{}
+		for _, o := range outcomes(t, ns) {
+			if o.Kind == bus.OutcomeAttempt && o.Result == "sent" {
+				out[o.Campaign]++
+			}
+		}
+		return out
+	}
+	eventually(t, 15*time.Second, "the warning and the notice", func() bool {
+		s := sent()
+		return s["limit-approaching"] == 1 && s["limit-exceeded"] == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	if s := sent(); s["limit-approaching"] != 1 || s["limit-exceeded"] != 1 {
+		t.Fatalf("sent %v", s)
 	}
 }

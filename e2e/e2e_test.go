@@ -146,13 +146,19 @@ func startDispatcher(t *testing.T) (stop func()) {
 // brand makes a namespace and applies the policies, the Segment and the named Campaigns
 // of testdata/brand.yaml, then waits until every object is Ready.
 func brand(t *testing.T, campaigns ...string) string {
+	return applyBrand(t, "testdata", campaigns...)
+}
+
+// applyBrand applies the manifests of dir (only the named Campaigns, or all with "*") to a
+// new namespace and waits until every object is Ready.
+func applyBrand(t *testing.T, dir string, campaigns ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	ns := fmt.Sprintf("brand-%d", nsCounter.Add(1))
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	objs, err := manifests.ReadDir("testdata")
+	objs, err := manifests.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +168,7 @@ func brand(t *testing.T, campaigns ...string) string {
 	}
 	var applied []*unstructured.Unstructured
 	for _, u := range objs {
-		if u.GetKind() == "Campaign" && !want[u.GetName()] {
+		if u.GetKind() == "Campaign" && !want[u.GetName()] && !want["*"] {
 			continue
 		}
 		u.SetNamespace(ns)
@@ -172,6 +178,9 @@ func brand(t *testing.T, campaigns ...string) string {
 		applied = append(applied, u)
 	}
 	for _, u := range applied {
+		if u.GetAPIVersion() != crmv1.GroupVersion.String() {
+			continue
+		}
 		eventually(t, 30*time.Second, u.GetKind()+" "+u.GetName()+" Ready", func() bool {
 			got := &unstructured.Unstructured{}
 			got.SetGroupVersionKind(u.GroupVersionKind())
