@@ -524,15 +524,20 @@ func (k campaignKind) runDue(ctx context.Context, c *crmv1.Campaign, s *crmv1.Sc
 	if s.MissedRuns == crmv1.MissedRunSkip {
 		grace = missedGrace
 	}
-	// After a long downtime only the runs within reach of the policy matter.
-	older := false
+	// After a long downtime only the runs within reach of the policy matter; the latest
+	// older one is recorded as missed.
+	loc, _ := time.LoadLocation(zoneOf(s))
+	var missed time.Time
 	if horizon := t.Add(-grace - time.Minute); from.Before(horizon) {
-		if n := sched.Next(from); !n.IsZero() && !n.After(horizon) {
-			older = true
+		scan := from
+		if horizon.Sub(scan) > 31*24*time.Hour {
+			scan = horizon.Add(-31 * 24 * time.Hour)
+		}
+		for n := sched.Next(scan.In(loc)); !n.IsZero() && !n.After(horizon); n = sched.Next(n) {
+			missed = n
 		}
 		from = horizon
 	}
-	loc, _ := time.LoadLocation(zoneOf(s))
 	var due time.Time
 	for n := sched.Next(from.In(loc)); !n.IsZero() && !n.After(t); n = sched.Next(n) {
 		if w != nil && w.End != nil && !n.Before(w.End.Time) {
@@ -541,8 +546,11 @@ func (k campaignKind) runDue(ctx context.Context, c *crmv1.Campaign, s *crmv1.Sc
 		due = n
 	}
 	if due.IsZero() {
-		if older {
-			k.event(c, corev1.EventTypeWarning, crmv1.ReasonRunMissed, "scheduled runs were missed while the manager was down; the next one is awaited")
+		if !missed.IsZero() {
+			at := metav1.NewTime(missed.UTC())
+			st.LastScheduleTime = &at
+			k.event(c, corev1.EventTypeWarning, crmv1.ReasonRunMissed, fmt.Sprintf("run %s was missed while the manager was down (missedRuns %s); the next one is awaited",
+				missed.UTC().Format(time.RFC3339), missedPolicy(s)))
 		}
 		return nil
 	}
