@@ -146,10 +146,10 @@ type ownerState struct {
 	segs       map[string]*segMembers
 	stats      map[string]*statsDoc
 	statsDirty bool
+	statsAt    time.Time
 	// starts are the run intents of this Pump, confirmed before the cursor is persisted.
 	starts   []jetstream.PubAckFuture
 	startErr error
-	statsAt    time.Time
 }
 
 // observation is a mandatory message's job, timed from its intent's creation to the
@@ -703,14 +703,8 @@ func (s *ownerState) Flush(ctx context.Context) error {
 		}
 		futures = append(futures, f)
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publishing %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := awaitAll(ctx, futures); err != nil {
+		return err
 	}
 	s.out = s.out[:0]
 	if s.o.Dispatched != nil {
@@ -789,6 +783,20 @@ func (s *ownerState) flushState(ctx context.Context) error {
 	}
 	if fenced {
 		return players.ErrFenced
+	}
+	return nil
+}
+
+// awaitAll waits for every asynchronous publish to be confirmed.
+func awaitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publishing %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return nil
 }

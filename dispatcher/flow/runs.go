@@ -126,14 +126,8 @@ func (s *ownerState) Pump(ctx context.Context) (bool, error) {
 	now := s.o.Clock.Now()
 	s.refreshSegments(now)
 	more := s.expandRuns(now)
-	for _, f := range s.starts {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return false, fmt.Errorf("publishing a run's intent %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
+	if err := awaitAll(ctx, s.starts); err != nil {
+		return false, fmt.Errorf("a run's intents: %w", err)
 	}
 	if s.startErr != nil {
 		err := s.startErr
