@@ -37,6 +37,7 @@ import (
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/testenv"
 )
 
 var (
@@ -46,13 +47,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	testEnv = &envtest.Environment{}
 	var err error
-	restCfg, err = testEnv.Start()
+	testEnv, err = testenv.Start(false)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the test API server (run hack/build-envtest.sh first): %v\n", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	restCfg = testEnv.Config
 	code := m.Run()
 	_ = testEnv.Stop()
 	os.Exit(code)
