@@ -63,7 +63,7 @@ func (s *ownerState) stat(brand, kind, name, counter string, delta int64) {
 	}
 }
 
-// setStat sets a counter (a Segment's member count) and reports whether it changed.
+// setStat sets a counter (a Segment's member count); it is written only when it changed.
 func (s *ownerState) setStat(brand, kind, name, counter string, v int64) {
 	if sd := s.statsDoc(brand, kind, name); sd != nil {
 		if old, ok := sd.Counters[counter]; !ok || old != v {
