@@ -79,6 +79,8 @@ type PlayerState struct {
 	// Flows are the player's parked campaign flows; Done the finished ones remembered.
 	Flows []*FlowPos `json:"flows,omitempty"`
 	Done  []FlowDone `json:"done,omitempty"`
+	// Entries count the player's entries into campaigns that limit them.
+	Entries []Entry `json:"entries,omitempty"`
 
 	rev   uint64
 	dirty bool
@@ -355,12 +357,17 @@ func (s *ownerState) count(cat crmv1.Category, result, reason string) {
 	}
 }
 
-// outcome buffers an OUTCOMES record.
+// outcome buffers an OUTCOMES record. Its message id makes a record published again
+// after a crash a duplicate, while a decision taken again later (a deferral released into
+// quiet hours, deferred a second time) is a record of its own.
 func (s *ownerState) outcome(o *bus.Outcome) {
 	b, _ := bus.Encode(o)
 	msg := nats.NewMsg(bus.OutcomeSubject(o.Brand, s.part, o.Player))
 	msg.Data = b
-	id := o.DecisionID + "/" + o.Kind + "/" + o.Result + "/" + string(o.Channel)
+	id := o.DecisionID + "/" + o.Kind + "/" + o.Result + "/" + o.Reason + "/" + string(o.Channel)
+	if !o.SendAt.IsZero() {
+		id += "@" + strconv.FormatInt(o.SendAt.UnixNano(), 10)
+	}
 	s.out = append(s.out, outMsg{msg: msg, id: id})
 }
 

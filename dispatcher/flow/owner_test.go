@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -233,49 +234,75 @@ func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
 	}
 }
 
-// An intent that comes back before it is due (a schedule firing early) is deferred
-// again to its due time by a durable schedule that survives a server restart.
-func TestEarlyIntentIsRescheduledAndSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	srv := bustest.StartIn(t, dir, 1)
-	configure(t, srv)
-	clk := &fakeClock{} // real time: the server fires the schedule
-	s := newStack(t, srv, "a", clk)
-	s.start(t, 1)
-	now := time.Now()
-	register(t, s.js, "p-3", "Asia/Baku", now.Add(-time.Hour), nil)
-	// Make it daytime for the player whatever the hour: a zone where it is noon-ish.
-	due := now.Add(2 * time.Second)
-	it := spins("run-2", "p-3", now)
-	it.Due = due
-	bustest.Eventually(t, 10*time.Second, "the player", func() bool {
-		return has(s.owner, "p-3")
-	})
-	publishIntent(t, s.js, it)
-	bustest.Eventually(t, 10*time.Second, "the early arrival's outcome", func() bool {
-		oc := outcomesOf(t, s.js, "p-3")
-		return len(oc) == 1 && oc[0].Reason == string(route.ReasonArrivedEarly)
-	})
-	s.runner.Callbacks().Released(0)
-	srv.Shutdown()
-	srv.WaitForShutdown()
-
-	srv2 := bustest.StartIn(t, dir, 1)
-	s2 := newStack(t, srv2, "b", clk)
-	s2.start(t, 2)
-	var oc []bus.Outcome
-	bustest.Eventually(t, 15*time.Second, "the release after the restart", func() bool {
-		oc = outcomesOf(t, s2.js, "p-3")
-		return len(oc) == 2
-	})
-	last := oc[1]
-	if last.Time.Before(due.Add(-time.Second)) {
-		t.Fatalf("released at %s, due %s", last.Time, due)
+// zoneAt is a fixed-offset zone in which it is about hour o'clock at t.
+func zoneAt(t time.Time, hour int) string {
+	off := ((hour-t.UTC().Hour())%24 + 24) % 24
+	if off > 14 {
+		off -= 24
 	}
-	// Quiet hours may hold it again if the machine's clock is in Baku's night; either
-	// way the re-entry was decided again from step 1.
-	if last.Result != "send" && last.Reason != string(route.ReasonQuietHours) {
-		t.Fatalf("re-entry outcome %+v", last)
+	switch {
+	case off > 0:
+		return "Etc/GMT-" + strconv.Itoa(off) // POSIX signs: Etc/GMT-4 is UTC+4
+	case off < 0:
+		return "Etc/GMT+" + strconv.Itoa(-off)
+	}
+	return "Etc/GMT"
+}
+
+// An intent that comes back before it is due (a schedule firing early) is deferred
+// again to its due time by a durable schedule that survives a server restart; released in
+// the player's day it is sent, released in the player's night it is deferred again to the
+// end of quiet hours, a second decision recorded beside the first.
+func TestEarlyIntentIsRescheduledAndSurvivesRestart(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		hour       int
+		wantResult string
+		wantReason string
+	}{
+		{"day", 13, "send", ""},
+		{"night", 2, "defer", string(route.ReasonQuietHours)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := bustest.StartIn(t, dir, 1)
+			configure(t, srv)
+			clk := &fakeClock{} // real time: the server fires the schedule
+			s := newStack(t, srv, "a", clk)
+			s.start(t, 1)
+			now := time.Now()
+			register(t, s.js, "p-3", zoneAt(now, c.hour), now.Add(-time.Hour), nil)
+			due := now.Add(2 * time.Second)
+			it := spins("run-2", "p-3", now)
+			it.Due = due
+			bustest.Eventually(t, 10*time.Second, "the player", func() bool {
+				return has(s.owner, "p-3")
+			})
+			publishIntent(t, s.js, it)
+			bustest.Eventually(t, 10*time.Second, "the early arrival's outcome", func() bool {
+				oc := outcomesOf(t, s.js, "p-3")
+				return len(oc) == 1 && oc[0].Reason == string(route.ReasonArrivedEarly)
+			})
+			s.runner.Callbacks().Released(0)
+			srv.Shutdown()
+			srv.WaitForShutdown()
+
+			srv2 := bustest.StartIn(t, dir, 1)
+			s2 := newStack(t, srv2, "b", clk)
+			s2.start(t, 2)
+			var oc []bus.Outcome
+			bustest.Eventually(t, 15*time.Second, "the release after the restart", func() bool {
+				oc = outcomesOf(t, s2.js, "p-3")
+				return len(oc) == 2
+			})
+			last := oc[1]
+			if last.Time.Before(due.Add(-time.Second)) {
+				t.Fatalf("released at %s, due %s", last.Time, due)
+			}
+			if last.Result != c.wantResult || (c.wantReason != "" && last.Reason != c.wantReason) {
+				t.Fatalf("re-entry outcome %+v", last)
+			}
+		})
 	}
 }
 
