@@ -79,6 +79,8 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"two triggers", camp("c1", func(c *crmv1.Campaign) {
 			c.Spec.Trigger.Schedule = &crmv1.ScheduleTrigger{Cron: "0 10 * * *"}
 		}), "trigger needs exactly one of event or schedule"},
+		{"zero entries per player", camp("c2e", func(c *crmv1.Campaign) { c.Spec.Trigger.Event.MaxEntriesPerPlayer = ptr.To[int32](0) }),
+			"spec.trigger.event.maxEntriesPerPlayer: Invalid value: 0: spec.trigger.event.maxEntriesPerPlayer in body should be greater than or equal to 1"},
 		{"no trigger", camp("c2", func(c *crmv1.Campaign) { c.Spec.Trigger.Event = nil }), "trigger needs exactly one of event or schedule"},
 		{"weights do not sum to 100", camp("c3", func(c *crmv1.Campaign) {
 			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 30}}, ControlPercent: 10, GoalEvent: "deposit.completed"}

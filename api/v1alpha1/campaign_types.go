@@ -105,6 +105,13 @@ type EventTrigger struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Condition string `json:"condition,omitempty"`
+	// maxEntriesPerPlayer is how many times a player may enter the flow over the
+	// Campaign's life (1: once per player, e.g. "wagering reached"); unset is no limit.
+	// A Campaign deleted and created again starts counting afresh.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxEntriesPerPlayer *int32 `json:"maxEntriesPerPlayer,omitempty"`
 }
 
 // MissedRunPolicy says what happens to scheduled runs missed while the manager was down.

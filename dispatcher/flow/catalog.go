@@ -31,6 +31,8 @@ type Campaign struct {
 	Contents render.Contents
 	// Condition is the event trigger's condition, nil when it has none.
 	Condition *rules.Program
+	// MaxEntries is how often a player may enter the flow (0: no limit).
+	MaxEntries int
 	// Audience is the inline audience rule, nil when the audience is a Segment or everyone.
 	Audience   *rules.Program
 	SegmentRef string
@@ -301,6 +303,9 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 	var err error
 	if cp.Contents, err = render.Compile(cfg); err != nil {
 		return nil, err
+	}
+	if t := cfg.Spec.Trigger.Event; t != nil && t.MaxEntriesPerPlayer != nil {
+		cp.MaxEntries = int(*t.MaxEntriesPerPlayer)
 	}
 	if t := cfg.Spec.Trigger.Event; t != nil && t.Condition != "" {
 		if cp.Condition, err = rules.Compile(rules.EventRule, t.Condition); err != nil {

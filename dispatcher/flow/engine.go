@@ -32,6 +32,7 @@ const (
 	ReasonGrantRecorded   = "RewardsNotEnabled"
 	ReasonGranted         = "RewardGranted"
 	ReasonNotInAudience   = "NotInAudience"
+	ReasonEntryLimit      = "EntryLimitReached"
 )
 
 // Limits of the flow engine.
@@ -86,6 +87,39 @@ type FlowDone struct {
 	Converted bool   `json:"converted,omitempty"`
 }
 
+// Entry counts a player's entries into a campaign with an entry limit; the UID tells a
+// campaign created again under the same name, which counts afresh.
+type Entry struct {
+	Campaign string `json:"campaign"`
+	UID      string `json:"uid"`
+	N        int    `json:"n"`
+}
+
+// entries is how often the player entered cp.
+func (ps *PlayerState) entries(cp *Campaign) int {
+	for _, e := range ps.Entries {
+		if e.Campaign == cp.Name && e.UID == cp.UID {
+			return e.N
+		}
+	}
+	return 0
+}
+
+// enter counts an entry into cp and forgets the entries of campaigns b no longer has.
+func (ps *PlayerState) enter(b *Brand, cp *Campaign) {
+	ps.Entries = slices.DeleteFunc(ps.Entries, func(e Entry) bool {
+		c := b.Campaigns[e.Campaign]
+		return c == nil || c.UID != e.UID
+	})
+	for i := range ps.Entries {
+		if ps.Entries[i].Campaign == cp.Name {
+			ps.Entries[i].N++
+			return
+		}
+	}
+	ps.Entries = append(ps.Entries, Entry{Campaign: cp.Name, UID: cp.UID, N: 1})
+}
+
 // Rewarder grants a campaign's rewards (the Rewards and experiments work implements it;
 // until then NoRewards records each grant step).
 type Rewarder interface {
@@ -136,6 +170,11 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 			return
 		}
 	}
+	if cp.MaxEntries > 0 && ps.entries(cp) >= cp.MaxEntries {
+		s.flowOutcome(ps, cp.Name, "", ReasonEntryLimit, "entered "+strconv.Itoa(cp.MaxEntries)+" times already", now)
+		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+ReasonEntryLimit, 1)
+		return
+	}
 	if len(ps.Flows) >= MaxFlows {
 		s.flowOutcome(ps, cp.Name, "", ReasonTooManyFlows, strconv.Itoa(MaxFlows)+" flows already parked", now)
 		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+ReasonTooManyFlows, 1)
@@ -145,6 +184,9 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 		data = nil
 	}
 	fp := &FlowPos{Campaign: cp.Name, UID: cp.UID, Instance: instance, Origin: origin, Started: now.Unix(), Data: data}
+	if cp.MaxEntries > 0 {
+		ps.enter(b, cp)
+	}
 	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
 	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
 }

@@ -330,3 +330,92 @@ func TestEditingARunningCampaign(t *testing.T) {
 		t.Fatal("no StepRemoved outcome for the flow parked at the removed step")
 	}
 }
+
+// "Wagering reached" enters a player once: every later bet still meets the condition but
+// is refused with EntryLimitReached; the Campaign created again counts afresh.
+func TestWageringReachedEntersOncePerPlayer(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	once := int32(1)
+	spec := crmv1.CampaignSpec{Category: crmv1.CategoryMarketing, Priority: 40,
+		Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "bet.placed", Condition: "player.wagered >= 100.0", MaxEntriesPerPlayer: &once}},
+		Steps:    []crmv1.Step{{Name: "congrats", Send: &crmv1.SendStep{Content: "congrats"}}},
+		Contents: []crmv1.Content{sms("congrats", "100 AZN merc etdiniz: 10 pulsuz firlanma")}}
+	putCampaign(t, js, "wagering-100", spec)
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.start(t, 1)
+	register(t, s.js, "p-w1", "Asia/Baku", time.Now(), nil)
+	bet := func(id, amount string) {
+		publishEvent(t, s.js, "p-w1", "bet.placed", id, time.Now(), map[string]any{"amount": amount, "currency": "AZN",
+			"game": "book-of-ra", "gameCategory": "slots", "roundId": id})
+	}
+	// The player gave no marketing consent: each entry ends in one routing decision.
+	reasons := func() (n int) {
+		for _, o := range outcomesOf(t, s.js, "p-w1") {
+			if o.Reason == flow.ReasonEntryLimit && o.Campaign == "wagering-100" {
+				n++
+			}
+		}
+		return n
+	}
+	decisions := func() (n int) {
+		for _, o := range outcomesOf(t, s.js, "p-w1") {
+			if o.Kind == bus.OutcomeDecision && o.Campaign == "wagering-100" {
+				n++
+			}
+		}
+		return n
+	}
+	bet("b1", "60.00")
+	bet("b2", "50.00") // 110 wagered: the flow starts
+	bet("b3", "70.00") // 180: refused
+	bet("b4", "10.00") // 190: refused
+	bustest.Eventually(t, 10*time.Second, "two refused entries", func() bool { return reasons() == 2 })
+	if got := decisions(); got != 1 {
+		t.Fatalf("%d decisions, want one", got)
+	}
+	bustest.Eventually(t, 5*time.Second, "the counters", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "wagering-100")
+		return st[bus.StatTargeted] == 1 && st[bus.StatSuppressedPrefix+flow.ReasonEntryLimit] == 2
+	})
+
+	// Deleted and created again (a new UID): the player may enter once more.
+	putRecord(t, js, bus.KindCampaign, "wagering-100", bus.ConfigRecord{UID: "uid-wagering-100-b",
+		Campaign: &bus.CampaignConfig{Spec: spec, ContentHashes: map[string]string{"congrats": "hash-congrats"}}})
+	bustest.Eventually(t, 5*time.Second, "the new campaign", func() bool {
+		b := s.owner.Catalog.Brand("baku")
+		return b != nil && b.Campaigns["wagering-100"] != nil && b.Campaigns["wagering-100"].UID == "uid-wagering-100-b"
+	})
+	bet("b5", "1.00")
+	bet("b6", "1.00")
+	bustest.Eventually(t, 10*time.Second, "a second decision and a third refusal", func() bool {
+		return decisions() == 2 && reasons() == 3
+	})
+}
+
+// The sweep emits player.anniversary on the registration's anniversary day in the player's
+// time zone, and an anniversary campaign greets the player once.
+func TestAnniversaryCampaign(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	// Service, so the test player needs no marketing consent to be sent the greeting.
+	putCampaign(t, js, "anniversary", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 40,
+		Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.anniversary", Condition: "event.data.years >= 1"}},
+		Steps:    []crmv1.Step{{Name: "greet", Send: &crmv1.SendStep{Content: "greet"}}},
+		Contents: []crmv1.Content{sms("greet", "{{ .Event.years }} il birlikde!")}})
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.runner.TickEvery = 50 * time.Millisecond
+	s.start(t, 1)
+	register(t, s.js, "p-a1", "Asia/Baku", time.Now().AddDate(-2, 0, 0), nil)
+	register(t, s.js, "p-a2", "Asia/Baku", time.Now().AddDate(-2, 0, 5), nil) // in five days
+	bustest.Eventually(t, 10*time.Second, "the greeting", func() bool { return len(smsTexts(t, s.js, "p-a1")) == 1 })
+	time.Sleep(300 * time.Millisecond) // several more sweeps
+	if got := smsTexts(t, s.js, "p-a1"); len(got) != 1 || got[0] != "2 il birlikde!" {
+		t.Fatalf("messages %q", got)
+	}
+	if got := smsTexts(t, s.js, "p-a2"); len(got) != 0 {
+		t.Fatalf("a player whose anniversary is in five days got %q", got)
+	}
+}

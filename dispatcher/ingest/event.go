@@ -11,10 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 	"github.com/croupier-crm/croupier/internal/money"
 )
 
@@ -36,6 +36,7 @@ const (
 	TypeImported            = "player.imported"
 	TypeErasureRequested    = "player.erasure.requested"
 	TypeInactive            = "player.inactive"
+	TypeAnniversary         = "player.anniversary"
 	TypeDepositCompleted    = "deposit.completed"
 	TypeDepositFailed       = "deposit.failed"
 	TypeWithdrawalCompleted = "withdrawal.completed"
@@ -63,7 +64,7 @@ const SourceCroupier = "croupier"
 // internalTypes may only be published by Croupier (source "croupier"); the HTTP intake
 // refuses them from a platform.
 var internalTypes = map[string]bool{
-	TypeImported: true, TypeErasureRequested: true, TypeInactive: true, TypeDeliveryFailed: true,
+	TypeImported: true, TypeErasureRequested: true, TypeInactive: true, TypeAnniversary: true, TypeDeliveryFailed: true,
 	TypeTokenInvalid: true, TypeEmailBounced: true, TypeCostSettled: true,
 }
 
@@ -135,6 +136,7 @@ type Data struct {
 	Answers         map[string]any  `json:"answers"`
 	// internal
 	Days       *int64  `json:"days"`
+	Years      *int64  `json:"years"`
 	DecisionID *string `json:"decisionId"`
 	Channel    *string `json:"channel"`
 	Token      *string `json:"token"`
@@ -438,6 +440,10 @@ func (ev *Event) decodeData() error {
 		if d.Days == nil || *d.Days <= 0 {
 			return fieldErr("data.days", "must be a positive number of days")
 		}
+	case TypeAnniversary:
+		if d.Years == nil || *d.Years <= 0 {
+			return fieldErr("data.years", "must be a positive number of years")
+		}
 	case TypeDeliveryFailed:
 		if err := req("decisionId", d.DecisionID); err != nil {
 			return err
@@ -487,7 +493,7 @@ func (ev *Event) checkProfile() error {
 		return fieldErr("data.language", "%q must be a BCP 47 tag such as az or ru", *d.Language)
 	}
 	if d.TimeZone != nil && *d.TimeZone != "" {
-		if _, err := loadLocation(*d.TimeZone); err != nil {
+		if _, err := clock.Location(*d.TimeZone); err != nil {
 			return fieldErr("data.timeZone", "%q is not an IANA time zone", *d.TimeZone)
 		}
 	}
@@ -556,21 +562,7 @@ func (ev *Event) checkProfile() error {
 var (
 	phoneRE    = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
-	zones      sync.Map // name -> *time.Location
 )
-
-// loadLocation is time.LoadLocation with a cache: it reads the zone database otherwise.
-func loadLocation(name string) (*time.Location, error) {
-	if l, ok := zones.Load(name); ok {
-		return l.(*time.Location), nil
-	}
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, err
-	}
-	zones.Store(name, l)
-	return l, nil
-}
 
 // AttrString is the string form of an attribute value (attrs are strings in CEL).
 func AttrString(v any) string {
@@ -590,7 +582,7 @@ func AttrString(v any) string {
 // Known reports whether t is one of the types EVENTS.md defines.
 func Known(t string) bool {
 	switch t {
-	case TypeRegistered, TypeProfileUpdated, TypeImported, TypeErasureRequested, TypeInactive,
+	case TypeRegistered, TypeProfileUpdated, TypeImported, TypeErasureRequested, TypeInactive, TypeAnniversary,
 		TypeDepositCompleted, TypeDepositFailed, TypeWithdrawalCompleted, TypeKYCPassed, TypeKYCFailed,
 		TypeBetPlaced, TypeBetSettled, TypeSessionStarted, TypeSessionEnded, TypeBonusActivated,
 		TypeLimitApproaching, TypeLimitExceeded, TypeSelfExclusion, TypeCoolingOff, TypeSurveyAnswered,
@@ -628,15 +620,19 @@ func TypeLabel(t string) string {
 	return "other"
 }
 
-// InactiveEvent is the player.inactive event the partition owner emits when a player
-// crosses days without activity since the Unix time since; its id makes a repeat a
-// duplicate.
-func InactiveEvent(player string, days int, since int64, now time.Time) bus.CloudEvent {
+// SweepEvent is the player.inactive (n days without activity since the Unix time since)
+// or player.anniversary (n years since registration at since) event the partition owner
+// emits from its sweep; its id makes a repeat a duplicate.
+func SweepEvent(player, typ string, n int, since int64, now time.Time) bus.CloudEvent {
+	field, suffix := "days", "-inactive-"
+	if typ == TypeAnniversary {
+		field, suffix = "years", "-anniversary-"
+	}
 	return bus.CloudEvent{
-		SpecVersion: "1.0", Source: SourceCroupier, Type: TypeInactive, Subject: player,
-		ID:   player + "-inactive-" + strconv.Itoa(days) + "-" + strconv.FormatInt(since, 10),
+		SpecVersion: "1.0", Source: SourceCroupier, Type: typ, Subject: player,
+		ID:   player + suffix + strconv.Itoa(n) + "-" + strconv.FormatInt(since, 10),
 		Time: now.UTC(), DataContentType: "application/json",
-		Data: json.RawMessage(`{"days":` + strconv.Itoa(days) + `}`),
+		Data: json.RawMessage(`{"` + field + `":` + strconv.Itoa(n) + `}`),
 	}
 }
 

@@ -30,7 +30,7 @@ const (
 
 // Keeper is the partition handler that keeps players: it applies each partition's events
 // to its players, dead-letters what it cannot apply, carries out erasures and, on a
-// schedule, recomputes RFM and emits player.inactive.
+// schedule, recomputes RFM and emits player.inactive and player.anniversary.
 type Keeper struct {
 	JS jetstream.JetStream
 	// Players is the croupier-players bucket.
@@ -204,9 +204,9 @@ func (s *PartitionState) Flush(ctx context.Context) error {
 func (s *PartitionState) Tick(ctx context.Context, now time.Time) error {
 	for _, brand := range s.pt.Brands() {
 		for _, c := range s.pt.Sweep(brand, now, s.k.InactiveDays) {
-			ce := ingest.InactiveEvent(c.Player, c.Days, int64(c.Since), now)
+			ce := ingest.SweepEvent(c.Player, c.Type, c.N, int64(c.Since), now)
 			b, _ := json.Marshal(ce)
-			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, ingest.TypeInactive), b, jetstream.WithMsgID(ce.IdempotencyKey()), jetstream.WithStallWait(stallWait))
+			f, err := s.k.JS.PublishAsync(bus.EventSubject(brand, c.Player, c.Type), b, jetstream.WithMsgID(ce.IdempotencyKey()), jetstream.WithStallWait(stallWait))
 			if err != nil {
 				return err
 			}

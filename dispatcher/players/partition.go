@@ -289,7 +289,8 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 }
 
 // Sweep recomputes RFM for brand's players of this partition and returns the players that
-// crossed one of the inactivity thresholds (days, ascending) since their last emission.
+// crossed one of the inactivity thresholds (days, ascending) since their last emission,
+// and those whose registration anniversary it is.
 func (pt *Partition) Sweep(brand string, now time.Time, thresholds []int) (crossed []Crossing) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
@@ -318,18 +319,25 @@ func (pt *Partition) Sweep(brand string, now time.Time, thresholds []int) (cross
 		for _, t := range thresholds {
 			if int64(t) <= days && int32(t) > en.InactiveEmitted && (en.LastActivity != 0 || en.RegisteredAt != 0) {
 				en.InactiveEmitted = int32(t)
-				crossed = append(crossed, Crossing{Player: en.ID, Days: t, Since: en.LastActivity})
+				crossed = append(crossed, Crossing{Player: en.ID, Type: ingest.TypeInactive, N: t, Since: en.LastActivity})
 				pt.markDirty(en)
 			}
+		}
+		if y := en.Anniversary(now); y > int(en.AnniversaryEmitted) {
+			en.AnniversaryEmitted = int32(y)
+			crossed = append(crossed, Crossing{Player: en.ID, Type: ingest.TypeAnniversary, N: y, Since: en.RegisteredAt})
+			pt.markDirty(en)
 		}
 	}
 	return crossed
 }
 
-// Crossing is a player who crossed an inactivity threshold.
+// Crossing is a player who crossed an inactivity threshold (Type player.inactive, N days
+// since Since) or a registration anniversary (player.anniversary, N years since Since).
 type Crossing struct {
 	Player string
-	Days   int
+	Type   string
+	N      int
 	Since  Unix
 }
 

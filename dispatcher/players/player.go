@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/internal/clock"
 	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
@@ -130,7 +131,9 @@ type Player struct {
 	SessionDay      int32       `json:"sessionDay,omitempty"`
 	LastActivity    Unix        `json:"lastActivity,omitempty"`
 	InactiveEmitted int32       `json:"inactiveEmitted,omitempty"`
-	RFM             RFM         `json:"rfm"`
+	// AnniversaryEmitted is the last registration anniversary (years) emitted.
+	AnniversaryEmitted int32 `json:"anniversaryEmitted,omitempty"`
+	RFM                RFM   `json:"rfm"`
 
 	// LastSeq is the last EVENTS sequence applied: a redelivered event is not applied twice.
 	LastSeq uint64 `json:"lastSeq,omitempty"`
@@ -489,6 +492,36 @@ func (p *Player) SessionsPerWeek(now time.Time) int {
 	return n
 }
 
+// AnniversaryCatchUp is how long after its day a registration anniversary is still
+// emitted (a dispatcher down over the day catches up; an import of old players does not
+// announce anniversaries long past).
+const AnniversaryCatchUp = 48 * time.Hour
+
+// Anniversary is the number of years since registration when now falls on the
+// anniversary's local day in the player's time zone (Asia/Baku when unknown) or up to
+// AnniversaryCatchUp after its start, else 0. A 29 February registration has its
+// anniversary on 1 March in other years.
+func (p *Player) Anniversary(now time.Time) int {
+	if p.RegisteredAt == 0 {
+		return 0
+	}
+	loc, err := clock.Location(p.TimeZone)
+	if p.TimeZone == "" || err != nil {
+		loc, _ = clock.Location(clock.DefaultZone)
+	}
+	reg, local := p.RegisteredAt.Time().In(loc), now.In(loc)
+	years := local.Year() - reg.Year()
+	day := time.Date(reg.Year()+years, reg.Month(), reg.Day(), 0, 0, 0, 0, loc)
+	if local.Before(day) {
+		years--
+		day = time.Date(reg.Year()+years, reg.Month(), reg.Day(), 0, 0, 0, 0, loc)
+	}
+	if years < 1 || local.Sub(day) >= AnniversaryCatchUp {
+		return 0
+	}
+	return years
+}
+
 // DaysInactive is the number of whole days since the last activity (since registration
 // when there was none).
 func (p *Player) DaysInactive(now time.Time) int64 {
@@ -568,6 +601,7 @@ func (p *Player) Rules(now time.Time) rules.Player {
 		ARPU:                 p.arpu(now),
 		BetCount:             p.BetCount,
 		AvgBet:               p.avgBet(),
+		Wagered:              p.major(p.StakeSum),
 		NetLoss:              p.major(p.DepositSum - p.WithdrawalSum),
 		FavoriteGame:         favourite(p.Games),
 		FavoriteGameCategory: favourite(p.Categories),
@@ -628,6 +662,8 @@ func (v View) Float(f rules.Field) float64 {
 		return p.arpu(v.Now)
 	case rules.FieldAvgBet:
 		return p.avgBet()
+	case rules.FieldWagered:
+		return p.major(p.StakeSum)
 	case rules.FieldNetLoss:
 		return p.major(p.DepositSum - p.WithdrawalSum)
 	case rules.FieldSessionsPerWeek:

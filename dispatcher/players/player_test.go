@@ -1,9 +1,11 @@
 package players_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +69,7 @@ func TestDerivedMetrics(t *testing.T) {
 		{"netLoss", r.NetLoss, 65.5},
 		{"betCount", r.BetCount, int64(5)},
 		{"avgBet", r.AvgBet, 2.0},
+		{"wagered", r.Wagered, 10.0},
 		{"ltv", r.LTV, 7.0},
 		{"arpu", r.ARPU, 7.0},
 		{"favoriteGame", r.FavoriteGame, "book-of-ra"},
@@ -218,7 +221,7 @@ func TestSweepEmitsInactivityOncePerThresholdAndScoresRFM(t *testing.T) {
 	}
 	got := map[string][]int{}
 	for _, c := range pt.Sweep("baku", t0, []int{7, 30}) {
-		got[c.Player] = append(got[c.Player], c.Days)
+		got[c.Player] = append(got[c.Player], c.N)
 	}
 	if fmt.Sprint(got) != "map[p-1:[7] p-2:[7 30]]" {
 		t.Errorf("first sweep crossings %v", got)
@@ -290,5 +293,74 @@ func TestInvalidTokensAreRemoved(t *testing.T) {
 	p.Apply(croupierEv(t, "e", ingest.TypeTokenInvalid, t0, `{"channel":"viber","token":"vb-1"}`), 5, 0)
 	if p.ViberID != "" {
 		t.Fatal("a Viber id that cannot receive was kept")
+	}
+}
+
+func TestAnniversaryOnTheLocalDayWithCatchUp(t *testing.T) {
+	reg := time.Date(2024, 11, 22, 10, 0, 0, 0, time.UTC) // 14:00 in Baku
+	leap := time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		reg  time.Time
+		zone string
+		now  time.Time
+		want int
+	}{
+		{"Baku midnight of the day", reg, "Asia/Baku", time.Date(2026, 11, 21, 20, 0, 0, 0, time.UTC), 2},
+		{"still the 21st in UTC", reg, "UTC", time.Date(2026, 11, 21, 20, 0, 0, 0, time.UTC), 0},
+		{"unknown zone is Baku", reg, "", time.Date(2026, 11, 21, 20, 0, 0, 0, time.UTC), 2},
+		{"the day before", reg, "Asia/Baku", time.Date(2026, 11, 21, 19, 59, 0, 0, time.UTC), 0},
+		{"caught up the next day", reg, "Asia/Baku", time.Date(2026, 11, 23, 19, 59, 0, 0, time.UTC), 2},
+		{"too late after two days", reg, "Asia/Baku", time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC), 0},
+		{"first year not yet", reg, "Asia/Baku", time.Date(2025, 11, 20, 12, 0, 0, 0, time.UTC), 0},
+		{"first year", reg, "Asia/Baku", time.Date(2025, 11, 22, 12, 0, 0, 0, time.UTC), 1},
+		{"registration day itself", reg, "Asia/Baku", reg.Add(time.Hour), 0},
+		{"29 February on 1 March", leap, "Asia/Baku", time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC), 1},
+		{"29 February not on 28th", leap, "Asia/Baku", time.Date(2025, 2, 28, 8, 0, 0, 0, time.UTC), 0},
+		{"29 February in a leap year", leap, "Asia/Baku", time.Date(2028, 2, 29, 8, 0, 0, 0, time.UTC), 4},
+	} {
+		p := players.Player{RegisteredAt: players.UnixOf(c.reg), TimeZone: c.zone}
+		if got := p.Anniversary(c.now); got != c.want {
+			t.Errorf("%s: Anniversary = %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := (&players.Player{}).Anniversary(reg); got != 0 {
+		t.Errorf("no registration time: %d", got)
+	}
+}
+
+func TestSweepEmitsEachAnniversaryOnce(t *testing.T) {
+	pt := players.NewPartition(0)
+	reg := time.Date(2024, 11, 22, 10, 0, 0, 0, time.UTC)
+	pt.Apply(ev(t, "r", ingest.TypeRegistered, reg, `{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN"}`), 1)
+	anniversaries := func(now time.Time) (n []int) {
+		for _, c := range pt.Sweep("baku", now, nil) {
+			if c.Type != ingest.TypeAnniversary || c.Player != "p-1" || c.Since != players.UnixOf(reg) {
+				t.Errorf("unexpected crossing %+v", c)
+			}
+			n = append(n, c.N)
+		}
+		return n
+	}
+	if got := anniversaries(reg.AddDate(0, 6, 0)); got != nil {
+		t.Errorf("half a year: %v", got)
+	}
+	if got := anniversaries(reg.AddDate(1, 0, 0)); fmt.Sprint(got) != "[1]" {
+		t.Errorf("first anniversary: %v", got)
+	}
+	if got := anniversaries(reg.AddDate(1, 0, 0).Add(time.Hour)); got != nil {
+		t.Errorf("the same day again: %v", got)
+	}
+	if got := anniversaries(reg.AddDate(2, 0, 0).Add(-time.Hour)); fmt.Sprint(got) != "[2]" {
+		t.Errorf("second anniversary (09:00 UTC is 13:00 in Baku): %v", got)
+	}
+	ce := ingest.SweepEvent("p-1", ingest.TypeAnniversary, 2, int64(players.UnixOf(reg)), reg)
+	b, _ := json.Marshal(ce)
+	if _, err := ingest.Decode("baku", "", "", b); err != nil {
+		t.Errorf("the emitted anniversary event does not decode: %v", err)
+	}
+	bad := bytes.Replace(b, []byte(`"years":2`), []byte(`"years":0`), 1)
+	if _, err := ingest.Decode("baku", "", "", bad); err == nil || !strings.Contains(err.Error(), "data.years") {
+		t.Errorf("years 0: %v", err)
 	}
 }

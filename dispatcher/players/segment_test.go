@@ -70,6 +70,7 @@ var fastRules = []string{
 	`player.sessionsPerWeek >= 3.0 && player.language != "ru" && player.currency == "AZN" && player.timeZone == "Asia/Baku"`,
 	`player.rfm.f >= 4 && player.rfm.m > 3 && player.acquisitionChannel == "affiliate" && player.favoriteGame != "aviator"`,
 	`player.id > "p-5" && player.id <= "p-7"`,
+	`player.wagered >= 1000.0 && player.betCount > 10`,
 	`true && player.rfm.r != 5`,
 }
 

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Channels in a fixed order; a channel's index is its bit in a Set.
@@ -186,9 +186,9 @@ func Compile(brand string, rec *bus.PreferencePolicyConfig, generation int64) (*
 		Languages: spec.Languages, HoldoutPercent: int(spec.GlobalHoldoutPercent), ExcludeCooling: true}
 	zone := spec.DefaultTimeZone
 	if zone == "" {
-		zone = "Asia/Baku"
+		zone = clock.DefaultZone
 	}
-	loc, err := Location(zone)
+	loc, err := clock.Location(zone)
 	if err != nil {
 		return nil, fmt.Errorf("spec.defaultTimeZone: %w", err)
 	}
@@ -252,19 +252,4 @@ func Compile(brand string, rec *bus.PreferencePolicyConfig, generation int64) (*
 		p.Rules[ci] = r
 	}
 	return p, nil
-}
-
-var zones sync.Map // zone name -> *time.Location
-
-// Location loads an IANA zone once; later calls are a map lookup.
-func Location(name string) (*time.Location, error) {
-	if l, ok := zones.Load(name); ok {
-		return l.(*time.Location), nil
-	}
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q", name)
-	}
-	zones.Store(name, l)
-	return l, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 func baku(t *testing.T) (*prefs.Policy, *bus.PreferencePolicyConfig) {
@@ -85,7 +86,7 @@ func TestQuietWindowAcrossMidnight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bakuZone, _ := prefs.Location("Asia/Baku")
+	bakuZone, _ := clock.Location("Asia/Baku")
 	at := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, bakuZone) }
 	for _, c := range []struct {
 		t    time.Time
@@ -112,7 +113,7 @@ func TestQuietWindowAcrossMidnight(t *testing.T) {
 		t.Error("a daytime window")
 	}
 	// A window in a zone with a clock change ends at the wall-clock end that night.
-	berlin, _ := prefs.Location("Europe/Berlin")
+	berlin, _ := clock.Location("Europe/Berlin")
 	night := time.Date(2026, 3, 29, 1, 30, 0, 0, berlin)
 	if end := w.EndAfter(night); end.Hour() != 8 || end.Day() != 29 || end.Sub(night) != 5*time.Hour+30*time.Minute {
 		t.Errorf("end across the spring-forward night: %s (%s later)", end, end.Sub(night))

@@ -13,6 +13,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // Result is what a decision does with the intent.
@@ -190,7 +191,7 @@ func Available(p *players.Player) prefs.Set {
 // Zone is the player's time zone, else the policy's default.
 func Zone(p *players.Player, pol *prefs.Policy) *time.Location {
 	if p != nil && p.TimeZone != "" {
-		if l, err := prefs.Location(p.TimeZone); err == nil {
+		if l, err := clock.Location(p.TimeZone); err == nil {
 			return l
 		}
 	}

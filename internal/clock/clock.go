@@ -1,7 +1,11 @@
 // Package clock is the time source the dispatcher's parts take, so tests can set it.
 package clock
 
-import "time"
+import (
+	"fmt"
+	"sync"
+	"time"
+)
 
 // Func returns the current time; the zero value is time.Now.
 type Func func() time.Time
@@ -13,3 +17,22 @@ func (f Func) Now() time.Time {
 	}
 	return f()
 }
+
+var zones sync.Map // zone name -> *time.Location
+
+// Location loads an IANA zone once; later calls are a map lookup (time.LoadLocation reads
+// the zone database every time).
+func Location(name string) (*time.Location, error) {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q", name)
+	}
+	zones.Store(name, l)
+	return l, nil
+}
+
+// DefaultZone is the time zone of a player or policy that names none (the API's default).
+const DefaultZone = "Asia/Baku"

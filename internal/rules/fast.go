@@ -42,6 +42,7 @@ const (
 	FieldARPU
 	FieldBetCount
 	FieldAvgBet
+	FieldWagered
 	FieldNetLoss
 	FieldFavoriteGame
 	FieldFavoriteGameCategory
@@ -79,7 +80,7 @@ var fieldsByPath = func() map[string]fieldInfo {
 		"vipLevel": FieldVIPLevel, "kycStatus": FieldKYCStatus, "ageVerified": FieldAgeVerified, "selfExcluded": FieldSelfExcluded,
 		"coolingOff": FieldCoolingOff, "atRisk": FieldAtRisk, "acquisitionChannel": FieldAcquisitionChannel,
 		"depositCount": FieldDepositCount, "depositSum": FieldDepositSum, "withdrawalSum": FieldWithdrawalSum, "ltv": FieldLTV,
-		"arpu": FieldARPU, "betCount": FieldBetCount, "avgBet": FieldAvgBet, "netLoss": FieldNetLoss, "favoriteGame": FieldFavoriteGame,
+		"arpu": FieldARPU, "betCount": FieldBetCount, "avgBet": FieldAvgBet, "wagered": FieldWagered, "netLoss": FieldNetLoss, "favoriteGame": FieldFavoriteGame,
 		"favoriteGameCategory": FieldFavoriteGameCategory, "sessionsPerWeek": FieldSessionsPerWeek, "daysInactive": FieldDaysInactive,
 		"churnRisk": FieldChurnRisk, "rfm.r": FieldRFMR, "rfm.f": FieldRFMF, "rfm.m": FieldRFMM, "rfm.segment": FieldRFMSegment,
 		"hasEmail": FieldHasEmail, "hasPhone": FieldHasPhone, "hasPush": FieldHasPush,

@@ -21,13 +21,15 @@ type Player struct {
 	RegisteredAt       time.Time `json:"registeredAt"`
 	BirthDate          time.Time `json:"birthDate"`
 
-	DepositCount         int64     `json:"depositCount"`
-	DepositSum           float64   `json:"depositSum"`
-	WithdrawalSum        float64   `json:"withdrawalSum"`
-	LTV                  float64   `json:"ltv"`
-	ARPU                 float64   `json:"arpu"`
-	BetCount             int64     `json:"betCount"`
-	AvgBet               float64   `json:"avgBet"`
+	DepositCount  int64   `json:"depositCount"`
+	DepositSum    float64 `json:"depositSum"`
+	WithdrawalSum float64 `json:"withdrawalSum"`
+	LTV           float64 `json:"ltv"`
+	ARPU          float64 `json:"arpu"`
+	BetCount      int64   `json:"betCount"`
+	AvgBet        float64 `json:"avgBet"`
+	// Wagered is the total staked over the player's bets (major units): "wagering reached".
+	Wagered              float64   `json:"wagered"`
 	NetLoss              float64   `json:"netLoss"`
 	FavoriteGame         string    `json:"favoriteGame"`
 	FavoriteGameCategory string    `json:"favoriteGameCategory"`
