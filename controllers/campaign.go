@@ -498,9 +498,6 @@ func (k campaignKind) observe(ctx context.Context, c *crmv1.Campaign, t time.Tim
 	return wake, nil
 }
 
-// missedGrace is how late a run may be found and still count as on time under skip.
-const missedGrace = time.Minute
-
 // runDue finds the latest scheduled time not yet dealt with (after lastScheduleTime, the
 // creation and the window's start, up to t) and publishes its run to RUNS under the
 // missed-run policy. The run id (campaign UID + scheduled time) is the message id and is
@@ -516,14 +513,7 @@ func (k campaignKind) runDue(ctx context.Context, c *crmv1.Campaign, s *crmv1.Sc
 	if w != nil && w.Start != nil && w.Start.Add(-time.Second).After(from) {
 		from = w.Start.Add(-time.Second)
 	}
-	deadline := time.Hour
-	if s.StartingDeadline != nil {
-		deadline = s.StartingDeadline.Duration
-	}
-	grace := deadline
-	if s.MissedRuns == crmv1.MissedRunSkip {
-		grace = missedGrace
-	}
+	grace := s.Reach()
 	// After a long downtime only the runs within reach of the policy matter; the latest
 	// older one is recorded as missed.
 	loc, _ := time.LoadLocation(zoneOf(s))

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -148,6 +150,26 @@ type ScheduleTrigger struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	StartingDeadline *metav1.Duration `json:"startingDeadline,omitempty"`
+}
+
+// DefaultStartingDeadline is startingDeadline when the spec sets none.
+const DefaultStartingDeadline = time.Hour
+
+// MissedRunSkipGrace is how late a run may start and still count as on time under skip.
+const MissedRunSkipGrace = time.Minute
+
+// Reach is how late after its scheduled time a run may still start under the trigger's
+// missed-run policy: startingDeadline under runLatest, a minute under skip. The manager
+// publishes no run later than that, and a partition owner that receives one later (the
+// dispatcher was down) does not expand it.
+func (s *ScheduleTrigger) Reach() time.Duration {
+	if s.MissedRuns == MissedRunSkip {
+		return MissedRunSkipGrace
+	}
+	if s.StartingDeadline != nil {
+		return s.StartingDeadline.Duration
+	}
+	return DefaultStartingDeadline
 }
 
 // Step is one state of a Campaign's workflow; exactly one action is set.

@@ -2,6 +2,7 @@ package flow_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -168,7 +169,7 @@ func TestRunToTenThousandPlayersMakesOneIntentEach(t *testing.T) {
 		Steps:    []crmv1.Step{{Name: "send", Send: &crmv1.SendStep{Content: "main"}}},
 		Contents: []crmv1.Content{{Name: "main", Messages: []crmv1.Message{{Channel: crmv1.ChannelInApp, Locale: "az", Body: "20 pulsuz firlanma"}}}}})
 	clk := &fakeClock{}
-	noon := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	noon := time.Date(2026, 11, 22, 6, 0, 5, 0, time.UTC) // 10:00:05 in Baku
 	clk.set(noon)
 	a := newStack(t, srv, "a", clk)
 	a.owner.RunBatch = 700
@@ -417,5 +418,67 @@ func TestAnniversaryCampaign(t *testing.T) {
 	}
 	if got := smsTexts(t, s.js, "p-a2"); len(got) != 0 {
 		t.Fatalf("a player whose anniversary is in five days got %q", got)
+	}
+}
+
+// A run the owner receives later than its missed-run policy reaches (the dispatcher was
+// down) is recorded and not expanded; one within reach goes out.
+func TestLateRunIsNotExpanded(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	deadline := dur(30 * time.Minute)
+	putCampaign(t, js, "morning-spins", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+		Trigger:  crmv1.Trigger{Schedule: &crmv1.ScheduleTrigger{Cron: "0 10 * * *", TimeZone: "Asia/Baku", StartingDeadline: &deadline}},
+		Steps:    []crmv1.Step{{Name: "send", Send: &crmv1.SendStep{Content: "main"}}},
+		Contents: []crmv1.Content{sms("main", "Sabahiniz xeyir")}})
+	clk := &fakeClock{}
+	day1 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC) // 10:00 in Baku
+	clk.set(day1.Add(45 * time.Minute))
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	for _, p := range []string{"p-l1", "p-l2", "p-l3"} {
+		register(t, s.js, p, "Asia/Baku", day1.Add(-time.Hour), nil)
+		waitPlayer(t, s, p)
+	}
+	run := func(scheduled time.Time) {
+		req := bus.RunRequest{RunID: bus.RunID("uid-morning-spins", scheduled), Brand: "baku", Campaign: "morning-spins",
+			CampaignUID: "uid-morning-spins", Generation: 1, ScheduledTime: scheduled}
+		raw, _ := bus.Encode(req)
+		if _, err := js.Publish(context.Background(), bus.RunSubject("baku", "morning-spins"), raw, jetstream.WithMsgID(req.RunID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := func() (out []flow.RunProgress) {
+		e, err := bustest.KV(t, js, bus.BucketState).Get(context.Background(), bus.RunsKey("baku", 0))
+		if err != nil {
+			return nil
+		}
+		var doc struct{ Runs []flow.RunProgress }
+		if err := json.Unmarshal(e.Value(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Runs
+	}
+	run(day1) // 45 minutes late, beyond 30 minutes + the margin
+	bustest.Eventually(t, 10*time.Second, "the late run recorded", func() bool {
+		r := runs()
+		return len(r) == 1 && r[0].Done
+	})
+	if r := runs()[0]; r.Emitted != 0 || !strings.Contains(r.Note, "beyond the 31m0s its missed-run policy allows") {
+		t.Fatalf("late run %+v", r)
+	}
+	day2 := day1.Add(24 * time.Hour)
+	clk.set(day2.Add(20 * time.Minute))
+	run(day2) // 20 minutes late: within reach
+	bustest.Eventually(t, 10*time.Second, "the second run's messages", func() bool {
+		n := 0
+		for _, p := range []string{"p-l1", "p-l2", "p-l3"} {
+			n += len(smsTexts(t, s.js, p))
+		}
+		return n == 3
+	})
+	if r := runs(); len(r) != 2 || !r[1].Done || r[1].Emitted != 3 {
+		t.Fatalf("runs %+v", r)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -38,6 +40,9 @@ const (
 	// RunWaitForCampaign is how long a run waits for its campaign to be published here
 	// (the configuration watch may lag the manager) before it is dropped.
 	RunWaitForCampaign = 5 * time.Minute
+	// RunLateMargin is added to a run's missed-run reach before an owner refuses it as too
+	// late: the manager may publish a run at the edge of its reach.
+	RunLateMargin = time.Minute
 )
 
 // runsDoc is a brand's runs in one partition: the croupier-state value under RunsKey.
@@ -165,6 +170,16 @@ func (s *ownerState) expandRuns(now time.Time) (more bool) {
 				}
 				continue // a paused campaign's run waits
 			}
+			if late, reach := r.Accepted.Sub(r.Scheduled), runReach(cp); r.Emitted == 0 && late > reach {
+				// The dispatcher was down: "daily free spins at 10:00" does not go out at 19:00.
+				s.finishRun(rd, r, now, fmt.Sprintf("received %s after its scheduled time, beyond the %s its missed-run policy allows",
+					late.Round(time.Second), reach))
+				if s.part == 0 {
+					s.o.Log.Warn("a scheduled run arrived too late and is not expanded", "brand", brand, "campaign", r.Campaign,
+						"scheduled", r.Scheduled, "late", late.Round(time.Second))
+				}
+				continue
+			}
 			ids, ok := s.members[r.ID]
 			if !ok {
 				ids = s.selectMembers(b, cp, now)
@@ -203,6 +218,16 @@ func (s *ownerState) expandRuns(now time.Time) (more bool) {
 		}
 	}
 	return more
+}
+
+// runReach is how late a run of cp may arrive and still be expanded: its schedule's reach
+// under the missed-run policy plus RunLateMargin.
+func runReach(cp *Campaign) time.Duration {
+	reach := crmv1.DefaultStartingDeadline
+	if sc := cp.Spec().Trigger.Schedule; sc != nil {
+		reach = sc.Reach()
+	}
+	return reach + RunLateMargin
 }
 
 func (s *ownerState) finishRun(rd *runsDoc, r *RunProgress, now time.Time, note string) {
