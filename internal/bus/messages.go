@@ -349,3 +349,56 @@ func Decode[T any](data []byte) (T, error) {
 	}
 	return v, nil
 }
+
+// BudgetLedger is a campaign's croupier-budget value: what the partition owners took from
+// its caps in blocks (compare-and-set), in micros of the budget's currency. Owners spend
+// their blocks locally and give back what they did not spend, so Granted - returns never
+// exceeds the cap and the spend (summed from croupier-stats) never exceeds Granted.
+type BudgetLedger struct {
+	// UID is the campaign's; a Campaign created again starts a new ledger.
+	UID string `json:"uid"`
+	// Granted is the total held or spent over the campaign's life.
+	Granted int64 `json:"granted"`
+	// Period is the current budget period's start; PeriodGranted what it holds or spent.
+	Period        time.Time `json:"period,omitzero"`
+	PeriodGranted int64     `json:"periodGranted,omitempty"`
+	// Exhausted is set when an owner found the cap reached.
+	Exhausted *BudgetExhaustion `json:"exhausted,omitempty"`
+}
+
+// BudgetExhaustion is a cap found reached: which, at what amount, and until when (the
+// end of the period for a per-period cap; zero for the total, which holds until raised).
+type BudgetExhaustion struct {
+	Scope string    `json:"scope"`
+	Cap   int64     `json:"cap"`
+	Until time.Time `json:"until,omitzero"`
+	At    time.Time `json:"at"`
+}
+
+// Budget scopes.
+const (
+	BudgetTotal     = "total"
+	BudgetPerPeriod = "perPeriod"
+	BudgetPerPlayer = "perPlayer"
+)
+
+// Holds reports whether the exhaustion still applies to caps total and perPeriod (micros,
+// 0 when absent) at now: a raised cap or a new period lifts it.
+func (e *BudgetExhaustion) Holds(total, perPeriod int64, now time.Time) bool {
+	if e == nil {
+		return false
+	}
+	switch e.Scope {
+	case BudgetTotal:
+		return total > 0 && total <= e.Cap
+	case BudgetPerPeriod:
+		return perPeriod > 0 && perPeriod <= e.Cap && now.Before(e.Until)
+	}
+	return false
+}
+
+// Budget counters of a Campaign in PartitionStats, in micros of the budget's currency.
+const (
+	StatCostRewards  = "costRewardsMicros"
+	StatCostMessages = "costMessagesMicros"
+)
