@@ -24,6 +24,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/budget"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/email"
 	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
@@ -219,9 +220,25 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			return ctx.Err()
 		}
 	}
+	budgetKV, err := js.KeyValue(ctx, bus.BucketBudget)
+	if err != nil {
+		return err
+	}
+	// Budget blocks are given back after the partitions stopped, so none is taken after.
+	budgets := &budget.Leases{KV: budgetKV, Caps: catalog.Caps, Log: log}
+	bctx, stopBudgets := context.WithCancel(context.WithoutCancel(ctx))
+	budgetsDone := make(chan struct{})
+	go func() {
+		defer close(budgetsDone)
+		_ = budgets.Run(bctx)
+	}()
+	defer func() {
+		stopBudgets()
+		<-budgetsDone
+	}()
 	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Stats: statsKV, Catalog: catalog, Prefs: prefsCache, Log: log,
-		Partitions: o.Partitions,
-		Decided:    func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
+		Partitions: o.Partitions, Budget: budgets,
+		Decided: func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
 		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
 			m.Dispatch.WithLabelValues(string(c)).Observe(took.Seconds())
 			if took > sla {

@@ -109,9 +109,24 @@ func PeriodStart(p crmv1.Period, t time.Time, loc *time.Location) (start, end ti
 	}
 }
 
-// Reserve takes r.Micros from the campaign's block, taking a new block from the ledger
-// when this one is short. It does I/O only then: once per block, not per send.
-func (l *Leases) Reserve(ctx context.Context, r *Reservation) error {
+// Reserve is Take for the routing decision (route.Budget): "" when it fits, else the cap
+// that refused. A ledger that cannot be read refuses too (the cap is never risked).
+func (l *Leases) Reserve(brand, campaign string, micros, playerSpent int64) string {
+	err := l.Take(context.Background(), &Reservation{Brand: brand, Campaign: campaign, Micros: micros, PlayerSpent: playerSpent})
+	var ref *Refusal
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &ref):
+		return ref.Scope
+	}
+	l.Log.Error("taking a budget block", "brand", brand, "campaign", campaign, "err", err)
+	return "unavailable"
+}
+
+// Take takes r.Micros from the campaign's block, taking a new block from the ledger when
+// this one is short. It does I/O only then: once per block, not per send.
+func (l *Leases) Take(ctx context.Context, r *Reservation) error {
 	caps := l.Caps(r.Brand, r.Campaign)
 	if !caps.Limited() {
 		return nil

@@ -75,7 +75,7 @@ func TestFourDispatchersNeverExceedTheCap(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(i), uint64(g)))
 				for {
 					need := 1 + r.Int64N(maxNeed)
-					err := l.Reserve(context.Background(), &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: need})
+					err := l.Take(context.Background(), &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: need})
 					var ref *budget.Refusal
 					if errors.As(err, &ref) {
 						return
@@ -114,7 +114,7 @@ func TestFourDispatchersNeverExceedTheCap(t *testing.T) {
 	if replicas[1].Exhausted("baku", "cashback") {
 		t.Fatal("still exhausted after the budget was raised")
 	}
-	if err := replicas[1].Reserve(context.Background(), &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: 50 * azn}); err != nil {
+	if err := replicas[1].Take(context.Background(), &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: 50 * azn}); err != nil {
 		t.Fatal(err)
 	}
 	if led := ledger(t, replicas[0]); led.Exhausted != nil || led.Granted <= spent.Load() {
@@ -137,7 +137,7 @@ func TestPeriodPlayerAndRecreatedCampaign(t *testing.T) {
 		Clock: clock.Func(func() time.Time { return time.Unix(0, clk.Load()) })}
 	ctx := context.Background()
 	reserve := func(micros int64) error {
-		return l.Reserve(ctx, &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: micros})
+		return l.Take(ctx, &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: micros})
 	}
 	scope := func(err error) string {
 		var ref *budget.Refusal
@@ -173,7 +173,7 @@ func TestPeriodPlayerAndRecreatedCampaign(t *testing.T) {
 	if s := scope(reserve(10 * azn)); s != bus.BudgetTotal {
 		t.Fatalf("refused by %q, want total", s)
 	}
-	err := l.Reserve(ctx, &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: 5 * azn, PlayerSpent: 26 * azn})
+	err := l.Take(ctx, &budget.Reservation{Brand: "baku", Campaign: "cashback", Micros: 5 * azn, PlayerSpent: 26 * azn})
 	if s := scope(err); s != bus.BudgetPerPlayer {
 		t.Fatalf("per player: %v", err)
 	}

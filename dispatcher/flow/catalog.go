@@ -17,9 +17,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/budget"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/dispatcher/render"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
 
@@ -33,6 +35,8 @@ type Campaign struct {
 	Condition *rules.Program
 	// MaxEntries is how often a player may enter the flow (0: no limit).
 	MaxEntries int
+	// Caps are the budget's caps in micros (nil: no budget); the zone is the brand's.
+	Caps *budget.Caps
 	// Audience is the inline audience rule, nil when the audience is a Segment or everyone.
 	Audience   *rules.Program
 	SegmentRef string
@@ -304,6 +308,7 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 	if cp.Contents, err = render.Compile(cfg); err != nil {
 		return nil, err
 	}
+	cp.Caps = compileCaps(r.UID, cfg)
 	if t := cfg.Spec.Trigger.Event; t != nil && t.MaxEntriesPerPlayer != nil {
 		cp.MaxEntries = int(*t.MaxEntriesPerPlayer)
 	}
@@ -347,4 +352,36 @@ func (c *Catalog) Names() []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return slices.Sorted(maps.Keys(c.brands))
+}
+
+func compileCaps(uid string, cfg *bus.CampaignConfig) *budget.Caps {
+	micros := func(m *bus.MinorAmount) int64 {
+		if m == nil {
+			return 0
+		}
+		return money.MinorToMicros(m.Minor, m.Currency)
+	}
+	c := &budget.Caps{UID: uid, Total: micros(cfg.BudgetTotal), PerPeriod: micros(cfg.BudgetPerPeriod), PerPlayer: micros(cfg.BudgetPerPlayer)}
+	if b := cfg.Spec.Budget; b != nil && b.PerPeriod != nil {
+		c.Period = b.PerPeriod.Period
+	}
+	if !c.Limited() {
+		return nil
+	}
+	return c
+}
+
+// Caps is the campaign's budget caps with the brand's time zone, nil when it has no
+// budget: the lookup budget leases use.
+func (c *Catalog) Caps(brand, campaign string) *budget.Caps {
+	b := c.Brand(brand)
+	cp := b.campaign(campaign)
+	if cp == nil || cp.Caps == nil {
+		return nil
+	}
+	caps := *cp.Caps
+	if b.Policy != nil {
+		caps.Zone = b.Policy.DefaultZone
+	}
+	return &caps
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
 
@@ -87,37 +88,62 @@ type FlowDone struct {
 	Converted bool   `json:"converted,omitempty"`
 }
 
-// Entry counts a player's entries into a campaign with an entry limit; the UID tells a
-// campaign created again under the same name, which counts afresh.
+// Entry is what a player did in a campaign that limits entries or spend: entries (N)
+// and what the campaign spent on the player (micros of its budget's currency). The UID
+// tells a campaign created again under the same name, which counts afresh.
 type Entry struct {
 	Campaign string `json:"campaign"`
 	UID      string `json:"uid"`
-	N        int    `json:"n"`
+	N        int    `json:"n,omitempty"`
+	Spent    int64  `json:"spent,omitempty"`
+}
+
+func (ps *PlayerState) find(cp *Campaign) *Entry {
+	for i := range ps.Entries {
+		if e := &ps.Entries[i]; e.Campaign == cp.Name && e.UID == cp.UID {
+			return e
+		}
+	}
+	return nil
 }
 
 // entries is how often the player entered cp.
 func (ps *PlayerState) entries(cp *Campaign) int {
-	for _, e := range ps.Entries {
-		if e.Campaign == cp.Name && e.UID == cp.UID {
-			return e.N
-		}
+	if e := ps.find(cp); e != nil {
+		return e.N
 	}
 	return 0
 }
 
-// enter counts an entry into cp and forgets the entries of campaigns b no longer has.
-func (ps *PlayerState) enter(b *Brand, cp *Campaign) {
+// spent is what cp spent on the player.
+func (ps *PlayerState) spent(cp *Campaign) int64 {
+	if e := ps.find(cp); e != nil {
+		return e.Spent
+	}
+	return 0
+}
+
+// entry is the player's record of cp, made when missing; the records of campaigns b no
+// longer has are forgotten then.
+func (ps *PlayerState) entry(b *Brand, cp *Campaign) *Entry {
+	if e := ps.find(cp); e != nil {
+		return e
+	}
 	ps.Entries = slices.DeleteFunc(ps.Entries, func(e Entry) bool {
-		c := b.Campaigns[e.Campaign]
+		c := b.campaign(e.Campaign)
 		return c == nil || c.UID != e.UID
 	})
-	for i := range ps.Entries {
-		if ps.Entries[i].Campaign == cp.Name {
-			ps.Entries[i].N++
-			return
-		}
-	}
-	ps.Entries = append(ps.Entries, Entry{Campaign: cp.Name, UID: cp.UID, N: 1})
+	ps.Entries = append(ps.Entries, Entry{Campaign: cp.Name, UID: cp.UID})
+	return &ps.Entries[len(ps.Entries)-1]
+}
+
+// Budget is the campaigns' budget leases as the owner uses them (dispatcher/budget).
+type Budget interface {
+	route.Budget
+	// Refund gives micros reserved and not spent back to the campaign's budget.
+	Refund(brand, campaign, uid string, micros int64)
+	// Exhausted reports whether the campaign's budget is known to be exhausted.
+	Exhausted(brand, campaign string) bool
 }
 
 // Rewarder grants a campaign's rewards (the Rewards and experiments work implements it;
@@ -185,7 +211,7 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 	}
 	fp := &FlowPos{Campaign: cp.Name, UID: cp.UID, Instance: instance, Origin: origin, Started: now.Unix(), Data: data}
 	if cp.MaxEntries > 0 {
-		ps.enter(b, cp)
+		ps.entry(b, cp).N++
 	}
 	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
 	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
@@ -228,7 +254,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 		case st.Branch != nil:
 			name = s.branch(ps, cp, st.Branch, now)
 		case st.Grant != nil:
-			s.grant(ctx, cp, ps, st, now)
+			s.grant(ctx, b, cp, ps, st, now)
 			name = cp.Next(name)
 		case st.Exit != nil:
 			s.endFlow(ps, fp, "", now)
@@ -259,7 +285,7 @@ func (s *ownerState) branch(ps *PlayerState, cp *Campaign, br *crmv1.BranchStep,
 	return br.Otherwise
 }
 
-func (s *ownerState) grant(ctx context.Context, cp *Campaign, ps *PlayerState, st *crmv1.Step, now time.Time) {
+func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, st *crmv1.Step, now time.Time) {
 	var reward crmv1.Reward
 	for _, r := range cp.Spec().Rewards {
 		if r.Name == st.Grant.Reward {
@@ -268,13 +294,30 @@ func (s *ownerState) grant(ctx context.Context, cp *Campaign, ps *PlayerState, s
 	}
 	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player), Brand: ps.Brand, Player: ps.Player,
 		Campaign: cp.Name, Step: st.Name, Reward: reward, Value: cp.Config.RewardValues[st.Grant.Reward], Granted: now.UTC()}
-	reason, granted := string(route.ReasonBonusRefusedRG), false
+	reason, detail, granted := string(route.ReasonBonusRefusedRG), "reward "+st.Grant.Reward, false
+	micros := money.MinorToMicros(g.Value.Minor, g.Value.Currency)
 	if p, ok := s.pt.Get(ps.Brand, ps.Player); ok && !p.SelfExcludedAt(now) && p.CoolingOffUntil <= players.UnixOf(now) && p.AtRiskUntil <= players.UnixOf(now) {
 		rw := s.o.Rewards
 		if rw == nil {
 			rw = NoRewards{}
 		}
-		granted, reason = rw.Grant(ctx, g)
+		refused := ""
+		if s.o.Budget != nil && cp.Caps.Limited() {
+			refused = s.o.Budget.Reserve(ps.Brand, cp.Name, micros, ps.spent(cp))
+		}
+		if refused != "" {
+			reason, detail = string(route.ReasonBudgetExhausted), detail+": "+refused+" budget"
+			s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+reason, 1)
+		} else {
+			granted, reason = rw.Grant(ctx, g)
+			switch {
+			case granted && micros > 0:
+				ps.entry(b, cp).Spent += micros
+				s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatCostRewards, micros)
+			case !granted && s.o.Budget != nil && cp.Caps.Limited():
+				s.o.Budget.Refund(ps.Brand, cp.Name, cp.UID, micros)
+			}
+		}
 	}
 	result := "refused"
 	if granted {
@@ -282,7 +325,7 @@ func (s *ownerState) grant(ctx context.Context, cp *Campaign, ps *PlayerState, s
 		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatRewardsGranted, 1)
 	}
 	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(g.ID), Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name,
-		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: "reward " + st.Grant.Reward})
+		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: detail})
 }
 
 // park leaves the flow at a delay or waitFor step and schedules its resume.

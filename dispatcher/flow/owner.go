@@ -24,6 +24,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
 
@@ -43,8 +44,8 @@ type Owner struct {
 	State   jetstream.KeyValue
 	Catalog *Catalog
 	Prefs   *prefs.Cache
-	// Budget reserves before a send (route.Unlimited when nil).
-	Budget route.Budget
+	// Budget reserves before a send or grant (unlimited when nil).
+	Budget Budget
 	// Rewards grants the rewards of grant steps (NoRewards when nil).
 	Rewards Rewarder
 	// Stats is the croupier-stats bucket the owner writes its partitions' counters to
@@ -93,6 +94,9 @@ type Pending struct {
 	Channel    crmv1.Channel   `json:"channel"`
 	Fallbacks  []crmv1.Channel `json:"fallbacks,omitempty"`
 	At         int64           `json:"at"`
+	// Cost is the upper-bound message cost reserved from the budget (micros) until the
+	// real cost is settled.
+	Cost int64 `json:"cost,omitempty"`
 }
 
 // MaxPending bounds a player's pending deliveries; PendingFor is how long one is kept.
@@ -247,6 +251,16 @@ func (s *ownerState) Handle(ctx context.Context, msg jetstream.Msg) error {
 			reason = *ev.Data.Reason
 		}
 		s.failover(ctx, ev.Brand, ev.Player, *ev.Data.DecisionID, crmv1.Channel(ch), reason)
+		return nil
+	}
+	if ev.Type == ingest.TypeCostSettled && ev.Data.DecisionID != nil {
+		ps := s.state(ev.Brand, ev.Player)
+		for i := range ps.Pending {
+			if pd := &ps.Pending[i]; pd.DecisionID == *ev.Data.DecisionID {
+				s.settle(ps, pd, ev.CostMicros)
+				break
+			}
+		}
 		return nil
 	}
 	s.onEvent(ctx, ev)
@@ -421,9 +435,9 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		pp = &p
 	}
 	in := route.Input{Intent: it, Player: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
-		History: &ps.History, Costs: b.Costs, Budget: s.o.Budget, Now: now}
-	if in.Budget == nil {
-		in.Budget = route.Unlimited{}
+		History: &ps.History, Costs: b.Costs, Now: now}
+	if s.o.Budget != nil && cp.Caps.Limited() {
+		in.Budget, in.PlayerSpent = s.o.Budget, ps.spent(cp)
 	}
 	if pp != nil {
 		in.Prefs = s.o.Prefs.Get(it.Brand, s.part, it.Player)
@@ -431,13 +445,20 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 			crmv1.ChannelEmail: pp.Email, crmv1.ChannelSMS: pp.Phone, crmv1.ChannelViber: pp.ViberID})
 	}
 	if it.Reward != "" && cp.Config.RewardValues != nil {
-		in.RewardMinor = cp.Config.RewardValues[it.Reward].Minor
+		v := cp.Config.RewardValues[it.Reward]
+		in.RewardMicros = money.MinorToMicros(v.Minor, v.Currency)
 	}
 	d := route.Decide(&in)
 	oc.Result, oc.Reason, oc.Detail, oc.RouteStep = string(d.Result), string(d.Reason), d.Detail, d.Step
 	switch d.Result {
 	case route.Send:
-		pd := Pending{DecisionID: did, Intent: *it, Channel: d.Channel, Fallbacks: d.Fallbacks, At: now.Unix()}
+		pd := Pending{DecisionID: did, Intent: *it, Channel: d.Channel, Fallbacks: d.Fallbacks, At: now.Unix(), Cost: d.Reserved - in.RewardMicros}
+		if d.Reserved > 0 {
+			ps.entry(b, cp).Spent += d.Reserved
+			if in.RewardMicros > 0 {
+				s.stat(it.Brand, bus.KindCampaign, it.Campaign, bus.StatCostRewards, in.RewardMicros)
+			}
+		}
 		r, err := s.render(ctx, b, cp, content, pp, in.Prefs, &pd)
 		r.Unsubscribe = s.unsubscribe(ctx, it, d.Channel)
 		if err != nil {
@@ -542,6 +563,7 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 			if !pd.Intent.Test {
 				s.stat(brand, bus.KindCampaign, pd.Intent.Campaign, bus.StatFailed, 1)
 			}
+			s.settle(ps, pd, 0)
 			ps.Pending = append(ps.Pending[:i], ps.Pending[i+1:]...)
 			s.markDirty(ps)
 			return
@@ -554,6 +576,29 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 		s.count(pd.Intent.Category, oc.Result, oc.Reason)
 		s.issue(ctx, ps, pd, now, true)
 		return
+	}
+}
+
+// settle records a send's real message cost and gives what its reservation held above it
+// back to the campaign's budget (all of it when every channel failed).
+func (s *ownerState) settle(ps *PlayerState, pd *Pending, actual int64) {
+	if actual > 0 && !pd.Intent.Test {
+		s.stat(ps.Brand, bus.KindCampaign, pd.Intent.Campaign, bus.StatCostMessages, actual)
+	}
+	if pd.Cost <= 0 {
+		return
+	}
+	refund := pd.Cost - actual
+	pd.Cost = 0
+	s.markDirty(ps)
+	b := s.o.Catalog.Brand(ps.Brand)
+	cp := b.campaign(pd.Intent.Campaign)
+	if refund <= 0 || s.o.Budget == nil || cp == nil {
+		return
+	}
+	s.o.Budget.Refund(ps.Brand, cp.Name, cp.UID, refund)
+	if e := ps.entry(b, cp); e.Spent >= refund {
+		e.Spent -= refund
 	}
 }
 

@@ -170,6 +170,9 @@ func (s *ownerState) expandRuns(now time.Time) (more bool) {
 				}
 				continue // a paused campaign's run waits
 			}
+			if s.o.Budget != nil && cp.Caps.Limited() && s.o.Budget.Exhausted(brand, cp.Name) {
+				continue // so does the run of a campaign at its budget cap, until it is raised or the period turns
+			}
 			if late, reach := r.Accepted.Sub(r.Scheduled), runReach(cp); r.Emitted == 0 && late > reach {
 				// The dispatcher was down: "daily free spins at 10:00" does not go out at 19:00.
 				s.finishRun(rd, r, now, fmt.Sprintf("received %s after its scheduled time, beyond the %s its missed-run policy allows",

@@ -87,23 +87,27 @@ type Decision struct {
 	SendAt time.Time `json:"sendAt,omitzero"`
 	// Detail says more for people, e.g. which cap or which quiet window.
 	Detail string `json:"detail,omitempty"`
+	// Reserved is what a send took from the campaign's budget (micros): the reward's
+	// value plus the dearest message cost of its channel and fallbacks.
+	Reserved int64 `json:"reserved,omitempty"`
 	// Trace holds every step evaluated when the input asked for an explanation.
 	Trace []StepResult `json:"trace,omitempty"`
 }
 
 // Budget reserves the most a send may cost before it is sent (step 10).
 type Budget interface {
-	// Reserve takes rewardMinor (minor units) and costMicros (the channel's upper-bound
-	// message cost) from the campaign's budget; false when it does not fit.
-	Reserve(brand, campaign string, rewardMinor, costMicros int64) bool
+	// Reserve takes micros (a reward's value plus the upper-bound message cost, in
+	// millionths of the budget's currency) from the campaign's budget, given what the
+	// campaign already spent on the player; it returns "" when it fits, else the cap that
+	// refused (total, perPeriod, perPlayer).
+	Reserve(brand, campaign string, micros, playerSpent int64) (refused string)
 }
 
-// Unlimited is the budget of campaigns without one, and of every campaign until budget
-// leases exist.
+// Unlimited is the budget of deployments without budget leases.
 type Unlimited struct{}
 
 // Reserve always fits.
-func (Unlimited) Reserve(string, string, int64, int64) bool { return true }
+func (Unlimited) Reserve(string, string, int64, int64) string { return "" }
 
 // Input is everything a decision reads. Nothing in it is changed.
 type Input struct {
@@ -122,11 +126,13 @@ type Input struct {
 	Suppressed prefs.Set
 	History    *History
 	// Costs are the upper-bound message cost per channel (index of prefs.Channels), in
-	// micros of the budget's currency; RewardMinor the value of a bonus the message carries.
-	Costs       [len(prefs.Channels)]int64
-	RewardMinor int64
-	Budget      Budget
-	Now         time.Time
+	// micros of the budget's currency; RewardMicros the value of a bonus the message
+	// carries; PlayerSpent what the campaign already spent on the player.
+	Costs        [len(prefs.Channels)]int64
+	RewardMicros int64
+	PlayerSpent  int64
+	Budget       Budget
+	Now          time.Time
 	// Explain records every step in Decision.Trace.
 	Explain bool
 }
@@ -362,9 +368,17 @@ func Decide(in *Input) Decision {
 	x.pass(9, string(d.Channel))
 
 	// 10. budget
-	if in.Budget != nil && !in.Budget.Reserve(it.Brand, it.Campaign, in.RewardMinor, in.Costs[prefs.ChannelIndex(d.Channel)]) {
-		d.Channel, d.Fallbacks = "", nil
-		return x.stop(10, Suppress, ReasonBudgetExhausted, "")
+	// A fallback may cost more than the first channel: the upper bound covers them all.
+	cost := in.Costs[prefs.ChannelIndex(d.Channel)]
+	for _, ch := range d.Fallbacks {
+		cost = max(cost, in.Costs[prefs.ChannelIndex(ch)])
+	}
+	if in.Budget != nil {
+		if refused := in.Budget.Reserve(it.Brand, it.Campaign, in.RewardMicros+cost, in.PlayerSpent); refused != "" {
+			d.Channel, d.Fallbacks = "", nil
+			return x.stop(10, Suppress, ReasonBudgetExhausted, refused)
+		}
+		d.Reserved = in.RewardMicros + cost
 	}
 	x.pass(10, "")
 	d.Step, d.Result, d.Reason, d.Detail = 9, Send, ReasonSent, ""

@@ -51,7 +51,7 @@ func at(s string) time.Time {
 
 type refuse struct{}
 
-func (refuse) Reserve(string, string, int64, int64) bool { return false }
+func (refuse) Reserve(string, string, int64, int64) string { return "total" }
 
 func TestDecide(t *testing.T) {
 	pol := bustest.SamplePolicy(t, "baku")
@@ -215,7 +215,7 @@ func TestDecide(t *testing.T) {
 			},
 			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelPush, fallbacks: []crmv1.Channel{crmv1.ChannelInApp}},
 		{name: "no budget left", budget: refuse{},
-			result: route.Suppress, reason: route.ReasonBudgetExhausted, step: 10},
+			result: route.Suppress, reason: route.ReasonBudgetExhausted, step: 10, detail: "total"},
 		{name: "a policy without the category", cat: crmv1.CategoryResponsibleGaming,
 			policy: func(p prefs.Policy) *prefs.Policy { p.Rules[2] = nil; return &p },
 			result: route.Suppress, reason: route.ReasonUnknownCategory, step: 1},
@@ -352,5 +352,35 @@ func TestHoldoutShare(t *testing.T) {
 	}
 	if held == 0 || sent == 0 {
 		t.Fatalf("held %d sent %d", held, sent)
+	}
+}
+
+type recordBudget struct{ micros, spent int64 }
+
+func (r *recordBudget) Reserve(_, _ string, micros, playerSpent int64) string {
+	r.micros, r.spent = micros, playerSpent
+	return ""
+}
+
+// A send reserves the reward's value plus the dearest of its channel and fallbacks (a
+// failover must not spend past the reservation), and reports it in the decision.
+func TestSendReservesTheDearestCandidate(t *testing.T) {
+	pol := bustest.SamplePolicy(t, "baku")
+	now := at("2026-11-22T08:00:00Z")
+	rb := &recordBudget{}
+	in := &route.Input{
+		Intent: &bus.Intent{ID: "i-1", Brand: "baku", Player: "p-1", Campaign: "payment", Step: "send", Category: crmv1.CategoryService, Content: "paid"},
+		Player: bakuPlayer(now), Policy: pol, Offered: all, Configured: all, History: &route.History{}, Budget: rb, Now: now,
+		RewardMicros: 2_000_000, PlayerSpent: 7,
+	}
+	in.Costs[prefs.ChannelIndex(crmv1.ChannelSMS)] = 35_000
+	in.Costs[prefs.ChannelIndex(crmv1.ChannelEmail)] = 1_000
+	in.Costs[prefs.ChannelIndex(crmv1.ChannelPush)] = 90_000
+	d := route.Decide(in)
+	if d.Channel != crmv1.ChannelSMS || len(d.Fallbacks) != 2 {
+		t.Fatalf("decision %+v", d)
+	}
+	if rb.micros != 2_090_000 || rb.spent != 7 || d.Reserved != 2_090_000 {
+		t.Fatalf("reserved %d (decision %d) with player spend %d", rb.micros, d.Reserved, rb.spent)
 	}
 }

@@ -1,0 +1,140 @@
+package flow_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/budget"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+// grantAll is a bonus engine that accepts every grant.
+type grantAll struct {
+	mu     sync.Mutex
+	grants []string
+}
+
+func (g *grantAll) Grant(_ context.Context, rg *bus.RewardGrant) (bool, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.grants = append(g.grants, rg.Player)
+	return true, flow.ReasonGranted
+}
+
+func (g *grantAll) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.grants)
+}
+
+// A campaign with a 3.01 AZN budget grants a 1.00 AZN bonus and sends a message (upper
+// bound 0.002 AZN) per deposit: three grants fit, later grants are refused with
+// BudgetExhausted while messages still fit, then messages too; real costs below the
+// reservation give budget back; raising the budget lets grants through again.
+func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	spec := func(total string) crmv1.CampaignSpec {
+		return crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+			Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "deposit.completed"}},
+			Steps:    []crmv1.Step{{Name: "bonus", Grant: &crmv1.GrantStep{Reward: "spins"}}, {Name: "tell", Send: &crmv1.SendStep{Content: "tell"}}},
+			Contents: []crmv1.Content{sms("tell", "Bonus")},
+			Rewards:  []crmv1.Reward{{Name: "spins", FreeSpins: &crmv1.FreeSpinsReward{Game: "book-of-ra", Count: 10, SpinValue: crmv1.Money{Amount: "0.10", Currency: "AZN"}}}},
+			Budget:   &crmv1.Budget{Total: &crmv1.Money{Amount: total, Currency: "AZN"}},
+		}
+	}
+	put := func(totalMinor int64, total string) {
+		putRecord(t, js, bus.KindCampaign, "deposit-bonus", bus.ConfigRecord{Campaign: &bus.CampaignConfig{Spec: spec(total),
+			ContentHashes: map[string]string{"tell": "hash-tell"},
+			BudgetTotal:   &bus.MinorAmount{Minor: totalMinor, Currency: "AZN"},
+			RewardValues:  map[string]bus.MinorAmount{"spins": {Minor: 100, Currency: "AZN"}}}})
+	}
+	put(301, "3.01")
+	s := newStack(t, srv, "a", &fakeClock{})
+	rewards := &grantAll{}
+	leases := &budget.Leases{KV: bustest.KV(t, js, bus.BucketBudget), Caps: s.owner.Catalog.Caps, Log: quiet}
+	s.owner.Budget, s.owner.Rewards = leases, rewards
+	s.start(t, 1)
+	deposit := func(p string) {
+		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": "20.00", "currency": "AZN", "method": "card", "depositId": "d-" + p})
+	}
+	refusals := func(p string) (grants, sends int) {
+		for _, o := range outcomesOf(t, s.js, p) {
+			if o.Reason != string(route.ReasonBudgetExhausted) {
+				continue
+			}
+			if o.Kind == flow.OutcomeFlow {
+				grants++
+			} else {
+				sends++
+			}
+		}
+		return
+	}
+	players := []string{"p-b1", "p-b2", "p-b3", "p-b4", "p-b5", "p-b6"}
+	for _, p := range players {
+		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
+		waitPlayer(t, s, p)
+		deposit(p)
+		bustest.Eventually(t, 5*time.Second, "the flow of "+p, func() bool { return len(outcomesOf(t, s.js, p)) == 2 })
+	}
+	// 3 x (1.00 + 0.002) = 3.006; then sends only: 3.008, 3.010; the sixth send is refused.
+	if n := rewards.count(); n != 3 {
+		t.Fatalf("%d grants, want 3", n)
+	}
+	want := [][2]int{{0, 0}, {0, 0}, {0, 0}, {1, 0}, {1, 0}, {1, 1}}
+	for i, p := range players {
+		if g, sd := refusals(p); g != want[i][0] || sd != want[i][1] {
+			t.Errorf("%s: %d refused grants, %d refused sends; want %v", p, g, sd, want[i])
+		}
+	}
+	bustest.Eventually(t, 5*time.Second, "the reward cost counted", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "deposit-bonus")
+		return st[bus.StatCostRewards] == 3_000_000 && st[bus.StatSuppressedPrefix+string(route.ReasonBudgetExhausted)] == 4
+	})
+	if !leases.Exhausted("baku", "deposit-bonus") {
+		t.Fatal("the budget is not known exhausted")
+	}
+
+	// Two messages cost 0.0005 AZN each: 0.003 goes back, enough for one more send.
+	for _, p := range players[:2] {
+		for _, o := range outcomesOf(t, s.js, p) {
+			if o.Kind == bus.OutcomeDecision && o.Result == string(route.Send) {
+				raw, _ := json.Marshal(map[string]any{"decisionId": o.DecisionID, "amount": "0.0005", "currency": "AZN"})
+				b, _ := json.Marshal(bus.CloudEvent{SpecVersion: "1.0", ID: "cost-" + p, Source: "croupier", Type: "cost.settled", Subject: p, Time: time.Now(), Data: raw})
+				if _, err := s.js.Publish(context.Background(), bus.EventSubject("baku", p, "cost.settled"), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	bustest.Eventually(t, 5*time.Second, "the settled costs", func() bool {
+		return statsOf(t, js, bus.KindCampaign, "deposit-bonus")[bus.StatCostMessages] == 1000
+	})
+	register(t, s.js, "p-b7", "Asia/Baku", time.Now(), nil)
+	waitPlayer(t, s, "p-b7")
+	deposit("p-b7")
+	bustest.Eventually(t, 5*time.Second, "p-b7's flow", func() bool { return len(outcomesOf(t, s.js, "p-b7")) == 2 })
+	if g, sd := refusals("p-b7"); g != 1 || sd != 0 {
+		t.Fatalf("after settlement: %d refused grants, %d refused sends; want the send through", g, sd)
+	}
+
+	// Raised to 5.00 AZN: grants go through again.
+	put(500, "5.00")
+	bustest.Eventually(t, 5*time.Second, "the raised budget", func() bool {
+		c := s.owner.Catalog.Caps("baku", "deposit-bonus")
+		return c != nil && c.Total == 5_000_000
+	})
+	register(t, s.js, "p-b8", "Asia/Baku", time.Now(), nil)
+	waitPlayer(t, s, "p-b8")
+	deposit("p-b8")
+	bustest.Eventually(t, 5*time.Second, "p-b8's grant", func() bool { return rewards.count() == 4 })
+}
