@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -458,6 +459,11 @@ func (k campaignKind) observe(ctx context.Context, c *crmv1.Campaign, t time.Tim
 			wake = d
 		}
 	}
+	if d, err := k.observeBudget(ctx, c, t); err != nil {
+		return 0, err
+	} else if d > 0 {
+		soonest(t.Add(d))
+	}
 	w := c.Spec.Window
 	st.NextRunTime = nil
 	if s := c.Spec.Trigger.Schedule; s != nil {
@@ -575,7 +581,11 @@ func missedPolicy(s *crmv1.ScheduleTrigger) crmv1.MissedRunPolicy {
 
 func (k campaignKind) event(c *crmv1.Campaign, eventType, reason, note string) {
 	if k.recorder != nil {
-		k.recorder.Eventf(c, nil, eventType, reason, "Schedule", "%s", note)
+		action := "Schedule"
+		if reason == crmv1.ReasonBudgetExhausted || reason == crmv1.ReasonBudgetRestored {
+			action = "Budget"
+		}
+		k.recorder.Eventf(c, nil, eventType, reason, action, "%s", note)
 	}
 }
 
@@ -627,6 +637,10 @@ func SetupCampaign(mgr ctrl.Manager, store *Store) error {
 	allCampaigns := enqueueNamespace(c, func() client.ObjectList { return &crmv1.CampaignList{} })
 	changed := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))
 	r := newReconciler[*crmv1.Campaign](mgr, store, campaignKind{Client: c, store: store, recorder: mgr.GetEventRecorder("croupier-campaign")}, "campaign")
+	budgets := &budgetWatch{store: store, events: make(chan event.TypedGenericEvent[*crmv1.Campaign], 64), log: mgr.GetLogger().WithName("budget-watch")}
+	if err := mgr.Add(budgets); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1.Campaign{}, changed).
 		Watches(&crmv1.Segment{}, byIndex(indexSegment), builder.WithPredicates(predicate.Funcs{
@@ -637,6 +651,7 @@ func SetupCampaign(mgr ctrl.Manager, store *Store) error {
 		Watches(&corev1.ConfigMap{}, byIndex(indexConfigMaps), builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Watches(&crmv1.ChannelPolicy{}, allCampaigns, changed).
 		Watches(&crmv1.PreferencePolicy{}, allCampaigns, changed).
+		WatchesRawSource(source.Channel(budgets.events, &handler.TypedEnqueueRequestForObject[*crmv1.Campaign]{})).
 		Named("campaign").
 		Complete(r)
 }

@@ -17,6 +17,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
 )
 
 // DefaultStatsInterval is how often the partition counters are summed into status.
@@ -154,11 +155,12 @@ func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals) erro
 			return client.IgnoreNotFound(err)
 		}
 		counters := campaignCounters(t.sum)
-		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) {
+		spend := campaignSpend(&c, t.sum)
+		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) {
 			return nil
 		}
 		before := c.DeepCopy()
-		c.Status.Counters = counters
+		c.Status.Counters, c.Status.Spend = counters, spend
 		return s.write(ctx, &c, before)
 	case bus.KindSegment:
 		var sg crmv1.Segment
@@ -211,4 +213,19 @@ func campaignCounters(sum map[string]int64) *crmv1.CampaignCounters {
 		}
 	}
 	return c
+}
+
+// campaignSpend is what a Campaign with a budget spent (rewards granted plus messages at
+// their settled cost) and what remains of its total.
+func campaignSpend(c *crmv1.Campaign, sum map[string]int64) *crmv1.SpendStatus {
+	total, _, currency := budgetCaps(c.Spec.Budget)
+	if currency == "" {
+		return nil
+	}
+	spent := sum[bus.StatCostRewards] + sum[bus.StatCostMessages]
+	s := &crmv1.SpendStatus{Spent: &crmv1.Money{Amount: money.FormatMicros(spent), Currency: currency}}
+	if total > 0 {
+		s.Remaining = &crmv1.Money{Amount: money.FormatMicros(max(0, total-spent)), Currency: currency}
+	}
+	return s
 }

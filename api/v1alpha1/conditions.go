@@ -46,6 +46,9 @@ const (
 	ReasonActive = "Active"
 	// ReasonDeleted: the compiled spec was removed from the dispatchers on deletion.
 	ReasonDeleted = "Deleted"
+	// ReasonBudgetRestored (Event): a budget cap that held no longer does (the budget was
+	// raised or a new period began).
+	ReasonBudgetRestored = "BudgetRestored"
 	// ReasonRunPublished (Event): a scheduled run was published to the dispatchers.
 	ReasonRunPublished = "RunPublished"
 	// ReasonRunSkipped (Event): a scheduled run came while the Campaign was paused.

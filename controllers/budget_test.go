@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+func putLedger(t *testing.T, ns, name string, led bus.BudgetLedger) {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), bus.BucketBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := bus.Encode(led)
+	if _, err := kv.Put(context.Background(), bus.BudgetKey(ns, name), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The dispatchers record a reached cap in croupier-budget: the Campaign shows
+// Paused=True/BudgetExhausted with an Event and its spec untouched; raising the budget
+// in the spec resumes it with a BudgetRestored Event. A per-day cap shows when it lifts.
+func TestBudgetExhaustedPausesWithoutEditingSpec(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	c := validCampaign(ns, "spins-budget")
+	if err := k8s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, c, crmv1.ConditionReady, metav1.ConditionTrue, crmv1.ReasonPublished)
+	gen := c.Generation
+	putLedger(t, ns, c.Name, bus.BudgetLedger{UID: string(c.UID), Granted: 1000_000_000,
+		Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetTotal, Cap: 1000_000_000, At: time.Now()}})
+	cond := waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonBudgetExhausted)
+	if !strings.Contains(cond.Message, "total budget of 1000 AZN is spent") {
+		t.Fatalf("message %q", cond.Message)
+	}
+	if c.Status.Phase != crmv1.PhasePaused || c.Generation != gen || c.Spec.Paused {
+		t.Fatalf("phase %q generation %d (was %d) spec.paused %v", c.Status.Phase, c.Generation, gen, c.Spec.Paused)
+	}
+	eventually(t, 10*time.Second, "BudgetExhausted event", func() error { return findEvent(ctx, ns, c.Name, crmv1.ReasonBudgetExhausted) })
+
+	// Raising the total lifts it: the cap the ledger found reached is below the new one.
+	patch := client.MergeFrom(c.DeepCopy())
+	c.Spec.Budget.Total.Amount = "1500.00"
+	if err := k8s.Patch(ctx, c, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionFalse, crmv1.ReasonActive)
+	if c.Status.Phase == crmv1.PhasePaused {
+		t.Fatalf("phase %q after the raise", c.Status.Phase)
+	}
+	eventually(t, 10*time.Second, "BudgetRestored event", func() error { return findEvent(ctx, ns, c.Name, crmv1.ReasonBudgetRestored) })
+
+	// A per-day cap reached: paused until the end of the day.
+	patch = client.MergeFrom(c.DeepCopy())
+	c.Spec.Budget.PerPeriod = &crmv1.PeriodBudget{Period: crmv1.PeriodDay, Amount: crmv1.Money{Amount: "100.00", Currency: "AZN"}}
+	if err := k8s.Patch(ctx, c, patch); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	putLedger(t, ns, c.Name, bus.BudgetLedger{UID: string(c.UID), Granted: 300_000_000, PeriodGranted: 100_000_000,
+		Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetPerPeriod, Cap: 100_000_000, Until: until, At: time.Now()}})
+	cond = waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonBudgetExhausted)
+	if !strings.Contains(cond.Message, "this day's budget of 100 AZN is spent; sending resumes at "+until.Format(time.RFC3339)) {
+		t.Fatalf("message %q", cond.Message)
+	}
+	// A ledger of an older Campaign of the same name does not pause this one.
+	putLedger(t, ns, c.Name, bus.BudgetLedger{UID: "another-uid", Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetTotal, Cap: 1500_000_000}})
+	waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionFalse, crmv1.ReasonActive)
+}
+
+func TestCampaignSpend(t *testing.T) {
+	c := validCampaign("ns", "c")
+	s := campaignSpend(c, map[string]int64{bus.StatCostRewards: 12_500_000, bus.StatCostMessages: 35_000})
+	if s.Spent.Amount != "12.535" || s.Spent.Currency != "AZN" || s.Remaining.Amount != "987.465" {
+		t.Fatalf("spend %+v %+v", s.Spent, s.Remaining)
+	}
+	c.Spec.Budget = nil
+	if s := campaignSpend(c, nil); s != nil {
+		t.Fatalf("no budget: %+v", s)
+	}
+}
