@@ -198,6 +198,7 @@ func campaignCounters(sum map[string]int64) *crmv1.CampaignCounters {
 	c := &crmv1.CampaignCounters{
 		Targeted: sum[bus.StatTargeted], Sent: sum[bus.StatSent], Delivered: sum[bus.StatDelivered],
 		Failed: sum[bus.StatFailed], Converted: sum[bus.StatConverted], RewardsGranted: sum[bus.StatRewardsGranted],
+		BonusesActivated: sum[bus.StatBonusesActivated],
 	}
 	keys := make([]string, 0, len(sum))
 	for k := range sum {

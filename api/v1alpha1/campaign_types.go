@@ -649,6 +649,10 @@ type CampaignCounters struct {
 	// rewardsGranted counts bonuses granted.
 	// +optional
 	RewardsGranted int64 `json:"rewardsGranted,omitempty"`
+	// bonusesActivated counts bonus.activated events naming the campaign (the bonus
+	// engine's confirmation that a player took a granted bonus).
+	// +optional
+	BonusesActivated int64 `json:"bonusesActivated,omitempty"`
 	// suppressed counts messages not sent, by routing reason.
 	// +optional
 	Suppressed map[string]int64 `json:"suppressed,omitempty"`

@@ -218,6 +218,12 @@ type Callbacks struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://`
 	BonusActivated string `json:"bonusActivated,omitempty"`
+	// rewardGranted receives every reward grant (the bridge for bonus engines that speak
+	// HTTP rather than NATS): the grant's id is its idempotency key.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://`
+	RewardGranted string `json:"rewardGranted,omitempty"`
 	// secretRef names the Secret whose key "hmacKey" signs callback bodies.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`

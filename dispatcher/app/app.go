@@ -37,6 +37,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
@@ -237,7 +238,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		<-budgetsDone
 	}()
 	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Stats: statsKV, Catalog: catalog, Prefs: prefsCache, Log: log,
-		Partitions: o.Partitions, Budget: budgets,
+		Partitions: o.Partitions, Budget: budgets, Rewards: reward.Engine{},
 		Decided: func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
 		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
 			m.Dispatch.WithLabelValues(string(c)).Observe(took.Seconds())

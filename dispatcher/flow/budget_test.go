@@ -3,35 +3,21 @@ package flow_test
 import (
 	"context"
 	"encoding/json"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/budget"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
-// grantAll is a bonus engine that accepts every grant.
-type grantAll struct {
-	mu     sync.Mutex
-	grants []string
-}
-
-func (g *grantAll) Grant(_ context.Context, rg *bus.RewardGrant) (bool, string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.grants = append(g.grants, rg.Player)
-	return true, flow.ReasonGranted
-}
-
-func (g *grantAll) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.grants)
+func grantsOf(t *testing.T, s *stack) []bus.RewardGrant {
+	return bustest.Collect[bus.RewardGrant](t, s.js, bus.StreamRewards, "croupier.rewards.>")
 }
 
 // A campaign with a 3.01 AZN budget grants a 1.00 AZN bonus and sends a message (upper
@@ -59,9 +45,8 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	}
 	put(301, "3.01")
 	s := newStack(t, srv, "a", &fakeClock{})
-	rewards := &grantAll{}
 	leases := &budget.Leases{KV: bustest.KV(t, js, bus.BucketBudget), Caps: s.owner.Catalog.Caps, Log: quiet}
-	s.owner.Budget, s.owner.Rewards = leases, rewards
+	s.owner.Budget, s.owner.Rewards = leases, reward.Engine{}
 	s.start(t, 1)
 	deposit := func(p string) {
 		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": "20.00", "currency": "AZN", "method": "card", "depositId": "d-" + p})
@@ -87,8 +72,13 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 		bustest.Eventually(t, 5*time.Second, "the flow of "+p, func() bool { return len(outcomesOf(t, s.js, p)) == 2 })
 	}
 	// 3 x (1.00 + 0.002) = 3.006; then sends only: 3.008, 3.010; the sixth send is refused.
-	if n := rewards.count(); n != 3 {
-		t.Fatalf("%d grants, want 3", n)
+	grants := grantsOf(t, s)
+	if len(grants) != 3 {
+		t.Fatalf("%d grants, want 3", len(grants))
+	}
+	if g := grants[0]; g.Value.Minor != 100 || g.Value.Currency != "AZN" || g.Reward.FreeSpins == nil || g.Player != "p-b1" ||
+		g.ID != bus.RewardGrantID("deposit-bonus", "bonus", "p-b1", g.ID[strings.LastIndexByte(g.ID, '.')+1:]) {
+		t.Fatalf("grant %+v", g)
 	}
 	want := [][2]int{{0, 0}, {0, 0}, {0, 0}, {1, 0}, {1, 0}, {1, 1}}
 	for i, p := range players {
@@ -136,5 +126,11 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	register(t, s.js, "p-b8", "Asia/Baku", time.Now(), nil)
 	waitPlayer(t, s, "p-b8")
 	deposit("p-b8")
-	bustest.Eventually(t, 5*time.Second, "p-b8's grant", func() bool { return rewards.count() == 4 })
+	bustest.Eventually(t, 5*time.Second, "p-b8's grant", func() bool { return len(grantsOf(t, s)) == 4 })
+
+	// The bonus engine reports the bonus taken: the loop closes in the counters.
+	publishEvent(t, s.js, "p-b8", "bonus.activated", "act-p-b8", time.Now(), map[string]any{"bonusId": grantsOf(t, s)[3].ID, "campaign": "deposit-bonus"})
+	bustest.Eventually(t, 5*time.Second, "the activation counted", func() bool {
+		return statsOf(t, js, bus.KindCampaign, "deposit-bonus")[bus.StatBonusesActivated] == 1
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
+	"github.com/nats-io/nats.go"
 )
 
 // A player's flow through a campaign's steps runs in the partition owner: send, branch,
@@ -146,19 +147,20 @@ type Budget interface {
 	Exhausted(brand, campaign string) bool
 }
 
-// Rewarder grants a campaign's rewards (the Rewards and experiments work implements it;
-// until then NoRewards records each grant step).
+// Rewarder values the rewards of grant steps (dispatcher/reward); until one is set,
+// NoRewards records each grant step as not granted.
 type Rewarder interface {
-	// Grant is called in the partition owner's goroutine and must not block on I/O: it
-	// buffers what it publishes. It reports whether the reward was granted and why not.
-	Grant(ctx context.Context, g *bus.RewardGrant) (granted bool, reason string)
+	// Value fills g.Value with what g.Reward is worth for the player now, given the data
+	// of the event that started the flow; false with a reason when nothing is due. It
+	// runs in the partition owner's goroutine and does no I/O.
+	Value(g *bus.RewardGrant, p *players.Player, event json.RawMessage, now time.Time) (bool, string)
 }
 
 // NoRewards records grant steps without granting.
 type NoRewards struct{}
 
-// Grant implements Rewarder.
-func (NoRewards) Grant(context.Context, *bus.RewardGrant) (bool, string) {
+// Value implements Rewarder.
+func (NoRewards) Value(*bus.RewardGrant, *players.Player, json.RawMessage, time.Time) (bool, string) {
 	return false, ReasonGrantRecorded
 }
 
@@ -254,7 +256,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 		case st.Branch != nil:
 			name = s.branch(ps, cp, st.Branch, now)
 		case st.Grant != nil:
-			s.grant(ctx, b, cp, ps, st, now)
+			s.grant(b, cp, ps, fp, st, now)
 			name = cp.Next(name)
 		case st.Exit != nil:
 			s.endFlow(ps, fp, "", now)
@@ -285,37 +287,44 @@ func (s *ownerState) branch(ps *PlayerState, cp *Campaign, br *crmv1.BranchStep,
 	return br.Otherwise
 }
 
-func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, st *crmv1.Step, now time.Time) {
-	var reward crmv1.Reward
+// grant values a reward, reserves it from the campaign's budget and publishes it to
+// REWARDS (with the owner's other output, before the inputs are acknowledged).
+func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, st *crmv1.Step, now time.Time) {
+	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player, fp.Instance), Brand: ps.Brand, Player: ps.Player,
+		Campaign: cp.Name, Step: st.Name, Granted: now.UTC()}
 	for _, r := range cp.Spec().Rewards {
 		if r.Name == st.Grant.Reward {
-			reward = r
+			g.Reward = r
 		}
 	}
-	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player), Brand: ps.Brand, Player: ps.Player,
-		Campaign: cp.Name, Step: st.Name, Reward: reward, Value: cp.Config.RewardValues[st.Grant.Reward], Granted: now.UTC()}
 	reason, detail, granted := string(route.ReasonBonusRefusedRG), "reward "+st.Grant.Reward, false
-	micros := money.MinorToMicros(g.Value.Minor, g.Value.Currency)
 	if p, ok := s.pt.Get(ps.Brand, ps.Player); ok && !p.SelfExcludedAt(now) && p.CoolingOffUntil <= players.UnixOf(now) && p.AtRiskUntil <= players.UnixOf(now) {
 		rw := s.o.Rewards
 		if rw == nil {
 			rw = NoRewards{}
 		}
-		refused := ""
-		if s.o.Budget != nil && cp.Caps.Limited() {
-			refused = s.o.Budget.Reserve(ps.Brand, cp.Name, micros, ps.spent(cp))
-		}
-		if refused != "" {
-			reason, detail = string(route.ReasonBudgetExhausted), detail+": "+refused+" budget"
-			s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+reason, 1)
+		if ok, why := rw.Value(g, &p, fp.Data, now); !ok {
+			reason = why
 		} else {
-			granted, reason = rw.Grant(ctx, g)
-			switch {
-			case granted && micros > 0:
-				ps.entry(b, cp).Spent += micros
-				s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatCostRewards, micros)
-			case !granted && s.o.Budget != nil && cp.Caps.Limited():
-				s.o.Budget.Refund(ps.Brand, cp.Name, cp.UID, micros)
+			micros := money.MinorToMicros(g.Value.Minor, g.Value.Currency)
+			refused := ""
+			if s.o.Budget != nil && cp.Caps.Limited() {
+				refused = s.o.Budget.Reserve(ps.Brand, cp.Name, micros, ps.spent(cp))
+			}
+			if refused != "" {
+				reason, detail = string(route.ReasonBudgetExhausted), detail+": "+refused+" budget"
+				s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+reason, 1)
+			} else {
+				granted, reason = true, ReasonGranted
+				detail += ": " + money.Format(g.Value.Minor, g.Value.Currency) + " " + g.Value.Currency + " (" + g.Basis + ")"
+				if micros > 0 {
+					ps.entry(b, cp).Spent += micros
+					s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatCostRewards, micros)
+				}
+				raw, _ := bus.Encode(g)
+				msg := nats.NewMsg(bus.RewardSubject(ps.Brand, ps.Player))
+				msg.Data = raw
+				s.out = append(s.out, outMsg{msg: msg, id: g.ID})
 			}
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/clock"
 	"github.com/croupier-crm/croupier/internal/money"
@@ -118,19 +120,26 @@ type Player struct {
 
 	Attrs []Attr `json:"attrs,omitempty"`
 
-	DepositCount    int64       `json:"depositCount,omitempty"`
-	DepositSum      int64       `json:"depositSum,omitempty"`
-	LastDeposit     Unix        `json:"lastDeposit,omitempty"`
-	WithdrawalSum   int64       `json:"withdrawalSum,omitempty"`
-	BetCount        int64       `json:"betCount,omitempty"`
-	StakeSum        int64       `json:"stakeSum,omitempty"`
-	WinSum          int64       `json:"winSum,omitempty"`
-	Games           []GameCount `json:"games,omitempty"`
-	Categories      []GameCount `json:"categories,omitempty"`
-	SessionDays     [7]uint16   `json:"sessionDays"`
-	SessionDay      int32       `json:"sessionDay,omitempty"`
-	LastActivity    Unix        `json:"lastActivity,omitempty"`
-	InactiveEmitted int32       `json:"inactiveEmitted,omitempty"`
+	DepositCount  int64       `json:"depositCount,omitempty"`
+	DepositSum    int64       `json:"depositSum,omitempty"`
+	LastDeposit   Unix        `json:"lastDeposit,omitempty"`
+	WithdrawalSum int64       `json:"withdrawalSum,omitempty"`
+	BetCount      int64       `json:"betCount,omitempty"`
+	StakeSum      int64       `json:"stakeSum,omitempty"`
+	WinSum        int64       `json:"winSum,omitempty"`
+	Games         []GameCount `json:"games,omitempty"`
+	Categories    []GameCount `json:"categories,omitempty"`
+	SessionDays   [7]uint16   `json:"sessionDays"`
+	// NetDays is the gaming result (stakes minus wins, minor units) of the last 14 local
+	// days in the player's zone, NetDay the newest; NetMonths the last two local months
+	// (NetMonth = year*12 + month - 1): what cashback is computed from.
+	NetDays         [14]int64 `json:"netDays"`
+	NetDay          int32     `json:"netDay,omitempty"`
+	NetMonths       [2]int64  `json:"netMonths"`
+	NetMonth        int32     `json:"netMonth,omitempty"`
+	SessionDay      int32     `json:"sessionDay,omitempty"`
+	LastActivity    Unix      `json:"lastActivity,omitempty"`
+	InactiveEmitted int32     `json:"inactiveEmitted,omitempty"`
 	// AnniversaryEmitted is the last registration anniversary (years) emitted.
 	AnniversaryEmitted int32 `json:"anniversaryEmitted,omitempty"`
 	RFM                RFM   `json:"rfm"`
@@ -251,12 +260,14 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 		p.BetCount++
 		if *d.Currency == p.Currency {
 			p.StakeSum += ev.AmountMinor
+			p.addNet(at, ev.AmountMinor)
 		}
 		p.Games = count(p.Games, *d.Game)
 		p.Categories = count(p.Categories, *d.GameCategory)
 	case ingest.TypeBetSettled:
 		if *d.Currency == p.Currency {
 			p.WinSum += ev.WinMinor
+			p.addNet(at, -ev.WinMinor)
 		}
 	case ingest.TypeSessionStarted:
 		p.countSession(at)
@@ -450,6 +461,87 @@ func favourite(cs []GameCount) string {
 }
 
 func dayOf(t time.Time) int32 { return int32(t.Unix() / 86400) }
+
+// zone is the player's time zone, Asia/Baku when unknown.
+func (p *Player) zone() *time.Location {
+	if p.TimeZone != "" {
+		if l, err := clock.Location(p.TimeZone); err == nil {
+			return l
+		}
+	}
+	l, _ := clock.Location(clock.DefaultZone)
+	return l
+}
+
+// localDay is t's calendar day in loc, counted from 1970-01-01.
+func localDay(t time.Time, loc *time.Location) int32 {
+	y, m, d := t.In(loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+func localMonth(t time.Time, loc *time.Location) int32 {
+	y, m, _ := t.In(loc).Date()
+	return int32(y*12 + int(m) - 1)
+}
+
+// addNet adds a stake (positive) or a win (negative) to the day and month rings.
+func (p *Player) addNet(at time.Time, minor int64) {
+	loc := p.zone()
+	day, month := localDay(at, loc), localMonth(at, loc)
+	if day > p.NetDay {
+		if p.NetDay == 0 || day-p.NetDay >= int32(len(p.NetDays)) {
+			p.NetDays = [14]int64{}
+		} else {
+			for d := p.NetDay + 1; d <= day; d++ {
+				p.NetDays[d%14] = 0
+			}
+		}
+		p.NetDay = day
+	}
+	if day > p.NetDay-14 {
+		p.NetDays[day%14] += minor
+	}
+	if month > p.NetMonth {
+		if month == p.NetMonth+1 {
+			p.NetMonths[month%2] = 0
+		} else {
+			p.NetMonths = [2]int64{}
+		}
+		p.NetMonth = month
+	}
+	if month > p.NetMonth-2 {
+		p.NetMonths[month%2] += minor
+	}
+}
+
+// NetLoss is the player's gaming result (stakes minus wins, minor units) over the last
+// complete period before now in the player's zone: yesterday, last Monday to Sunday, or
+// last month. Positive is a loss.
+func (p *Player) NetLoss(period crmv1.Period, now time.Time) int64 {
+	loc := p.zone()
+	today := localDay(now, loc)
+	var from, to int32 // days, inclusive
+	switch period {
+	case crmv1.PeriodMonth:
+		m := localMonth(now, loc) - 1
+		if m <= p.NetMonth-2 || m > p.NetMonth {
+			return 0
+		}
+		return p.NetMonths[m%2]
+	case crmv1.PeriodWeek:
+		wd := (int32(now.In(loc).Weekday()) + 6) % 7 // Monday 0
+		from, to = today-wd-7, today-wd-1
+	default:
+		from, to = today-1, today-1
+	}
+	var sum int64
+	for d := from; d <= to; d++ {
+		if d <= p.NetDay && d > p.NetDay-14 {
+			sum += p.NetDays[d%14]
+		}
+	}
+	return sum
+}
 
 // countSession counts a session on its UTC day in a 7-day ring.
 func (p *Player) countSession(at time.Time) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/rules"
@@ -362,5 +364,40 @@ func TestSweepEmitsEachAnniversaryOnce(t *testing.T) {
 	bad := bytes.Replace(b, []byte(`"years":2`), []byte(`"years":0`), 1)
 	if _, err := ingest.Decode("baku", "", "", bad); err == nil || !strings.Contains(err.Error(), "data.years") {
 		t.Errorf("years 0: %v", err)
+	}
+}
+
+// Cashback reads the last complete day, week (Monday to Sunday) and month of stakes
+// minus wins in the player's zone.
+func TestNetLossOverCompletePeriods(t *testing.T) {
+	p := &players.Player{ID: "p-1", Currency: "AZN", TimeZone: "Asia/Baku"}
+	seq := uint64(0)
+	bet := func(at time.Time, stake, win string) {
+		seq++
+		id := fmt.Sprintf("b%d", seq)
+		p.Apply(ev(t, id, ingest.TypeBetPlaced, at, `{"amount":"`+stake+`","currency":"AZN","game":"g","gameCategory":"slots","roundId":"`+id+`"}`), seq, 0)
+		seq++
+		p.Apply(ev(t, id+"s", ingest.TypeBetSettled, at, `{"amount":"`+stake+`","win":"`+win+`","currency":"AZN","game":"g","gameCategory":"slots","roundId":"`+id+`"}`), seq, 0)
+	}
+	baku := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.FixedZone("+04", 4*3600)) }
+	bet(baku(2, 12), "100.00", "0.00")  // Monday 2 Nov: last month... no, November
+	bet(baku(16, 10), "50.00", "20.00") // Monday of last week
+	bet(baku(22, 23), "40.00", "0.00")  // Sunday of last week, 23:00 in Baku (19:00 UTC)
+	bet(baku(23, 1), "10.00", "30.00")  // Monday 01:00 in Baku: still Sunday in UTC
+	now := baku(24, 9)                  // Tuesday 24 Nov
+	if got := p.NetLoss(crmv1.PeriodDay, now); got != -2000 {
+		t.Errorf("yesterday (Monday 23rd): %d, want -2000", got)
+	}
+	if got := p.NetLoss(crmv1.PeriodWeek, now); got != 7000 {
+		t.Errorf("last week (16-22 Nov): %d, want 7000", got)
+	}
+	if got := p.NetLoss(crmv1.PeriodMonth, now); got != 0 {
+		t.Errorf("last month (October): %d, want 0", got)
+	}
+	if got := p.NetLoss(crmv1.PeriodMonth, baku(31+1, 9).AddDate(0, 0, 0)); got != 15000 {
+		t.Errorf("November seen on 2 December: %d, want 15000", got)
+	}
+	if got := p.NetLoss(crmv1.PeriodWeek, baku(24, 9).AddDate(0, 0, 21)); got != 0 {
+		t.Errorf("three weeks later the ring no longer holds it: %d", got)
 	}
 }

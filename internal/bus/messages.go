@@ -287,7 +287,8 @@ type ConsentEntry struct {
 	Actor       string         `json:"actor,omitempty"`
 }
 
-// RewardGrant is a bonus for the casino's bonus engine; ID = campaign + step + player.
+// RewardGrant is a bonus for the casino's bonus engine, published on REWARDS with its ID
+// as the message id; the engine takes the ID as its idempotency key.
 type RewardGrant struct {
 	ID       string       `json:"id"`
 	Brand    string       `json:"brand"`
@@ -295,12 +296,23 @@ type RewardGrant struct {
 	Campaign string       `json:"campaign"`
 	Step     string       `json:"step"`
 	Reward   crmv1.Reward `json:"reward"`
-	Value    MinorAmount  `json:"value"`
-	Granted  time.Time    `json:"granted"`
+	// Value is what the bonus is worth: spins x spin value, the match on the triggering
+	// deposit, the cashback on the period's net loss (minor units).
+	Value MinorAmount `json:"value"`
+	// Basis says what the value was computed from (a deposit, a period's net loss).
+	Basis   string    `json:"basis,omitempty"`
+	Granted time.Time `json:"granted"`
+	// Expires is when the player's chance to use it ends (reward.expiresAfter).
+	Expires time.Time `json:"expires,omitzero"`
+	// Variant is the experiment variant the player is in, if any.
+	Variant string `json:"variant,omitempty"`
 }
 
-// RewardGrantID is the idempotency key of a grant.
-func RewardGrantID(campaign, step, player string) string { return campaign + "." + step + "." + player }
+// RewardGrantID is the idempotency key of a grant: campaign + step + player, and the
+// flow instance, so a recurring campaign (weekly cashback) grants each week's bonus once.
+func RewardGrantID(campaign, step, player, instance string) string {
+	return campaign + "." + step + "." + player + "." + instance
+}
 
 // Lease is a partition's ownership record in croupier-leases.
 type Lease struct {
@@ -325,6 +337,7 @@ type PartitionStats struct {
 // StatSuppressedPrefix + the routing reason.
 const (
 	StatTargeted         = "targeted"
+	StatBonusesActivated = "bonusesActivated"
 	StatSent             = "sent"
 	StatDelivered        = "delivered"
 	StatFailed           = "failed"

@@ -27,6 +27,7 @@ const (
 	CallbackFailed         = "failed"
 	CallbackClicked        = "clicked"
 	CallbackBonusActivated = "bonusActivated"
+	CallbackRewardGranted  = "rewardGranted"
 )
 
 // Callback is the body posted to a brand's callback URL.
@@ -40,13 +41,16 @@ type Callback struct {
 	Provider   string        `json:"provider,omitempty"`
 	Reason     string        `json:"reason,omitempty"`
 	Bonus      string        `json:"bonusId,omitempty"`
-	Time       time.Time     `json:"time"`
+	// Grant is the reward granted (rewardGranted); Bonus is then its id.
+	Grant *bus.RewardGrant `json:"grant,omitempty"`
+	Time  time.Time        `json:"time"`
 }
 
 // Callbacks tell the casino about message events at the URLs of its webhook
 // ChannelPolicy (spec.callbacks), signed with that policy's callbacks Secret (hmacKey).
-// They follow OUTCOMES (sent attempts, delivered reports, failed decisions, clicks) and
-// EVENTS (bonus.activated) with durable consumers; a failed post is retried with backoff
+// They follow OUTCOMES (sent attempts, delivered reports, failed decisions, clicks),
+// EVENTS (bonus.activated) and REWARDS (the grants, for bonus engines that speak HTTP)
+// with durable consumers; a failed post is retried with backoff
 // through redelivery and dead-lettered after MaxDeliver attempts.
 type Callbacks struct {
 	JS       jetstream.JetStream
@@ -66,6 +70,7 @@ type Callbacks struct {
 const (
 	CallbacksOutcomes = "callbacks-outcomes"
 	CallbacksEvents   = "callbacks-events"
+	CallbacksRewards  = "callbacks-rewards"
 )
 
 // Run follows both sources until ctx ends.
@@ -91,6 +96,7 @@ func (c *Callbacks) Run(ctx context.Context) error {
 	}{
 		{bus.StreamOutcomes, CallbacksOutcomes, bus.Root + ".outcomes.>", fromOutcome},
 		{bus.StreamEvents, CallbacksEvents, bus.Root + ".ev.*.*.*." + ingest.TypeBonusActivated, fromEvent},
+		{bus.StreamRewards, CallbacksRewards, bus.Root + ".rewards.>", fromGrant},
 	}
 	errs := make(chan error, len(sources))
 	var wg sync.WaitGroup
@@ -175,6 +181,15 @@ func fromEvent(m jetstream.Msg) *Callback {
 	return &Callback{Type: CallbackBonusActivated, Brand: tokens[2], Player: tokens[4], Campaign: ev.Data.Campaign, Bonus: ev.Data.BonusID, Time: ev.Time}
 }
 
+// fromGrant maps a reward grant on REWARDS.
+func fromGrant(m jetstream.Msg) *Callback {
+	g, err := bus.Decode[bus.RewardGrant](m.Data())
+	if err != nil || g.ID == "" {
+		return nil
+	}
+	return &Callback{Type: CallbackRewardGranted, Brand: g.Brand, Player: g.Player, Campaign: g.Campaign, Bonus: g.ID, Grant: &g, Time: g.Granted}
+}
+
 func url(cfg *crmv1.Callbacks, typ string) string {
 	switch typ {
 	case CallbackSent:
@@ -187,6 +202,8 @@ func url(cfg *crmv1.Callbacks, typ string) string {
 		return cfg.Clicked
 	case CallbackBonusActivated:
 		return cfg.BonusActivated
+	case CallbackRewardGranted:
+		return cfg.RewardGranted
 	}
 	return ""
 }

@@ -64,7 +64,7 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	defer casino.Close()
 	cfg := &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelWebhook, Callbacks: &crmv1.Callbacks{
 		Sent: casino.URL + "/sent", Delivered: casino.URL + "/delivered", Failed: casino.URL + "/failed",
-		BonusActivated: casino.URL + "/broken", SecretRef: &crmv1.LocalObjectReference{Name: "cb"}}}}
+		BonusActivated: casino.URL + "/broken", RewardGranted: casino.URL + "/rewards", SecretRef: &crmv1.LocalObjectReference{Name: "cb"}}}}
 	cbs := &webhook.Callbacks{JS: js, Policies: hookPolicy{cfg}, Secrets: channel.StaticSecrets{"baku/cb": {ingest.SecretHMACKey: []byte("cb-key")}},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxDeliver: 3, Backoff: 50 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +79,8 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	bustest.Eventually(t, 5*time.Second, "the consumers", func() bool {
 		_, e1 := js.Consumer(ctx, bus.StreamOutcomes, webhook.CallbacksOutcomes)
 		_, e2 := js.Consumer(ctx, bus.StreamEvents, webhook.CallbacksEvents)
-		return e1 == nil && e2 == nil
+		_, e3 := js.Consumer(ctx, bus.StreamRewards, webhook.CallbacksRewards)
+		return e1 == nil && e2 == nil && e3 == nil
 	})
 	publish := func(o bus.Outcome) {
 		o.Brand, o.Player, o.Time = "baku", "p-1", time.Now()
@@ -96,10 +97,17 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	if _, err := js.Publish(ctx, bus.EventSubject("baku", "p-1", "bonus.activated"), []byte(ev)); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 10*time.Second, "sent, delivered and the retried failed callback", func() bool {
+	grant := bus.RewardGrant{ID: "weekly-cashback.give.p-1.f1", Brand: "baku", Player: "p-1", Campaign: "weekly-cashback", Step: "give",
+		Reward: crmv1.Reward{Name: "cashback", Cashback: &crmv1.CashbackReward{Percent: 10, Period: crmv1.PeriodWeek, Cap: crmv1.Money{Amount: "200.00", Currency: "AZN"}}},
+		Value: bus.MinorAmount{Minor: 2450, Currency: "AZN"}, Granted: time.Now().UTC()}
+	gb, _ := bus.Encode(grant)
+	if _, err := js.Publish(ctx, bus.RewardSubject("baku", "p-1"), gb); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, "sent, delivered, the retried failed callback and the grant", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got["/sent"]) == 1 && len(got["/delivered"]) == 1 && len(got["/failed"]) == 1
+		return len(got["/sent"]) == 1 && len(got["/delivered"]) == 1 && len(got["/failed"]) == 1 && len(got["/rewards"]) == 1
 	})
 	bustest.Eventually(t, 10*time.Second, "the undeliverable callback dead-lettered", func() bool {
 		return len(bustest.ReadAll(t, js, bus.StreamDeadLetter, bus.DeadLetterSubject(bus.StreamEvents))) == 1
@@ -111,6 +119,10 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	}
 	if f := got["/failed"][0]; f.Type != webhook.CallbackFailed || f.DecisionID != "d-2" || f.Reason != "push, inApp" || posts["/failed"] != 2 {
 		t.Fatalf("failed callback %+v after %d posts", f, posts["/failed"])
+	}
+	if r := got["/rewards"][0]; r.Type != webhook.CallbackRewardGranted || r.Bonus != grant.ID || r.Grant == nil ||
+		r.Grant.Value != grant.Value || r.Grant.Reward.Cashback == nil || r.Player != "p-1" || r.Campaign != "weekly-cashback" {
+		t.Fatalf("reward callback %+v", r)
 	}
 	if posts["/broken"] != 3 {
 		t.Fatalf("the bonus callback was posted %d times, want MaxDeliver 3", posts["/broken"])
