@@ -67,6 +67,9 @@ func (k campaignKind) compile(ctx context.Context, c *crmv1.Campaign) (*bus.Conf
 	if err := checkSteps(spec.Steps); err != nil {
 		return nil, err
 	}
+	if err := checkExperiment(spec); err != nil {
+		return nil, err
+	}
 	cmHashes, err := k.inlineContents(ctx, c.Namespace, spec)
 	if err != nil {
 		return nil, err
@@ -131,6 +134,27 @@ func (k campaignKind) checkAudience(ctx context.Context, ns string, a *crmv1.Aud
 			return &specError{Reason: crmv1.ReasonDependencyNotFound, Message: fmt.Sprintf("spec.audience.segmentRef: Segment %q not found in this namespace", a.SegmentRef.Name)}
 		}
 		return err
+	}
+	return nil
+}
+
+// checkExperiment refuses variant content overrides that name no content of the campaign.
+func checkExperiment(spec *crmv1.CampaignSpec) error {
+	if spec.Experiment == nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, c := range spec.Contents {
+		names[c.Name] = true
+	}
+	for _, v := range spec.Experiment.Variants {
+		for _, o := range v.Contents {
+			for _, n := range []struct{ field, name string }{{"content", o.Content}, {"use", o.Use}} {
+				if !names[n.name] {
+					return invalid(fmt.Sprintf("spec.experiment.variants[%s].contents[%s].%s", v.Name, o.Content, n.field), "%q is not a content of this campaign", n.name)
+				}
+			}
+		}
 	}
 	return nil
 }

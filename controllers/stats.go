@@ -156,11 +156,13 @@ func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals) erro
 		}
 		counters := campaignCounters(t.sum)
 		spend := campaignSpend(&c, t.sum)
-		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) {
+		variants := variantResults(c.Spec.Experiment, t.sum)
+		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) &&
+			equality.Semantic.DeepEqual(c.Status.Variants, variants) {
 			return nil
 		}
 		before := c.DeepCopy()
-		c.Status.Counters, c.Status.Spend = counters, spend
+		c.Status.Counters, c.Status.Spend, c.Status.Variants = counters, spend, variants
 		return s.write(ctx, &c, before)
 	case bus.KindSegment:
 		var sg crmv1.Segment

@@ -211,6 +211,10 @@ func TestControllerRejectsWhatCELCannot(t *testing.T) {
 		{"channel cost currency differs from budget", camp("bad-channel-currency", func(c *crmv1.Campaign) {
 			c.Spec.Contents[0].Messages = append(c.Spec.Contents[0].Messages, crmv1.Message{Channel: crmv1.ChannelPush, Locale: "az", Body: "x"})
 		}), `spec.budget: the budget is in AZN but ChannelPolicy "push" provider "primary" costs push messages in USD`},
+		{"variant content that does not exist", camp("bad-variant", func(c *crmv1.Campaign) {
+			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 50,
+				Contents: []crmv1.ContentOverride{{Content: "hello", Use: "hello-b"}}}}, GoalEvent: "deposit.completed"}
+		}), `spec.experiment.variants[b].contents[hello].use: "hello-b" is not a content of this campaign`},
 		{"budget with too many digits", camp("bad-digits", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "10.005" }), "spec.budget.total"},
 	}
 	for _, c := range cases {

@@ -578,6 +578,27 @@ type Variant struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	Weight int32 `json:"weight"`
+	// contents replaces contents of the send steps for this variant's players, e.g. a
+	// second subject line or offer text; unlisted contents are shared.
+	// +optional
+	// +listType=map
+	// +listMapKey=content
+	// +kubebuilder:validation:MaxItems=16
+	Contents []ContentOverride `json:"contents,omitempty"`
+}
+
+// ContentOverride sends the content named use where a step names content.
+type ContentOverride struct {
+	// content is the name a send step uses.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Content string `json:"content"`
+	// use is the content this variant sends instead.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Use string `json:"use"`
 }
 
 // Budget caps what a Campaign spends on rewards and messages; all amounts share one currency.
@@ -682,10 +703,19 @@ type VariantStatus struct {
 	// conversionRate as a decimal string.
 	// +optional
 	ConversionRate string `json:"conversionRate,omitempty"`
-	// pValue of the difference to control, as a decimal string.
+	// pValue of the difference in conversion to control (chi-square test), as a decimal
+	// string.
 	// +optional
 	PValue string `json:"pValue,omitempty"`
-	// significant is true only after the minimum sample size and at p < 0.05.
+	// revenuePerPlayer is the mean deposit revenue per player within the goal window, as
+	// a decimal string in the players' currency.
+	// +optional
+	RevenuePerPlayer string `json:"revenuePerPlayer,omitempty"`
+	// revenuePValue of the difference in revenue per player to control (Welch's t-test).
+	// +optional
+	RevenuePValue string `json:"revenuePValue,omitempty"`
+	// significant is true only after every arm reached the minimum sample size and at
+	// p < 0.05 (conversion or revenue).
 	// +optional
 	Significant bool `json:"significant,omitempty"`
 }

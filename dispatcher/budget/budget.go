@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -58,8 +59,18 @@ const (
 	BlockShare = 64
 	// IdleReturn is how long an unused block stays before it is given back.
 	IdleReturn = 30 * time.Second
-	casRetries = 32
+	// casRetries bounds the compare-and-set rounds of one take or give-back; a conflict
+	// waits a random moment that grows with the round, so racing replicas spread out.
+	casRetries = 200
 )
+
+func backoff(ctx context.Context, round int) {
+	d := time.Duration(rand.Int64N(int64(min(round+1, 50)) * int64(time.Millisecond)))
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
 
 // Leases is one dispatcher's budget leases, shared by its partition owners.
 type Leases struct {
@@ -218,7 +229,7 @@ func (l *Leases) take(ctx context.Context, b *block, caps *Caps, need int64, now
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	k := key(b.brand, b.campaign)
-	for range casRetries {
+	for round := range casRetries {
 		led, rev, err := l.get(ctx, k)
 		if err != nil {
 			return err
@@ -257,6 +268,7 @@ func (l *Leases) take(ctx context.Context, b *block, caps *Caps, need int64, now
 			if !led.Exhausted.Holds(caps.Total, caps.PerPeriod, now) {
 				led.Exhausted = ex
 				if err := l.put(ctx, k, &led, rev); errors.Is(err, jetstream.ErrKeyExists) {
+					backoff(ctx, round)
 					continue
 				} else if err != nil {
 					return err
@@ -271,7 +283,8 @@ func (l *Leases) take(ctx context.Context, b *block, caps *Caps, need int64, now
 		led.Exhausted = nil
 		err = l.put(ctx, k, &led, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			continue // another replica took a block: read again
+			backoff(ctx, round) // another replica took a block: read again
+			continue
 		}
 		if err != nil {
 			return err
@@ -289,7 +302,7 @@ func (l *Leases) giveBack(ctx context.Context, b *block) error {
 		return nil
 	}
 	k := key(b.brand, b.campaign)
-	for range casRetries {
+	for round := range casRetries {
 		led, rev, err := l.get(ctx, k)
 		if err != nil {
 			return err
@@ -304,6 +317,7 @@ func (l *Leases) giveBack(ctx context.Context, b *block) error {
 		}
 		err = l.put(ctx, k, &led, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) {
+			backoff(ctx, round)
 			continue
 		}
 		if err != nil {

@@ -37,6 +37,8 @@ type Campaign struct {
 	MaxEntries int
 	// Caps are the budget's caps in micros (nil: no budget); the zone is the brand's.
 	Caps *budget.Caps
+	// overrides are the experiment variants' contents: variant -> content -> use.
+	overrides map[string]map[string]string
 	// Audience is the inline audience rule, nil when the audience is a Segment or everyone.
 	Audience   *rules.Program
 	SegmentRef string
@@ -45,6 +47,14 @@ type Campaign struct {
 	order map[string]int
 	// rules are the branch conditions and events the waitFor conditions, by source.
 	rules, events map[string]*rules.Program
+}
+
+// Content is the content a send step naming content sends to a player in variant.
+func (c *Campaign) Content(variant, content string) string {
+	if use, ok := c.overrides[variant][content]; ok {
+		return use
+	}
+	return content
 }
 
 // Next is the step after name: its next, else the following step in the list, else ""
@@ -309,6 +319,19 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 		return nil, err
 	}
 	cp.Caps = compileCaps(r.UID, cfg)
+	if e := cfg.Spec.Experiment; e != nil {
+		for _, v := range e.Variants {
+			for _, o := range v.Contents {
+				if cp.overrides == nil {
+					cp.overrides = map[string]map[string]string{}
+				}
+				if cp.overrides[v.Name] == nil {
+					cp.overrides[v.Name] = map[string]string{}
+				}
+				cp.overrides[v.Name][o.Content] = o.Use
+			}
+		}
+	}
 	if t := cfg.Spec.Trigger.Event; t != nil && t.MaxEntriesPerPlayer != nil {
 		cp.MaxEntries = int(*t.MaxEntriesPerPlayer)
 	}

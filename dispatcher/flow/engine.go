@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"time"
@@ -35,6 +36,7 @@ const (
 	ReasonGranted         = "RewardGranted"
 	ReasonNotInAudience   = "NotInAudience"
 	ReasonEntryLimit      = "EntryLimitReached"
+	ReasonControlGroup    = "ControlGroup"
 )
 
 // Limits of the flow engine.
@@ -75,6 +77,10 @@ type FlowPos struct {
 	Seq int `json:"seq"`
 	// Converted is set once the flow counted a conversion.
 	Converted bool `json:"converted,omitempty"`
+	// Variant is the experiment arm the player is in ("control" receives nothing);
+	// Revenue the player's deposits since the start, within the goal window (minor units).
+	Variant string `json:"variant,omitempty"`
+	Revenue int64  `json:"revenue,omitempty"`
 	// Sent are the send steps already taken (a loop's second visit gets a new intent id).
 	Sent []string        `json:"sent,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
@@ -87,6 +93,8 @@ type FlowDone struct {
 	Started   int64  `json:"started"`
 	Ended     int64  `json:"ended"`
 	Converted bool   `json:"converted,omitempty"`
+	Variant   string `json:"variant,omitempty"`
+	Revenue   int64  `json:"revenue,omitempty"`
 }
 
 // Entry is what a player did in a campaign that limits entries or spend: entries (N)
@@ -215,6 +223,15 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 	if cp.MaxEntries > 0 {
 		ps.entry(b, cp).N++
 	}
+	if e := cp.Spec().Experiment; e != nil {
+		fp.Variant = Variant(cp.UID, ps.Player, e)
+		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.VariantStat(fp.Variant, bus.StatVariantPlayers), 1)
+		if fp.Variant == Control {
+			// Measured for conversion and revenue, sent nothing.
+			s.endFlow(ps, fp, ReasonControlGroup, now)
+			return
+		}
+	}
 	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
 	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
 }
@@ -244,7 +261,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 				fp.Sent = append(fp.Sent, name)
 			}
 			it := &bus.Intent{ID: id, Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name, Step: name,
-				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: st.Send.Content, Created: now, Event: fp.Data}
+				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: cp.Content(fp.Variant, st.Send.Content), Created: now, Event: fp.Data}
 			s.decide(ctx, it, now)
 			name = cp.Next(name)
 		case st.Delay != nil:
@@ -361,7 +378,8 @@ func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now ti
 	}
 	floor := now.Add(-KeepHistory).Unix()
 	ps.Done = slices.DeleteFunc(ps.Done, func(d FlowDone) bool { return d.Ended < floor })
-	ps.Done = append(ps.Done, FlowDone{Campaign: fp.Campaign, Instance: fp.Instance, Started: fp.Started, Ended: now.Unix(), Converted: fp.Converted})
+	ps.Done = append(ps.Done, FlowDone{Campaign: fp.Campaign, Instance: fp.Instance, Started: fp.Started, Ended: now.Unix(), Converted: fp.Converted,
+		Variant: fp.Variant, Revenue: fp.Revenue})
 	if len(ps.Done) > MaxDone {
 		ps.Done = ps.Done[len(ps.Done)-MaxDone:]
 	}
@@ -466,26 +484,61 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 		if cp == nil || cp.Spec().Experiment == nil || string(cp.Spec().Experiment.GoalEvent) != typ {
 			return false
 		}
-		window := 7 * 24 * time.Hour
-		if gw := cp.Spec().Experiment.GoalWindow; gw != nil {
-			window = gw.Duration
+		return now.Unix()-started <= int64(goalWindow(cp)/time.Second)
+	}
+	count := func(campaign, variant string) {
+		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
+		if variant != "" {
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantConverted), 1)
 		}
-		return now.Unix()-started <= int64(window/time.Second)
+		s.markDirty(ps)
 	}
 	for i := range ps.Done {
-		d := &ps.Done[i]
-		if !d.Converted && goal(d.Campaign, d.Started) {
+		if d := &ps.Done[i]; !d.Converted && goal(d.Campaign, d.Started) {
 			d.Converted = true
-			s.markDirty(ps)
-			s.stat(ps.Brand, bus.KindCampaign, d.Campaign, bus.StatConverted, 1)
+			count(d.Campaign, d.Variant)
 		}
 	}
 	for _, fp := range ps.Flows {
 		if !fp.Converted && goal(fp.Campaign, fp.Started) {
-			s.stat(ps.Brand, bus.KindCampaign, fp.Campaign, bus.StatConverted, 1)
 			fp.Converted = true
-			s.markDirty(ps)
+			count(fp.Campaign, fp.Variant)
 		}
+	}
+}
+
+// goalWindow is how long after a flow's start its player's goal events and deposits count
+// for the campaign (the experiment's goal window, 7 days by default).
+func goalWindow(cp *Campaign) time.Duration {
+	if e := cp.Spec().Experiment; e != nil && e.GoalWindow != nil {
+		return e.GoalWindow.Duration
+	}
+	return 7 * 24 * time.Hour
+}
+
+// earn adds a deposit to the revenue of the player's flows started within their goal
+// window: the campaign's revenue and, per experiment arm, the sums Welch's test needs.
+func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time) {
+	add := func(campaign, variant string, started int64, revenue *int64) {
+		cp := b.campaign(campaign)
+		if cp == nil || now.Unix()-started > int64(goalWindow(cp)/time.Second) {
+			return
+		}
+		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatRevenue, amount)
+		if variant != "" {
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenue), amount)
+			// (r + x)^2 - r^2: the sum of squared per-player revenue moves by 2rx + x^2.
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenueSq), 2**revenue*amount+amount*amount)
+		}
+		*revenue += amount
+		s.markDirty(ps)
+	}
+	for i := range ps.Done {
+		d := &ps.Done[i]
+		add(d.Campaign, d.Variant, d.Started, &d.Revenue)
+	}
+	for _, fp := range ps.Flows {
+		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue)
 	}
 }
 
@@ -494,4 +547,30 @@ func (b *Brand) campaign(name string) *Campaign {
 		return nil
 	}
 	return b.Campaigns[name]
+}
+
+// Control is the experiment arm that receives nothing.
+const Control = "control"
+
+// Variant is a player's sticky experiment arm in a campaign: a hash of the campaign's UID
+// and the player's id placed on 0-99, the control group first, then the variants by
+// weight. The same player always lands in the same arm of the same campaign, and arms of
+// different campaigns are independent.
+func Variant(uid, player string, e *crmv1.Experiment) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(uid))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(player))
+	slot := int32(h.Sum64() % 100)
+	if slot < e.ControlPercent {
+		return Control
+	}
+	acc := e.ControlPercent
+	for _, v := range e.Variants {
+		acc += v.Weight
+		if slot < acc {
+			return v.Name
+		}
+	}
+	return e.Variants[len(e.Variants)-1].Name
 }

@@ -321,6 +321,11 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 		return rp, re
 	}
 	s.awaken(ctx, b, ev.Brand, ev.Player, ev.Type, view, now)
+	if ev.Type == ingest.TypeDepositCompleted && ev.Data.Currency != nil && *ev.Data.Currency == p.Currency {
+		if ps, ok := s.players[ev.Brand+"/"+ev.Player]; ok {
+			s.earn(b, ps, ev.AmountMinor, now)
+		}
+	}
 	if ev.Type == ingest.TypeBonusActivated && ev.Data.Campaign != nil {
 		if cp := b.campaign(*ev.Data.Campaign); cp != nil {
 			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatBonusesActivated, 1)

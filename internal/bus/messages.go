@@ -410,6 +410,22 @@ func (e *BudgetExhaustion) Holds(total, perPeriod int64, now time.Time) bool {
 	return false
 }
 
+// Experiment counters of a Campaign in PartitionStats, per arm: VariantStat(arm, name).
+const (
+	StatVariantPlayers   = "players"
+	StatVariantConverted = "converted"
+	StatVariantRevenue   = "revenue"
+	StatVariantRevenueSq = "revenueSq"
+	// StatRevenue is the deposits of a Campaign's players within the goal window after
+	// their flow started (minor units).
+	StatRevenue = "revenue"
+	// VariantStatPrefix starts every per-arm counter.
+	VariantStatPrefix = "variant."
+)
+
+// VariantStat is the counter name of an experiment arm's figure.
+func VariantStat(variant, name string) string { return VariantStatPrefix + variant + "." + name }
+
 // Budget counters of a Campaign in PartitionStats, in micros of the budget's currency.
 const (
 	StatCostRewards  = "costRewardsMicros"

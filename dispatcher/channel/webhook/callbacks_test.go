@@ -99,7 +99,7 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	}
 	grant := bus.RewardGrant{ID: "weekly-cashback.give.p-1.f1", Brand: "baku", Player: "p-1", Campaign: "weekly-cashback", Step: "give",
 		Reward: crmv1.Reward{Name: "cashback", Cashback: &crmv1.CashbackReward{Percent: 10, Period: crmv1.PeriodWeek, Cap: crmv1.Money{Amount: "200.00", Currency: "AZN"}}},
-		Value: bus.MinorAmount{Minor: 2450, Currency: "AZN"}, Granted: time.Now().UTC()}
+		Value:  bus.MinorAmount{Minor: 2450, Currency: "AZN"}, Granted: time.Now().UTC()}
 	gb, _ := bus.Encode(grant)
 	if _, err := js.Publish(ctx, bus.RewardSubject("baku", "p-1"), gb); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,88 @@
+package flow_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+// An experiment splits a campaign's players stickily into control (nothing sent) and two
+// variants (the second with its own text); deposits within the goal window count as
+// conversions and revenue per arm, including the control group's.
+func TestExperimentArmsConversionAndRevenue(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	exp := &crmv1.Experiment{ControlPercent: 20, GoalEvent: "deposit.completed", GoalWindow: ptrTo(dur(time.Hour)),
+		Variants: []crmv1.Variant{{Name: "a", Weight: 40}, {Name: "b", Weight: 40, Contents: []crmv1.ContentOverride{{Content: "hello", Use: "hello-b"}}}}}
+	putCampaign(t, js, "welcome-ab", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+		Trigger:    crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered"}},
+		Steps:      []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Contents:   []crmv1.Content{sms("hello", "Salam A"), sms("hello-b", "Salam B")},
+		Experiment: exp})
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.start(t, 1)
+	const n = 300
+	arm := map[string]string{}
+	count := map[string]int{}
+	for i := range n {
+		p := fmt.Sprintf("p-x%03d", i)
+		arm[p] = flow.Variant("uid-welcome-ab", p, exp)
+		count[arm[p]]++
+		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
+	}
+	for _, v := range []string{flow.Control, "a", "b"} {
+		if share := float64(count[v]) / n; share < map[string]float64{flow.Control: 0.12, "a": 0.3, "b": 0.3}[v] || share > map[string]float64{flow.Control: 0.28, "a": 0.5, "b": 0.5}[v] {
+			t.Fatalf("arm %s holds %d of %d", v, count[v], n)
+		}
+	}
+	bustest.Eventually(t, 20*time.Second, "every arm counted", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "welcome-ab")
+		return st[bus.VariantStat(flow.Control, bus.StatVariantPlayers)] == int64(count[flow.Control]) &&
+			st[bus.VariantStat("a", bus.StatVariantPlayers)] == int64(count["a"]) && st[bus.VariantStat("b", bus.StatVariantPlayers)] == int64(count["b"])
+	})
+	bustest.Eventually(t, 10*time.Second, "the messages", func() bool {
+		return len(bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))) == count["a"]+count["b"]
+	})
+	for _, j := range bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms")) {
+		want := map[string]string{"a": "Salam A", "b": "Salam B"}[arm[j.Player]]
+		if j.Text != want {
+			t.Fatalf("%s in arm %q got %q", j.Player, arm[j.Player], j.Text)
+		}
+	}
+	// The first ten players of each arm deposit 20.00 and then 30.00 AZN.
+	conv := map[string]int64{}
+	var deposits int
+	for i := range n {
+		p := fmt.Sprintf("p-x%03d", i)
+		if conv[arm[p]] == 10 {
+			continue
+		}
+		conv[arm[p]]++
+		for k, amount := range []string{"20.00", "30.00"} {
+			publishEvent(t, s.js, p, "deposit.completed", fmt.Sprintf("dep-%s-%d", p, k), time.Now(), map[string]any{"amount": amount, "currency": "AZN", "method": "card", "depositId": fmt.Sprintf("d-%s-%d", p, k)})
+			deposits++
+		}
+	}
+	bustest.Eventually(t, 10*time.Second, "conversions and revenue per arm", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "welcome-ab")
+		for _, v := range []string{flow.Control, "a", "b"} {
+			// Ten players, each 50.00 AZN: sum 50,000 minor, squares 10 x 5,000^2.
+			if st[bus.VariantStat(v, bus.StatVariantConverted)] != 10 || st[bus.VariantStat(v, bus.StatVariantRevenue)] != 50_000 ||
+				st[bus.VariantStat(v, bus.StatVariantRevenueSq)] != 10*5000*5000 {
+				return false
+			}
+		}
+		return st[bus.StatConverted] == 30 && st[bus.StatRevenue] == 150_000
+	})
+	if deposits != 60 {
+		t.Fatalf("%d deposits", deposits)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
