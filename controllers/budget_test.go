@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,63 @@ func TestCampaignSpend(t *testing.T) {
 	c.Spec.Budget = nil
 	if s := campaignSpend(c, nil); s != nil {
 		t.Fatalf("no budget: %+v", s)
+	}
+}
+
+// A multi-use coupon's shared code is written to croupier-coupons when the Campaign is
+// published, keeps its redemptions when the spec changes, and cannot be taken by another
+// Campaign of the brand.
+func TestSharedCouponCodes(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	maxUses := int32(100)
+	c := validCampaign(ns, "welcome-code")
+	c.Spec.Rewards = append(c.Spec.Rewards, crmv1.Reward{Name: "code", Coupon: &crmv1.CouponReward{Pool: "welcome", Code: "WELCOME50", MultiUse: true,
+		MaxUses: &maxUses, Value: crmv1.Money{Amount: "50.00", Currency: "AZN"}}})
+	if err := k8s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, c, crmv1.ConditionReady, metav1.ConditionTrue, crmv1.ReasonPublished)
+	kv, err := js.KeyValue(ctx, bus.BucketCoupons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() bus.Coupon {
+		e, err := kv.Get(ctx, bus.CouponKey(ns, "WELCOME50"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, _ := bus.Decode[bus.Coupon](e.Value())
+		return cp
+	}
+	if cp := read(); cp.Campaign != "welcome-code" || cp.MaxUses != 100 || cp.Value.Minor != 5000 || cp.PerPlayer != 1 {
+		t.Fatalf("record %+v", cp)
+	}
+	// Three redemptions happened; the spec raises maxUses.
+	cp := read()
+	cp.Uses = 3
+	b, _ := bus.Encode(&cp)
+	if _, err := kv.Put(ctx, bus.CouponKey(ns, "WELCOME50"), b); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	*c.Spec.Rewards[1].Coupon.MaxUses = 200
+	if err := k8s.Patch(ctx, c, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "maxUses 200 with the uses kept", func() error {
+		if cp := read(); cp.MaxUses != 200 || cp.Uses != 3 {
+			return fmt.Errorf("record %+v", cp)
+		}
+		return nil
+	})
+	other := validCampaign(ns, "copycat")
+	other.Spec.Rewards = append(other.Spec.Rewards, *c.Spec.Rewards[1].DeepCopy())
+	if err := k8s.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	cond := waitCondition(t, other, crmv1.ConditionReady, metav1.ConditionFalse, crmv1.ReasonInvalidSpec)
+	if !strings.Contains(cond.Message, `spec.rewards[code].coupon.code: WELCOME50 is already the code of Campaign "welcome-code"`) {
+		t.Fatalf("message %q", cond.Message)
 	}
 }

@@ -92,6 +92,9 @@ func (k campaignKind) compile(ctx context.Context, c *crmv1.Campaign) (*bus.Conf
 		return nil, err
 	}
 	cfg.ConfigMapHashes = cmHashes
+	if err := k.ensureSharedCodes(ctx, c, cfg.RewardValues); err != nil {
+		return nil, err
+	}
 	return &bus.ConfigRecord{Campaign: cfg}, nil
 }
 

@@ -200,7 +200,7 @@ func campaignCounters(sum map[string]int64) *crmv1.CampaignCounters {
 	c := &crmv1.CampaignCounters{
 		Targeted: sum[bus.StatTargeted], Sent: sum[bus.StatSent], Delivered: sum[bus.StatDelivered],
 		Failed: sum[bus.StatFailed], Converted: sum[bus.StatConverted], RewardsGranted: sum[bus.StatRewardsGranted],
-		BonusesActivated: sum[bus.StatBonusesActivated],
+		BonusesActivated: sum[bus.StatBonusesActivated], CouponsRedeemed: sum[bus.StatCouponsRedeemed],
 	}
 	keys := make([]string, 0, len(sum))
 	for k := range sum {

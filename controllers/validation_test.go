@@ -81,6 +81,12 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		}), "trigger needs exactly one of event or schedule"},
 		{"zero entries per player", camp("c2e", func(c *crmv1.Campaign) { c.Spec.Trigger.Event.MaxEntriesPerPlayer = ptr.To[int32](0) }),
 			"spec.trigger.event.maxEntriesPerPlayer: Invalid value: 0: spec.trigger.event.maxEntriesPerPlayer in body should be greater than or equal to 1"},
+		{"multi-use coupon without a code", camp("c2c", func(c *crmv1.Campaign) {
+			c.Spec.Rewards = append(c.Spec.Rewards, crmv1.Reward{Name: "code", Coupon: &crmv1.CouponReward{Pool: "p", MultiUse: true, Value: crmv1.Money{Amount: "1.00", Currency: "AZN"}}})
+		}), "a multi-use coupon needs its shared code; generated codes are single-use"},
+		{"maxUses on a generated code", camp("c2d", func(c *crmv1.Campaign) {
+			c.Spec.Rewards = append(c.Spec.Rewards, crmv1.Reward{Name: "code", Coupon: &crmv1.CouponReward{Pool: "p", MaxUses: ptr.To[int32](5), Value: crmv1.Money{Amount: "1.00", Currency: "AZN"}}})
+		}), "maxUses applies to multi-use coupons"},
 		{"no trigger", camp("c2", func(c *crmv1.Campaign) { c.Spec.Trigger.Event = nil }), "trigger needs exactly one of event or schedule"},
 		{"weights do not sum to 100", camp("c3", func(c *crmv1.Campaign) {
 			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 30}}, ControlPercent: 10, GoalEvent: "deposit.completed"}

@@ -462,7 +462,10 @@ type CashbackReward struct {
 	Cap Money `json:"cap"`
 }
 
-// CouponReward issues a promo code from a pool.
+// CouponReward issues a promo code: a generated single-use code bound to the player, or
+// one shared multi-use code.
+// +kubebuilder:validation:XValidation:rule="has(self.code) == (has(self.multiUse) && self.multiUse)",message="a multi-use coupon needs its shared code; generated codes are single-use"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxUses) || (has(self.multiUse) && self.multiUse)",message="maxUses applies to multi-use coupons"
 type CouponReward struct {
 	// pool names the coupon pool codes are drawn from; generated codes use the prefix.
 	// +required
@@ -481,11 +484,31 @@ type CouponReward struct {
 	// multiUse lets one code be redeemed by many players.
 	// +optional
 	MultiUse bool `json:"multiUse,omitempty"`
+	// code is the shared code of a multi-use coupon, e.g. WELCOME50.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Z0-9]{4,32}$`
+	Code string `json:"code,omitempty"`
+	// maxUses caps the redemptions of a multi-use code over all players (unset: no cap).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000000
+	MaxUses *int32 `json:"maxUses,omitempty"`
+	// perPlayer is how many times one player may redeem codes of this pool (default 1).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	PerPlayer *int32 `json:"perPlayer,omitempty"`
+	// segmentRef restricts redemption to the members of a Segment at redemption time.
+	// +optional
+	SegmentRef *LocalObjectReference `json:"segmentRef,omitempty"`
 	// validFor is how long an issued code stays valid.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	ValidFor *metav1.Duration `json:"validFor,omitempty"`
+	// validUntil ends every code of the coupon at a fixed time.
+	// +optional
+	ValidUntil *metav1.Time `json:"validUntil,omitempty"`
 }
 
 // TournamentMetric is what a tournament ranks by.
@@ -674,6 +697,9 @@ type CampaignCounters struct {
 	// engine's confirmation that a player took a granted bonus).
 	// +optional
 	BonusesActivated int64 `json:"bonusesActivated,omitempty"`
+	// couponsRedeemed counts the campaign's promo codes redeemed.
+	// +optional
+	CouponsRedeemed int64 `json:"couponsRedeemed,omitempty"`
 	// suppressed counts messages not sent, by routing reason.
 	// +optional
 	Suppressed map[string]int64 `json:"suppressed,omitempty"`

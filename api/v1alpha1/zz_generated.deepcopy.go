@@ -584,10 +584,29 @@ func (in *ContentOverride) DeepCopy() *ContentOverride {
 func (in *CouponReward) DeepCopyInto(out *CouponReward) {
 	*out = *in
 	out.Value = in.Value
+	if in.MaxUses != nil {
+		in, out := &in.MaxUses, &out.MaxUses
+		*out = new(int32)
+		**out = **in
+	}
+	if in.PerPlayer != nil {
+		in, out := &in.PerPlayer, &out.PerPlayer
+		*out = new(int32)
+		**out = **in
+	}
+	if in.SegmentRef != nil {
+		in, out := &in.SegmentRef, &out.SegmentRef
+		*out = new(LocalObjectReference)
+		**out = **in
+	}
 	if in.ValidFor != nil {
 		in, out := &in.ValidFor, &out.ValidFor
 		*out = new(v1.Duration)
 		**out = **in
+	}
+	if in.ValidUntil != nil {
+		in, out := &in.ValidUntil, &out.ValidUntil
+		*out = (*in).DeepCopy()
 	}
 }
 

@@ -290,6 +290,12 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
+	couponsKV, err := js.KeyValue(ctx, bus.BucketCoupons)
+	if err != nil {
+		return err
+	}
+	(&api.Coupons{Store: &reward.Coupons{KV: couponsKV}, Keys: intake.Keys, JS: pjs, Players: playersKV, Catalog: catalog,
+		Partitions: o.Partitions, Log: log}).Register(mux)
 	feedsDone := make(chan struct{})
 	(&api.Inbox{Store: inbox, Done: feedsDone}).Register(mux, prefsAPI)
 	if o.Kube != nil {

@@ -10,6 +10,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
@@ -81,6 +82,8 @@ type FlowPos struct {
 	// Revenue the player's deposits since the start, within the goal window (minor units).
 	Variant string `json:"variant,omitempty"`
 	Revenue int64  `json:"revenue,omitempty"`
+	// Coupon is the promo code the flow issued last (.Coupon in later messages).
+	Coupon string `json:"coupon,omitempty"`
 	// Sent are the send steps already taken (a loop's second visit gets a new intent id).
 	Sent []string        `json:"sent,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
@@ -261,7 +264,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 				fp.Sent = append(fp.Sent, name)
 			}
 			it := &bus.Intent{ID: id, Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name, Step: name,
-				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: cp.Content(fp.Variant, st.Send.Content), Created: now, Event: fp.Data}
+				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: cp.Content(fp.Variant, st.Send.Content), Created: now, Event: fp.Data, Coupon: fp.Coupon}
 			s.decide(ctx, it, now)
 			name = cp.Next(name)
 		case st.Delay != nil:
@@ -337,6 +340,15 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 				if micros > 0 {
 					ps.entry(b, cp).Spent += micros
 					s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatCostRewards, micros)
+				}
+				if g.Reward.Coupon != nil {
+					c := reward.Issue(ps.Brand, cp.Name, &g.Reward, ps.Player, g.Value, now)
+					g.Coupon, fp.Coupon = c.Code, c.Code
+					if c.Player != "" { // a generated code is stored; a shared one exists already
+						cm := nats.NewMsg("$KV." + bus.BucketCoupons + "." + bus.CouponKey(ps.Brand, c.Code))
+						cm.Data, _ = bus.Encode(c)
+						s.out = append(s.out, outMsg{msg: cm})
+					}
 				}
 				raw, _ := bus.Encode(g)
 				msg := nats.NewMsg(bus.RewardSubject(ps.Brand, ps.Player))

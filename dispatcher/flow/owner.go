@@ -326,6 +326,11 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 			s.earn(b, ps, ev.AmountMinor, now)
 		}
 	}
+	if ev.Type == ingest.TypeCouponRedeemed && ev.Data.Campaign != nil {
+		if cp := b.campaign(*ev.Data.Campaign); cp != nil {
+			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatCouponsRedeemed, 1)
+		}
+	}
 	if ev.Type == ingest.TypeBonusActivated && ev.Data.Campaign != nil {
 		if cp := b.campaign(*ev.Data.Campaign); cp != nil {
 			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatBonusesActivated, 1)
@@ -647,7 +652,7 @@ func (s *ownerState) render(ctx context.Context, b *Brand, cp *Campaign, content
 	for _, a := range p.Attrs {
 		attrs[a.Key] = a.Value
 	}
-	data := &render.Data{Campaign: cp.Name, Links: map[string]string{},
+	data := &render.Data{Campaign: cp.Name, Links: map[string]string{}, Coupon: pd.Intent.Coupon,
 		Player: render.PlayerData(map[string]any{"ID": p.ID, "Country": p.Country, "Language": p.Language,
 			"Currency": p.Currency, "VIPLevel": p.VIPLevel}, attrs)}
 	if len(pd.Intent.Event) > 0 {

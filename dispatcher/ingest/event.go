@@ -37,6 +37,7 @@ const (
 	TypeErasureRequested    = "player.erasure.requested"
 	TypeInactive            = "player.inactive"
 	TypeAnniversary         = "player.anniversary"
+	TypeCouponRedeemed      = "coupon.redeemed"
 	TypeDepositCompleted    = "deposit.completed"
 	TypeDepositFailed       = "deposit.failed"
 	TypeWithdrawalCompleted = "withdrawal.completed"
@@ -64,7 +65,7 @@ const SourceCroupier = "croupier"
 // internalTypes may only be published by Croupier (source "croupier"); the HTTP intake
 // refuses them from a platform.
 var internalTypes = map[string]bool{
-	TypeImported: true, TypeErasureRequested: true, TypeInactive: true, TypeAnniversary: true, TypeDeliveryFailed: true,
+	TypeImported: true, TypeErasureRequested: true, TypeInactive: true, TypeAnniversary: true, TypeCouponRedeemed: true, TypeDeliveryFailed: true,
 	TypeTokenInvalid: true, TypeEmailBounced: true, TypeCostSettled: true,
 }
 
@@ -124,6 +125,7 @@ type Data struct {
 	DurationSeconds *float64        `json:"durationSeconds"`
 	BonusID         *string         `json:"bonusId"`
 	Campaign        *string         `json:"campaign"`
+	Code            *string         `json:"code"`
 	Value           *string         `json:"value"`
 	LimitType       *string         `json:"limitType"`
 	Limit           json.RawMessage `json:"limit"`
@@ -444,6 +446,11 @@ func (ev *Event) decodeData() error {
 		if d.Years == nil || *d.Years <= 0 {
 			return fieldErr("data.years", "must be a positive number of years")
 		}
+	case TypeCouponRedeemed:
+		if err := req("code", d.Code); err != nil {
+			return err
+		}
+		return req("campaign", d.Campaign)
 	case TypeDeliveryFailed:
 		if err := req("decisionId", d.DecisionID); err != nil {
 			return err
@@ -582,7 +589,7 @@ func AttrString(v any) string {
 // Known reports whether t is one of the types EVENTS.md defines.
 func Known(t string) bool {
 	switch t {
-	case TypeRegistered, TypeProfileUpdated, TypeImported, TypeErasureRequested, TypeInactive, TypeAnniversary,
+	case TypeRegistered, TypeProfileUpdated, TypeImported, TypeErasureRequested, TypeInactive, TypeAnniversary, TypeCouponRedeemed,
 		TypeDepositCompleted, TypeDepositFailed, TypeWithdrawalCompleted, TypeKYCPassed, TypeKYCFailed,
 		TypeBetPlaced, TypeBetSettled, TypeSessionStarted, TypeSessionEnded, TypeBonusActivated,
 		TypeLimitApproaching, TypeLimitExceeded, TypeSelfExclusion, TypeCoolingOff, TypeSurveyAnswered,
@@ -633,6 +640,17 @@ func SweepEvent(player, typ string, n int, since int64, now time.Time) bus.Cloud
 		ID:   player + suffix + strconv.Itoa(n) + "-" + strconv.FormatInt(since, 10),
 		Time: now.UTC(), DataContentType: "application/json",
 		Data: json.RawMessage(`{"` + field + `":` + strconv.Itoa(n) + `}`),
+	}
+}
+
+// CouponRedeemed is the event the redeem API publishes for the player's owner: the
+// campaign's redemption counter, and a goal event experiments may use.
+func CouponRedeemed(player, code, campaign string, use int, now time.Time) bus.CloudEvent {
+	data, _ := json.Marshal(map[string]string{"code": code, "campaign": campaign})
+	return bus.CloudEvent{
+		SpecVersion: "1.0", Source: SourceCroupier, Type: TypeCouponRedeemed, Subject: player,
+		ID:   player + "-redeemed-" + code + "-" + strconv.Itoa(use),
+		Time: now.UTC(), DataContentType: "application/json", Data: data,
 	}
 }
 

@@ -121,12 +121,13 @@ type Rendered struct {
 
 // Data is what templates see: .Player (profile fields and attributes, attribute names
 // also capitalised: firstName -> .Player.FirstName), .Event (the triggering event's
-// data), .Campaign and .Links.
+// data), .Campaign, .Links and .Coupon (the promo code the flow issued).
 type Data struct {
 	Player   map[string]any
 	Event    map[string]any
 	Campaign string
 	Links    map[string]string
+	Coupon   string
 }
 
 // PlayerData builds .Player from profile fields and attributes.

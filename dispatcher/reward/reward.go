@@ -93,6 +93,14 @@ func (Engine) Value(g *bus.RewardGrant, p *players.Player, event json.RawMessage
 		g.Value = bus.MinorAmount{Minor: min(loss*int64(c.Percent)/100, cap), Currency: c.Cap.Currency}
 		g.Basis = strconv.Itoa(int(c.Percent)) + "% of last " + string(c.Period) + "'s net loss of " + money.Format(loss, c.Cap.Currency) + " " + c.Cap.Currency
 		return true, ""
+	case r.Coupon != nil:
+		v, ok := parse(r.Coupon.Value.Amount, r.Coupon.Value.Currency)
+		if !ok {
+			return false, ReasonInvalidReward
+		}
+		g.Value = bus.MinorAmount{Minor: v, Currency: r.Coupon.Value.Currency}
+		g.Basis = "a coupon of pool " + r.Coupon.Pool
+		return true, ""
 	}
 	return false, ReasonNotValued
 }

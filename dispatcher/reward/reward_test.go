@@ -80,3 +80,5 @@ func TestRewardValues(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func metav1Duration(d time.Duration) metav1.Duration { return metav1.Duration{Duration: d} }

@@ -167,6 +167,8 @@ type Intent struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// Links are extra links for templates (.Links), e.g. a double opt-in confirmation.
 	Links map[string]string `json:"links,omitempty"`
+	// Coupon is the promo code the flow issued last, for templates (.Coupon).
+	Coupon string `json:"coupon,omitempty"`
 	// Flow is empty for a message to route, FlowStart for a run's member whose flow
 	// starts at Step, and FlowResume for a parked flow whose delay or wait timeout is due:
 	// it resumes only if the flow is still parked at Step after Seq steps.
@@ -306,6 +308,8 @@ type RewardGrant struct {
 	Expires time.Time `json:"expires,omitzero"`
 	// Variant is the experiment variant the player is in, if any.
 	Variant string `json:"variant,omitempty"`
+	// Coupon is the promo code a coupon reward issued.
+	Coupon string `json:"coupon,omitempty"`
 }
 
 // RewardGrantID is the idempotency key of a grant: campaign + step + player, and the
@@ -338,6 +342,7 @@ type PartitionStats struct {
 const (
 	StatTargeted         = "targeted"
 	StatBonusesActivated = "bonusesActivated"
+	StatCouponsRedeemed  = "couponsRedeemed"
 	StatSent             = "sent"
 	StatDelivered        = "delivered"
 	StatFailed           = "failed"
@@ -431,3 +436,43 @@ const (
 	StatCostRewards  = "costRewardsMicros"
 	StatCostMessages = "costMessagesMicros"
 )
+
+// Coupon is a promo code in croupier-coupons under CouponKey(brand, code).
+type Coupon struct {
+	Code     string `json:"code"`
+	Brand    string `json:"brand"`
+	Pool     string `json:"pool"`
+	Campaign string `json:"campaign"`
+	Reward   string `json:"reward"`
+	// Player is the one player a generated code was issued to ("" for a shared code).
+	Player string      `json:"player,omitempty"`
+	Value  MinorAmount `json:"value"`
+	// MaxUses caps redemptions (1 for a generated code, 0 for no cap); Uses counts them.
+	MaxUses   int    `json:"maxUses"`
+	Uses      int    `json:"uses"`
+	PerPlayer int    `json:"perPlayer"`
+	Segment   string `json:"segment,omitempty"`
+	// ValidUntil ends the code (zero: no end).
+	ValidUntil time.Time `json:"validUntil,omitzero"`
+	Issued     time.Time `json:"issued"`
+	// Recent are the last redemptions, so a retried request gets its first answer.
+	Recent []Redemption `json:"recent,omitempty"`
+}
+
+// Redemption is one use of a code.
+type Redemption struct {
+	Player  string    `json:"player"`
+	Request string    `json:"request,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// KeepRecentRedemptions bounds Coupon.Recent.
+const KeepRecentRedemptions = 16
+
+// CouponKey is the croupier-coupons key of a code: codes are unique in a brand, so the
+// casino redeems with the code alone.
+func CouponKey(brand, code string) string { return brand + "." + code }
+
+// PlayerUsesKey is the croupier-coupons key counting a player's redemptions in a pool
+// ("=" never starts a code).
+func PlayerUsesKey(brand, pool, player string) string { return brand + ".=" + pool + "." + player }

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/ingest"
+	"github.com/croupier-crm/croupier/dispatcher/players"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/money"
+)
+
+// Coupons serves POST /v1/brands/{brand}/coupons/redeem for the casino platform (its
+// cashier or bonus engine), authenticated like the event intake (the brand's HMAC
+// signature or bearer token). Codes are redeemed by compare-and-set.
+type Coupons struct {
+	Store   *reward.Coupons
+	Keys    ingest.KeySource
+	JS      jetstream.JetStream
+	Players jetstream.KeyValue
+	Catalog *flow.Catalog
+	// Partitions is P, to find a player's profile for a segment restriction.
+	Partitions int
+	Log        *slog.Logger
+	Clock      clock.Func
+}
+
+// maxRedeemBody bounds a redeem request.
+const maxRedeemBody = 4 << 10
+
+// Register adds the route.
+func (c *Coupons) Register(mux *http.ServeMux) {
+	if c.Store.InSegment == nil {
+		c.Store.InSegment = c.inSegment
+	}
+	mux.HandleFunc("POST /v1/brands/{brand}/coupons/redeem", c.redeem)
+}
+
+// RedeemRequest is the body of a redemption.
+type RedeemRequest struct {
+	Code   string `json:"code"`
+	Player string `json:"player"`
+	// RequestID makes a retried request get its first answer.
+	RequestID string `json:"requestId,omitempty"`
+}
+
+// Redeemed is the answer to a successful redemption.
+type Redeemed struct {
+	Code     string `json:"code"`
+	Campaign string `json:"campaign"`
+	Reward   string `json:"reward"`
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Uses     int    `json:"uses"`
+	MaxUses  int    `json:"maxUses,omitempty"`
+}
+
+func (c *Coupons) redeem(w http.ResponseWriter, r *http.Request) {
+	brand := r.PathValue("brand")
+	if err := bus.CheckToken("brand", brand); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error(), Field: "brand"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRedeemBody))
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusRequestEntityTooLarge, ingest.Problem{Error: "the body is larger than " + strconv.Itoa(maxRedeemBody) + " bytes"})
+		return
+	}
+	keys, err := c.Keys.Keys(r.Context(), brand)
+	if err != nil && !errors.Is(err, ingest.ErrNoKeys) {
+		c.Log.Error("reading brand keys", "brand", brand, "err", err)
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the brand's keys cannot be read now; retry later"})
+		return
+	}
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	if err := ingest.Authenticate(r, body, keys, c.Clock.Now()); err != nil {
+		ingest.WriteProblem(w, http.StatusUnauthorized, ingest.Problem{Error: err.Error()})
+		return
+	}
+	var req RedeemRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the body must be {\"code\", \"player\", \"requestId\"}: " + err.Error()})
+		return
+	}
+	req.Code = strings.ToUpper(strings.TrimSpace(req.Code))
+	switch {
+	case !reward.ValidCode(req.Code):
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "a code is 4 to 48 letters A-Z and digits", Field: "code"})
+		return
+	case bus.CheckToken("player", req.Player) != nil:
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: bus.CheckToken("player", req.Player).Error(), Field: "player"})
+		return
+	case len(req.RequestID) > 128:
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "at most 128 characters", Field: "requestId"})
+		return
+	}
+	now := c.Clock.Now()
+	cp, err := c.Store.Redeem(r.Context(), brand, req.Code, req.Player, req.RequestID, now)
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, reward.ErrUnknownCode):
+			status = http.StatusNotFound
+		case errors.Is(err, reward.ErrExpired):
+			status = http.StatusGone
+		case errors.Is(err, reward.ErrNotYours), errors.Is(err, reward.ErrNotEligible):
+			status = http.StatusForbidden
+		case errors.Is(err, reward.ErrUsedUp), errors.Is(err, reward.ErrPlayerLimit):
+			status = http.StatusConflict
+		default:
+			c.Log.Error("redeeming a coupon", "brand", brand, "err", err)
+			err = errors.New("the coupon cannot be redeemed now; retry later")
+			status = http.StatusServiceUnavailable
+		}
+		ingest.WriteProblem(w, status, ingest.Problem{Error: err.Error(), Field: "code"})
+		return
+	}
+	// The player's owner counts the redemption for the campaign (and it may be a goal).
+	ev := ingest.CouponRedeemed(req.Player, cp.Code, cp.Campaign, cp.Uses, now)
+	raw, _ := json.Marshal(ev)
+	if _, err := c.JS.Publish(r.Context(), bus.EventSubject(brand, req.Player, ingest.TypeCouponRedeemed), raw, jetstream.WithMsgID(ev.IdempotencyKey())); err != nil {
+		c.Log.Error("recording a redemption", "brand", brand, "campaign", cp.Campaign, "err", err)
+	}
+	ingest.WriteJSON(w, http.StatusOK, Redeemed{Code: cp.Code, Campaign: cp.Campaign, Reward: cp.Reward,
+		Amount: money.Format(cp.Value.Minor, cp.Value.Currency), Currency: cp.Value.Currency, Uses: cp.Uses, MaxUses: cp.MaxUses})
+}
+
+// inSegment evaluates the brand's Segment over the player's stored profile.
+func (c *Coupons) inSegment(ctx context.Context, brand, segment, player string) (bool, error) {
+	b := c.Catalog.Brand(brand)
+	if b == nil || b.Segments[segment] == nil {
+		return false, nil
+	}
+	e, err := c.Players.Get(ctx, bus.PlayerKey(brand, bus.Partition(player, c.Partitions), player))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var p players.Player
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return false, err
+	}
+	if p.Erased {
+		return false, nil
+	}
+	return players.Match(b.Segments[segment].Program, &p, c.Clock.Now())
+}
