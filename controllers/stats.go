@@ -18,6 +18,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
+	"github.com/croupier-crm/croupier/internal/report"
 )
 
 // DefaultStatsInterval is how often the partition counters are summed into status.
@@ -156,13 +157,14 @@ func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals) erro
 		}
 		counters := campaignCounters(t.sum)
 		spend := campaignSpend(&c, t.sum)
-		variants := variantResults(c.Spec.Experiment, t.sum)
+		variants := report.Variants(c.Spec.Experiment, t.sum)
+		rep := report.Campaign(&c.Spec, t.sum)
 		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) &&
-			equality.Semantic.DeepEqual(c.Status.Variants, variants) {
+			equality.Semantic.DeepEqual(c.Status.Variants, variants) && equality.Semantic.DeepEqual(c.Status.Report, rep) {
 			return nil
 		}
 		before := c.DeepCopy()
-		c.Status.Counters, c.Status.Spend, c.Status.Variants = counters, spend, variants
+		c.Status.Counters, c.Status.Spend, c.Status.Variants, c.Status.Report = counters, spend, variants, rep
 		return s.write(ctx, &c, before)
 	case bus.KindSegment:
 		var sg crmv1.Segment

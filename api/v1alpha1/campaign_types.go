@@ -744,6 +744,42 @@ type VariantStatus struct {
 	// p < 0.05 (conversion or revenue).
 	// +optional
 	Significant bool `json:"significant,omitempty"`
+	// grants are the rewards granted to this arm's players.
+	// +optional
+	Grants int64 `json:"grants,omitempty"`
+	// cost is what this arm spent (rewards plus messages), in the report's currency.
+	// +optional
+	Cost string `json:"cost,omitempty"`
+	// cpa is the cost per converted player.
+	// +optional
+	CPA string `json:"cpa,omitempty"`
+}
+
+// CampaignReport is what a Campaign cost and brought: the figures a CRM team and a CFO
+// read, summed from every partition.
+type CampaignReport struct {
+	// currency of the amounts: the budget's, else the rewards'.
+	// +optional
+	Currency string `json:"currency,omitempty"`
+	// grants are the rewards granted.
+	// +optional
+	Grants int64 `json:"grants,omitempty"`
+	// rewardCost is the value of the rewards granted.
+	// +optional
+	RewardCost string `json:"rewardCost,omitempty"`
+	// messageCost is the settled cost of the messages sent.
+	// +optional
+	MessageCost string `json:"messageCost,omitempty"`
+	// conversions are the players who reached the experiment's goal in its window.
+	// +optional
+	Conversions int64 `json:"conversions,omitempty"`
+	// revenue is the players' deposits within the goal window (7 days without an
+	// experiment) after their flow started.
+	// +optional
+	Revenue string `json:"revenue,omitempty"`
+	// cpa is (rewardCost + messageCost) / conversions.
+	// +optional
+	CPA string `json:"cpa,omitempty"`
 }
 
 // CampaignStatus is the observed state of a Campaign.
@@ -772,6 +808,9 @@ type CampaignStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=9
 	Variants []VariantStatus `json:"variants,omitempty"`
+	// report is what the campaign cost and brought.
+	// +optional
+	Report *CampaignReport `json:"report,omitempty"`
 }
 
 // Campaign is a promotion, drip series or notification flow for a brand's players.

@@ -467,6 +467,24 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 			`{"channel":"sms","address":"` + phone + `","reason":"complaint"}`, 403, "may not create suppressions"},
 		{"the desk may not read the consent report", aysel, "GET", "/v1/brands/baku/consent/report", "", 403, "may not get consent/report"},
 	})
+	// The campaign report sums the partitions' counters.
+	stats := bustest.KV(t, f.js, bus.BucketStats)
+	for part, c := range []map[string]int64{
+		{bus.StatRewardsGranted: 3, bus.StatCostRewards: 3_000_000, bus.StatConverted: 1, bus.StatRevenue: 5000},
+		{bus.StatRewardsGranted: 1, bus.StatCostRewards: 1_000_000, bus.StatCostMessages: 35_000, bus.StatConverted: 1},
+	} {
+		b, _ := bus.Encode(bus.PartitionStats{Brand: "baku", Kind: bus.KindCampaign, Name: "daily-spins", Partition: part, Counters: c})
+		if _, err := stats.Put(ctx, bus.StatsKey("baku", bus.KindCampaign, "daily-spins", part), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(t, []step{
+		{"an analyst reads a campaign's report", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 200,
+			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175"}`},
+		{"the support desk may not", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 403, "may not get campaigns/report"},
+		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/campaigns/nope/report", "", 404, "no Campaign nope"},
+		{"a campaign name that is no token", nigar, "GET", "/v1/brands/baku/campaigns/a.b/report", "", 400, `"field":"campaign"`},
+	})
 	ledger := consent(t, f.js, "p-20")
 	if len(ledger) != 2 || !ledger[0].Granted || ledger[1].Granted || ledger[1].Channel != crmv1.ChannelSMS || ledger[1].Source != prefs.SourceSupport || ledger[1].Actor != "support:aysel" {
 		t.Fatalf("ledger after the desk's changes: %+v", ledger)

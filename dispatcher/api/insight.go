@@ -19,6 +19,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	campaignreport "github.com/croupier-crm/croupier/internal/report"
 )
 
 // Insight answers "why": a player's notification history, the explanation of a
@@ -39,6 +40,69 @@ func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 		}))
 	mux.Handle("GET /v1/brands/{brand}/players/{player}/explain", a.guard("get", crmv1.AdminPlayersExplain, in.explain))
 	mux.Handle("GET /v1/brands/{brand}/consent/report", a.guard("get", crmv1.AdminConsentReport, in.report))
+	mux.Handle("GET /v1/brands/{brand}/campaigns/{campaign}/report", a.guard("get", crmv1.AdminCampaignsReport, in.campaignReport))
+}
+
+// CampaignReportBody is the admin API's campaign report: the same figures the manager
+// writes into the Campaign's status, read from croupier-stats now.
+type CampaignReportBody struct {
+	Brand    string                `json:"brand"`
+	Campaign string                `json:"campaign"`
+	Counters map[string]int64      `json:"counters"`
+	Report   *crmv1.CampaignReport `json:"report,omitempty"`
+	Variants []crmv1.VariantStatus `json:"variants,omitempty"`
+	Read     time.Time             `json:"read"`
+}
+
+func (in *Insight) campaignReport(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	name := r.PathValue("campaign")
+	if err := bus.CheckToken("campaign", name); err != nil {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error(), Field: "campaign"})
+		return
+	}
+	b := in.Catalog.Brand(brand)
+	var cp *flow.Campaign
+	if b != nil {
+		cp = b.Campaigns[name]
+	}
+	if cp == nil {
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "no Campaign " + name + " is published in " + brand})
+		return
+	}
+	sum, err := in.sumStats(r.Context(), brand, bus.KindCampaign, name)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the counters cannot be read now: " + err.Error()})
+		return
+	}
+	spec := cp.Spec()
+	ingest.WriteJSON(w, http.StatusOK, CampaignReportBody{Brand: brand, Campaign: name, Counters: sum,
+		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()})
+}
+
+// sumStats sums an object's counters over the partitions in croupier-stats.
+func (in *Insight) sumStats(ctx context.Context, brand, kind, name string) (map[string]int64, error) {
+	kv, err := in.JS.KeyValue(ctx, bus.BucketStats)
+	if err != nil {
+		return nil, err
+	}
+	sum := map[string]int64{}
+	for part := range in.Partitions {
+		e, err := kv.Get(ctx, bus.StatsKey(brand, kind, name, part))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		st, err := bus.Decode[bus.PartitionStats](e.Value())
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range st.Counters {
+			sum[k] += v
+		}
+	}
+	return sum, nil
 }
 
 // RegisterPlayer adds the player's own history (JWT through p).

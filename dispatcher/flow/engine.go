@@ -264,7 +264,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 				fp.Sent = append(fp.Sent, name)
 			}
 			it := &bus.Intent{ID: id, Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name, Step: name,
-				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: cp.Content(fp.Variant, st.Send.Content), Created: now, Event: fp.Data, Coupon: fp.Coupon}
+				FlowInstance: fp.Instance, Category: cp.Spec().Category, Content: cp.Content(fp.Variant, st.Send.Content), Created: now, Event: fp.Data, Coupon: fp.Coupon, Variant: fp.Variant}
 			s.decide(ctx, it, now)
 			name = cp.Next(name)
 		case st.Delay != nil:
@@ -339,7 +339,7 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 				detail += ": " + money.Format(g.Value.Minor, g.Value.Currency) + " " + g.Value.Currency + " (" + g.Basis + ")"
 				if micros > 0 {
 					ps.entry(b, cp).Spent += micros
-					s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatCostRewards, micros)
+					s.statArm(ps.Brand, cp.Name, fp.Variant, bus.StatCostRewards, micros)
 				}
 				if g.Reward.Coupon != nil {
 					c := reward.Issue(ps.Brand, cp.Name, &g.Reward, ps.Player, g.Value, now)
@@ -360,7 +360,7 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 	result := "refused"
 	if granted {
 		result = "granted"
-		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatRewardsGranted, 1)
+		s.statArm(ps.Brand, cp.Name, fp.Variant, bus.StatRewardsGranted, 1)
 	}
 	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(g.ID), Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name,
 		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: detail})

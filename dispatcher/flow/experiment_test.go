@@ -7,6 +7,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
@@ -22,10 +23,12 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 		Variants: []crmv1.Variant{{Name: "a", Weight: 40}, {Name: "b", Weight: 40, Contents: []crmv1.ContentOverride{{Content: "hello", Use: "hello-b"}}}}}
 	putCampaign(t, js, "welcome-ab", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
 		Trigger:    crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered"}},
-		Steps:      []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Steps:      []crmv1.Step{{Name: "spins", Grant: &crmv1.GrantStep{Reward: "spins"}}, {Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Rewards:    []crmv1.Reward{{Name: "spins", FreeSpins: &crmv1.FreeSpinsReward{Game: "book-of-ra", Count: 5, SpinValue: crmv1.Money{Amount: "0.20", Currency: "AZN"}}}},
 		Contents:   []crmv1.Content{sms("hello", "Salam A"), sms("hello-b", "Salam B")},
 		Experiment: exp})
 	s := newStack(t, srv, "a", &fakeClock{})
+	s.owner.Rewards = reward.Engine{}
 	s.start(t, 1)
 	const n = 300
 	arm := map[string]string{}
@@ -45,6 +48,12 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 		st := statsOf(t, js, bus.KindCampaign, "welcome-ab")
 		return st[bus.VariantStat(flow.Control, bus.StatVariantPlayers)] == int64(count[flow.Control]) &&
 			st[bus.VariantStat("a", bus.StatVariantPlayers)] == int64(count["a"]) && st[bus.VariantStat("b", bus.StatVariantPlayers)] == int64(count["b"])
+	})
+	bustest.Eventually(t, 10*time.Second, "grants and their cost per arm", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "welcome-ab")
+		return st[bus.VariantStat("a", bus.StatRewardsGranted)] == int64(count["a"]) && st[bus.VariantStat("b", bus.StatRewardsGranted)] == int64(count["b"]) &&
+			st[bus.VariantStat(flow.Control, bus.StatRewardsGranted)] == 0 && st[bus.VariantStat("a", bus.StatCostRewards)] == int64(count["a"])*1_000_000 &&
+			st[bus.StatCostRewards] == int64(count["a"]+count["b"])*1_000_000
 	})
 	bustest.Eventually(t, 10*time.Second, "the messages", func() bool {
 		return len(bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))) == count["a"]+count["b"]

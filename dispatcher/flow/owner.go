@@ -471,7 +471,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		if d.Reserved > 0 {
 			ps.entry(b, cp).Spent += d.Reserved
 			if in.RewardMicros > 0 {
-				s.stat(it.Brand, bus.KindCampaign, it.Campaign, bus.StatCostRewards, in.RewardMicros)
+				s.statArm(it.Brand, it.Campaign, it.Variant, bus.StatCostRewards, in.RewardMicros)
 			}
 		}
 		r, err := s.render(ctx, b, cp, content, pp, in.Prefs, &pd)
@@ -598,7 +598,7 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 // back to the campaign's budget (all of it when every channel failed).
 func (s *ownerState) settle(ps *PlayerState, pd *Pending, actual int64) {
 	if actual > 0 && !pd.Intent.Test {
-		s.stat(ps.Brand, bus.KindCampaign, pd.Intent.Campaign, bus.StatCostMessages, actual)
+		s.statArm(ps.Brand, pd.Intent.Campaign, pd.Intent.Variant, bus.StatCostMessages, actual)
 	}
 	if pd.Cost <= 0 {
 		return

@@ -63,6 +63,14 @@ func (s *ownerState) stat(brand, kind, name, counter string, delta int64) {
 	}
 }
 
+// statArm counts for a campaign and, when the player is in an experiment arm, for the arm.
+func (s *ownerState) statArm(brand, campaign, variant, counter string, delta int64) {
+	s.stat(brand, bus.KindCampaign, campaign, counter, delta)
+	if variant != "" {
+		s.stat(brand, bus.KindCampaign, campaign, bus.VariantStat(variant, counter), delta)
+	}
+}
+
 // setStat sets a counter (a Segment's member count); it is written only when it changed.
 func (s *ownerState) setStat(brand, kind, name, counter string, v int64) {
 	if sd := s.statsDoc(brand, kind, name); sd != nil {

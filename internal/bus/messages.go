@@ -169,6 +169,8 @@ type Intent struct {
 	Links map[string]string `json:"links,omitempty"`
 	// Coupon is the promo code the flow issued last, for templates (.Coupon).
 	Coupon string `json:"coupon,omitempty"`
+	// Variant is the experiment arm of the flow, for its costs.
+	Variant string `json:"variant,omitempty"`
 	// Flow is empty for a message to route, FlowStart for a run's member whose flow
 	// starts at Step, and FlowResume for a parked flow whose delay or wait timeout is due:
 	// it resumes only if the flow is still parked at Step after Seq steps.

@@ -1,4 +1,4 @@
-package controllers
+package report
 
 import (
 	"testing"
@@ -19,7 +19,7 @@ func TestVariantResults(t *testing.T) {
 		bus.VariantStat("a", bus.StatVariantRevenue): 2000 * 1250, bus.VariantStat("a", bus.StatVariantRevenueSq): 27_612_750_000,
 		bus.VariantStat("b", bus.StatVariantPlayers): 1999, bus.VariantStat("b", bus.StatVariantConverted): 260,
 	}
-	got := variantResults(e, sum)
+	got := Variants(e, sum)
 	if len(got) != 3 || got[0].Name != "control" || got[1].Name != "a" || got[2].Name != "b" {
 		t.Fatalf("arms %+v", got)
 	}
@@ -36,13 +36,31 @@ func TestVariantResults(t *testing.T) {
 	}
 	// Without a control group the first variant is the baseline.
 	e.ControlPercent = 0
-	if got := variantResults(e, sum); len(got) != 2 || got[0].PValue != "" || got[1].PValue == "" {
+	if got := Variants(e, sum); len(got) != 2 || got[0].PValue != "" || got[1].PValue == "" {
 		t.Fatalf("no control %+v", got)
 	}
 	// Nothing measured yet: no rates, no p-values, nothing significant.
-	for _, v := range variantResults(e, map[string]int64{}) {
+	for _, v := range Variants(e, map[string]int64{}) {
 		if v.PValue != "" || v.RevenuePValue != "" || v.Significant || v.ConversionRate != "" {
 			t.Fatalf("empty %+v", v)
 		}
+	}
+}
+
+func TestCampaignReport(t *testing.T) {
+	spec := &crmv1.CampaignSpec{Budget: &crmv1.Budget{Total: &crmv1.Money{Amount: "1000.00", Currency: "AZN"}}}
+	if r := Campaign(spec, map[string]int64{}); r != nil {
+		t.Fatalf("nothing happened yet: %+v", r)
+	}
+	r := Campaign(spec, map[string]int64{bus.StatRewardsGranted: 40, bus.StatCostRewards: 40_000_000, bus.StatCostMessages: 1_500_000,
+		bus.StatConverted: 8, bus.StatRevenue: 123_450})
+	if r.Currency != "AZN" || r.Grants != 40 || r.RewardCost != "40" || r.MessageCost != "1.5" || r.Revenue != "1234.50" || r.CPA != "5.1875" {
+		t.Fatalf("report %+v", r)
+	}
+	e := &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 100}}}
+	v := Variants(e, map[string]int64{bus.VariantStat("a", bus.StatVariantPlayers): 10, bus.VariantStat("a", bus.StatVariantConverted): 4,
+		bus.VariantStat("a", bus.StatRewardsGranted): 10, bus.VariantStat("a", bus.StatCostRewards): 10_000_000, bus.VariantStat("a", bus.StatCostMessages): 20_000})
+	if a := v[0]; a.Grants != 10 || a.Cost != "10.02" || a.CPA != "2.505" {
+		t.Fatalf("arm %+v", a)
 	}
 }

@@ -1,4 +1,4 @@
-package controllers
+package report
 
 import (
 	"math"
@@ -22,11 +22,11 @@ type arm struct {
 	conversionP, revenuePVal float64 // NaN when not computed
 }
 
-// variantResults compares every arm with the control group (or, without one, with the
+// Variants compares every arm with the control group (or, without one, with the
 // first variant): conversion by Pearson's chi-square test on the 2x2 table, revenue per
 // player by Welch's t-test, both with gonum's distributions. A result is significant only
 // when both arms reached the experiment's minimum sample size: no peeking.
-func variantResults(e *crmv1.Experiment, sum map[string]int64) []crmv1.VariantStatus {
+func Variants(e *crmv1.Experiment, sum map[string]int64) []crmv1.VariantStatus {
 	if e == nil {
 		return nil
 	}
@@ -61,6 +61,7 @@ func variantResults(e *crmv1.Experiment, sum map[string]int64) []crmv1.VariantSt
 			vs.ConversionRate = strconv.FormatFloat(a.conversion, 'f', 4, 64)
 			vs.RevenuePerPlayer = strconv.FormatFloat(a.revenueMean/100, 'f', 2, 64)
 		}
+		armCost(&vs, sum)
 		if i > 0 {
 			if p := chiSquareP(base, a); !math.IsNaN(p) {
 				vs.PValue = strconv.FormatFloat(p, 'f', 4, 64)

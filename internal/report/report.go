@@ -1,0 +1,73 @@
+// Package report turns a Campaign's summed partition counters into the figures people
+// read: the experiment's results per arm and the campaign's cost, revenue and CPA. The
+// manager writes them into status; the dispatcher's admin API serves the same report.
+package report
+
+import (
+	"strconv"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
+)
+
+// Currency is the currency a Campaign's report is in: its budget's, else its rewards'.
+func Currency(spec *crmv1.CampaignSpec) string {
+	if b := spec.Budget; b != nil {
+		for _, m := range []*crmv1.Money{b.Total, b.PerPlayer} {
+			if m != nil {
+				return m.Currency
+			}
+		}
+		if b.PerPeriod != nil {
+			return b.PerPeriod.Amount.Currency
+		}
+	}
+	for _, r := range spec.Rewards {
+		switch {
+		case r.FreeSpins != nil:
+			return r.FreeSpins.SpinValue.Currency
+		case r.MatchDeposit != nil:
+			return r.MatchDeposit.Cap.Currency
+		case r.Cashback != nil:
+			return r.Cashback.Cap.Currency
+		case r.Coupon != nil:
+			return r.Coupon.Value.Currency
+		}
+	}
+	return ""
+}
+
+// Campaign is the Campaign's report from its summed counters; nil before anything
+// happened.
+func Campaign(spec *crmv1.CampaignSpec, sum map[string]int64) *crmv1.CampaignReport {
+	grants, rewards, messages := sum[bus.StatRewardsGranted], sum[bus.StatCostRewards], sum[bus.StatCostMessages]
+	conv, revenue := sum[bus.StatConverted], sum[bus.StatRevenue]
+	if grants == 0 && rewards == 0 && messages == 0 && conv == 0 && revenue == 0 {
+		return nil
+	}
+	r := &crmv1.CampaignReport{Currency: Currency(spec), Grants: grants, Conversions: conv,
+		RewardCost: money.FormatMicros(rewards), MessageCost: money.FormatMicros(messages),
+		Revenue: minorString(revenue)}
+	if conv > 0 {
+		r.CPA = money.FormatMicros((rewards + messages) / conv)
+	}
+	return r
+}
+
+// armCost fills an arm's grants, cost and CPA.
+func armCost(vs *crmv1.VariantStatus, sum map[string]int64) {
+	vs.Grants = sum[bus.VariantStat(vs.Name, bus.StatRewardsGranted)]
+	cost := sum[bus.VariantStat(vs.Name, bus.StatCostRewards)] + sum[bus.VariantStat(vs.Name, bus.StatCostMessages)]
+	if cost > 0 || vs.Players > 0 {
+		vs.Cost = money.FormatMicros(cost)
+	}
+	if vs.Converted > 0 {
+		vs.CPA = money.FormatMicros(cost / vs.Converted)
+	}
+}
+
+// minorString writes minor units of a two-digit currency as a decimal string.
+func minorString(minor int64) string {
+	return strconv.FormatFloat(float64(minor)/100, 'f', 2, 64)
+}
