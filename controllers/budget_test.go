@@ -148,3 +148,28 @@ func TestSharedCouponCodes(t *testing.T) {
 		t.Fatalf("message %q", cond.Message)
 	}
 }
+
+func TestTournamentStatus(t *testing.T) {
+	boards := map[int]bus.Leaderboard{
+		0: {UID: "u1", Final: true, Scores: []bus.ScoreEntry{{Player: "p-2", Score: 50}, {Player: "p-4", Score: 10}}},
+		1: {UID: "u1", Final: false, Scores: []bus.ScoreEntry{{Player: "p-1", Score: 50}, {Player: "p-3", Score: 30}}},
+		2: {UID: "old", Final: true, Scores: []bus.ScoreEntry{{Player: "p-9", Score: 999}}},
+	}
+	ts := tournamentStatus("u1", boards, map[string]int64{bus.StatPrizesGranted: 2})
+	if ts.Participants != 4 || ts.Final || ts.PrizesGranted != 2 || len(ts.Leaders) != 4 {
+		t.Fatalf("status %+v", ts)
+	}
+	// Ties by player id; an older Campaign's board is ignored.
+	if l := ts.Leaders; l[0].Player != "p-1" || l[1].Player != "p-2" || l[1].Rank != 2 || l[3].Player != "p-4" {
+		t.Fatalf("leaders %+v", l)
+	}
+	b1 := boards[1]
+	b1.Final = true
+	boards[1] = b1
+	if ts := tournamentStatus("u1", boards, nil); !ts.Final {
+		t.Fatal("every board closed: final")
+	}
+	if tournamentStatus("u2", boards, nil) != nil {
+		t.Fatal("no board of this Campaign")
+	}
+}

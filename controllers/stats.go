@@ -75,6 +75,7 @@ func (s *StatsSummer) follow(ctx context.Context, interval time.Duration) error 
 	}
 	defer func() { _ = w.Stop() }()
 	parts := map[statsObject]map[int]map[string]int64{}
+	boards := map[statsObject]map[int]bus.Leaderboard{} // by the Campaign's object
 	dirty := map[statsObject]bool{}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -93,6 +94,19 @@ func (s *StatsSummer) follow(ctx context.Context, interval time.Duration) error 
 			if !ok {
 				continue
 			}
+			if obj.kind == bus.KindLeaderboard {
+				obj.kind = bus.KindCampaign
+				if boards[obj] == nil {
+					boards[obj] = map[int]bus.Leaderboard{}
+				}
+				if lb, err := bus.Decode[bus.Leaderboard](e.Value()); err == nil && e.Operation() == jetstream.KeyValuePut {
+					boards[obj][part] = lb
+				} else {
+					delete(boards[obj], part)
+				}
+				dirty[obj] = true
+				continue
+			}
 			m := parts[obj]
 			if m == nil {
 				m = map[int]map[string]int64{}
@@ -106,7 +120,7 @@ func (s *StatsSummer) follow(ctx context.Context, interval time.Duration) error 
 			dirty[obj] = true
 		case <-tick.C:
 			for obj := range dirty {
-				if err := s.apply(ctx, obj, sum(parts[obj])); err != nil {
+				if err := s.apply(ctx, obj, sum(parts[obj]), boards[obj]); err != nil {
 					s.Log.Error(err, "writing summed counters", "namespace", obj.brand, "kind", obj.kind, "name", obj.name)
 					continue
 				}
@@ -148,7 +162,7 @@ func sum(parts map[int]map[string]int64) totals {
 	return t
 }
 
-func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals) error {
+func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals, boards map[int]bus.Leaderboard) error {
 	switch obj.kind {
 	case bus.KindCampaign:
 		var c crmv1.Campaign
@@ -159,12 +173,14 @@ func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals) erro
 		spend := campaignSpend(&c, t.sum)
 		variants := report.Variants(c.Spec.Experiment, t.sum)
 		rep := report.Campaign(&c.Spec, t.sum)
+		tour := tournamentStatus(string(c.UID), boards, t.sum)
 		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) &&
-			equality.Semantic.DeepEqual(c.Status.Variants, variants) && equality.Semantic.DeepEqual(c.Status.Report, rep) {
+			equality.Semantic.DeepEqual(c.Status.Variants, variants) && equality.Semantic.DeepEqual(c.Status.Report, rep) &&
+			equality.Semantic.DeepEqual(c.Status.Tournament, tour) {
 			return nil
 		}
 		before := c.DeepCopy()
-		c.Status.Counters, c.Status.Spend, c.Status.Variants, c.Status.Report = counters, spend, variants, rep
+		c.Status.Counters, c.Status.Spend, c.Status.Variants, c.Status.Report, c.Status.Tournament = counters, spend, variants, rep, tour
 		return s.write(ctx, &c, before)
 	case bus.KindSegment:
 		var sg crmv1.Segment
@@ -233,4 +249,27 @@ func campaignSpend(c *crmv1.Campaign, sum map[string]int64) *crmv1.SpendStatus {
 		s.Remaining = &crmv1.Money{Amount: money.FormatMicros(max(0, total-spent)), Currency: currency}
 	}
 	return s
+}
+
+// tournamentStatus merges the partitions' scores of the Campaign's tournament: the top
+// ten, the participants, whether every published partition closed its scores.
+func tournamentStatus(uid string, boards map[int]bus.Leaderboard, sum map[string]int64) *crmv1.TournamentStatus {
+	var docs []bus.Leaderboard
+	final := true
+	for _, lb := range boards {
+		if lb.UID != uid {
+			continue
+		}
+		docs = append(docs, lb)
+		final = final && lb.Final
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	ranked := bus.Ranked(docs)
+	ts := &crmv1.TournamentStatus{Participants: int64(len(ranked)), Final: final, PrizesGranted: sum[bus.StatPrizesGranted]}
+	for i, se := range ranked[:min(10, len(ranked))] {
+		ts.Leaders = append(ts.Leaders, crmv1.LeaderboardEntry{Rank: int32(i + 1), Player: se.Player, Score: se.Score})
+	}
+	return ts
 }

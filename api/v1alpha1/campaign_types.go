@@ -515,9 +515,13 @@ type CouponReward struct {
 // +kubebuilder:validation:Enum=wager;points;wins
 type TournamentMetric string
 
-// TournamentReward enters the player into a leaderboard race.
+// TournamentReward enters the player into a leaderboard race: a grant step of it joins
+// the player; bet.settled events in the window score; at the window's end the prizes go
+// to the ranks through REWARDS.
+// +kubebuilder:validation:XValidation:rule="has(self.window.end)",message="a tournament's window needs an end: prizes are granted then"
 type TournamentReward struct {
-	// metric ranks players: total wager, points or total wins from bet.settled.
+	// metric ranks players by bet.settled in the window: wager (total staked), wins (total
+	// won) or points (one per qualifying round).
 	// +required
 	Metric TournamentMetric `json:"metric"`
 	// window is when bets count.
@@ -811,6 +815,34 @@ type CampaignStatus struct {
 	// report is what the campaign cost and brought.
 	// +optional
 	Report *CampaignReport `json:"report,omitempty"`
+	// tournament is the leaderboard of the campaign's tournament.
+	// +optional
+	Tournament *TournamentStatus `json:"tournament,omitempty"`
+}
+
+// TournamentStatus is a tournament's standing, merged from every partition owner.
+type TournamentStatus struct {
+	// participants joined.
+	// +optional
+	Participants int64 `json:"participants,omitempty"`
+	// final is true once every partition closed its scores after the window's end.
+	// +optional
+	Final bool `json:"final,omitempty"`
+	// prizesGranted counts the prizes granted.
+	// +optional
+	PrizesGranted int64 `json:"prizesGranted,omitempty"`
+	// leaders are the top ten.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	Leaders []LeaderboardEntry `json:"leaders,omitempty"`
+}
+
+// LeaderboardEntry is a player's place: the score is minor units staked or won, or
+// rounds played for points.
+type LeaderboardEntry struct {
+	Rank   int32  `json:"rank"`
+	Player string `json:"player"`
+	Score  int64  `json:"score"`
 }
 
 // Campaign is a promotion, drip series or notification flow for a brand's players.

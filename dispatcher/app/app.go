@@ -290,6 +290,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
+	(&api.Leaderboards{Stats: statsKV, Catalog: catalog, Keys: intake.Keys, Partitions: o.Partitions}).Register(mux, prefsAPI)
 	couponsKV, err := js.KeyValue(ctx, bus.BucketCoupons)
 	if err != nil {
 		return err

@@ -37,6 +37,8 @@ type Campaign struct {
 	MaxEntries int
 	// Caps are the budget's caps in micros (nil: no budget); the zone is the brand's.
 	Caps *budget.Caps
+	// Tournament is the campaign's tournament reward, if any (the first).
+	Tournament *crmv1.Reward
 	// overrides are the experiment variants' contents: variant -> content -> use.
 	overrides map[string]map[string]string
 	// Audience is the inline audience rule, nil when the audience is a Segment or everyone.
@@ -319,6 +321,11 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 		return nil, err
 	}
 	cp.Caps = compileCaps(r.UID, cfg)
+	for i := range cfg.Spec.Rewards {
+		if cfg.Spec.Rewards[i].Tournament != nil && cp.Tournament == nil {
+			cp.Tournament = &cfg.Spec.Rewards[i]
+		}
+	}
 	if e := cfg.Spec.Experiment; e != nil {
 		for _, v := range e.Variants {
 			for _, o := range v.Contents {
@@ -368,6 +375,13 @@ func compileCampaign(r *bus.ConfigRecord) (*Campaign, error) {
 		}
 	}
 	return cp, nil
+}
+
+// Brands lists the brands' configurations.
+func (c *Catalog) Brands() []*Brand {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Collect(maps.Values(c.brands))
 }
 
 // Names lists the brands with configuration.

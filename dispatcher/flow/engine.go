@@ -108,6 +108,11 @@ type Entry struct {
 	UID      string `json:"uid"`
 	N        int    `json:"n,omitempty"`
 	Spent    int64  `json:"spent,omitempty"`
+	// Joined is set when the player joined the campaign's tournament; Score is the
+	// player's score in it and Prize the rank a prize was granted for.
+	Joined bool  `json:"joined,omitempty"`
+	Score  int64 `json:"score,omitempty"`
+	Prize  int   `json:"prize,omitempty"`
 }
 
 func (ps *PlayerState) find(cp *Campaign) *Entry {
@@ -201,6 +206,9 @@ func (ps *PlayerState) known(instance string) bool {
 func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, instance, origin string, data json.RawMessage, now time.Time) {
 	if ps.known(instance) {
 		return
+	}
+	if e := ps.find(cp); e != nil && e.Joined && cp.Tournament != nil {
+		return // in the race already: a tournament campaign triggered by every bet joins once, silently
 	}
 	for _, fp := range ps.Flows {
 		if fp.Campaign == cp.Name {
@@ -316,6 +324,10 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 		if r.Name == st.Grant.Reward {
 			g.Reward = r
 		}
+	}
+	if g.Reward.Tournament != nil {
+		s.join(b, cp, ps, st, now)
+		return
 	}
 	reason, detail, granted := string(route.ReasonBonusRefusedRG), "reward "+st.Grant.Reward, false
 	if p, ok := s.pt.Get(ps.Brand, ps.Player); ok && !p.SelfExcludedAt(now) && p.CoolingOffUntil <= players.UnixOf(now) && p.AtRiskUntil <= players.UnixOf(now) {

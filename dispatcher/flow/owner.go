@@ -61,6 +61,9 @@ type Owner struct {
 	Clock clock.Func
 	// Partitions is P, to spread deferred releases of a campaign's rollout rate.
 	Partitions int
+	// TournamentGrace is how long after a tournament's end late bets may still score
+	// before the scores close (default TournamentGrace).
+	TournamentGrace time.Duration
 
 	// Decided counts decisions; Dispatched observes a mandatory message's time from
 	// intent to delivery job against its SLA.
@@ -114,7 +117,8 @@ func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, 
 		return nil, err
 	}
 	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{},
-		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{}}
+		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{},
+		boards: map[string]*board{}}
 	if err := st.load(ctx); err != nil {
 		ks.Close()
 		return nil, err
@@ -123,6 +127,7 @@ func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, 
 		ks.Close()
 		return nil, err
 	}
+	st.rebuildBoards()
 	return st, nil
 }
 
@@ -151,6 +156,7 @@ type ownerState struct {
 	members    map[string][]string
 	segs       map[string]*segMembers
 	stats      map[string]*statsDoc
+	boards     map[string]*board
 	statsDirty bool
 	statsAt    time.Time
 	// starts are the run intents of this Pump, confirmed before the cursor is persisted.
@@ -215,6 +221,9 @@ func (s *ownerState) Tick(ctx context.Context, now time.Time) error {
 		if due < now.Unix() {
 			delete(s.slots, k)
 		}
+	}
+	if err := s.closeTournaments(ctx, now); err != nil {
+		return err
 	}
 	return s.ks.Tick(ctx, now)
 }
@@ -352,6 +361,12 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 		}
 		key := ev.IdempotencyKey()
 		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ev.CloudEvent.Data, now)
+	}
+	// After the triggers, so the bet that made a player join a race counts in it.
+	if ev.Type == ingest.TypeBetSettled {
+		if ps, ok := s.players[ev.Brand+"/"+ev.Player]; ok {
+			s.score(b, ps, ev)
+		}
 	}
 }
 
@@ -821,6 +836,15 @@ func (s *ownerState) flushState(ctx context.Context) error {
 	}
 	s.runsDirty = s.runsDirty[:0]
 	if s.statsDue() {
+		for _, bd := range s.boards {
+			if !bd.dirty {
+				continue
+			}
+			bd.dirty = false
+			if err := put(bus.BucketStats, bus.StatsKey(bd.brand, bus.KindLeaderboard, bd.campaign, s.part), bd.doc(s.part, s.o.Clock.Now()), &bd.rev); err != nil {
+				return err
+			}
+		}
 		for key, sd := range s.stats {
 			if !sd.dirty {
 				continue

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,6 +34,15 @@ func (s *ownerState) loadStats(ctx context.Context) error {
 		return fmt.Errorf("loading the counters of partition %d: %w", s.part, err)
 	}
 	return bus.Follow(ctx, w, bus.BucketStats, func(e jetstream.KeyValueEntry) error {
+		if strings.Contains(e.Key(), "."+bus.KindLeaderboard+".") {
+			var lb bus.Leaderboard
+			if err := json.Unmarshal(e.Value(), &lb); err != nil {
+				return fmt.Errorf("loading %s: %w", e.Key(), err)
+			}
+			bd := s.board(lb.Brand, lb.Campaign, lb.UID)
+			bd.rev, bd.final, bd.awarded = e.Revision(), lb.Final, lb.Awarded
+			return nil
+		}
 		sd := &statsDoc{rev: e.Revision()}
 		if err := json.Unmarshal(e.Value(), &sd.PartitionStats); err != nil {
 			return fmt.Errorf("loading %s: %w", e.Key(), err)

@@ -1,8 +1,11 @@
 package bus
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -478,3 +481,51 @@ func CouponKey(brand, code string) string { return brand + "." + code }
 // PlayerUsesKey is the croupier-coupons key counting a player's redemptions in a pool
 // ("=" never starts a code).
 func PlayerUsesKey(brand, pool, player string) string { return brand + ".=" + pool + "." + player }
+
+// KindLeaderboard is the croupier-stats kind of a partition's tournament scores:
+// StatsKey(brand, KindLeaderboard, campaign, part).
+const KindLeaderboard = "Leaderboard"
+
+// Leaderboard is one partition's scores of a campaign's tournament, highest first (ties
+// by player id), written by the partition's owner.
+type Leaderboard struct {
+	Brand     string       `json:"brand"`
+	Campaign  string       `json:"campaign"`
+	UID       string       `json:"uid"`
+	Partition int          `json:"partition"`
+	Scores    []ScoreEntry `json:"scores"`
+	// Final is set once the window ended and the partition stopped scoring.
+	Final bool `json:"final,omitempty"`
+	// Awarded is set once the partition granted its players' prizes.
+	Awarded bool      `json:"awarded,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// ScoreEntry is a player's score.
+type ScoreEntry struct {
+	Player string `json:"p"`
+	Score  int64  `json:"s"`
+}
+
+// Ranked merges partitions' scores into one ranking: score descending, ties by player id.
+func Ranked(parts []Leaderboard) []ScoreEntry {
+	var all []ScoreEntry
+	for _, p := range parts {
+		all = append(all, p.Scores...)
+	}
+	SortScores(all)
+	return all
+}
+
+// SortScores orders scores highest first, ties by player id.
+func SortScores(s []ScoreEntry) {
+	slices.SortFunc(s, func(a, b ScoreEntry) int {
+		if a.Score != b.Score {
+			return cmp.Compare(b.Score, a.Score)
+		}
+		return strings.Compare(a.Player, b.Player)
+	})
+}
+
+// StatPrizesGranted counts a tournament's prizes granted.
+const StatPrizesGranted = "prizesGranted"
