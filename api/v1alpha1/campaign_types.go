@@ -466,6 +466,7 @@ type CashbackReward struct {
 // one shared multi-use code.
 // +kubebuilder:validation:XValidation:rule="has(self.code) == (has(self.multiUse) && self.multiUse)",message="a multi-use coupon needs its shared code; generated codes are single-use"
 // +kubebuilder:validation:XValidation:rule="!has(self.maxUses) || (has(self.multiUse) && self.multiUse)",message="maxUses applies to multi-use coupons"
+// +kubebuilder:validation:XValidation:rule="!(has(self.imported) && self.imported) || (!(has(self.multiUse) && self.multiUse) && !has(self.prefix))",message="imported codes are single-use and come without a prefix"
 type CouponReward struct {
 	// pool names the coupon pool codes are drawn from; generated codes use the prefix.
 	// +required
@@ -484,6 +485,10 @@ type CouponReward struct {
 	// multiUse lets one code be redeemed by many players.
 	// +optional
 	MultiUse bool `json:"multiUse,omitempty"`
+	// imported draws single-use codes, in order, from the pool's codes imported through
+	// the admin API (POST /v1/brands/{brand}/coupons/import) instead of generating them.
+	// +optional
+	Imported bool `json:"imported,omitempty"`
 	// code is the shared code of a multi-use coupon, e.g. WELCOME50.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Z0-9]{4,32}$`

@@ -34,6 +34,8 @@ const (
 	AdminPlayersHistory    = "players/history"
 	AdminCampaignsPreview  = "campaigns/preview"
 	AdminCampaignsTestSend = "campaigns/testsend"
+	// AdminCouponsImport adds partner-issued codes to an imported coupon pool.
+	AdminCouponsImport = "coupons/import"
 	// AdminCampaignsReport is a Campaign's cost, revenue and experiment report.
 	AdminCampaignsReport = "campaigns/report"
 	// AdminPlayersPreferences is a player's preferences changed by the support desk.

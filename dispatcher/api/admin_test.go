@@ -33,6 +33,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
@@ -150,6 +151,7 @@ func setup(t *testing.T) *fixture {
 	preferences.RegisterAdmin(mux, admin)
 	preferences.Register(mux)
 	insight.RegisterAdmin(mux, admin)
+	(&api.CouponImport{Store: &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}}).Register(mux, admin)
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	hs := httptest.NewUnstartedServer(mux)
 	hs.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
@@ -482,6 +484,13 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"an analyst reads a campaign's report", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 200,
 			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175"}`},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 403, "may not get campaigns/report"},
+		{"operations import partner codes", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["pa0001","PA0002"]}`, 200,
+			`{"pool":"partner","added":2,"duplicates":[]}`},
+		{"an analyst may not import codes", nigar, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0003"]}`, 403, "may not create coupons/import"},
+		{"a code with a dash is named", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0003","PA-0004"]}`, 400, `"field":"codes[1]"`},
+		{"a code listed twice", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0005","pa0005"]}`, 400, "listed twice"},
+		{"a bad pool", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"Partner!","codes":["PA0005"]}`, 400, `"field":"pool"`},
+		{"an existing code is reported", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0002","PA0006"]}`, 200, `"added":1,"duplicates":["PA0002"]`},
 		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/campaigns/nope/report", "", 404, "no Campaign nope"},
 		{"a campaign name that is no token", nigar, "GET", "/v1/brands/baku/campaigns/a.b/report", "", 400, `"field":"campaign"`},
 	})

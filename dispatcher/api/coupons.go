@@ -7,11 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/apiserver/pkg/authentication/user"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
@@ -163,3 +167,85 @@ func (c *Coupons) inSegment(ctx context.Context, brand, segment, player string) 
 	}
 	return players.Match(b.Segments[segment].Program, &p, c.Clock.Now())
 }
+
+// CouponImport serves POST /v1/brands/{brand}/coupons/import for the admin API
+// (virtual resource coupons/import): codes a partner issued, added to an imported pool.
+type CouponImport struct {
+	Store *reward.Coupons
+	Clock clock.Func
+}
+
+// ImportRequest is the body of an import.
+type ImportRequest struct {
+	Pool  string   `json:"pool"`
+	Codes []string `json:"codes"`
+	// ValidUntil ends every imported code (RFC 3339; optional).
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
+}
+
+// Imported is the answer: how many codes were added, and the ones that exist already.
+type Imported struct {
+	Pool       string   `json:"pool"`
+	Added      int      `json:"added"`
+	Duplicates []string `json:"duplicates"`
+}
+
+// maxImportBody bounds an import (100,000 codes of up to 48 characters).
+const maxImportBody = 8 << 20
+
+// Register adds the route behind the admin guard.
+func (ci *CouponImport) Register(mux *http.ServeMux, a *Admin) {
+	mux.Handle("POST /v1/brands/{brand}/coupons/import", a.guard("create", crmv1.AdminCouponsImport, ci.serve))
+}
+
+func (ci *CouponImport) serve(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	var req ImportRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxImportBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			ingest.WriteProblem(w, http.StatusRequestEntityTooLarge, ingest.Problem{Error: "the body is larger than 8 MiB; split the import"})
+			return
+		}
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the body must be {\"pool\", \"codes\", \"validUntil\"}: " + err.Error()})
+		return
+	}
+	if !poolRE.MatchString(req.Pool) {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "a pool name is 1 to 63 of a-z, 0-9 and -", Field: "pool"})
+		return
+	}
+	if len(req.Codes) == 0 || len(req.Codes) > reward.MaxImport {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "1 to " + strconv.Itoa(reward.MaxImport) + " codes", Field: "codes"})
+		return
+	}
+	seen := make(map[string]bool, len(req.Codes))
+	for i, c := range req.Codes {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if !reward.ValidCode(c) {
+			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "a code is 4 to 48 letters A-Z and digits", Field: "codes[" + strconv.Itoa(i) + "]"})
+			return
+		}
+		if seen[c] {
+			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the code " + c + " is listed twice", Field: "codes[" + strconv.Itoa(i) + "]"})
+			return
+		}
+		seen[c] = true
+		req.Codes[i] = c
+	}
+	var until time.Time
+	if req.ValidUntil != nil {
+		until = *req.ValidUntil
+	}
+	added, dup, err := ci.Store.Import(r.Context(), brand, req.Pool, req.Codes, until, ci.Clock.Now())
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the import stopped: " + err.Error() + "; import the codes not yet added again"})
+		return
+	}
+	if dup == nil {
+		dup = []string{}
+	}
+	ingest.WriteJSON(w, http.StatusOK, Imported{Pool: req.Pool, Added: added, Duplicates: dup})
+}
+
+var poolRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)

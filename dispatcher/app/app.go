@@ -221,6 +221,11 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			return ctx.Err()
 		}
 	}
+	couponsKV, err := js.KeyValue(ctx, bus.BucketCoupons)
+	if err != nil {
+		return err
+	}
+	couponStore := &reward.Coupons{KV: couponsKV}
 	budgetKV, err := js.KeyValue(ctx, bus.BucketBudget)
 	if err != nil {
 		return err
@@ -238,7 +243,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		<-budgetsDone
 	}()
 	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Stats: statsKV, Catalog: catalog, Prefs: prefsCache, Log: log,
-		Partitions: o.Partitions, Budget: budgets, Rewards: reward.Engine{},
+		Partitions: o.Partitions, Budget: budgets, Rewards: reward.Engine{}, Coupons: couponStore,
 		Decided: func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
 		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
 			m.Dispatch.WithLabelValues(string(c)).Observe(took.Seconds())
@@ -291,11 +296,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	}
 	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
 	(&api.Leaderboards{Stats: statsKV, Catalog: catalog, Keys: intake.Keys, Partitions: o.Partitions}).Register(mux, prefsAPI)
-	couponsKV, err := js.KeyValue(ctx, bus.BucketCoupons)
-	if err != nil {
-		return err
-	}
-	(&api.Coupons{Store: &reward.Coupons{KV: couponsKV}, Keys: intake.Keys, JS: pjs, Players: playersKV, Catalog: catalog,
+	(&api.Coupons{Store: couponStore, Keys: intake.Keys, JS: pjs, Players: playersKV, Catalog: catalog,
 		Partitions: o.Partitions, Log: log}).Register(mux)
 	feedsDone := make(chan struct{})
 	(&api.Inbox{Store: inbox, Done: feedsDone}).Register(mux, prefsAPI)
@@ -308,6 +309,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		admin.Register(mux)
 		prefsAPI.RegisterAdmin(mux, admin)
 		insight.RegisterAdmin(mux, admin)
+		(&api.CouponImport{Store: couponStore}).Register(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	secrets := o.Secrets

@@ -2,7 +2,9 @@ package flow_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -102,4 +105,54 @@ func TestCouponIssuedRenderedAndRedeemed(t *testing.T) {
 	bustest.Eventually(t, 5*time.Second, "the redemption counted", func() bool {
 		return statsOf(t, js, bus.KindCampaign, "win-back")[bus.StatCouponsRedeemed] == 1
 	})
+}
+
+// A grant of an imported coupon draws the pool's next code, binds it to the player and
+// sends it; with the pool empty the grant is refused (CouponPoolEmpty) and its budget
+// given back.
+func TestImportedCouponDrawnAndBound(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	putCampaign(t, js, "partner-codes", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+		Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "kyc.passed"}},
+		Steps:    []crmv1.Step{{Name: "code", Grant: &crmv1.GrantStep{Reward: "partner"}}, {Name: "tell", Send: &crmv1.SendStep{Content: "tell"}}},
+		Contents: []crmv1.Content{sms("tell", "Partnyor kodu: {{ .Coupon }}")},
+		Rewards: []crmv1.Reward{{Name: "partner", Coupon: &crmv1.CouponReward{Pool: "partner", Imported: true,
+			Value: crmv1.Money{Amount: "5.00", Currency: "AZN"}, ValidFor: ptrTo(dur(24 * time.Hour))}}}})
+	store := &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}
+	if n, _, err := store.Import(context.Background(), "baku", "partner", []string{"PARTNER0001"}, time.Now().Add(90*24*time.Hour), time.Now()); err != nil || n != 1 {
+		t.Fatalf("import: %d %v", n, err)
+	}
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.owner.Rewards, s.owner.Coupons = reward.Engine{}, store
+	s.start(t, 1)
+	for _, p := range []string{"p-i1", "p-i2"} {
+		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
+		waitPlayer(t, s, p)
+		publishEvent(t, s.js, p, "kyc.passed", "kyc-"+p, time.Now(), map[string]any{})
+	}
+	bustest.Eventually(t, 10*time.Second, "the first player's code", func() bool {
+		texts := smsTexts(t, s.js, "p-i1")
+		return len(texts) == 1 && texts[0] == "Partnyor kodu: PARTNER0001"
+	})
+	bustest.Eventually(t, 10*time.Second, "the second player's refusal", func() bool {
+		for _, o := range outcomesOf(t, s.js, "p-i2") {
+			if o.Reason == flow.ReasonCouponPoolEmpty {
+				return true
+			}
+		}
+		return false
+	})
+	e, err := store.KV.Get(context.Background(), bus.CouponKey("baku", "PARTNER0001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := bus.Decode[bus.Coupon](e.Value())
+	if c.Player != "p-i1" || c.Campaign != "partner-codes" || c.Value.Minor != 500 || c.ValidUntil.After(time.Now().Add(25*time.Hour)) {
+		t.Fatalf("the drawn code's record %+v", c)
+	}
+	if _, err := store.Redeem(context.Background(), "baku", "PARTNER0001", "p-i2", "", time.Now()); !errors.Is(err, reward.ErrNotYours) {
+		t.Fatalf("another player redeems: %v", err)
+	}
 }

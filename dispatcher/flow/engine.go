@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -38,6 +39,7 @@ const (
 	ReasonNotInAudience   = "NotInAudience"
 	ReasonEntryLimit      = "EntryLimitReached"
 	ReasonControlGroup    = "ControlGroup"
+	ReasonCouponPoolEmpty = "CouponPoolEmpty"
 )
 
 // Limits of the flow engine.
@@ -163,6 +165,11 @@ type Budget interface {
 	Exhausted(brand, campaign string) bool
 }
 
+// CouponPools hands out the codes of imported coupon pools (reward.Coupons).
+type CouponPools interface {
+	Draw(ctx context.Context, brand, pool string) (*bus.Coupon, error)
+}
+
 // Rewarder values the rewards of grant steps (dispatcher/reward); until one is set,
 // NoRewards records each grant step as not granted.
 type Rewarder interface {
@@ -284,7 +291,7 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 		case st.Branch != nil:
 			name = s.branch(ps, cp, st.Branch, now)
 		case st.Grant != nil:
-			s.grant(b, cp, ps, fp, st, now)
+			s.grant(ctx, b, cp, ps, fp, st, now)
 			name = cp.Next(name)
 		case st.Exit != nil:
 			s.endFlow(ps, fp, "", now)
@@ -317,7 +324,7 @@ func (s *ownerState) branch(ps *PlayerState, cp *Campaign, br *crmv1.BranchStep,
 
 // grant values a reward, reserves it from the campaign's budget and publishes it to
 // REWARDS (with the owner's other output, before the inputs are acknowledged).
-func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, st *crmv1.Step, now time.Time) {
+func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, st *crmv1.Step, now time.Time) {
 	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player, fp.Instance), Brand: ps.Brand, Player: ps.Player,
 		Campaign: cp.Name, Step: st.Name, Granted: now.UTC()}
 	for _, r := range cp.Spec().Rewards {
@@ -346,6 +353,11 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 			if refused != "" {
 				reason, detail = string(route.ReasonBudgetExhausted), detail+": "+refused+" budget"
 				s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+reason, 1)
+			} else if c, why := s.coupon(ctx, ps, cp, g, now); why != "" {
+				reason = why
+				if s.o.Budget != nil && cp.Caps.Limited() {
+					s.o.Budget.Refund(ps.Brand, cp.Name, cp.UID, micros)
+				}
 			} else {
 				granted, reason = true, ReasonGranted
 				detail += ": " + money.Format(g.Value.Minor, g.Value.Currency) + " " + g.Value.Currency + " (" + g.Basis + ")"
@@ -353,10 +365,9 @@ func (s *ownerState) grant(b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos,
 					ps.entry(b, cp).Spent += micros
 					s.statArm(ps.Brand, cp.Name, fp.Variant, bus.StatCostRewards, micros)
 				}
-				if g.Reward.Coupon != nil {
-					c := reward.Issue(ps.Brand, cp.Name, &g.Reward, ps.Player, g.Value, now)
+				if c != nil {
 					g.Coupon, fp.Coupon = c.Code, c.Code
-					if c.Player != "" { // a generated code is stored; a shared one exists already
+					if c.Player != "" { // a generated or drawn code is bound to the player; a shared one exists already
 						cm := nats.NewMsg("$KV." + bus.BucketCoupons + "." + bus.CouponKey(ps.Brand, c.Code))
 						cm.Data, _ = bus.Encode(c)
 						s.out = append(s.out, outMsg{msg: cm})
@@ -597,4 +608,33 @@ func Variant(uid, player string, e *crmv1.Experiment) string {
 		}
 	}
 	return e.Variants[len(e.Variants)-1].Name
+}
+
+// coupon is the code a coupon reward gives the player: generated, drawn from the imported
+// pool (bound to the player here), or the shared code; nil for other rewards. A reason
+// says why none could be given.
+func (s *ownerState) coupon(ctx context.Context, ps *PlayerState, cp *Campaign, g *bus.RewardGrant, now time.Time) (*bus.Coupon, string) {
+	r := g.Reward.Coupon
+	if r == nil {
+		return nil, ""
+	}
+	if !r.Imported {
+		return reward.Issue(ps.Brand, cp.Name, &g.Reward, ps.Player, g.Value, now), ""
+	}
+	if s.o.Coupons == nil {
+		return nil, ReasonCouponPoolEmpty
+	}
+	c, err := s.o.Coupons.Draw(ctx, ps.Brand, r.Pool)
+	if err != nil {
+		if !errors.Is(err, reward.ErrPoolEmpty) {
+			s.o.Log.Error("drawing a coupon code", "brand", ps.Brand, "campaign", cp.Name, "pool", r.Pool, "err", err)
+		}
+		return nil, ReasonCouponPoolEmpty
+	}
+	issued := reward.Issue(ps.Brand, cp.Name, &g.Reward, ps.Player, g.Value, now)
+	c.Campaign, c.Reward, c.Player, c.Value, c.PerPlayer, c.Segment = cp.Name, g.Reward.Name, ps.Player, g.Value, issued.PerPlayer, issued.Segment
+	if !issued.ValidUntil.IsZero() && (c.ValidUntil.IsZero() || issued.ValidUntil.Before(c.ValidUntil)) {
+		c.ValidUntil = issued.ValidUntil
+	}
+	return c, ""
 }

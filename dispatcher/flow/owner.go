@@ -48,6 +48,8 @@ type Owner struct {
 	Budget Budget
 	// Rewards grants the rewards of grant steps (NoRewards when nil).
 	Rewards Rewarder
+	// Coupons draws codes of imported coupon pools (none when nil).
+	Coupons CouponPools
 	// Stats is the croupier-stats bucket the owner writes its partitions' counters to
 	// (none when nil); StatsEvery is the least time between two writes (default 1s).
 	Stats      jetstream.KeyValue

@@ -123,3 +123,76 @@ func TestRedeemUnderConcurrency(t *testing.T) {
 		t.Fatalf("within the week: %v", err)
 	}
 }
+
+// Two imports and eight drawers at once: every imported code is handed out exactly once,
+// in no particular order, and then the pool is empty; a code imported twice is named.
+func TestImportedPoolUnderConcurrency(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	_, js := srv.Connect(t)
+	cs := &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}
+	ctx := context.Background()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	batch := func(prefix string) []string {
+		codes := make([]string, 300)
+		for i := range codes {
+			codes[i] = fmt.Sprintf("%s%04d", prefix, i)
+		}
+		return codes
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	drawn := map[string]int{}
+	for _, prefix := range []string{"PARTNERA", "PARTNERB"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n, dup, err := cs.Import(ctx, "baku", "partner", batch(prefix), now.Add(30*24*time.Hour), now); err != nil || n != 300 || len(dup) != 0 {
+				t.Errorf("import %s: %d %v %v", prefix, n, dup, err)
+			}
+		}()
+	}
+	empty := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for misses := 0; misses < 200; {
+				c, err := cs.Draw(ctx, "baku", "partner")
+				if errors.Is(err, reward.ErrPoolEmpty) {
+					misses++
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				drawn[c.Code]++
+				mu.Unlock()
+			}
+			mu.Lock()
+			empty++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(drawn) != 600 {
+		t.Fatalf("%d distinct codes drawn, want 600", len(drawn))
+	}
+	for code, n := range drawn {
+		if n != 1 {
+			t.Fatalf("%s drawn %d times", code, n)
+		}
+	}
+	if _, err := cs.Draw(ctx, "baku", "partner"); !errors.Is(err, reward.ErrPoolEmpty) {
+		t.Fatalf("after 600 draws: %v", err)
+	}
+	n, dup, err := cs.Import(ctx, "baku", "partner", []string{"PARTNERA0001", "PARTNERC0001"}, time.Time{}, now)
+	if err != nil || n != 1 || len(dup) != 1 || dup[0] != "PARTNERA0001" {
+		t.Fatalf("re-import: %d %v %v", n, dup, err)
+	}
+	if c, err := cs.Draw(ctx, "baku", "partner"); err != nil || c.Code != "PARTNERC0001" || c.MaxUses != 1 {
+		t.Fatalf("the new code: %+v %v", c, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -480,7 +481,7 @@ func CouponKey(brand, code string) string { return brand + "." + code }
 
 // PlayerUsesKey is the croupier-coupons key counting a player's redemptions in a pool
 // ("=" never starts a code).
-func PlayerUsesKey(brand, pool, player string) string { return brand + ".=" + pool + "." + player }
+func PlayerUsesKey(brand, pool, player string) string { return brand + ".=uses." + pool + "." + player }
 
 // KindLeaderboard is the croupier-stats kind of a partition's tournament scores:
 // StatsKey(brand, KindLeaderboard, campaign, part).
@@ -529,3 +530,20 @@ func SortScores(s []ScoreEntry) {
 
 // StatPrizesGranted counts a tournament's prizes granted.
 const StatPrizesGranted = "prizesGranted"
+
+// CouponPool is an imported pool's counter in croupier-coupons (CouponPoolKey): positions
+// 0..Size-1 are reserved by imports, 0..Ready-1 written (CouponPoolCodeKey), 0..Next-1
+// handed out.
+type CouponPool struct {
+	Size  int `json:"size"`
+	Ready int `json:"ready"`
+	Next  int `json:"next"`
+}
+
+// CouponPoolKey is the croupier-coupons key of an imported pool's counter.
+func CouponPoolKey(brand, pool string) string { return brand + ".=pool." + pool }
+
+// CouponPoolCodeKey is the croupier-coupons key of an imported pool's n-th code.
+func CouponPoolCodeKey(brand, pool string, n int) string {
+	return brand + ".=pool." + pool + "." + strconv.Itoa(n)
+}
