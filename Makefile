@@ -73,3 +73,5 @@ bench:
 	  else echo "PostgreSQL 15 reference not run (needs root and the postgresql package)" | tee -a $(BENCH_OUT); fi
 	$(GO) test -run '^$$' -bench RunFanOut -benchtime 1x ./dispatcher/flow/ | tee -a $(BENCH_OUT)
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench ApplyCampaigns -benchtime 1x ./controllers/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench Reserve -benchtime 20000x ./dispatcher/budget/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench Redeem -benchtime 5000x ./dispatcher/reward/ | tee -a $(BENCH_OUT)
