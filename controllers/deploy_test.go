@@ -49,9 +49,51 @@ func TestDefaultConfigRendersAndApplies(t *testing.T) {
 			}
 		}
 	}
-	for kind, want := range map[string]int{"CustomResourceDefinition": 4, "Deployment": 2, "ClusterRole": 7, "ServiceAccount": 2} {
+	for kind, want := range map[string]int{"CustomResourceDefinition": 4, "Deployment": 2, "ClusterRole": 7, "ServiceAccount": 2,
+		"PodDisruptionBudget": 2, "NetworkPolicy": 2, "Service": 2} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s objects rendered, want %d (all: %v)", kinds[kind], kind, want, kinds)
+		}
+	}
+}
+
+// The optional monitoring (Prometheus Operator) renders its ServiceMonitor and the alert
+// rules the operations issue names: consumer lag, SLA breaches, provider failures, budget
+// near the cap. (The test API server has no monitoring CRDs, so these are only parsed.)
+func TestMonitoringRenders(t *testing.T) {
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	out, err := exec.Command(kubectl, "kustomize", filepath.Join("..", "config", "prometheus")).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	kinds := map[string]int{}
+	alerts := map[string]bool{}
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			break
+		}
+		kinds[u.GetKind()]++
+		groups, _, _ := unstructured.NestedSlice(u.Object, "spec", "groups")
+		for _, g := range groups {
+			rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+			for _, r := range rules {
+				alert, _, _ := unstructured.NestedString(r.(map[string]any), "alert")
+				expr, _, _ := unstructured.NestedString(r.(map[string]any), "expr")
+				if expr == "" {
+					t.Errorf("alert %s has no expression", alert)
+				}
+				alerts[alert] = true
+			}
+		}
+	}
+	if kinds["ServiceMonitor"] != 1 || kinds["PrometheusRule"] != 1 {
+		t.Fatalf("kinds %v", kinds)
+	}
+	for _, a := range []string{"CroupierPartitionLag", "CroupierMandatorySLABreached", "CroupierProviderFailing", "CroupierBudgetNearCap"} {
+		if !alerts[a] {
+			t.Errorf("no %s alert (have %v)", a, alerts)
 		}
 	}
 }
