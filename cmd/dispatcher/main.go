@@ -36,7 +36,7 @@ func main() {
 	)
 	host, _ := os.Hostname()
 	flag.StringVar(&natsURL, "nats-url", "", "NATS server URL(s); empty embeds a server")
-	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials file (JWT + nkey)")
+	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT + nkey) or an nkey user seed file")
 	flag.StringVar(&natsCA, "nats-ca", "", "CA file that signs the NATS servers' certificates")
 	flag.StringVar(&dataDir, "data-dir", ".croupier/nats", "JetStream storage of the embedded server")
 	flag.StringVar(&listen, "nats-listen", "127.0.0.1:4222", "client address of the embedded server")
@@ -89,7 +89,11 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partition
 		natsURL = srv.ClientURL()
 		log.Info("embedded NATS started", "url", natsURL, "dataDir", dataDir)
 	}
-	nc, err := nats.Connect(natsURL, bus.ClientOptions("croupier-dispatcher", creds, ca)...)
+	copts, err := bus.ClientOptions("croupier-dispatcher", creds, ca)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(natsURL, copts...)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func main() {
 		leaderElect                bool
 	)
 	flag.StringVar(&natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials file (JWT + nkey)")
+	flag.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT + nkey) or an nkey user seed file")
 	flag.StringVar(&natsCA, "nats-ca", "", "CA file that signs the NATS servers' certificates")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
@@ -44,8 +44,12 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(crmv1.AddToScheme(scheme))
 
-	opts := append(bus.ClientOptions("croupier-manager", natsCreds, natsCA), nats.RetryOnFailedConnect(true))
-	nc, err := nats.Connect(natsURL, opts...)
+	opts, err := bus.ClientOptions("croupier-manager", natsCreds, natsCA)
+	if err != nil {
+		log.Error(err, "NATS options")
+		os.Exit(1)
+	}
+	nc, err := nats.Connect(natsURL, append(opts, nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		log.Error(err, "connecting to NATS")
 		os.Exit(1)

@@ -1,8 +1,10 @@
 package bus
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -59,14 +61,27 @@ func ConnectEmbedded(s *server.Server, name string) (*nats.Conn, error) {
 }
 
 // ClientOptions are the connection options the manager and the dispatcher share: a name,
-// endless reconnects, and optional credentials and CA.
-func ClientOptions(name, credsFile, caFile string) []nats.Option {
+// endless reconnects, and optional credentials and CA. The credentials file is a .creds
+// file (JWT + nkey, operator mode) or an nkey user seed (config/nats).
+func ClientOptions(name, credsFile, caFile string) ([]nats.Option, error) {
 	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(2 * time.Second)}
 	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
+		raw, err := os.ReadFile(credsFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS credentials: %w", err)
+		}
+		if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("SU")) {
+			opt, err := nats.NkeyOptionFromSeed(credsFile)
+			if err != nil {
+				return nil, fmt.Errorf("NATS nkey seed %s: %w", credsFile, err)
+			}
+			opts = append(opts, opt)
+		} else {
+			opts = append(opts, nats.UserCredentials(credsFile))
+		}
 	}
 	if caFile != "" {
 		opts = append(opts, nats.RootCAs(caFile))
 	}
-	return opts
+	return opts, nil
 }
