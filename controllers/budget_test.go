@@ -12,6 +12,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func putLedger(t *testing.T, ns, name string, led bus.BudgetLedger) {
@@ -84,6 +85,10 @@ func TestCampaignSpend(t *testing.T) {
 	s := campaignSpend(c, map[string]int64{bus.StatCostRewards: 12_500_000, bus.StatCostMessages: 35_000})
 	if s.Spent.Amount != "12.535" || s.Spent.Currency != "AZN" || s.Remaining.Amount != "987.465" {
 		t.Fatalf("spend %+v %+v", s.Spent, s.Remaining)
+	}
+	// The budget-near-the-cap alert reads this gauge.
+	if got := testutil.ToFloat64(budgetUsed.WithLabelValues("ns", "c")); got < 0.012534 || got > 0.012536 {
+		t.Fatalf("croupier_campaign_budget_used_ratio = %v", got)
 	}
 	c.Spec.Budget = nil
 	if s := campaignSpend(c, nil); s != nil {

@@ -102,8 +102,16 @@ func TestMandatorySLAMetricsBackTheAlertRules(t *testing.T) {
 	if len(used) < 3 {
 		t.Fatalf("the alert rules name %d metrics", len(used))
 	}
+	// Series that exist only after their first sample here, or come from the manager.
+	elsewhere := map[string]string{
+		"croupier_delivery_attempts_total":    "a counter per channel and provider, from the first delivery attempt",
+		"croupier_campaign_budget_used_ratio": "the manager's (controllers/metrics.go)",
+	}
 	for _, name := range used {
 		name = strings.TrimSuffix(name, "_bucket")
+		if _, ok := elsewhere[name]; ok {
+			continue
+		}
 		if !strings.Contains(metrics, "# TYPE "+name+" ") {
 			t.Errorf("an alert rule uses %s, which the dispatcher does not export", name)
 		}
