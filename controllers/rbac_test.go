@@ -79,7 +79,7 @@ func TestPeopleRoles(t *testing.T) {
 	all = append(all, edit(crm, "campaigns/status")...)
 	adminResources := []string{crmv1.AdminPlayersImport, crmv1.AdminPlayersErase, crmv1.AdminPlayersExport, crmv1.AdminPlayersExplain,
 		crmv1.AdminPlayersHistory, crmv1.AdminCampaignsPreview, crmv1.AdminCampaignsTestSend, crmv1.AdminPlayersPreferences,
-		crmv1.AdminSuppressions, crmv1.AdminConsentReport}
+		crmv1.AdminSuppressions, crmv1.AdminConsentReport, crmv1.AdminCampaignsReport, crmv1.AdminCouponsImport}
 	for _, r := range adminResources {
 		all = append(all, admin(r, "get", "create", "update", "delete")...)
 	}
@@ -108,10 +108,13 @@ func TestPeopleRoles(t *testing.T) {
 	readInsight := append(admin(crmv1.AdminPlayersExplain, "get"), admin(crmv1.AdminPlayersHistory, "get")...)
 	changePrefs := admin(crmv1.AdminPlayersPreferences, "get", "update")
 	suppressions := admin(crmv1.AdminSuppressions, "get", "create", "delete")
-	grant("croupier-marketer", admin(crmv1.AdminCampaignsPreview, "create")...)
+	grant("croupier-marketer", admin(crmv1.AdminCampaignsPreview, "get")...)
+	grant("croupier-marketer", admin(crmv1.AdminCampaignsReport, "get")...)
 	grant("croupier-marketer", admin(crmv1.AdminCampaignsTestSend, "create")...)
 	grant("croupier-marketer", readInsight...)
-	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsPreview, "create")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsPreview, "get")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsReport, "get")...)
+	grant("croupier-ops-manager", admin(crmv1.AdminCouponsImport, "create")...)
 	grant("croupier-ops-manager", admin(crmv1.AdminCampaignsTestSend, "create")...)
 	grant("croupier-ops-manager", admin(crmv1.AdminPlayersImport, "create")...)
 	grant("croupier-ops-manager", admin(crmv1.AdminConsentReport, "get")...)
@@ -119,6 +122,7 @@ func TestPeopleRoles(t *testing.T) {
 	grant("croupier-ops-manager", changePrefs...)
 	grant("croupier-ops-manager", suppressions...)
 	grant("croupier-analyst", readInsight...)
+	grant("croupier-analyst", admin(crmv1.AdminCampaignsReport, "get")...)
 	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersErase, "create")...)
 	grant("croupier-privacy-officer", admin(crmv1.AdminPlayersExport, "get")...)
 	grant("croupier-privacy-officer", admin(crmv1.AdminConsentReport, "get")...)

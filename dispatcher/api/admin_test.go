@@ -29,6 +29,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
@@ -152,6 +153,11 @@ func setup(t *testing.T) *fixture {
 	preferences.Register(mux)
 	insight.RegisterAdmin(mux, admin)
 	(&api.CouponImport{Store: &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}}).Register(mux, admin)
+	// The preview's gathering over NATS is tested with real owners in dispatcher/flow;
+	// here the route, its authorization and its answer.
+	(&api.Campaigns{JS: js, Catalog: catalog, Partitions: parts, Preview: func(_ *http.Request, brand, campaign string) (*flow.Preview, error) {
+		return &flow.Preview{Brand: brand, Campaign: campaign, Audience: 42, WouldSend: 40, Partitions: []int{0, 1, 2, 3}}, nil
+	}}).Register(mux, admin)
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	hs := httptest.NewUnstartedServer(mux)
 	hs.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
@@ -484,6 +490,12 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"an analyst reads a campaign's report", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 200,
 			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175"}`},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 403, "may not get campaigns/report"},
+		{"operations send a test to a seed player", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20"}`, 202, `"step":"offer","content":"spins"`},
+		{"a test send to a step that does not send", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20","step":"nope"}`, 400, `"field":"step"`},
+		{"a test send to a bad player id", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p 20"}`, 400, `"field":"player"`},
+		{"an analyst may not send tests", nigar, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20"}`, 403, "may not create campaigns/testsend"},
+		{"operations preview a campaign", importer, "GET", "/v1/brands/baku/campaigns/daily-spins/preview", "", 200, `"audience":42`},
+		{"the support desk may not preview", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/preview", "", 403, "may not get campaigns/preview"},
 		{"operations import partner codes", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["pa0001","PA0002"]}`, 200,
 			`{"pool":"partner","added":2,"duplicates":[]}`},
 		{"an analyst may not import codes", nigar, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0003"]}`, 403, "may not create coupons/import"},

@@ -310,6 +310,12 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		prefsAPI.RegisterAdmin(mux, admin)
 		insight.RegisterAdmin(mux, admin)
 		(&api.CouponImport{Store: couponStore}).Register(mux, admin)
+		(&api.Campaigns{JS: pjs, Catalog: catalog, Partitions: o.Partitions,
+			Preview: func(r *http.Request, brand, campaign string) (*flow.Preview, error) {
+				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+				defer cancel()
+				return flow.GatherPreview(ctx, nc, brand, campaign, o.Partitions)
+			}}).Register(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	secrets := o.Secrets
@@ -351,7 +357,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		_ = apiLn.Close()
 		return fmt.Errorf("health listener: %w", err)
 	}
-	errs := make(chan error, 4+len(prefs.Channels))
+	errs := make(chan error, 8+len(prefs.Channels))
 	go func() {
 		if err := apiSrv.ServeTLS(apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("API server: %w", err)
@@ -368,6 +374,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	go func() {
 		defer leasesRunning.Done()
 		if err := leases.Run(lctx, callbacks); err != nil {
+			errs <- err
+		}
+	}()
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		if err := flow.ServePreviews(lctx, nc, owner); err != nil {
 			errs <- err
 		}
 	}()

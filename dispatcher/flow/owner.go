@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,6 +68,9 @@ type Owner struct {
 	// before the scores close (default TournamentGrace).
 	TournamentGrace time.Duration
 
+	mu   sync.Mutex
+	open map[int]*ownerState
+
 	// Decided counts decisions; Dispatched observes a mandatory message's time from
 	// intent to delivery job against its SLA.
 	Decided    func(category, result, reason string)
@@ -120,7 +124,7 @@ func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, 
 	}
 	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{},
 		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{},
-		boards: map[string]*board{}}
+		boards: map[string]*board{}, asks: make(chan previewAsk, 8)}
 	if err := st.load(ctx); err != nil {
 		ks.Close()
 		return nil, err
@@ -130,6 +134,12 @@ func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, 
 		return nil, err
 	}
 	st.rebuildBoards()
+	o.mu.Lock()
+	if o.open == nil {
+		o.open = map[int]*ownerState{}
+	}
+	o.open[part] = st
+	o.mu.Unlock()
 	return st, nil
 }
 
@@ -159,6 +169,7 @@ type ownerState struct {
 	segs       map[string]*segMembers
 	stats      map[string]*statsDoc
 	boards     map[string]*board
+	asks       chan previewAsk
 	statsDirty bool
 	statsAt    time.Time
 	// starts are the run intents of this Pump, confirmed before the cursor is persisted.
@@ -215,7 +226,14 @@ func (s *ownerState) markDirty(ps *PlayerState) {
 	}
 }
 
-func (s *ownerState) Close() { s.ks.Close() }
+func (s *ownerState) Close() {
+	s.o.mu.Lock()
+	if s.o.open[s.part] == s {
+		delete(s.o.open, s.part)
+	}
+	s.o.mu.Unlock()
+	s.ks.Close()
+}
 
 func (s *ownerState) Tick(ctx context.Context, now time.Time) error {
 	for k := range s.slots {
@@ -417,6 +435,35 @@ func (s *ownerState) outcome(o *bus.Outcome) {
 	s.out = append(s.out, outMsg{msg: msg, id: id})
 }
 
+// routeInput is what routing reads for an intent of cp to the player (no budget: the
+// caller adds it when the decision may spend), and the player's profile if known.
+func (s *ownerState) routeInput(b *Brand, cp *Campaign, it *bus.Intent, ps *PlayerState, content *render.Content, now time.Time) (route.Input, *players.Player) {
+	offered := content.Offered
+	if st := cp.Steps[it.Step]; st != nil && st.Send != nil && len(st.Send.Channels) > 0 {
+		var allowed prefs.Set
+		for _, ch := range st.Send.Channels {
+			allowed = allowed.With(ch)
+		}
+		offered &= allowed
+	}
+	var pp *players.Player
+	if p, ok := s.pt.Get(it.Brand, it.Player); ok {
+		pp = &p
+	}
+	in := route.Input{Intent: it, Player: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
+		History: &ps.History, Costs: b.Costs, Now: now}
+	if pp != nil {
+		in.Prefs = s.o.Prefs.Get(it.Brand, s.part, it.Player)
+		in.Suppressed = s.o.Prefs.Suppressed(it.Brand, map[crmv1.Channel]string{
+			crmv1.ChannelEmail: pp.Email, crmv1.ChannelSMS: pp.Phone, crmv1.ChannelViber: pp.ViberID})
+	}
+	if it.Reward != "" && cp.Config.RewardValues != nil {
+		v := cp.Config.RewardValues[it.Reward]
+		in.RewardMicros = money.MinorToMicros(v.Minor, v.Currency)
+	}
+	return in, pp
+}
+
 // decide routes one intent and buffers what follows: the job, the schedule, the outcome.
 func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) {
 	ps := s.state(it.Brand, it.Player)
@@ -454,31 +501,9 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		return
 	}
 	oc.ContentHash = content.Hash
-	offered := content.Offered
-	if st := cp.Steps[it.Step]; st != nil && st.Send != nil && len(st.Send.Channels) > 0 {
-		var allowed prefs.Set
-		for _, ch := range st.Send.Channels {
-			allowed = allowed.With(ch)
-		}
-		offered &= allowed
-	}
-	var pp *players.Player
-	if p, ok := s.pt.Get(it.Brand, it.Player); ok {
-		pp = &p
-	}
-	in := route.Input{Intent: it, Player: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
-		History: &ps.History, Costs: b.Costs, Now: now}
+	in, pp := s.routeInput(b, cp, it, ps, content, now)
 	if s.o.Budget != nil && cp.Caps.Limited() {
 		in.Budget, in.PlayerSpent = s.o.Budget, ps.spent(cp)
-	}
-	if pp != nil {
-		in.Prefs = s.o.Prefs.Get(it.Brand, s.part, it.Player)
-		in.Suppressed = s.o.Prefs.Suppressed(it.Brand, map[crmv1.Channel]string{
-			crmv1.ChannelEmail: pp.Email, crmv1.ChannelSMS: pp.Phone, crmv1.ChannelViber: pp.ViberID})
-	}
-	if it.Reward != "" && cp.Config.RewardValues != nil {
-		v := cp.Config.RewardValues[it.Reward]
-		in.RewardMicros = money.MinorToMicros(v.Minor, v.Currency)
 	}
 	d := route.Decide(&in)
 	oc.Result, oc.Reason, oc.Detail, oc.RouteStep = string(d.Result), string(d.Reason), d.Detail, d.Step

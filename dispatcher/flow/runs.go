@@ -130,6 +130,7 @@ func (s *ownerState) acceptRun(ctx context.Context, msg jetstream.Msg) error {
 func (s *ownerState) Pump(ctx context.Context) (bool, error) {
 	now := s.o.Clock.Now()
 	s.refreshSegments(now)
+	s.answerPreviews(now)
 	more := s.expandRuns(now)
 	if err := awaitAll(ctx, s.starts); err != nil {
 		return false, fmt.Errorf("a run's intents: %w", err)

@@ -229,3 +229,12 @@ func IntentAddress(subject string) (brand string, part int, player string, ok bo
 	}
 	return tok[0], p, tok[2], true
 }
+
+// PreviewSubject is where a campaign's dry run is asked of every dispatcher replica, each
+// answering for the partitions it owns: croupier.preview.<brand>.<campaign>.
+func PreviewSubject(brand, campaign string) string {
+	return Root + ".preview." + brand + "." + campaign
+}
+
+// PreviewFilter subscribes a replica to every preview request.
+const PreviewFilter = Root + ".preview.*.*"

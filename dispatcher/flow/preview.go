@@ -1,0 +1,222 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// Preview is a dry run of a campaign's first send step over its audience: how many
+// players it reaches and what routing would decide for each, by channel and by reason.
+// Nothing is sent, reserved or recorded.
+type Preview struct {
+	Brand      string           `json:"brand"`
+	Campaign   string           `json:"campaign"`
+	Step       string           `json:"step,omitempty"`
+	Audience   int64            `json:"audience"`
+	WouldSend  int64            `json:"wouldSend"`
+	ByChannel  map[string]int64 `json:"byChannel"`
+	Deferred   map[string]int64 `json:"deferred"`
+	Suppressed map[string]int64 `json:"suppressed"`
+	// Partitions are the partitions counted; Missing those no owner answered for in time.
+	Partitions []int     `json:"partitions"`
+	Missing    []int     `json:"missing,omitempty"`
+	Generated  time.Time `json:"generated"`
+}
+
+func newPreview(brand, campaign string) *Preview {
+	return &Preview{Brand: brand, Campaign: campaign, ByChannel: map[string]int64{}, Deferred: map[string]int64{}, Suppressed: map[string]int64{}}
+}
+
+// add sums another partition's preview into p.
+func (p *Preview) add(q *Preview) {
+	p.Audience += q.Audience
+	p.WouldSend += q.WouldSend
+	for k, v := range q.ByChannel {
+		p.ByChannel[k] += v
+	}
+	for k, v := range q.Deferred {
+		p.Deferred[k] += v
+	}
+	for k, v := range q.Suppressed {
+		p.Suppressed[k] += v
+	}
+	if p.Step == "" {
+		p.Step = q.Step
+	}
+	p.Partitions = append(p.Partitions, q.Partitions...)
+}
+
+type previewAsk struct {
+	brand, campaign string
+	reply           chan *Preview
+}
+
+// preview runs the dry run over this partition's members, in the owner's goroutine.
+func (s *ownerState) preview(brand, campaign string, now time.Time) *Preview {
+	p := newPreview(brand, campaign)
+	p.Partitions = []int{s.part}
+	b := s.o.Catalog.Brand(brand)
+	cp := b.campaign(campaign)
+	if cp == nil {
+		return p
+	}
+	var step string
+	var content string
+	for _, st := range cp.Spec().Steps {
+		if st.Send != nil {
+			step, content = st.Name, st.Send.Content
+			break
+		}
+	}
+	p.Step = step
+	for _, id := range s.selectMembers(b, cp, now) {
+		p.Audience++
+		variant := ""
+		if e := cp.Spec().Experiment; e != nil {
+			if variant = Variant(cp.UID, id, e); variant == Control {
+				p.Suppressed[ReasonControlGroup]++
+				continue
+			}
+		}
+		c := cp.Contents[cp.Content(variant, content)]
+		if step == "" || c == nil {
+			continue
+		}
+		ps := s.players[brand+"/"+id]
+		if ps == nil {
+			ps = &PlayerState{Brand: brand, Player: id}
+		}
+		it := &bus.Intent{ID: "preview", Brand: brand, Player: id, Campaign: cp.Name, Step: step, Category: cp.Spec().Category,
+			Content: cp.Content(variant, content), Created: now}
+		in, _ := s.routeInput(b, cp, it, ps, c, now)
+		switch d := route.Decide(&in); d.Result {
+		case route.Send:
+			p.WouldSend++
+			p.ByChannel[string(d.Channel)]++
+		case route.Defer:
+			p.Deferred[string(d.Reason)]++
+		default:
+			p.Suppressed[string(d.Reason)]++
+		}
+	}
+	return p
+}
+
+// answerPreviews runs the previews asked of this partition (from Pump).
+func (s *ownerState) answerPreviews(now time.Time) {
+	for {
+		select {
+		case ask := <-s.asks:
+			ask.reply <- s.preview(ask.brand, ask.campaign, now)
+		default:
+			return
+		}
+	}
+}
+
+// Preview is the dry run over the partitions this dispatcher owns.
+func (o *Owner) Preview(ctx context.Context, brand, campaign string) *Preview {
+	o.mu.Lock()
+	states := slices.Collect(maps.Values(o.open))
+	o.mu.Unlock()
+	sum := newPreview(brand, campaign)
+	replies := make(chan *Preview, len(states))
+	asked := 0
+	for _, st := range states {
+		select {
+		case st.asks <- previewAsk{brand: brand, campaign: campaign, reply: replies}:
+			asked++
+		default: // this partition is busy with other previews: reported missing
+		}
+	}
+	for range asked {
+		select {
+		case p := <-replies:
+			sum.add(p)
+		case <-ctx.Done():
+			return sum
+		}
+	}
+	return sum
+}
+
+// ServePreviews answers preview requests for the partitions this dispatcher owns until
+// ctx ends.
+func ServePreviews(ctx context.Context, nc *nats.Conn, o *Owner) error {
+	sub, err := nc.Subscribe(bus.PreviewFilter, func(m *nats.Msg) {
+		tokens := strings.Split(m.Subject, ".")
+		if len(tokens) != 4 || m.Reply == "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		defer cancel()
+		raw, _ := json.Marshal(o.Preview(ctx, tokens[2], tokens[3]))
+		_ = m.Respond(raw)
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	_ = sub.Unsubscribe()
+	return nil
+}
+
+// GatherPreview asks every dispatcher replica for its partitions' dry run and sums the
+// answers until all partitions are covered or ctx ends (the rest reported missing).
+func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, partitions int) (*Preview, error) {
+	inbox := nats.NewInbox()
+	replies := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(bus.PreviewSubject(brand, campaign), inbox, nil); err != nil {
+		return nil, err
+	}
+	sum := newPreview(brand, campaign)
+	seen := map[int]bool{}
+	for len(seen) < partitions {
+		select {
+		case m := <-replies:
+			var p Preview
+			if json.Unmarshal(m.Data, &p) != nil {
+				continue
+			}
+			dup := false
+			for _, part := range p.Partitions {
+				dup = dup || seen[part]
+			}
+			if dup {
+				continue // a partition answered twice (handed over between the answers): the first counts
+			}
+			for _, part := range p.Partitions {
+				seen[part] = true
+			}
+			sum.add(&p)
+		case <-ctx.Done():
+			for part := range partitions {
+				if !seen[part] {
+					sum.Missing = append(sum.Missing, part)
+				}
+			}
+			if len(seen) == 0 {
+				return nil, errors.New("no dispatcher answered")
+			}
+			slices.Sort(sum.Partitions)
+			return sum, nil
+		}
+	}
+	slices.Sort(sum.Partitions)
+	return sum, nil
+}
