@@ -32,8 +32,9 @@ vet:
 	$(GO) vet ./...
 
 .PHONY: build
-build:
+build: ## Builds everything; bin/ gets the manager, the dispatcher and the kubectl plugin.
 	$(GO) build ./...
+	$(GO) build -o bin/ ./cmd/manager ./cmd/dispatcher ./cmd/kubectl-croupier
 
 .PHONY: envtest
 envtest: ## Builds kube-apiserver, etcd and kubectl from Go modules (cached).

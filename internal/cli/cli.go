@@ -1,0 +1,372 @@
+// Package cli is `kubectl croupier`: Campaign status and pause/resume through the
+// Kubernetes API, and the dispatcher's admin API (preview, test send, explain, history)
+// called with the user's own kubeconfig identity (client certificate or bearer token).
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// Options are the plugin's flags.
+type Options struct {
+	Kube *genericclioptions.ConfigFlags
+	// Dispatcher is the admin API's base URL; DispatcherCA verifies its certificate.
+	Dispatcher   string
+	DispatcherCA string
+	Insecure     bool
+	Out, Err     io.Writer
+}
+
+// NewCommand is `kubectl croupier`.
+func NewCommand(out, errOut io.Writer) *cobra.Command {
+	o := &Options{Kube: genericclioptions.NewConfigFlags(true), Out: out, Err: errOut}
+	root := &cobra.Command{
+		Use:           "kubectl croupier",
+		Short:         "Croupier campaigns from kubectl: status, preview, test sends, explain, history, pause",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	o.Kube.AddFlags(root.PersistentFlags())
+	dflt := os.Getenv("CROUPIER_DISPATCHER")
+	if dflt == "" {
+		dflt = "https://127.0.0.1:8443"
+	}
+	root.PersistentFlags().StringVar(&o.Dispatcher, "dispatcher", dflt, "the dispatcher's admin API URL (env CROUPIER_DISPATCHER)")
+	root.PersistentFlags().StringVar(&o.DispatcherCA, "dispatcher-ca", "", "CA file that signs the dispatcher's certificate")
+	root.PersistentFlags().BoolVar(&o.Insecure, "insecure-skip-dispatcher-verify", false, "do not verify the dispatcher's certificate (make dev's is self-signed)")
+	root.AddCommand(o.status(), o.preview(), o.testSend(), o.explain(), o.history(), o.pause(true), o.pause(false))
+	return root
+}
+
+func (o *Options) namespace() (string, error) {
+	ns, _, err := o.Kube.ToRawKubeConfigLoader().Namespace()
+	return ns, err
+}
+
+func (o *Options) client() (client.Client, error) {
+	cfg, err := o.Kube.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	s := scheme.Scheme
+	if err := crmv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: s})
+}
+
+func (o *Options) status() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Campaigns of the namespace (brand): phase, sends, spend against budget",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, err := o.namespace()
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var list crmv1.CampaignList
+			if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+			w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CAMPAIGN\tREADY\tPHASE\tSENT\tDELIVERED\tCONVERTED\tSPENT/BUDGET\tNEXT RUN\tPAUSED")
+			for _, cp := range list.Items {
+				ready, paused := "Unknown", "-"
+				for _, cond := range cp.Status.Conditions {
+					switch {
+					case cond.Type == crmv1.ConditionReady:
+						ready = string(cond.Status)
+					case cond.Type == crmv1.ConditionPaused && cond.Status == metav1.ConditionTrue:
+						paused = cond.Reason
+					}
+				}
+				var sent, delivered, converted int64
+				if ct := cp.Status.Counters; ct != nil {
+					sent, delivered, converted = ct.Sent, ct.Delivered, ct.Converted
+				}
+				spend := "-"
+				if sp := cp.Status.Spend; sp != nil && sp.Spent != nil {
+					spend = sp.Spent.Amount + " " + sp.Spent.Currency
+				}
+				if b := cp.Spec.Budget; b != nil && b.Total != nil {
+					if spend == "-" {
+						spend = "0"
+					}
+					spend += " / " + b.Total.Amount + " " + b.Total.Currency
+				}
+				next := "-"
+				if cp.Status.NextRunTime != nil {
+					next = cp.Status.NextRunTime.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", cp.Name, ready, cp.Status.Phase, sent, delivered, converted, spend, next, paused)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (o *Options) pause(on bool) *cobra.Command {
+	use, short := "pause CAMPAIGN", "Set spec.paused: the campaign sends nothing until resumed"
+	if !on {
+		use, short = "resume CAMPAIGN", "Clear spec.paused"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + ".\n\nUnder Argo CD (or any GitOps sync) change spec.paused in Git instead: " +
+			"a sync reverts an edit made here. A campaign paused by its budget (BudgetExhausted) resumes when its budget is raised in the spec.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := o.namespace()
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			patch := []byte(fmt.Sprintf(`{"spec":{"paused":%t}}`, on))
+			cp := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: args[0]}}
+			if err := c.Patch(cmd.Context(), cp, client.RawPatch(types.MergePatchType, patch)); err != nil {
+				return err
+			}
+			verb := "paused"
+			if !on {
+				verb = "resumed"
+			}
+			fmt.Fprintf(o.Out, "campaign %s/%s %s\n", ns, args[0], verb)
+			return nil
+		},
+	}
+}
+
+func (o *Options) preview() *cobra.Command {
+	return &cobra.Command{
+		Use:   "preview CAMPAIGN",
+		Short: "Dry run: the audience and what routing would decide, by channel and reason; nothing is sent",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p struct {
+				Audience   int64            `json:"audience"`
+				WouldSend  int64            `json:"wouldSend"`
+				Step       string           `json:"step"`
+				ByChannel  map[string]int64 `json:"byChannel"`
+				Deferred   map[string]int64 `json:"deferred"`
+				Suppressed map[string]int64 `json:"suppressed"`
+				Missing    []int            `json:"missing"`
+			}
+			if err := o.call(cmd.Context(), http.MethodGet, "campaigns/"+url.PathEscape(args[0])+"/preview", nil, &p); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "audience %d, would send %d (step %s)\n", p.Audience, p.WouldSend, p.Step)
+			for _, sec := range []struct {
+				name string
+				m    map[string]int64
+			}{{"by channel", p.ByChannel}, {"deferred", p.Deferred}, {"suppressed", p.Suppressed}} {
+				keys := make([]string, 0, len(sec.m))
+				for k := range sec.m {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(o.Out, "  %-10s %-28s %d\n", sec.name, k, sec.m[k])
+				}
+			}
+			if len(p.Missing) > 0 {
+				fmt.Fprintf(o.Out, "partitions without an answer (not counted): %v\n", p.Missing)
+			}
+			return nil
+		},
+	}
+}
+
+func (o *Options) testSend() *cobra.Command {
+	var to, step string
+	cmd := &cobra.Command{
+		Use:   "test-send CAMPAIGN --to PLAYER",
+		Short: "Send the campaign's message to a seed player, marked as a test",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, _ := json.Marshal(map[string]string{"player": to, "step": step})
+			var r struct {
+				IntentID string `json:"intentId"`
+				Step     string `json:"step"`
+			}
+			if err := o.call(cmd.Context(), http.MethodPost, "campaigns/"+url.PathEscape(args[0])+"/testsend", body, &r); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "test send %s of step %s queued for %s; `kubectl croupier history %s` shows its outcome\n", r.IntentID, r.Step, to, to)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the seed player's id")
+	cmd.Flags().StringVar(&step, "step", "", "the send step (default: the first)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func (o *Options) explain() *cobra.Command {
+	var campaign string
+	cmd := &cobra.Command{
+		Use:   "explain PLAYER",
+		Short: "Why a player would or would not get a campaign's message now, step by step",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "players/" + url.PathEscape(args[0]) + "/explain"
+			if campaign != "" {
+				path += "?campaign=" + url.QueryEscape(campaign)
+			}
+			return o.callPrint(cmd.Context(), path)
+		},
+	}
+	cmd.Flags().StringVar(&campaign, "campaign", "", "the campaign to explain")
+	return cmd
+}
+
+func (o *Options) history() *cobra.Command {
+	return &cobra.Command{
+		Use:   "history PLAYER",
+		Short: "Every decision and delivery attempt for a player, with its reason",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.callPrint(cmd.Context(), "players/"+url.PathEscape(args[0])+"/history")
+		},
+	}
+}
+
+func (o *Options) callPrint(ctx context.Context, path string) error {
+	var v any
+	if err := o.call(ctx, http.MethodGet, path, nil, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(o.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// call sends a request to the dispatcher's admin API for the namespace's brand, with the
+// kubeconfig user's client certificate or bearer token.
+func (o *Options) call(ctx context.Context, method, path string, body []byte, out any) error {
+	ns, err := o.namespace()
+	if err != nil {
+		return err
+	}
+	hc, token, err := o.httpClient()
+	if err != nil {
+		return err
+	}
+	target := strings.TrimSuffix(o.Dispatcher, "/") + "/v1/brands/" + url.PathEscape(ns) + "/" + path
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("the dispatcher at %s: %w", o.Dispatcher, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode >= 300 {
+		var p struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &p) == nil && p.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, p.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// httpClient presents the kubeconfig user's client certificate; a token goes in a header.
+func (o *Options) httpClient() (*http.Client, string, error) {
+	cfg, err := o.Kube.ToRESTConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure} //nolint:gosec // an explicit flag for make dev
+	if o.DispatcherCA != "" {
+		pem, err := os.ReadFile(o.DispatcherCA)
+		if err != nil {
+			return nil, "", err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", errors.New("--dispatcher-ca holds no certificate")
+		}
+		tc.RootCAs = pool
+	}
+	if cert, err := clientCert(cfg); err != nil {
+		return nil, "", err
+	} else if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	token := cfg.BearerToken
+	if token == "" && cfg.BearerTokenFile != "" {
+		b, err := os.ReadFile(cfg.BearerTokenFile)
+		if err != nil {
+			return nil, "", err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, token, nil
+}
+
+func clientCert(cfg *rest.Config) (*tls.Certificate, error) {
+	certPEM, keyPEM := cfg.CertData, cfg.KeyData
+	var err error
+	if len(certPEM) == 0 && cfg.CertFile != "" {
+		if certPEM, err = os.ReadFile(cfg.CertFile); err != nil {
+			return nil, err
+		}
+	}
+	if len(keyPEM) == 0 && cfg.KeyFile != "" {
+		if keyPEM, err = os.ReadFile(cfg.KeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if len(certPEM) == 0 || len(keyPEM) == 0 {
+		return nil, nil
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("the kubeconfig's client certificate: %w", err)
+	}
+	return &c, nil
+}
