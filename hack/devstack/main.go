@@ -44,9 +44,16 @@ import (
 
 const brand = "baku-casino"
 
+var (
+	simPlayers int
+	simSpeed   float64
+)
+
 func main() {
 	state := flag.String("state", ".croupier", "where the local stack keeps its data")
 	verbose := flag.Bool("v", false, "controller logs")
+	flag.IntVar(&simPlayers, "players", 3000, "players the traffic simulator plays (0: no simulator)")
+	flag.Float64Var(&simSpeed, "speed", 60, "how much faster than real time the simulated casino day runs")
 	flag.Parse()
 	if *verbose {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
@@ -123,6 +130,13 @@ func run(state string) error {
 	if err := applySamples(ctx, c); err != nil {
 		return err
 	}
+	sk, err := startSinks(ctx, abs)
+	if err != nil {
+		return err
+	}
+	if err := pointAtSinks(ctx, c); err != nil {
+		return err
+	}
 	sec, err := devIntegrationSecret(ctx, c)
 	if err != nil {
 		return err
@@ -162,14 +176,21 @@ func run(state string) error {
   preferences  curl -k -H 'Authorization: Bearer %s' \
                  https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
   inbox        https://127.0.0.1:8443/v1/brands/%s/me/inbox (same token; /stream is the live feed)
-  delivery     email, webhook and in-app workers send what is routed; every decision and
-               attempt is in OUTCOMES. The samples' providers are real hosts this machine
-               cannot reach, so their sends retry, fail over and are reported failed.
+  sinks        emails land in %s/mail/*.eml (SMTP sink %s); SMS, webhook messages and the
+               casino callbacks in %s/sinks.log (HTTP sink %s). Push providers are Google's
+               and Apple's and stay unreachable from here: push sends fail over to in-app.
+  plugin       make build && PATH=$PWD/bin:$PATH kubectl croupier -n %s status
+               (preview, test-send, explain, history need --insecure-skip-dispatcher-verify)
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
-  not yet      SMS, Viber and push workers, the traffic simulator and local provider sinks
-               arrive with their issues.
+  simulator    %d players, a casino day in %s (flags: -players, -speed)
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand)
+`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand,
+		state, smtpSinkAddr, state, httpSinkAddr, brand, simPlayers, (time.Duration(float64(24*time.Hour)/max(simSpeed, 1))).Round(time.Second))
+	sim := &simulator{js: js, players: simPlayers, speed: max(simSpeed, 1)}
+	if simPlayers > 0 {
+		go sim.run(ctx)
+	}
+	line := &summaryLine{sim: sim, sinks: sk, c: c}
 
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -184,7 +205,7 @@ Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 		case err := <-mgrErr:
 			return err
 		case <-tick.C:
-			fmt.Printf("\r%s", summary(ctx, c))
+			fmt.Printf("\r%s", line.next(ctx))
 		}
 	}
 }
@@ -204,22 +225,6 @@ func applySamples(ctx context.Context, c client.Client) error {
 		}
 	}
 	return nil
-}
-
-func summary(ctx context.Context, c client.Client) string {
-	var camps crmv1.CampaignList
-	var segs crmv1.SegmentList
-	_ = c.List(ctx, &camps, client.InNamespace(brand))
-	_ = c.List(ctx, &segs, client.InNamespace(brand))
-	ready := 0
-	for _, x := range camps.Items {
-		for _, cond := range x.Status.Conditions {
-			if cond.Type == crmv1.ConditionReady && cond.Status == metav1.ConditionTrue {
-				ready++
-			}
-		}
-	}
-	return fmt.Sprintf("%s  campaigns ready %d/%d  segments %d   ", time.Now().Format("15:04:05"), ready, len(camps.Items), len(segs.Items))
 }
 
 // devIntegrationSecret makes sure the sample PreferencePolicy's integration Secret exists

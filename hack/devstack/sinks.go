@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// Local provider stand-ins: an SMTP sink that keeps every email as a file, and an HTTP
+// sink for the SMS aggregator, the webhook channel and the casino's callbacks. The
+// sample ChannelPolicies are pointed at them when make dev applies the samples.
+const (
+	smtpSinkAddr = "127.0.0.1:2525"
+	httpSinkAddr = "127.0.0.1:8099"
+)
+
+type sinks struct {
+	dir                             string
+	mails, sms, webhooks, callbacks atomic.Int64
+	mu                              sync.Mutex
+	log                             *os.File
+}
+
+func startSinks(ctx context.Context, state string) (*sinks, error) {
+	s := &sinks{dir: filepath.Join(state, "mail")}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(state, "sinks.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.log = f
+	srv := smtp.NewServer(s)
+	srv.Domain, srv.AllowInsecureAuth = "localhost", true
+	l, err := net.Listen("tcp", smtpSinkAddr)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP sink on %s: %w", smtpSinkAddr, err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /sms", func(w http.ResponseWriter, r *http.Request) {
+		n := s.sms.Add(1)
+		s.record("sms", r)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": fmt.Sprintf("dev-sms-%d", n)})
+	})
+	mux.HandleFunc("POST /webhook/messages", func(w http.ResponseWriter, r *http.Request) {
+		s.webhooks.Add(1)
+		s.record("webhook", r)
+	})
+	mux.HandleFunc("POST /callbacks/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		s.callbacks.Add(1)
+		s.record("callback "+r.PathValue("kind"), r)
+	})
+	hs := &http.Server{Addr: httpSinkAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hl, err := net.Listen("tcp", httpSinkAddr)
+	if err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("HTTP sink on %s: %w", httpSinkAddr, err)
+	}
+	go func() { _ = hs.Serve(hl) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+		_ = hs.Close()
+		_ = f.Close()
+	}()
+	return s, nil
+}
+
+func (s *sinks) record(kind string, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.log, "%s %s %s\n", time.Now().Format(time.RFC3339), kind, body)
+}
+
+// NewSession implements smtp.Backend: every message is accepted and written to a file.
+func (s *sinks) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailSession{s: s}, nil }
+
+type mailSession struct{ s *sinks }
+
+func (m *mailSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (m *mailSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (m *mailSession) Reset()                               {}
+func (m *mailSession) Logout() error                        { return nil }
+func (m *mailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	n := m.s.mails.Add(1)
+	return os.WriteFile(filepath.Join(m.s.dir, fmt.Sprintf("%s-%06d.eml", time.Now().Format("20060102-150405"), n)), b, 0o644)
+}
+
+// pointAtSinks makes the sample brand's email, SMS and webhook policies use the local
+// sinks (the push providers need Google's and Apple's services and stay as they are).
+func pointAtSinks(ctx context.Context, c client.Client) error {
+	secret := func(name string, data map[string][]byte) error {
+		err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: name}, Data: data})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+	if err := secret("dev-sms-sink", map[string][]byte{"token": []byte("dev")}); err != nil {
+		return err
+	}
+	if err := secret("dev-webhook-sink", map[string][]byte{"hmacKey": []byte("dev-webhook-key")}); err != nil {
+		return err
+	}
+	edits := map[string]func(*crmv1.ChannelPolicySpec){
+		"email": func(s *crmv1.ChannelPolicySpec) {
+			s.Providers = []crmv1.Provider{{Name: "dev-smtp-sink", Type: crmv1.ProviderSMTP, Endpoint: smtpSinkAddr,
+				Options: map[string]string{"tls": "none"}, Cost: s.Providers[0].Cost}}
+		},
+		"sms": func(s *crmv1.ChannelPolicySpec) {
+			p := s.Providers[0]
+			p.Name, p.Endpoint, p.SecretRef, p.RateLimit = "dev-sms-sink", "http://"+httpSinkAddr+"/sms", &crmv1.LocalObjectReference{Name: "dev-sms-sink"}, nil
+			s.Providers = []crmv1.Provider{p}
+		},
+		"webhook": func(s *crmv1.ChannelPolicySpec) {
+			s.Providers = []crmv1.Provider{{Name: "dev-webhook-sink", Type: crmv1.ProviderWebhook, Endpoint: "http://" + httpSinkAddr + "/webhook/messages",
+				SecretRef: &crmv1.LocalObjectReference{Name: "dev-webhook-sink"}}}
+			base := "http://" + httpSinkAddr + "/callbacks/"
+			s.Callbacks = &crmv1.Callbacks{Sent: base + "sent", Delivered: base + "delivered", Failed: base + "failed",
+				BonusActivated: base + "bonusActivated", RewardGranted: base + "rewardGranted", SecretRef: &crmv1.LocalObjectReference{Name: "dev-webhook-sink"}}
+		},
+	}
+	for name, edit := range edits {
+		var cp crmv1.ChannelPolicy
+		if err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: name}, &cp); err != nil {
+			return fmt.Errorf("ChannelPolicy %s: %w", name, err)
+		}
+		if len(cp.Spec.Providers) > 0 && cp.Spec.Providers[0].Name == "dev-"+map[string]string{"email": "smtp", "sms": "sms", "webhook": "webhook"}[name]+"-sink" {
+			continue // pointed at the sinks by an earlier make dev
+		}
+		edit(&cp.Spec)
+		if err := c.Update(ctx, &cp); err != nil {
+			return fmt.Errorf("ChannelPolicy %s: %w", name, err)
+		}
+	}
+	return nil
+}
