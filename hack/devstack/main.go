@@ -185,7 +185,7 @@ func run(state string) error {
   simulator    %d players, a casino day in %s (flags: -players, -speed)
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 `, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand,
-		state, smtpSinkAddr, state, httpSinkAddr, brand, simPlayers, (time.Duration(float64(24*time.Hour)/max(simSpeed, 1))).Round(time.Second))
+		state, smtpSinkAddr, state, httpSinkAddr, brand, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second))
 	sim := &simulator{js: js, players: simPlayers, speed: max(simSpeed, 1)}
 	if simPlayers > 0 {
 		go sim.run(ctx)
