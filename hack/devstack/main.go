@@ -1,255 +1,38 @@
-// Command devstack runs Croupier locally for `make dev`: a kube-apiserver and etcd built
-// from Go modules (data kept under .croupier/), the dispatcher's embedded NATS with the
-// topology, the manager's controllers, and the Baku samples. Ctrl-C stops everything; the
-// next run resumes with the same data.
+// Command devstack is `make dev`: the whole system locally on embedded defaults
+// (internal/devstack). Ctrl-C stops everything; the next run resumes with the same data.
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go/jetstream"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
-	"github.com/croupier-crm/croupier/controllers"
-	"github.com/croupier-crm/croupier/dispatcher/app"
-	"github.com/croupier-crm/croupier/dispatcher/ingest"
-	"github.com/croupier-crm/croupier/internal/bus"
-	"github.com/croupier-crm/croupier/internal/manifests"
-)
-
-const brand = "baku-casino"
-
-var (
-	simPlayers int
-	simSpeed   float64
+	"github.com/croupier-crm/croupier/internal/devstack"
 )
 
 func main() {
-	state := flag.String("state", ".croupier", "where the local stack keeps its data")
+	o := devstack.Options{Out: os.Stdout}
+	flag.StringVar(&o.State, "state", ".croupier", "where the local stack keeps its data")
 	verbose := flag.Bool("v", false, "controller logs")
-	flag.IntVar(&simPlayers, "players", 3000, "players the traffic simulator plays (0: no simulator)")
-	flag.Float64Var(&simSpeed, "speed", 60, "how much faster than real time the simulated casino day runs")
+	flag.IntVar(&o.Players, "players", 3000, "players the traffic simulator plays (0: no simulator)")
+	flag.Float64Var(&o.Speed, "speed", 60, "how much faster than real time the simulated casino day runs")
 	flag.Parse()
 	if *verbose {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
 		ctrl.SetLogger(logr.Discard())
 	}
-	if err := run(*state); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := devstack.Run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "make dev:", err)
 		os.Exit(1)
 	}
-}
-
-func run(state string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	abs, err := filepath.Abs(state)
-	if err != nil {
-		return err
-	}
-	for _, d := range []string{"etcd", "nats"} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
-			return err
-		}
-	}
-
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(abs, "etcd")}
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("starting kube-apiserver and etcd (KUBEBUILDER_ASSETS=%s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
-	}
-	defer func() { _ = env.Stop() }()
-	kubeconfig := filepath.Join(abs, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		return err
-	}
-
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: filepath.Join(abs, "nats"), Port: 4222})
-	if err != nil {
-		return err
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	nc, err := bus.ConnectEmbedded(srv, "croupier-dev")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	topo, err := bus.EnsureTopology(ctx, js, bus.TopologyOptions{})
-	if err != nil {
-		return err
-	}
-
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(crmv1.AddToScheme(scheme))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "127.0.0.1:8080"}, HealthProbeBindAddress: "127.0.0.1:8081"})
-	if err != nil {
-		return err
-	}
-	if err := controllers.Setup(mgr, &controllers.Store{JS: js}, controllers.Options{}); err != nil {
-		return err
-	}
-	mgrErr := make(chan error, 1)
-	go func() { mgrErr <- mgr.Start(ctx) }()
-
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	if err := applySamples(ctx, c); err != nil {
-		return err
-	}
-	sk, err := startSinks(ctx, abs)
-	if err != nil {
-		return err
-	}
-	if err := pointAtSinks(ctx, c); err != nil {
-		return err
-	}
-	sec, err := devIntegrationSecret(ctx, c)
-	if err != nil {
-		return err
-	}
-	token := string(sec.Data[ingest.SecretBearerToken])
-	playerJWT, err := playerToken(sec, "p-1")
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dispErr := make(chan error, 1)
-	dispReady := make(chan struct{})
-	go func() {
-		dispErr <- app.Run(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil)), nc, app.Options{
-			Replica: "dev", Partitions: topo.Partitions, LeaseTTL: 6 * time.Second, Batch: 1000,
-			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
-			APIAddr: "127.0.0.1:8443", HealthAddr: "127.0.0.1:8090", Kube: kube, Ready: dispReady,
-			PublicURL: "https://127.0.0.1:8443",
-		})
-	}()
-	select {
-	case <-dispReady:
-	case err := <-dispErr:
-		return fmt.Errorf("dispatcher: %w", err)
-	}
-	fmt.Printf(`Croupier is running locally.
-  kubeconfig   export KUBECONFIG=%s
-  samples      kubectl -n %s get campaigns,segments,channelpolicies,preferencepolicies
-  NATS         %s (JetStream under %s/nats, %d partitions)
-  events       curl -k -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents+json' \
-                 https://127.0.0.1:8443/v1/brands/%s/events -d @event.json   (shapes: EVENTS.md)
-  admin API    https://127.0.0.1:8443/v1/brands/%s/players/{import,<id>/export,<id>/erase,<id>/history,<id>/explain?campaign=}
-               (client certificate or token from the kubeconfig's user)
-  preferences  curl -k -H 'Authorization: Bearer %s' \
-                 https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
-  inbox        https://127.0.0.1:8443/v1/brands/%s/me/inbox (same token; /stream is the live feed)
-  sinks        emails land in %s/mail/*.eml (SMTP sink %s); SMS, webhook messages and the
-               casino callbacks in %s/sinks.log (HTTP sink %s). Push providers are Google's
-               and Apple's and stay unreachable from here: push sends fail over to in-app.
-  plugin       make build && PATH=$PWD/bin:$PATH kubectl croupier -n %s status
-               (preview, test-send, explain, history need --insecure-skip-dispatcher-verify)
-  metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
-  simulator    %d players, a casino day in %s (flags: -players, -speed)
-Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand,
-		state, smtpSinkAddr, state, httpSinkAddr, brand, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second))
-	sim := &simulator{js: js, players: simPlayers, speed: max(simSpeed, 1)}
-	if simPlayers > 0 {
-		go sim.run(ctx)
-	}
-	line := &summaryLine{sim: sim, sinks: sk, c: c}
-
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			fmt.Println("\nstopping")
-			<-dispErr // partitions persist, acknowledge and release their leases
-			return nil
-		case err := <-dispErr:
-			return fmt.Errorf("dispatcher: %w", err)
-		case err := <-mgrErr:
-			return err
-		case <-tick.C:
-			fmt.Printf("\r%s", line.next(ctx))
-		}
-	}
-}
-
-func applySamples(ctx context.Context, c client.Client) error {
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: brand}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	objs, err := manifests.ReadDir("config/samples")
-	if err != nil {
-		return err
-	}
-	for _, u := range objs {
-		u.SetNamespace(brand)
-		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
-		}
-	}
-	return nil
-}
-
-// devIntegrationSecret makes sure the sample PreferencePolicy's integration Secret exists
-// (a random HMAC key and bearer token, kept across restarts) and returns the token.
-func devIntegrationSecret(ctx context.Context, c client.Client) (*corev1.Secret, error) {
-	var sec corev1.Secret
-	err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: brand + "-integration"}, &sec)
-	if err == nil || !apierrors.IsNotFound(err) {
-		return &sec, err
-	}
-	random := func() string {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		return hex.EncodeToString(b)
-	}
-	sec = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: brand + "-integration"},
-		Data: map[string][]byte{ingest.SecretHMACKey: []byte(random()), ingest.SecretBearerToken: []byte("dev-" + random()),
-			ingest.SecretJWTKey: []byte(random())},
-	}
-	return &sec, c.Create(ctx, &sec)
-}
-
-// playerToken is a day-long token for a sample player, signed as the casino would sign it.
-func playerToken(sec *corev1.Secret, player string) (string, error) {
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": player, "brand": brand,
-		"exp": time.Now().Add(24 * time.Hour).Unix()}).SignedString(sec.Data[ingest.SecretJWTKey])
 }

@@ -1,4 +1,4 @@
-package main
+package devstack
 
 import (
 	"context"
@@ -25,11 +25,6 @@ import (
 // Local provider stand-ins: an SMTP sink that keeps every email as a file, and an HTTP
 // sink for the SMS aggregator, the webhook channel and the casino's callbacks. The
 // sample ChannelPolicies are pointed at them when make dev applies the samples.
-const (
-	smtpSinkAddr = "127.0.0.1:2525"
-	httpSinkAddr = "127.0.0.1:8099"
-)
-
 type sinks struct {
 	dir                             string
 	mails, sms, webhooks, callbacks atomic.Int64
@@ -37,7 +32,7 @@ type sinks struct {
 	log                             *os.File
 }
 
-func startSinks(ctx context.Context, state string) (*sinks, error) {
+func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (*sinks, error) {
 	s := &sinks{dir: filepath.Join(state, "mail")}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, err
@@ -111,7 +106,7 @@ func (m *mailSession) Data(r io.Reader) error {
 
 // pointAtSinks makes the sample brand's email, SMS and webhook policies use the local
 // sinks (the push providers need Google's and Apple's services and stay as they are).
-func pointAtSinks(ctx context.Context, c client.Client) error {
+func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAddr string) error {
 	secret := func(name string, data map[string][]byte) error {
 		err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: name}, Data: data})
 		if apierrors.IsAlreadyExists(err) {

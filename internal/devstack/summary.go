@@ -1,4 +1,4 @@
-package main
+package devstack
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ type summaryLine struct {
 	sim      *simulator
 	sinks    *sinks
 	c        client.Client
+	metrics  string
 	lastSent int64
 	lastAt   time.Time
 }
@@ -51,7 +52,7 @@ func (l *summaryLine) next(ctx context.Context) string {
 	results := map[string]float64{}
 	reasons := map[string]float64{}
 	channels := map[string]float64{}
-	if resp, err := http.Get("http://127.0.0.1:8090/metrics"); err == nil {
+	if resp, err := http.Get(l.metrics); err == nil {
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {

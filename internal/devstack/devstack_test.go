@@ -1,0 +1,143 @@
+package devstack_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/devstack"
+	"github.com/croupier-crm/croupier/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// make dev's stack, headless (no simulator): a Campaign applied through the API server
+// reacts to a registration sent to the HTTPS intake with the right localized email at the
+// local SMTP sink, and the Campaign's status counters move.
+func TestLocalStackHeadless(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		home, _ := os.UserHomeDir()
+		t.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "croupier", "k8s-"+testenv.K8sVersion))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan devstack.Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- devstack.Run(ctx, devstack.Options{State: t.TempDir(), Root: filepath.Join("..", ".."), NATSPort: -1,
+			APIAddr: freeAddr(t), HealthAddr: freeAddr(t), MetricsAddr: freeAddr(t), ProbeAddr: freeAddr(t),
+			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the stack stopped with %v", err)
+		}
+	}()
+	var info devstack.Info
+	select {
+	case info = <-ready:
+	case err := <-done:
+		t.Fatalf("the stack did not start: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the stack did not start within 2 minutes")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = crmv1.AddToScheme(scheme)
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku-casino", Name: "ru-welcome"}, Spec: crmv1.CampaignSpec{
+		Category: crmv1.CategoryService, Priority: 60,
+		Trigger: crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered", Condition: `player.id.startsWith("e2e-")`}},
+		Steps:   []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello", Channels: []crmv1.Channel{crmv1.ChannelEmail}}}},
+		Contents: []crmv1.Content{{Name: "hello", Messages: []crmv1.Message{
+			{Channel: crmv1.ChannelEmail, Locale: "az", Subject: "Xoş gəlmisiniz", Body: "Salam, {{ .Player.FirstName }}!"},
+			{Channel: crmv1.ChannelEmail, Locale: "ru", Subject: "Добро пожаловать", Body: "Здравствуйте, {{ .Player.FirstName }}!"},
+		}}}}}
+	if err := c.Create(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 30*time.Second, "the Campaign Ready", func() bool {
+		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
+		for _, cond := range cp.Status.Conditions {
+			if cond.Type == crmv1.ConditionReady && cond.Status == metav1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	event := fmt.Sprintf(`{"specversion":"1.0","id":"e2e-reg-1","source":"pam.baku-casino","type":"player.registered","subject":"e2e-olga","time":%q,
+		"data":{"country":"AZ","language":"ru","timeZone":"Asia/Baku","currency":"AZN","email":"olga@example.az","attrs":{"firstName":"Ольга"}}}`,
+		time.Now().UTC().Format(time.RFC3339))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // make dev's self-signed certificate
+	bustest.Eventually(t, 20*time.Second, "the intake accepts the registration", func() bool {
+		req, _ := http.NewRequest("POST", info.APIURL+"/v1/brands/baku-casino/events", bytes.NewBufferString(event))
+		req.Header.Set("Authorization", "Bearer "+info.Token)
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode == 202
+	})
+	var subject, body string
+	bustest.Eventually(t, 30*time.Second, "the Russian email at the SMTP sink", func() bool {
+		files, _ := filepath.Glob(filepath.Join(info.MailDir, "*.eml"))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			m, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil || !strings.Contains(m.Header.Get("To"), "olga@example.az") {
+				continue
+			}
+			subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+			b, _ := io.ReadAll(m.Body)
+			body = string(b)
+			return true
+		}
+		return false
+	})
+	if subject != "Добро пожаловать" {
+		t.Fatalf("subject %q", subject)
+	}
+	if !strings.Contains(body, "Здравствуйте") && !strings.Contains(body, "=D0=97") {
+		t.Fatalf("body %q", body)
+	}
+	bustest.Eventually(t, 30*time.Second, "the status counters", func() bool {
+		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
+		return cp.Status.Counters != nil && cp.Status.Counters.Targeted == 1 && cp.Status.Counters.Sent == 1
+	})
+}
