@@ -161,6 +161,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := applyRBAC(ctx, c, filepath.Join(o.Root, "config", "rbac")); err != nil {
+		return err
+	}
 	if err := applySamples(ctx, c, filepath.Join(o.Root, "config", "samples")); err != nil {
 		return err
 	}
@@ -210,9 +213,8 @@ func Run(ctx context.Context, o Options) error {
   preferences  curl -k -H 'Authorization: Bearer %s' \
                  https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
   inbox        https://127.0.0.1:8443/v1/brands/%s/me/inbox (same token; /stream is the live feed)
-  sinks        emails land in %s/mail/*.eml (SMTP sink %s); SMS, webhook messages and the
-               casino callbacks in %s/sinks.log (HTTP sink %s). Push providers are Google's
-               and Apple's and stay unreachable from here: push sends fail over to in-app.
+  sinks        emails land in %s/mail/*.eml (SMTP sink %s); SMS, push (FCM), webhook
+               messages and the casino callbacks in %s/sinks.log (HTTP sink %s).
   plugin       make build && PATH=$PWD/bin:$PATH kubectl croupier -n %s status
                (preview, test-send, explain, history need --insecure-skip-dispatcher-verify)
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
@@ -246,6 +248,29 @@ Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 			fmt.Fprintf(o.Out, "\r%s", line.next(ctx))
 		}
 	}
+}
+
+// applyRBAC installs the ClusterRoles, ServiceAccounts and bindings of config/rbac, as a
+// cluster install would (people's roles included, for kubectl croupier users).
+func applyRBAC(ctx context.Context, c client.Client, dir string) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "croupier-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "people")} {
+		objs, err := manifests.ReadDir(d)
+		if err != nil {
+			return err
+		}
+		for _, u := range objs {
+			if u.GetKind() == "" {
+				continue // kustomization.yaml
+			}
+			if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
 }
 
 func applySamples(ctx context.Context, c client.Client, dir string) error {

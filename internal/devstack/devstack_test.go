@@ -86,23 +86,33 @@ func TestLocalStackHeadless(t *testing.T) {
 			{Channel: crmv1.ChannelEmail, Locale: "az", Subject: "Xoş gəlmisiniz", Body: "Salam, {{ .Player.FirstName }}!"},
 			{Channel: crmv1.ChannelEmail, Locale: "ru", Subject: "Добро пожаловать", Body: "Здравствуйте, {{ .Player.FirstName }}!"},
 		}}}}}
-	if err := c.Create(ctx, cp); err != nil {
-		t.Fatal(err)
-	}
-	bustest.Eventually(t, 30*time.Second, "the Campaign Ready", func() bool {
-		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
-		for _, cond := range cp.Status.Conditions {
-			if cond.Type == crmv1.ConditionReady && cond.Status == metav1.ConditionTrue {
-				return true
-			}
+	push := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku-casino", Name: "kyc-push"}, Spec: crmv1.CampaignSpec{
+		Category: crmv1.CategoryService, Priority: 60,
+		Trigger: crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "kyc.passed", Condition: `player.id.startsWith("e2e-")`}},
+		Steps:   []crmv1.Step{{Name: "tell", Send: &crmv1.SendStep{Content: "tell", Channels: []crmv1.Channel{crmv1.ChannelPush}}}},
+		Contents: []crmv1.Content{{Name: "tell", Messages: []crmv1.Message{
+			{Channel: crmv1.ChannelPush, Locale: "az", Subject: "KYC", Body: "Təsdiqləndi"},
+			{Channel: crmv1.ChannelPush, Locale: "ru", Subject: "KYC", Body: "Подтверждено"},
+		}}}}}
+	for _, x := range []*crmv1.Campaign{cp, push} {
+		if err := c.Create(ctx, x); err != nil {
+			t.Fatal(err)
 		}
-		return false
-	})
+		bustest.Eventually(t, 30*time.Second, "the Campaign Ready", func() bool {
+			_ = c.Get(ctx, client.ObjectKeyFromObject(x), x)
+			for _, cond := range x.Status.Conditions {
+				if cond.Type == crmv1.ConditionReady && cond.Status == metav1.ConditionTrue {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	event := fmt.Sprintf(`{"specversion":"1.0","id":"e2e-reg-1","source":"pam.baku-casino","type":"player.registered","subject":"e2e-olga","time":%q,
 		"data":{"country":"AZ","language":"ru","timeZone":"Asia/Baku","currency":"AZN","email":"olga@example.az","attrs":{"firstName":"Ольга"}}}`,
 		time.Now().UTC().Format(time.RFC3339))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // make dev's self-signed certificate
-	bustest.Eventually(t, 20*time.Second, "the intake accepts the registration", func() bool {
+	send := func(event string) bool {
 		req, _ := http.NewRequest("POST", info.APIURL+"/v1/brands/baku-casino/events", bytes.NewBufferString(event))
 		req.Header.Set("Authorization", "Bearer "+info.Token)
 		req.Header.Set("Content-Type", "application/cloudevents+json")
@@ -113,7 +123,8 @@ func TestLocalStackHeadless(t *testing.T) {
 		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode == 202
-	})
+	}
+	bustest.Eventually(t, 20*time.Second, "the intake accepts the registration", func() bool { return send(event) })
 	var subject, body string
 	bustest.Eventually(t, 30*time.Second, "the Russian email at the SMTP sink", func() bool {
 		files, _ := filepath.Glob(filepath.Join(info.MailDir, "*.eml"))
@@ -136,6 +147,20 @@ func TestLocalStackHeadless(t *testing.T) {
 	if !strings.Contains(body, "Здравствуйте") && !strings.Contains(body, "=D0=97") {
 		t.Fatalf("body %q", body)
 	}
+	// The push stand-in speaks FCM HTTP v1 (OAuth token, then messages:send).
+	at := time.Now().UTC().Format(time.RFC3339)
+	for _, ev := range []string{
+		`{"specversion":"1.0","id":"e2e-prof-1","source":"pam.baku-casino","type":"player.profile.updated","subject":"e2e-olga","time":"` + at + `","data":{"pushTokens":[{"platform":"android","token":"fcm-olga"}]}}`,
+		`{"specversion":"1.0","id":"e2e-kyc-1","source":"pam.baku-casino","type":"kyc.passed","subject":"e2e-olga","time":"` + at + `","data":{}}`,
+	} {
+		if !send(ev) {
+			t.Fatalf("the intake refused %s", ev)
+		}
+	}
+	bustest.Eventually(t, 30*time.Second, "the push at the FCM stand-in", func() bool {
+		raw, _ := os.ReadFile(filepath.Join(filepath.Dir(info.MailDir), "sinks.log"))
+		return strings.Contains(string(raw), `"token":"fcm-olga"`) && strings.Contains(string(raw), "Подтверждено")
+	})
 	bustest.Eventually(t, 30*time.Second, "the status counters", func() bool {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
 		return cp.Status.Counters != nil && cp.Status.Counters.Targeted == 1 && cp.Status.Counters.Sent == 1

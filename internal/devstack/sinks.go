@@ -2,7 +2,11 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -23,13 +27,14 @@ import (
 )
 
 // Local provider stand-ins: an SMTP sink that keeps every email as a file, and an HTTP
-// sink for the SMS aggregator, the webhook channel and the casino's callbacks. The
+// sink for the SMS aggregator, FCM (its OAuth token endpoint and messages:send), the
+// webhook channel and the casino's callbacks. The
 // sample ChannelPolicies are pointed at them when make dev applies the samples.
 type sinks struct {
-	dir                             string
-	mails, sms, webhooks, callbacks atomic.Int64
-	mu                              sync.Mutex
-	log                             *os.File
+	dir                                     string
+	mails, sms, webhooks, callbacks, pushes atomic.Int64
+	mu                                      sync.Mutex
+	log                                     *os.File
 }
 
 func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (*sinks, error) {
@@ -58,6 +63,20 @@ func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (
 	mux.HandleFunc("POST /webhook/messages", func(w http.ResponseWriter, r *http.Request) {
 		s.webhooks.Add(1)
 		s.record("webhook", r)
+	})
+	// FCM HTTP v1: the OAuth token endpoint the dev service account names, and messages:send.
+	mux.HandleFunc("POST /fcm/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "dev-fcm-token", "token_type": "Bearer", "expires_in": 3600})
+	})
+	mux.HandleFunc("POST /v1/projects/{project}/messages:send", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer dev-fcm-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		n := s.pushes.Add(1)
+		s.record("push", r)
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": fmt.Sprintf("projects/%s/messages/dev-%d", r.PathValue("project"), n)})
 	})
 	mux.HandleFunc("POST /callbacks/{kind}", func(w http.ResponseWriter, r *http.Request) {
 		s.callbacks.Add(1)
@@ -104,8 +123,8 @@ func (m *mailSession) Data(r io.Reader) error {
 	return os.WriteFile(filepath.Join(m.s.dir, fmt.Sprintf("%s-%06d.eml", time.Now().Format("20060102-150405"), n)), b, 0o644)
 }
 
-// pointAtSinks makes the sample brand's email, SMS and webhook policies use the local
-// sinks (the push providers need Google's and Apple's services and stay as they are).
+// pointAtSinks makes the sample brand's email, SMS, push (FCM) and webhook policies use
+// the local sinks.
 func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAddr string) error {
 	secret := func(name string, data map[string][]byte) error {
 		err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: name}, Data: data})
@@ -120,6 +139,17 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 	if err := secret("dev-webhook-sink", map[string][]byte{"hmacKey": []byte("dev-webhook-key")}); err != nil {
 		return err
 	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	sa, _ := json.Marshal(map[string]string{"type": "service_account", "project_id": brand, "client_email": "croupier-dev@" + brand + ".iam.example",
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "private_key_id": "dev",
+		"token_uri": "http://" + httpSinkAddr + "/fcm/token"})
+	if err := secret("dev-fcm-sink", map[string][]byte{"serviceAccount": sa}); err != nil {
+		return err
+	}
 	edits := map[string]func(*crmv1.ChannelPolicySpec){
 		"email": func(s *crmv1.ChannelPolicySpec) {
 			s.Providers = []crmv1.Provider{{Name: "dev-smtp-sink", Type: crmv1.ProviderSMTP, Endpoint: smtpSinkAddr,
@@ -129,6 +159,10 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 			p := s.Providers[0]
 			p.Name, p.Endpoint, p.SecretRef, p.RateLimit = "dev-sms-sink", "http://"+httpSinkAddr+"/sms", &crmv1.LocalObjectReference{Name: "dev-sms-sink"}, nil
 			s.Providers = []crmv1.Provider{p}
+		},
+		"push": func(s *crmv1.ChannelPolicySpec) {
+			s.Providers = []crmv1.Provider{{Name: "dev-push-sink", Type: crmv1.ProviderFCM, Endpoint: "http://" + httpSinkAddr,
+				SecretRef: &crmv1.LocalObjectReference{Name: "dev-fcm-sink"}}}
 		},
 		"webhook": func(s *crmv1.ChannelPolicySpec) {
 			s.Providers = []crmv1.Provider{{Name: "dev-webhook-sink", Type: crmv1.ProviderWebhook, Endpoint: "http://" + httpSinkAddr + "/webhook/messages",
@@ -143,7 +177,7 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 		if err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: name}, &cp); err != nil {
 			return fmt.Errorf("ChannelPolicy %s: %w", name, err)
 		}
-		if len(cp.Spec.Providers) > 0 && cp.Spec.Providers[0].Name == "dev-"+map[string]string{"email": "smtp", "sms": "sms", "webhook": "webhook"}[name]+"-sink" {
+		if len(cp.Spec.Providers) > 0 && cp.Spec.Providers[0].Name == "dev-"+map[string]string{"email": "smtp", "sms": "sms", "push": "push", "webhook": "webhook"}[name]+"-sink" {
 			continue // pointed at the sinks by an earlier make dev
 		}
 		edit(&cp.Spec)

@@ -104,7 +104,7 @@ func (l *summaryLine) next(ctx context.Context) string {
 			}
 		}
 	}
-	return fmt.Sprintf("%s  %5.0f ev/s  decided: send %.0f, deferred %.0f, suppressed %.0f (%s)  sent: %s  sinks: mail %d, sms %d, webhook %d  spend %s AZN   ",
+	return fmt.Sprintf("%s  %5.0f ev/s  decided: send %.0f, deferred %.0f, suppressed %.0f (%s)  sent: %s  sinks: mail %d, sms %d, push %d, webhook %d  spend %s AZN   ",
 		now.Format("15:04:05"), rate, results["send"], results["defer"], results["suppress"]+results["drop"], strings.Join(why, ", "),
-		strings.Join(by, ", "), l.sinks.mails.Load(), l.sinks.sms.Load(), l.sinks.webhooks.Load(), money.FormatMicros(spent))
+		strings.Join(by, ", "), l.sinks.mails.Load(), l.sinks.sms.Load(), l.sinks.pushes.Load(), l.sinks.webhooks.Load(), money.FormatMicros(spent))
 }
