@@ -29,7 +29,6 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
-	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
@@ -155,8 +154,8 @@ func setup(t *testing.T) *fixture {
 	(&api.CouponImport{Store: &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}}).Register(mux, admin)
 	// The preview's gathering over NATS is tested with real owners in dispatcher/flow;
 	// here the route, its authorization and its answer.
-	(&api.Campaigns{JS: js, Catalog: catalog, Partitions: parts, Preview: func(_ *http.Request, brand, campaign string) (*flow.Preview, error) {
-		return &flow.Preview{Brand: brand, Campaign: campaign, Audience: 42, WouldSend: 40, Partitions: []int{0, 1, 2, 3}}, nil
+	(&api.Campaigns{JS: js, Catalog: catalog, Partitions: parts, Preview: func(_ *http.Request, brand, campaign string) (*bus.Preview, error) {
+		return &bus.Preview{Brand: brand, Campaign: campaign, Audience: 42, WouldSend: 40, Partitions: []int{0, 1, 2, 3}}, nil
 	}}).Register(mux, admin)
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
 	hs := httptest.NewUnstartedServer(mux)

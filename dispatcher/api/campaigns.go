@@ -24,7 +24,7 @@ type Campaigns struct {
 	Partitions int
 	Clock      clock.Func
 	// Preview gathers a dry run from every partition owner (app.PreviewClient).
-	Preview func(r *http.Request, brand, campaign string) (*flow.Preview, error)
+	Preview func(r *http.Request, brand, campaign string) (*bus.Preview, error)
 }
 
 // Register adds the routes behind the admin guard.

@@ -311,7 +311,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		insight.RegisterAdmin(mux, admin)
 		(&api.CouponImport{Store: couponStore}).Register(mux, admin)
 		(&api.Campaigns{JS: pjs, Catalog: catalog, Partitions: o.Partitions,
-			Preview: func(r *http.Request, brand, campaign string) (*flow.Preview, error) {
+			Preview: func(r *http.Request, brand, campaign string) (*bus.Preview, error) {
 				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 				defer cancel()
 				return flow.GatherPreview(ctx, nc, brand, campaign, o.Partitions)

@@ -15,55 +15,14 @@ import (
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
-// Preview is a dry run of a campaign's first send step over its audience: how many
-// players it reaches and what routing would decide for each, by channel and by reason.
-// Nothing is sent, reserved or recorded.
-type Preview struct {
-	Brand      string           `json:"brand"`
-	Campaign   string           `json:"campaign"`
-	Step       string           `json:"step,omitempty"`
-	Audience   int64            `json:"audience"`
-	WouldSend  int64            `json:"wouldSend"`
-	ByChannel  map[string]int64 `json:"byChannel"`
-	Deferred   map[string]int64 `json:"deferred"`
-	Suppressed map[string]int64 `json:"suppressed"`
-	// Partitions are the partitions counted; Missing those no owner answered for in time.
-	Partitions []int     `json:"partitions"`
-	Missing    []int     `json:"missing,omitempty"`
-	Generated  time.Time `json:"generated"`
-}
-
-func newPreview(brand, campaign string) *Preview {
-	return &Preview{Brand: brand, Campaign: campaign, ByChannel: map[string]int64{}, Deferred: map[string]int64{}, Suppressed: map[string]int64{}}
-}
-
-// add sums another partition's preview into p.
-func (p *Preview) add(q *Preview) {
-	p.Audience += q.Audience
-	p.WouldSend += q.WouldSend
-	for k, v := range q.ByChannel {
-		p.ByChannel[k] += v
-	}
-	for k, v := range q.Deferred {
-		p.Deferred[k] += v
-	}
-	for k, v := range q.Suppressed {
-		p.Suppressed[k] += v
-	}
-	if p.Step == "" {
-		p.Step = q.Step
-	}
-	p.Partitions = append(p.Partitions, q.Partitions...)
-}
-
 type previewAsk struct {
 	brand, campaign string
-	reply           chan *Preview
+	reply           chan *bus.Preview
 }
 
 // preview runs the dry run over this partition's members, in the owner's goroutine.
-func (s *ownerState) preview(brand, campaign string, now time.Time) *Preview {
-	p := newPreview(brand, campaign)
+func (s *ownerState) preview(brand, campaign string, now time.Time) *bus.Preview {
+	p := bus.NewPreview(brand, campaign)
 	p.Partitions = []int{s.part}
 	b := s.o.Catalog.Brand(brand)
 	cp := b.campaign(campaign)
@@ -125,12 +84,12 @@ func (s *ownerState) answerPreviews(now time.Time) {
 }
 
 // Preview is the dry run over the partitions this dispatcher owns.
-func (o *Owner) Preview(ctx context.Context, brand, campaign string) *Preview {
+func (o *Owner) Preview(ctx context.Context, brand, campaign string) *bus.Preview {
 	o.mu.Lock()
 	states := slices.Collect(maps.Values(o.open))
 	o.mu.Unlock()
-	sum := newPreview(brand, campaign)
-	replies := make(chan *Preview, len(states))
+	sum := bus.NewPreview(brand, campaign)
+	replies := make(chan *bus.Preview, len(states))
 	asked := 0
 	for _, st := range states {
 		select {
@@ -142,7 +101,7 @@ func (o *Owner) Preview(ctx context.Context, brand, campaign string) *Preview {
 	for range asked {
 		select {
 		case p := <-replies:
-			sum.add(p)
+			sum.Add(p)
 		case <-ctx.Done():
 			return sum
 		}
@@ -173,7 +132,7 @@ func ServePreviews(ctx context.Context, nc *nats.Conn, o *Owner) error {
 
 // GatherPreview asks every dispatcher replica for its partitions' dry run and sums the
 // answers until all partitions are covered or ctx ends (the rest reported missing).
-func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, partitions int) (*Preview, error) {
+func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, partitions int) (*bus.Preview, error) {
 	inbox := nats.NewInbox()
 	replies := make(chan *nats.Msg, 64)
 	sub, err := nc.ChanSubscribe(inbox, replies)
@@ -184,12 +143,12 @@ func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, p
 	if err := nc.PublishRequest(bus.PreviewSubject(brand, campaign), inbox, nil); err != nil {
 		return nil, err
 	}
-	sum := newPreview(brand, campaign)
+	sum := bus.NewPreview(brand, campaign)
 	seen := map[int]bool{}
 	for len(seen) < partitions {
 		select {
 		case m := <-replies:
-			var p Preview
+			var p bus.Preview
 			if json.Unmarshal(m.Data, &p) != nil {
 				continue
 			}
@@ -203,7 +162,7 @@ func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, p
 			for _, part := range p.Partitions {
 				seen[part] = true
 			}
-			sum.add(&p)
+			sum.Add(&p)
 		case <-ctx.Done():
 			for part := range partitions {
 				if !seen[part] {

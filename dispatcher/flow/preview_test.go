@@ -58,7 +58,7 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 		publishEvent(t, js, id, "player.registered", "reg-"+id, noon, data)
 	}
 	nc, _ := srv.Connect(t)
-	var p *flow.Preview
+	var p *bus.Preview
 	bustest.Eventually(t, 10*time.Second, "the preview", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -547,3 +547,46 @@ func CouponPoolKey(brand, pool string) string { return brand + ".=pool." + pool 
 func CouponPoolCodeKey(brand, pool string, n int) string {
 	return brand + ".=pool." + pool + "." + strconv.Itoa(n)
 }
+
+// Preview is the answer to a preview request (PreviewSubject), from one replica's
+// partitions or summed over all: a dry run of a campaign's first send step over its audience: how many
+// players it reaches and what routing would decide for each, by channel and by reason.
+// Nothing is sent, reserved or recorded.
+type Preview struct {
+	Brand      string           `json:"brand"`
+	Campaign   string           `json:"campaign"`
+	Step       string           `json:"step,omitempty"`
+	Audience   int64            `json:"audience"`
+	WouldSend  int64            `json:"wouldSend"`
+	ByChannel  map[string]int64 `json:"byChannel"`
+	Deferred   map[string]int64 `json:"deferred"`
+	Suppressed map[string]int64 `json:"suppressed"`
+	// Partitions are the partitions counted; Missing those no owner answered for in time.
+	Partitions []int     `json:"partitions"`
+	Missing    []int     `json:"missing,omitempty"`
+	Generated  time.Time `json:"generated"`
+}
+
+// NewPreview is an empty preview of a campaign.
+func NewPreview(brand, campaign string) *Preview {
+	return &Preview{Brand: brand, Campaign: campaign, ByChannel: map[string]int64{}, Deferred: map[string]int64{}, Suppressed: map[string]int64{}}
+}
+
+// Add sums another partition's preview into p.
+func (p *Preview) Add(q *Preview) {
+	p.Audience += q.Audience
+	p.WouldSend += q.WouldSend
+	for k, v := range q.ByChannel {
+		p.ByChannel[k] += v
+	}
+	for k, v := range q.Deferred {
+		p.Deferred[k] += v
+	}
+	for k, v := range q.Suppressed {
+		p.Suppressed[k] += v
+	}
+	if p.Step == "" {
+		p.Step = q.Step
+	}
+	p.Partitions = append(p.Partitions, q.Partitions...)
+}

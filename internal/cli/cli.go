@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bus"
 )
 
 // Options are the plugin's flags.
@@ -176,15 +177,7 @@ func (o *Options) preview() *cobra.Command {
 		Short: "Dry run: the audience and what routing would decide, by channel and reason; nothing is sent",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var p struct {
-				Audience   int64            `json:"audience"`
-				WouldSend  int64            `json:"wouldSend"`
-				Step       string           `json:"step"`
-				ByChannel  map[string]int64 `json:"byChannel"`
-				Deferred   map[string]int64 `json:"deferred"`
-				Suppressed map[string]int64 `json:"suppressed"`
-				Missing    []int            `json:"missing"`
-			}
+			var p bus.Preview
 			if err := o.call(cmd.Context(), http.MethodGet, "campaigns/"+url.PathEscape(args[0])+"/preview", nil, &p); err != nil {
 				return err
 			}
