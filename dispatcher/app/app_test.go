@@ -109,7 +109,7 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 		for i := from; i < to; i++ {
 			p := fmt.Sprintf("p-%d", i%300)
 			body := fmt.Sprintf(`{"specversion":"1.0","id":"d-%d","source":"pam","type":"deposit.completed","subject":%q,"data":{"amount":"1.00","currency":"AZN","method":"card","depositId":"d-%d"}}`, i, p, i)
-			if _, err := js.PublishAsync(bus.EventSubject("baku", p, "deposit.completed"), []byte(body)); err != nil {
+			if _, err := js.PublishAsync(bus.EventSubject("baku", p, "deposit.completed"), []byte(body), jetstream.WithStallWait(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
@@ -183,6 +184,10 @@ func Decode(brand, player, eventType string, raw []byte) (*Event, error) {
 	}
 	if err := bus.CheckToken("brand", brand); err != nil {
 		return nil, &Error{Field: "brand", Reason: strings.TrimPrefix(err.Error(), "brand: ")}
+	}
+	if !utf8.Valid(raw) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD: refuse instead.
+		return nil, fieldErr("event", "is not valid UTF-8")
 	}
 	ev := &Event{Brand: brand}
 	dec := json.NewDecoder(bytes.NewReader(raw))

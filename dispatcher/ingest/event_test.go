@@ -168,3 +168,10 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRefusesInvalidUTF8(t *testing.T) {
+	raw := []byte(`{"specversion":"1.0","id":"e1","source":"pam","type":"player.registered","subject":"p-1","time":"2026-11-22T10:00:00Z","data":{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","attrs":{"n":"` + "\xff\xfe" + `"}}}`)
+	if _, err := ingest.Decode("baku", "", "", raw); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+}

@@ -37,32 +37,42 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// make dev's stack, headless (no simulator): a Campaign applied through the API server
-// reacts to a registration sent to the HTTPS intake with the right localized email at the
-// local SMTP sink, and the Campaign's status counters move.
-func TestLocalStackHeadless(t *testing.T) {
+// startStack runs make dev's stack headless (no simulator) for the test on free ports and
+// returns where it is and a client of its API server.
+func startStack(t *testing.T) (devstack.Info, client.Client) {
+	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		home, _ := os.UserHomeDir()
 		t.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "croupier", "k8s-"+testenv.K8sVersion))
 	}
+	state, err := os.MkdirTemp("", "croupier-devstack-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) }) // after the stack stopped (cleanups run last first)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan devstack.Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- devstack.Run(ctx, devstack.Options{State: t.TempDir(), Root: filepath.Join("..", ".."), NATSPort: -1,
+		done <- devstack.Run(ctx, devstack.Options{State: state, Root: filepath.Join("..", ".."), NATSPort: -1,
 			APIAddr: freeAddr(t), HealthAddr: freeAddr(t), MetricsAddr: freeAddr(t), ProbeAddr: freeAddr(t),
 			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready})
 	}()
-	defer func() {
+	var info devstack.Info
+	exited := false
+	t.Cleanup(func() {
 		cancel()
+		if exited {
+			return
+		}
 		if err := <-done; err != nil {
 			t.Errorf("the stack stopped with %v", err)
 		}
-	}()
-	var info devstack.Info
+	})
 	select {
 	case info = <-ready:
 	case err := <-done:
+		exited = true
 		t.Fatalf("the stack did not start: %v", err)
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the stack did not start within 2 minutes")
@@ -78,6 +88,15 @@ func TestLocalStackHeadless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return info, c
+}
+
+// make dev's stack, headless (no simulator): a Campaign applied through the API server
+// reacts to a registration sent to the HTTPS intake with the right localized email at the
+// local SMTP sink, and the Campaign's status counters move.
+func TestLocalStackHeadless(t *testing.T) {
+	info, c := startStack(t)
+	ctx := context.Background()
 	cp := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku-casino", Name: "ru-welcome"}, Spec: crmv1.CampaignSpec{
 		Category: crmv1.CategoryService, Priority: 60,
 		Trigger: crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered", Condition: `player.id.startsWith("e2e-")`}},
