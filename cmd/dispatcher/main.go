@@ -24,6 +24,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/croupier-crm/croupier/dispatcher/app"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
@@ -53,6 +54,8 @@ func main() {
 	flag.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (self-signed when empty)")
 	flag.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key")
 	flag.StringVar(&o.HealthAddr, "http-bind-address", ":8090", "address of /healthz, /readyz and /metrics")
+	flag.IntVar(&o.DeliveryInFlight, "delivery-in-flight", 512, "most jobs each channel worker sends at once")
+	flag.DurationVar(&o.DeliveryAckWait, "delivery-ack-wait", channel.DefaultAckWait, "how long after a crash the jobs this replica was sending go to another (more than the longest provider timeout)")
 	flag.BoolVar(&noKube, "no-kubernetes", false, "run without a Kubernetes API (no intake keys, no admin API)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -62,6 +65,14 @@ func main() {
 		os.Exit(2)
 	}
 	o.InactiveDays = days
+	if o.DeliveryInFlight < 1 || o.DeliveryInFlight > 65536 {
+		log.Error("--delivery-in-flight: must be between 1 and 65536")
+		os.Exit(2)
+	}
+	if o.DeliveryAckWait < 5*time.Second {
+		log.Error("--delivery-ack-wait: must be at least 5s (and more than the longest provider timeout)")
+		os.Exit(2)
+	}
 	if err := run(log, natsURL, natsCreds, natsCA, dataDir, listen, partitions, replicas, noKube, o); err != nil {
 		log.Error("dispatcher stopped", "err", err)
 		os.Exit(1)

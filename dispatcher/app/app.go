@@ -78,6 +78,9 @@ type Options struct {
 	Secrets channel.Secrets
 	// DeliveryInFlight is the most jobs each channel worker sends at once (default 512).
 	DeliveryInFlight int
+	// DeliveryAckWait is how long after a crash the jobs a replica was sending go to
+	// another (default 2m; more than the longest provider timeout).
+	DeliveryAckWait time.Duration
 	// Registry receives the metrics (a new one when nil).
 	Registry *prometheus.Registry
 	// Ready is closed once the servers listen.
@@ -416,7 +419,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		}
 		w := &channel.Worker{JS: djs, Channel: ch, Policies: catalog, Secrets: secrets, Factories: factories, HTTP: hc, Log: log,
 			Links:    &channel.Links{JS: djs},
-			InFlight: o.DeliveryInFlight,
+			InFlight: o.DeliveryInFlight, AckWait: o.DeliveryAckWait,
 			Observe: func(ch crmv1.Channel, provider, result string, took time.Duration) {
 				m.Attempts.WithLabelValues(string(ch), provider, result).Inc()
 				m.Sends.WithLabelValues(string(ch), provider).Observe(took.Seconds())

@@ -47,6 +47,8 @@ const (
 	DefaultInitialBackoff = time.Second
 	DefaultMaxBackoff     = time.Minute
 	DefaultTimeout        = 10 * time.Second
+	// DefaultAckWait is the delivery consumer's ack wait.
+	DefaultAckWait = 2 * time.Minute
 )
 
 // ConsumerName is the durable consumer of a channel's delivery jobs, shared by every
@@ -65,6 +67,11 @@ type Worker struct {
 	Clock     clock.Func
 	// InFlight is the most jobs sent at once (default 512).
 	InFlight int
+	// AckWait is how long a job a replica took stays its own without news (default 2m):
+	// after a crash, its jobs in flight go to another replica (or the restarted one) this
+	// much later. Each attempt tells the server the job is in progress, so it must exceed
+	// the longest provider timeout.
+	AckWait time.Duration
 	// Links, when set, shortens links and adds open pixels where the policy asks.
 	Links *Links
 	// Observe, when set, is told each attempt's provider, result and duration.
@@ -100,6 +107,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.InFlight <= 0 {
 		w.InFlight = 512
 	}
+	if w.AckWait <= 0 {
+		w.AckWait = DefaultAckWait
+	}
 	if w.Log == nil {
 		w.Log = slog.Default()
 	}
@@ -108,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	cons, err := w.JS.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, jetstream.ConsumerConfig{
 		Durable: ConsumerName(w.Channel), FilterSubject: bus.DeliveryFilter(string(w.Channel)),
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, MaxAckPending: 2 * w.InFlight,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: w.AckWait, MaxAckPending: 2 * w.InFlight,
 	})
 	if err != nil {
 		return fmt.Errorf("the %s delivery consumer: %w", w.Channel, err)
@@ -237,6 +247,7 @@ providers:
 			if err := p.limiter.Wait(ctx); err != nil {
 				return err
 			}
+			_ = d.msg.InProgress() // the ack wait restarts with each attempt
 			actx, cancel := context.WithTimeout(sendCtx, p.timeout)
 			start := time.Now()
 			r, err := p.send.Send(actx, msg)
@@ -359,7 +370,8 @@ func (d *delivery) sentBefore(ctx context.Context) (*bus.Outcome, error) {
 	}
 	start := meta.Timestamp
 	c, err := d.w.JS.OrderedConsumer(ctx, bus.StreamOutcomes, jetstream.OrderedConsumerConfig{FilterSubjects: []string{d.outcomeSubject()},
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+		InactiveThreshold: 10 * time.Second}) // gone soon after: a crash redelivers hundreds of jobs
 	if err != nil {
 		return nil, err
 	}

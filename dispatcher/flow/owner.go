@@ -117,14 +117,18 @@ const (
 )
 
 // Open loads a partition's players and routing state.
-func (o *Owner) Open(ctx context.Context, part int, _ uint64) (partition.State, error) {
+func (o *Owner) Open(ctx context.Context, part int, epoch uint64) (partition.State, error) {
+	fence, err := o.raiseFence(ctx, part, epoch)
+	if err != nil {
+		return nil, err
+	}
 	ks, err := o.Keeper.OpenState(ctx, part)
 	if err != nil {
 		return nil, err
 	}
 	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{},
 		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{},
-		boards: map[string]*board{}, asks: make(chan previewAsk, 8)}
+		boards: map[string]*board{}, asks: make(chan previewAsk, 8), epoch: epoch, fenceRev: fence}
 	if err := st.load(ctx); err != nil {
 		ks.Close()
 		return nil, err
@@ -148,6 +152,64 @@ type outMsg struct {
 	id  string
 }
 
+type fenceDoc struct {
+	Epoch uint64 `json:"epoch"`
+}
+
+// raiseFence writes the partition's fence with this owner's epoch before it loads
+// anything: every earlier owner's next publish is refused. An owner of an older epoch
+// than the fence's is itself fenced.
+func (o *Owner) raiseFence(ctx context.Context, part int, epoch uint64) (uint64, error) {
+	key := bus.FenceKey(part)
+	raw, _ := json.Marshal(fenceDoc{Epoch: epoch})
+	for range 100 {
+		e, err := o.State.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rev, err := o.State.Create(ctx, key, raw)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return rev, err
+		case err != nil:
+			return 0, fmt.Errorf("reading the fence of partition %d: %w", part, err)
+		}
+		var f fenceDoc
+		if json.Unmarshal(e.Value(), &f) == nil && f.Epoch > epoch {
+			return 0, players.ErrFenced
+		}
+		rev, err := o.State.Update(ctx, key, raw, e.Revision())
+		if err == nil {
+			return rev, nil
+		}
+		if !fencedWrite(err) {
+			return 0, fmt.Errorf("raising the fence of partition %d: %w", part, err)
+		}
+	}
+	return 0, fmt.Errorf("raising the fence of partition %d: too many concurrent owners", part)
+}
+
+// fencedWrite tells a conditional write refused because the key changed.
+func fencedWrite(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// checkFence proves, by a conditional write, that no newer owner opened the partition
+// since this one did (or last checked).
+func (s *ownerState) checkFence(ctx context.Context) error {
+	raw, _ := json.Marshal(fenceDoc{Epoch: s.epoch})
+	rev, err := s.o.State.Update(ctx, bus.FenceKey(s.part), raw, s.fenceRev)
+	if err != nil {
+		if fencedWrite(err) {
+			return players.ErrFenced
+		}
+		return fmt.Errorf("checking the fence of partition %d: %w", s.part, err)
+	}
+	s.fenceRev = rev
+	return nil
+}
+
 type ownerState struct {
 	o       *Owner
 	part    int
@@ -155,10 +217,12 @@ type ownerState struct {
 	pt      *players.Partition
 	players map[string]*PlayerState
 	dirty   []*PlayerState
-	// out are the publishes of this batch, made only after the state that covers them is
-	// persisted: a fenced owner publishes nothing.
-	out      []outMsg
-	observed []observation
+	// out are the publishes of this batch, made after the fence check and before the
+	// state that covers them is persisted.
+	out []outMsg
+	// epoch is this owner's lease epoch; fenceRev the fence's revision it last wrote.
+	epoch, fenceRev uint64
+	observed        []observation
 	// slots count deferred releases per campaign and due time, to spread them.
 	slots map[string]int
 	// runs are the brands' scheduled runs in this partition (croupier-state); members the
@@ -788,16 +852,16 @@ func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did stri
 // Flush persists players, then the routing state (fenced), and only then publishes the
 // batch's jobs, schedules and outcomes and waits for them.
 func (s *ownerState) Flush(ctx context.Context) error {
-	// The two persists are independent fenced writes; they share one round trip. A
-	// fence on either stops the batch before anything is published.
-	persisted := make(chan error, 1)
-	go func() { persisted <- s.ks.Flush(ctx) }()
-	stateErr := s.flushState(ctx)
-	if err := <-persisted; err != nil {
-		return err
-	}
-	if stateErr != nil {
-		return stateErr
+	// What the batch decided is stored first, the state that records it after: a crash
+	// in between makes the next owner decide the same events again from the older state,
+	// and the ids (decision ids, intent ids) drop the repeats. The other order lost
+	// messages: a player persisted as having applied an event whose delivery job was never
+	// stored made the redelivered event a duplicate (docs/decisions.md). The fence comes
+	// first: an owner a newer one replaced publishes nothing.
+	if len(s.out) > 0 {
+		if err := s.checkFence(ctx); err != nil {
+			return err
+		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(s.out))
 	for _, m := range s.out {
@@ -823,7 +887,14 @@ func (s *ownerState) Flush(ctx context.Context) error {
 		}
 	}
 	s.observed = s.observed[:0]
-	return nil
+	// The two persists are independent fenced writes; they share one round trip.
+	persisted := make(chan error, 1)
+	go func() { persisted <- s.ks.Flush(ctx) }()
+	stateErr := s.flushState(ctx)
+	if err := <-persisted; err != nil {
+		return err
+	}
+	return stateErr
 }
 
 // flushState writes every changed player state, the changed run records and (at most

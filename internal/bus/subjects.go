@@ -191,6 +191,11 @@ func PartitionStatsFilter(part int) string { return "*.*.*." + strconv.Itoa(part
 
 // RunsKey is the croupier-state key of a brand's scheduled runs in one partition: the
 // last token starts with "=", which no player id does.
+// FenceKey is a partition's fence in croupier-state: the lease epoch of the owner that
+// opened it last. An owner publishes a batch only after a conditional write of it proves
+// no newer owner has opened the partition since.
+func FenceKey(part int) string { return "fence." + strconv.Itoa(part) }
+
 func RunsKey(brand string, part int) string { return brand + "." + strconv.Itoa(part) + ".=runs" }
 
 // RunsFilter selects every scheduled run.

@@ -1,0 +1,103 @@
+package faults_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+)
+
+// receiptKey is the Idempotency-Key of deposit i's receipt: its decision id and channel.
+func receiptKey(i int) string {
+	return route.DecisionID(fmt.Sprintf("uid-receipt/pam.baku/d-%d/send", i)) + "." + string(crmv1.ChannelWebhook)
+}
+
+// checkExactly fails unless the sinks together saw exactly the receipts of deposits
+// 0..n-1 (none lost, none foreign); it returns how many were lost.
+func checkExactly(t *testing.T, n int, sinks ...*sink) (lost int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, k := range sinks {
+		for key := range k.keys() {
+			seen[key] = true
+		}
+	}
+	for i := range n {
+		if !seen[receiptKey(i)] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d receipts lost", lost, n)
+	}
+	if len(seen) != n-lost {
+		t.Errorf("%d distinct keys at the sinks, %d expected: keys that are no receipt's", len(seen), n-lost)
+	}
+	for _, k := range sinks {
+		if _, _, mm := k.counts(); mm > 0 {
+			t.Errorf("%d posts whose Idempotency-Key was not their decision id", mm)
+		}
+	}
+	return lost
+}
+
+// The dispatcher SIGKILLed ten times while 100,000 deposits flow: every receipt arrives;
+// a receipt posted twice (sent, then killed before its outcome was stored) carries the same
+// Idempotency-Key both times, and there are at most the in-flight limit of them per kill.
+func TestDispatcherKilledTenTimesUnderLoad(t *testing.T) {
+	const (
+		players = 10000
+		events  = 100000
+		kills   = 10
+	)
+	s := newStack(t)
+	hook := newSink(t)
+	s.configure([]string{hook.endpoint()}, receipts())
+	s.register(players)
+	s.start("d1")
+	s.waitOwned(30*time.Second, "d1")
+
+	evs := make([]event, events)
+	for i := range events {
+		evs[i] = deposit(i, players)
+	}
+	published := make(chan struct{})
+	go func() { defer close(published); s.publish(evs) }()
+
+	start := time.Now()
+	for k := 1; k <= kills; k++ {
+		// Kill when the k-th eleventh of the receipts has arrived: the kills are spread
+		// over the whole load.
+		s.waitDistinct(3*time.Minute, k*events/(kills+1), hook)
+		s.mu.Lock()
+		p := s.procs["d1"]
+		s.mu.Unlock()
+		s.kill(p)
+		time.Sleep(200 * time.Millisecond)
+		s.start("d1")
+	}
+	<-published
+	s.waitDistinct(5*time.Minute, events, hook)
+	took := time.Since(start)
+	// Redeliveries of jobs in flight at the last kill come after the ack wait (5s).
+	time.Sleep(8 * time.Second)
+
+	lost := checkExactly(t, events, hook)
+	dups := hook.duplicates()
+	if dups > kills*inFlight {
+		t.Errorf("%d duplicate posts after %d kills; at most %d (the in-flight limit %d per kill)", dups, kills, kills*inFlight, inFlight)
+	}
+	// Every duplicate was a second post of a key the sink had: a sink that honours
+	// Idempotency-Key (the header carries the decision id) counts each receipt once.
+	honoured := distinctKeys(hook)
+	if honoured != events {
+		t.Errorf("a sink honouring Idempotency-Key would have counted %d receipts, want %d", honoured, events)
+	}
+	noContact(t, s.logs(), "depozit qəbul edildi")
+	t.Logf("%d events, %d kills in %s: lost %d, %d duplicate posts (bound %d)", events, kills, took.Round(time.Second), lost, dups, kills*inFlight)
+	reliability(t, "dispatcher SIGKILLed 10 times", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
+		fmt.Sprintf("%d SIGKILLs, restarted 200 ms later", kills), lost, dups,
+		fmt.Sprintf("every duplicate with its decision id as Idempotency-Key (0 at an honouring sink); bound %d", kills*inFlight))
+}
