@@ -76,3 +76,24 @@ bench:
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench ApplyCampaigns -benchtime 1x ./controllers/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Reserve -benchtime 20000x ./dispatcher/budget/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Redeem -benchtime 5000x ./dispatcher/reward/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench DispatcherLoad -benchtime 100000x ./e2e/faults/ | tee -a $(BENCH_OUT)
+	$(GO) run ./hack/benchdoc -in $(BENCH_OUT) -out docs/benchmarks.md
+
+.PHONY: reliability
+RELIABILITY_OUT ?= .croupier/reliability.txt
+FUZZTIME ?= 15s
+FUZZ_TARGETS := FuzzDecode:./dispatcher/ingest FuzzVerifySignature:./dispatcher/ingest FuzzCheck:./internal/templates \
+	FuzzCompile:./internal/rules FuzzRESTAnswer:./dispatcher/channel/sms FuzzSegments:./dispatcher/channel/sms \
+	FuzzReference:./dispatcher/channel/sms FuzzParse:./internal/money
+
+# The fault, hostile-input and security tests, then every fuzz target for FUZZTIME, gathered
+# into docs/reliability.md (docs/reliability.md says what each row proves).
+reliability: envtest
+	@mkdir -p $(dir $(RELIABILITY_OUT)); : > $(RELIABILITY_OUT)
+	CROUPIER_RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 30m ./e2e/faults/ ./internal/devstack/
+	CROUPIER_RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -run TestControllerRBACIsLeastPrivilege ./controllers/
+	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
+	  out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	  execs=$$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2); \
+	  echo "fuzz: $$name ($$pkg) | $$execs inputs in $(FUZZTIME) | none failed | 0 | 0 | $$name" | tee -a $(RELIABILITY_OUT); done
+	$(GO) run ./hack/benchdoc -reliability -in $(RELIABILITY_OUT) -out docs/reliability.md

@@ -32,6 +32,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 const (
@@ -315,7 +316,7 @@ func (s *stack) register(n int) {
 	evs := make([]event, n)
 	for i := range n {
 		evs[i] = event{subject: bus.EventSubject(brand, player(i), "player.registered"), id: fmt.Sprintf("reg-%d", i),
-			body: fmt.Appendf(nil, `{"specversion":"1.0","id":"reg-%d","source":"pam.baku","type":"player.registered","subject":%q,"time":"2026-11-22T10:00:00Z","data":{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","kycStatus":"verified","ageVerified":true}}`, i, player(i))}
+			body: fmt.Appendf(nil, `{"specversion":"1.0","id":"reg-%d","source":"pam.baku","type":"player.registered","subject":%q,"time":"2026-11-22T10:00:00Z","data":{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","kycStatus":"passed","ageVerified":true}}`, i, player(i))}
 	}
 	s.publish(evs)
 }
@@ -551,18 +552,8 @@ func (k *sink) keys() map[string]int {
 	return out
 }
 
-// reliability prints the row `make reliability` gathers: what was held, the faults, the
-// inputs, lost and duplicated.
 func reliability(tb testing.TB, row, load, faults string, lost, dups int, held string) {
-	line := fmt.Sprintf("reliability: %s | %s | %s | %d | %d | %s", row, load, faults, lost, dups, held)
-	tb.Log(line)
-	if path := os.Getenv("CROUPIER_RELIABILITY_OUT"); path != "" {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err == nil {
-			_, _ = fmt.Fprintln(f, strings.TrimPrefix(line, "reliability: "))
-			f.Close()
-		}
-	}
+	bustest.Reliability(tb, row, load, faults, lost, dups, held)
 }
 
 // noContact fails when the dispatchers' logs hold a player's contact or a message body.

@@ -6,8 +6,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -24,10 +26,21 @@ func main() {
 	flag.IntVar(&o.Players, "players", 3000, "players the traffic simulator plays (0: no simulator)")
 	flag.Float64Var(&o.Speed, "speed", 60, "how much faster than real time the simulated casino day runs")
 	flag.Parse()
+	if err := os.MkdirAll(o.State, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "make dev:", err)
+		os.Exit(1)
+	}
+	logf, err := os.OpenFile(filepath.Join(o.State, "stack.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make dev:", err)
+		os.Exit(1)
+	}
+	defer logf.Close()
+	o.Log = logf // the dispatcher's JSON log; the manager's too unless -v
 	if *verbose {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(logr.Discard())
+		ctrl.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(logf, nil)))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

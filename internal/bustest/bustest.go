@@ -4,6 +4,8 @@ package bustest
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -121,5 +123,22 @@ func AssertNowhere(t testing.TB, js jetstream.JetStream, s string) {
 				t.Errorf("stream %s seq %d (%s) still holds %q", name, seq, m.Subject, s)
 			}
 		}
+	}
+}
+
+// Reliability prints a row of docs/reliability.md (what, load held, faults or inputs,
+// lost, duplicated, what held) and, when CROUPIER_RELIABILITY_OUT names a file (make
+// reliability), appends it there.
+func Reliability(tb testing.TB, row, load, faults string, lost, dups int, held string) {
+	line := fmt.Sprintf("%s | %s | %s | %d | %d | %s", row, load, faults, lost, dups, held)
+	tb.Log("reliability: " + line)
+	if path := os.Getenv("CROUPIER_RELIABILITY_OUT"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			tb.Errorf("writing the reliability row: %v", err)
+			return
+		}
+		defer f.Close()
+		_, _ = fmt.Fprintln(f, line)
 	}
 }

@@ -60,6 +60,8 @@ type Options struct {
 	StatsInterval time.Duration
 	// Out gets the welcome text and the live line (nothing when nil).
 	Out io.Writer
+	// Log gets the dispatcher's JSON log (discarded when nil).
+	Log io.Writer
 	// Ready receives what a client needs once everything runs.
 	Ready chan<- Info
 }
@@ -196,7 +198,11 @@ func Run(ctx context.Context, o Options) error {
 	dispErr := make(chan error, 1)
 	dispReady := make(chan struct{})
 	go func() {
-		dispErr <- app.Run(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil)), nc, app.Options{
+		logTo := o.Log
+		if logTo == nil {
+			logTo = io.Discard
+		}
+		dispErr <- app.Run(ctx, slog.New(slog.NewJSONHandler(logTo, nil)), nc, app.Options{
 			Replica: "dev", Partitions: topo.Partitions, LeaseTTL: 6 * time.Second, Batch: 1000,
 			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
 			APIAddr: o.APIAddr, HealthAddr: o.HealthAddr, Kube: kube, Ready: dispReady,

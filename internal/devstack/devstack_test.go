@@ -39,7 +39,7 @@ func freeAddr(t *testing.T) string {
 
 // startStack runs make dev's stack headless (no simulator) for the test on free ports and
 // returns where it is and a client of its API server.
-func startStack(t *testing.T) (devstack.Info, client.Client) {
+func startStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info, client.Client) {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		home, _ := os.UserHomeDir()
@@ -54,9 +54,13 @@ func startStack(t *testing.T) (devstack.Info, client.Client) {
 	ready := make(chan devstack.Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- devstack.Run(ctx, devstack.Options{State: state, Root: filepath.Join("..", ".."), NATSPort: -1,
+		o := devstack.Options{State: state, Root: filepath.Join("..", ".."), NATSPort: -1,
 			APIAddr: freeAddr(t), HealthAddr: freeAddr(t), MetricsAddr: freeAddr(t), ProbeAddr: freeAddr(t),
-			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready})
+			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready}
+		for _, tw := range tweaks {
+			tw(&o)
+		}
+		done <- devstack.Run(ctx, o)
 	}()
 	var info devstack.Info
 	exited := false
@@ -166,6 +170,31 @@ func TestLocalStackHeadless(t *testing.T) {
 	if !strings.Contains(body, "Здравствуйте") && !strings.Contains(body, "=D0=97") {
 		t.Fatalf("body %q", body)
 	}
+	// Template injection through a player field: the name is text, never a template.
+	inject := fmt.Sprintf(`{"specversion":"1.0","id":"e2e-reg-2","source":"pam.baku-casino","type":"player.registered","subject":"e2e-inject","time":%q,
+		"data":{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN","email":"inject@example.az","attrs":{"firstName":"{{ .Player.Email }}{{ template \"x\" }}"}}}`,
+		time.Now().UTC().Format(time.RFC3339))
+	if !send(inject) {
+		t.Fatal("the intake refused the registration with a template as the name")
+	}
+	var injected string
+	bustest.Eventually(t, 30*time.Second, "the email of the player named like a template", func() bool {
+		files, _ := filepath.Glob(filepath.Join(info.MailDir, "*.eml"))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			m, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil || !strings.Contains(m.Header.Get("To"), "inject@example.az") {
+				continue
+			}
+			b, _ := io.ReadAll(m.Body)
+			injected = string(b)
+			return true
+		}
+		return false
+	})
+	if !strings.Contains(injected, "Salam, {{ .Player.Email }}") || strings.Contains(injected, "inject@example.az") {
+		t.Fatalf("a name that looks like a template was executed: %q", injected)
+	}
 	// The push stand-in speaks FCM HTTP v1 (OAuth token, then messages:send).
 	at := time.Now().UTC().Format(time.RFC3339)
 	for _, ev := range []string{
@@ -182,6 +211,6 @@ func TestLocalStackHeadless(t *testing.T) {
 	})
 	bustest.Eventually(t, 30*time.Second, "the status counters", func() bool {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
-		return cp.Status.Counters != nil && cp.Status.Counters.Targeted == 1 && cp.Status.Counters.Sent == 1
+		return cp.Status.Counters != nil && cp.Status.Counters.Targeted == 2 && cp.Status.Counters.Sent == 2 // olga and the template-named player
 	})
 }

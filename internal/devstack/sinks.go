@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/util/retry"
+
 	"github.com/emersion/go-smtp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -173,15 +175,19 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 		},
 	}
 	for name, edit := range edits {
-		var cp crmv1.ChannelPolicy
-		if err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: name}, &cp); err != nil {
-			return fmt.Errorf("ChannelPolicy %s: %w", name, err)
-		}
-		if len(cp.Spec.Providers) > 0 && cp.Spec.Providers[0].Name == "dev-"+map[string]string{"email": "smtp", "sms": "sms", "push": "push", "webhook": "webhook"}[name]+"-sink" {
-			continue // pointed at the sinks by an earlier make dev
-		}
-		edit(&cp.Spec)
-		if err := c.Update(ctx, &cp); err != nil {
+		// The manager writes the status meanwhile: read again on a conflict.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var cp crmv1.ChannelPolicy
+			if err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: name}, &cp); err != nil {
+				return err
+			}
+			if len(cp.Spec.Providers) > 0 && cp.Spec.Providers[0].Name == "dev-"+map[string]string{"email": "smtp", "sms": "sms", "push": "push", "webhook": "webhook"}[name]+"-sink" {
+				return nil // pointed at the sinks by an earlier make dev
+			}
+			edit(&cp.Spec)
+			return c.Update(ctx, &cp)
+		})
+		if err != nil {
 			return fmt.Errorf("ChannelPolicy %s: %w", name, err)
 		}
 	}
