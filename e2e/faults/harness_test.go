@@ -236,13 +236,24 @@ func (s *stack) waitOwned(within time.Duration, names ...string) time.Duration {
 
 func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	bustest.Eventually(tb, within, what, cond)
+}
+
+// receiptsOn starts one dispatcher, d1, on a stack whose webhook sink gets a receipt for
+// every deposit of players registered players, and returns the deposits 0..n-1.
+func receiptsOn(tb testing.TB, players, n int) (*stack, *sink, []event) {
+	tb.Helper()
+	s := newStack(tb)
+	hook := newSink(tb)
+	s.configure([]string{hook.endpoint()}, receipts())
+	s.register(players)
+	s.start("d1")
+	s.waitOwned(30*time.Second, "d1")
+	evs := make([]event, n)
+	for i := range n {
+		evs[i] = deposit(i, players)
 	}
+	return s, hook, evs
 }
 
 // configure publishes the brand's PreferencePolicy, a webhook ChannelPolicy over the

@@ -14,16 +14,7 @@ import (
 // publish. Run with -benchtime 100000x.
 func BenchmarkDispatcherLoad(b *testing.B) {
 	const players = 10000
-	s := newStack(b)
-	hook := newSink(b)
-	s.configure([]string{hook.endpoint()}, receipts())
-	s.register(players)
-	s.start("d1")
-	s.waitOwned(30*time.Second, "d1")
-	evs := make([]event, b.N)
-	for i := range b.N {
-		evs[i] = deposit(i, players)
-	}
+	s, hook, evs := receiptsOn(b, players, b.N)
 	b.ResetTimer()
 	start := time.Now()
 	sent := make([]time.Time, b.N)

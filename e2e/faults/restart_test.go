@@ -13,17 +13,7 @@ func TestNATSRestartedMidLoad(t *testing.T) {
 		players = 5000
 		events  = 50000
 	)
-	s := newStack(t)
-	hook := newSink(t)
-	s.configure([]string{hook.endpoint()}, receipts())
-	s.register(players)
-	s.start("d1")
-	s.waitOwned(30*time.Second, "d1")
-
-	evs := make([]event, events)
-	for i := range events {
-		evs[i] = deposit(i, players)
-	}
+	s, hook, evs := receiptsOn(t, players, events)
 	published := make(chan struct{})
 	go func() { defer close(published); s.publish(evs) }()
 

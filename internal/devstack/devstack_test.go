@@ -37,6 +37,23 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// mailTo returns the decoded subject and the body of an email the SMTP sink received for
+// the address (empty when none).
+func mailTo(dir, addr string) (subject, body string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		m, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil || !strings.Contains(m.Header.Get("To"), addr) {
+			continue
+		}
+		subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+		b, _ := io.ReadAll(m.Body)
+		return subject, string(b)
+	}
+	return "", ""
+}
+
 // startStack runs make dev's stack headless (no simulator) for the test on free ports and
 // returns where it is and a client of its API server.
 func startStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info, client.Client) {
@@ -150,19 +167,8 @@ func TestLocalStackHeadless(t *testing.T) {
 	bustest.Eventually(t, 20*time.Second, "the intake accepts the registration", func() bool { return send(event) })
 	var subject, body string
 	bustest.Eventually(t, 30*time.Second, "the Russian email at the SMTP sink", func() bool {
-		files, _ := filepath.Glob(filepath.Join(info.MailDir, "*.eml"))
-		for _, f := range files {
-			raw, _ := os.ReadFile(f)
-			m, err := mail.ReadMessage(bytes.NewReader(raw))
-			if err != nil || !strings.Contains(m.Header.Get("To"), "olga@example.az") {
-				continue
-			}
-			subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
-			b, _ := io.ReadAll(m.Body)
-			body = string(b)
-			return true
-		}
-		return false
+		subject, body = mailTo(info.MailDir, "olga@example.az")
+		return body != ""
 	})
 	if subject != "Добро пожаловать" {
 		t.Fatalf("subject %q", subject)
@@ -179,18 +185,8 @@ func TestLocalStackHeadless(t *testing.T) {
 	}
 	var injected string
 	bustest.Eventually(t, 30*time.Second, "the email of the player named like a template", func() bool {
-		files, _ := filepath.Glob(filepath.Join(info.MailDir, "*.eml"))
-		for _, f := range files {
-			raw, _ := os.ReadFile(f)
-			m, err := mail.ReadMessage(bytes.NewReader(raw))
-			if err != nil || !strings.Contains(m.Header.Get("To"), "inject@example.az") {
-				continue
-			}
-			b, _ := io.ReadAll(m.Body)
-			injected = string(b)
-			return true
-		}
-		return false
+		_, injected = mailTo(info.MailDir, "inject@example.az")
+		return injected != ""
 	})
 	if !strings.Contains(injected, "Salam, {{ .Player.Email }}") || strings.Contains(injected, "inject@example.az") {
 		t.Fatalf("a name that looks like a template was executed: %q", injected)
