@@ -78,7 +78,8 @@ func BenchmarkRunFanOut(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	at := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	// Due now: a run later than its schedule reaches is not expanded.
+	at := time.Now().UTC().Truncate(time.Second)
 	raw, _ := bus.Encode(bus.RunRequest{RunID: bus.RunID("uid-daily-spins", at), Brand: "baku", Campaign: "daily-spins", CampaignUID: "uid-daily-spins", ScheduledTime: at})
 	if _, err := js.Publish(ctx, bus.RunSubject("baku", "daily-spins"), raw); err != nil {
 		b.Fatal(err)
@@ -90,6 +91,9 @@ func BenchmarkRunFanOut(b *testing.B) {
 		}
 		if info.State.Msgs >= uint64(n) {
 			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("%d of %d intents after 5 minutes", info.State.Msgs, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
