@@ -182,17 +182,11 @@ func (o *Owner) raiseFence(ctx context.Context, part int, epoch uint64) (uint64,
 		if err == nil {
 			return rev, nil
 		}
-		if !fencedWrite(err) {
+		if !bus.Conflict(err) {
 			return 0, fmt.Errorf("raising the fence of partition %d: %w", part, err)
 		}
 	}
 	return 0, fmt.Errorf("raising the fence of partition %d: too many concurrent owners", part)
-}
-
-// fencedWrite tells a conditional write refused because the key changed.
-func fencedWrite(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }
 
 // checkFence proves, by a conditional write, that no newer owner opened the partition
@@ -201,7 +195,7 @@ func (s *ownerState) checkFence(ctx context.Context) error {
 	raw, _ := json.Marshal(fenceDoc{Epoch: s.epoch})
 	rev, err := s.o.State.Update(ctx, bus.FenceKey(s.part), raw, s.fenceRev)
 	if err != nil {
-		if fencedWrite(err) {
+		if bus.Conflict(err) {
 			return players.ErrFenced
 		}
 		return fmt.Errorf("checking the fence of partition %d: %w", s.part, err)
@@ -960,8 +954,7 @@ func (s *ownerState) flushState(ctx context.Context) error {
 		case a := <-p.ack.Ok():
 			*p.rev = a.Sequence
 		case err := <-p.ack.Err():
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			if bus.Conflict(err) {
 				fenced = true
 			} else {
 				return fmt.Errorf("persisting routing state of partition %d: %w", s.part, err)

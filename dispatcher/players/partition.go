@@ -231,8 +231,7 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 			p.en.rev = a.Sequence
 			pt.mu.Unlock()
 		case e := <-p.ack.Err():
-			var apiErr *jetstream.APIError
-			if errors.As(e, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			if bus.Conflict(e) {
 				fenced = true
 			} else if err == nil {
 				err = e

@@ -161,7 +161,7 @@ func (s *Service) Update(ctx context.Context, brand, player, source, actor strin
 			newRev, err = s.KV.Update(ctx, key, after, rev)
 		}
 		if err != nil {
-			if attempt < 5 && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
+			if attempt < 5 && bus.Conflict(err) {
 				continue // changed by someone else meanwhile: apply the change again
 			}
 			return nil, fmt.Errorf("saving preferences: %w", err)
@@ -176,11 +176,6 @@ func (s *Service) Update(ctx context.Context, brand, player, source, actor strin
 		}
 		return next, nil
 	}
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // record appends the consent entries and the audit entry of one change.

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -222,7 +221,7 @@ func (s *stack) waitOwned(within time.Duration, names ...string) time.Duration {
 	for _, n := range names {
 		ok[n] = true
 	}
-	eventually(s.tb, within, fmt.Sprintf("every partition held by %v", names), func() bool {
+	bustest.Eventually(s.tb, within, fmt.Sprintf("every partition held by %v", names), func() bool {
 		o := s.owners()
 		for p := range partitions {
 			if !ok[o[p]] {
@@ -232,11 +231,6 @@ func (s *stack) waitOwned(within time.Duration, names ...string) time.Duration {
 		return true
 	})
 	return time.Since(start)
-}
-
-func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	bustest.Eventually(tb, within, what, cond)
 }
 
 // receiptsOn starts one dispatcher, d1, on a stack whose webhook sink gets a receipt for
@@ -505,18 +499,11 @@ func (s *stack) diagnose() string {
 			continue
 		}
 		fmt.Fprintf(&b, "%s: %d messages\n", name, st.CachedInfo().State.Msgs)
-		for cl := st.ListConsumers(ctx); ; {
-			select {
-			case ci, ok := <-cl.Info():
-				if !ok {
-					goto next
-				}
-				fmt.Fprintf(&b, "  %s: pending %d, ack pending %d, redelivered %d, waiting %d\n", ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
-			case <-time.After(5 * time.Second):
-				goto next
-			}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		for ci := range st.ListConsumers(lctx).Info() {
+			fmt.Fprintf(&b, "  %s: pending %d, ack pending %d, redelivered %d, waiting %d\n", ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
 		}
-	next:
+		cancel()
 	}
 	logs := strings.Split(strings.TrimSpace(s.logs()), "\n")
 	fmt.Fprintf(&b, "last log lines:\n%s", strings.Join(logs[max(0, len(logs)-40):], "\n"))
@@ -563,10 +550,6 @@ func (k *sink) keys() map[string]int {
 	return out
 }
 
-func reliability(tb testing.TB, row, load, faults string, lost, dups int, held string) {
-	bustest.Reliability(tb, row, load, faults, lost, dups, held)
-}
-
 // noContact fails when the dispatchers' logs hold a player's contact or a message body.
 func noContact(tb testing.TB, logs string, forbidden ...string) {
 	tb.Helper()
@@ -580,5 +563,3 @@ func noContact(tb testing.TB, logs string, forbidden ...string) {
 		}
 	}
 }
-
-var errTimeout = errors.New("timeout")

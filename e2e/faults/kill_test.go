@@ -7,6 +7,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // receiptKey is the Idempotency-Key of deposit i's receipt: its decision id and channel.
@@ -87,7 +88,7 @@ func TestDispatcherKilledTenTimesUnderLoad(t *testing.T) {
 	}
 	noContact(t, s.logs(), "depozit qəbul edildi")
 	t.Logf("%d events, %d kills in %s: lost %d, %d duplicate posts (bound %d)", events, kills, took.Round(time.Second), lost, dups, kills*inFlight)
-	reliability(t, "dispatcher SIGKILLed 10 times", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
+	bustest.Reliability(t, "dispatcher SIGKILLed 10 times", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
 		fmt.Sprintf("%d SIGKILLs, restarted 200 ms later", kills), lost, dups,
 		fmt.Sprintf("every duplicate with its decision id as Idempotency-Key (0 at an honouring sink); bound %d", kills*inFlight))
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // The primary webhook provider's port refuses connections for a minute while deposits
@@ -96,7 +98,7 @@ func TestProviderDownForAMinute(t *testing.T) {
 	both := pp + bp - distinctKeys(primary, backup) - dups
 	t.Logf("%d deposits at %d/s; primary %d/%d/%d, backup %d/%d/%d (before/during/after the minute down); lost %d, duplicates %d, at both providers %d",
 		events, rate, pb, pd, pa, bb, bd, ba, lost, dups, both)
-	reliability(t, "a provider down for a minute", fmt.Sprintf("%d deposits at %d/s -> receipts, 2 webhook providers", events, rate),
+	bustest.Reliability(t, "a provider down for a minute", fmt.Sprintf("%d deposits at %d/s -> receipts, 2 webhook providers", events, rate),
 		"primary refuses connections for 60 s, then is back on the same port", lost, dups+both,
 		fmt.Sprintf("failover: %d receipts via the second provider during the minute; recovery: %d via the primary after", bd, pa))
 }

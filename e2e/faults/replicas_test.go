@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // Two dispatcher replicas, then four, then one of them SIGKILLed, while deposits flow
@@ -31,12 +33,12 @@ func TestReplicasScaleAndOneKilled(t *testing.T) {
 	}
 	receiptsOf := func() int { n, _ := hook.perCampaign("deposit-receipt"); return n }
 	s.publish(evs[:events/2])
-	eventually(t, 2*time.Minute, "a fifth of the receipts", func() bool { return receiptsOf() >= events/5 })
+	bustest.Eventually(t, 2*time.Minute, "a fifth of the receipts", func() bool { return receiptsOf() >= events/5 })
 
 	s.start("r3")
 	s.start("r4")
 	scaled := time.Now()
-	eventually(t, 30*time.Second, "four replicas holding partitions", func() bool {
+	bustest.Eventually(t, 30*time.Second, "four replicas holding partitions", func() bool {
 		held := map[string]int{}
 		for _, o := range s.owners() {
 			held[o]++
@@ -45,7 +47,7 @@ func TestReplicasScaleAndOneKilled(t *testing.T) {
 	})
 	rebalance := time.Since(scaled)
 	s.publish(evs[events/2 : 3*events/4])
-	eventually(t, 2*time.Minute, "half of the receipts", func() bool { return receiptsOf() >= events/2 })
+	bustest.Eventually(t, 2*time.Minute, "half of the receipts", func() bool { return receiptsOf() >= events/2 })
 
 	s.mu.Lock()
 	victim := s.procs["r2"]
@@ -56,7 +58,7 @@ func TestReplicasScaleAndOneKilled(t *testing.T) {
 		t.Errorf("the killed replica's partitions were held again after %s; want within %s", handover, 3*leaseTTL+2*time.Second)
 	}
 	s.publish(evs[3*events/4:])
-	eventually(t, 3*time.Minute, "every receipt", func() bool { return receiptsOf() >= events })
+	bustest.Eventually(t, 3*time.Minute, "every receipt", func() bool { return receiptsOf() >= events })
 	time.Sleep(7 * time.Second) // redeliveries after the ack wait, late thank-yous
 
 	seen := hook.keys()
@@ -82,7 +84,7 @@ func TestReplicasScaleAndOneKilled(t *testing.T) {
 	dups := hook.duplicates()
 	t.Logf("rebalance to 4 in %s, handover after the kill in %s; %d receipts, %d thank-yous (most %d a player), %d duplicate posts",
 		rebalance.Round(100*time.Millisecond), handover.Round(100*time.Millisecond), events-lost, sent, most, dups)
-	reliability(t, "2 then 4 replicas, one SIGKILLed", fmt.Sprintf("%d deposits, %d players: receipts + capped, budgeted marketing", events, players),
+	bustest.Reliability(t, "2 then 4 replicas, one SIGKILLed", fmt.Sprintf("%d deposits, %d players: receipts + capped, budgeted marketing", events, players),
 		fmt.Sprintf("scale 2->4 (balanced in %s), SIGKILL of one (partitions held again in %s)", rebalance.Round(100*time.Millisecond), handover.Round(100*time.Millisecond)),
 		lost, dups, fmt.Sprintf("frequency cap 2/day: most %d a player; budget 20.00 AZN: %.2f AZN spent", most, float64(sent)/100))
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/croupier-crm/croupier/internal/bustest"
 )
 
 // The embedded NATS server shut down and started again on its storage while 50,000
@@ -32,7 +34,7 @@ func TestNATSRestartedMidLoad(t *testing.T) {
 	if dups > inFlight {
 		t.Errorf("%d duplicate posts after one restart; at most the in-flight limit %d", dups, inFlight)
 	}
-	reliability(t, "embedded NATS restarted mid-load", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
+	bustest.Reliability(t, "embedded NATS restarted mid-load", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
 		"server shut down 3 s at a third of the load, started again on its storage", lost, dups,
 		"dispatcher and publisher reconnect; every duplicate with its decision id as Idempotency-Key")
 }

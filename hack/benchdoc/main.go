@@ -98,7 +98,6 @@ func run(in, out string) error {
 		return fmt.Errorf("%s holds no benchmark results", in)
 	}
 	var b strings.Builder
-	fmt.Fprintln(&b, begin)
 	fmt.Fprintf(&b, "\n## Latest run, %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "Command: `make bench` (the reference first, then every benchmark, one run). Machine: %s, %s cores", machine, cores)
 	if cpu != "" {
@@ -135,8 +134,6 @@ func run(in, out string) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, bn.pkg, bn.iterations, strings.Join(figs, ", "), strings.Join(ratios, ", "))
 	}
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, end)
 
 	return rewrite(out, b.String())
 }
@@ -149,7 +146,6 @@ func runReliability(in, out string) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintln(&b, begin)
 	fmt.Fprintf(&b, "\nCommand: `make reliability`, %s, %s/%s, %d cores, %s.\n\n", time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintln(&b, "| what | load held | faults survived, inputs tried | lost | duplicated | what held |")
 	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- |")
@@ -168,14 +164,13 @@ func runReliability(in, out string) error {
 	if rows == 0 {
 		return fmt.Errorf("%s holds no reliability rows", in)
 	}
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, end)
 	return rewrite(out, b.String())
 }
 
-// rewrite replaces the generated section of out (or inserts it before the first
-// second-level heading).
-func rewrite(out, section string) error {
+// rewrite puts body between the markers, replacing the generated section of out (or
+// inserting it before the first second-level heading).
+func rewrite(out, body string) error {
+	section := begin + "\n" + body + "\n" + end + "\n"
 	raw, err := os.ReadFile(out)
 	if err != nil {
 		return err

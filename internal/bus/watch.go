@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,4 +33,12 @@ func Follow(ctx context.Context, w jetstream.KeyWatcher, what string, apply func
 			}
 		}
 	}
+}
+
+// Conflict tells a conditional write refused because the key or subject changed since the
+// revision the writer expected (a KV Create/Update, or a publish with an expected last
+// sequence): another writer came first.
+func Conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }

@@ -113,8 +113,7 @@ func (s *Store) Update(ctx context.Context, brand, player string, change func(in
 		if err == nil {
 			return in, nil
 		}
-		var apiErr *jetstream.APIError
-		if !errors.Is(err, jetstream.ErrKeyExists) && !(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		if !bus.Conflict(err) {
 			return nil, err
 		}
 	}
