@@ -33,6 +33,7 @@ func main() {
 		natsURL, natsCreds, natsCA, dataDir, listen, inactive string
 		partitions, replicas                                  int
 		noKube                                                bool
+		deprecated                                            []string
 		o                                                     app.Options
 	)
 	host, _ := os.Hostname()
@@ -42,8 +43,24 @@ func main() {
 	flag.StringVar(&dataDir, "data-dir", ".croupier/nats", "JetStream storage of the embedded server")
 	flag.StringVar(&listen, "nats-listen", "127.0.0.1:4222", "client address of the embedded server")
 	flag.IntVar(&partitions, "partitions", bus.DefaultPartitions, "partitions of a new EVENTS stream")
-	flag.IntVar(&replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster)")
-	flag.StringVar(&o.Replica, "replica", replicaName(host), "this replica's name in croupier-leases")
+	flag.IntVar(&replicas, "stream-replicas", 0, "replicas of streams and buckets; 0 follows the existing streams, or for a new topology what the server offers (3 on a cluster of three or more, 1 on one server); never lowered")
+	flag.StringVar(&o.Replica, "replica-name", replicaName(host), "this dispatcher's name in croupier-leases (the pod name)")
+	// Deprecated aliases, kept for one release.
+	flag.Func("replicas", "deprecated: use --stream-replicas", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		replicas = n
+		deprecated = append(deprecated, "--replicas is deprecated and will be removed: use --stream-replicas")
+		return nil
+	})
+	flag.Func("replica", "deprecated: use --replica-name", func(v string) error {
+		o.Replica = v
+		deprecated = append(deprecated, "--replica is deprecated and will be removed: use --replica-name")
+		return nil
+	})
+	flag.DurationVar(&o.StallAfter, "stall-timeout", 10*time.Second, "how long a held partition may have work pending without progress before it is restarted and /readyz fails")
 	flag.DurationVar(&o.LeaseTTL, "lease-ttl", 6*time.Second, "partition lease duration without renewal (renewed every third)")
 	flag.IntVar(&o.Batch, "batch", 1000, "most events processed per partition between two persists")
 	flag.DurationVar(&o.Linger, "linger", 5*time.Millisecond, "how long a partition owner waits for more events before persisting a batch")
@@ -59,6 +76,9 @@ func main() {
 	flag.BoolVar(&noKube, "no-kubernetes", false, "run without a Kubernetes API (no intake keys, no admin API)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	for _, d := range deprecated {
+		log.Warn(d)
+	}
 	days, err := parseDays(inactive)
 	if err != nil {
 		log.Error("--inactive-days", "err", err)
@@ -117,7 +137,7 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partition
 	if err != nil {
 		return err
 	}
-	log.Info("NATS topology ensured", "partitions", topo.Partitions)
+	log.Info("NATS topology ensured", "partitions", topo.Partitions, "streamReplicas", topo.Replicas)
 	o.Partitions = topo.Partitions
 	if !noKube {
 		cfg, err := ctrlconfig.GetConfig()

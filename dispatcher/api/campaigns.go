@@ -68,10 +68,10 @@ func (c *Campaigns) testSend(w http.ResponseWriter, r *http.Request, brand strin
 		return
 	}
 	var req TestSendRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTestSendBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "the body must be {\"player\", \"step\"}: " + err.Error()})
+		bodyProblem(w, err, "the body must be {\"player\", \"step\"}: ")
 		return
 	}
 	if err := bus.CheckToken("player", req.Player); err != nil {

@@ -212,10 +212,10 @@ func (p *Preferences) change(w http.ResponseWriter, r *http.Request, brand, play
 		return
 	}
 	var c Change
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPreferencesBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		bodyProblem(w, err, "body: ")
 		return
 	}
 	// The request alone is checked first, so a refusal names the request's own field.
@@ -459,9 +459,9 @@ func (p *Preferences) authenticate(w http.ResponseWriter, r *http.Request) ([]by
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error(), Field: "brand"})
 		return nil, false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPreferencesBody))
 	if err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
+		bodyProblem(w, err, "reading the body: ")
 		return nil, false
 	}
 	keys, err := p.Keys.Keys(r.Context(), brand)
@@ -560,7 +560,7 @@ type SuppressionLine struct {
 // importSuppressions takes NDJSON lines; every line is checked before any is saved, and a
 // bad line is refused with its number and field.
 func (p *Preferences) importSuppressions(w http.ResponseWriter, r *http.Request, brand string, u user.Info) {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSuppressionBody))
 	dec.DisallowUnknownFields()
 	var lines []SuppressionLine
 	refuse := func(line int, field, reason string) {
@@ -570,6 +570,9 @@ func (p *Preferences) importSuppressions(w http.ResponseWriter, r *http.Request,
 		var l SuppressionLine
 		if err := dec.Decode(&l); errors.Is(err, io.EOF) {
 			break
+		} else if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			bodyProblem(w, err, "")
+			return
 		} else if err != nil {
 			refuse(n, "", err.Error())
 			return

@@ -93,10 +93,12 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 		{`{"caps":[{"category":"marketing","max":0,"window":"24h"}]}`, "caps[0].max", 422},
 		{`{"choices":[{"category":"marketing","channel":"push","state":"maybe"}]}`, "choices[0].state", 400},
 		{`{"colour":"red"}`, "", 400},
+		// Over the route's limit: 413, not a truncated body's "unexpected EOF".
+		{`{"choices":[` + strings.Repeat(`{"category":"marketing","channel":"push","state":"granted"},`, 2000) + `{}]}`, "larger than", 413},
 	} {
 		st, body := do("PUT", "/v1/brands/baku/me/preferences", leyla, c.body)
 		if st != c.status || !strings.Contains(body, c.field) {
-			t.Fatalf("%s: %d %s", c.body, st, body)
+			t.Fatalf("%.200s: %d %s", c.body, st, body)
 		}
 	}
 	// A withdrawal on push: saved, in the ledger with its source, audited.

@@ -89,8 +89,8 @@ func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
 		ref, status = r.PostForm.Get(opt(sms.OptionDLRRef, "reference")), r.PostForm.Get(opt(sms.OptionDLRStatus, "status"))
 	} else {
 		var body any
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
-			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxProviderBody)).Decode(&body); err != nil {
+			bodyProblem(w, err, "body: ")
 			return
 		}
 		ref = fmt.Sprint(cmp.Or(sms.Lookup(body, opt(sms.OptionDLRRef, "reference")), any("")))
@@ -127,9 +127,9 @@ func (h *ProviderHooks) smsRest(w http.ResponseWriter, r *http.Request) {
 // "delivered" and "failed" are recorded for the message the token was remembered for
 // (a failure is reported as delivery.failed, so the owner falls back, e.g. to SMS).
 func (h *ProviderHooks) viber(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProviderBody))
 	if err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
+		bodyProblem(w, err, "reading the body: ")
 		return
 	}
 	_, token, ok := h.credentials(w, r, crmv1.ChannelViber, crmv1.ProviderViber, viber.SecretAuthToken)
@@ -313,9 +313,9 @@ type SendGridEvent struct {
 }
 
 func (h *ProviderHooks) sendgrid(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendGridBody))
 	if err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error()})
+		bodyProblem(w, err, "reading the body: ")
 		return
 	}
 	_, key, ok := h.credentials(w, r, crmv1.ChannelEmail, crmv1.ProviderSendGrid, SecretSendGridVerificationKey)
@@ -400,8 +400,8 @@ type MailgunWebhook struct {
 
 func (h *ProviderHooks) mailgun(w http.ResponseWriter, r *http.Request) {
 	var m MailgunWebhook
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m); err != nil {
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "body: " + err.Error()})
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxProviderBody)).Decode(&m); err != nil {
+		bodyProblem(w, err, "body: ")
 		return
 	}
 	_, key, ok := h.credentials(w, r, crmv1.ChannelEmail, crmv1.ProviderMailgun, SecretMailgunSigningKey)

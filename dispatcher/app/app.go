@@ -76,6 +76,9 @@ type Options struct {
 	// Secrets are what providers' secretRefs name (the brands' Kubernetes Secrets when nil
 	// and Kube is set).
 	Secrets channel.Secrets
+	// StallAfter is how long a held partition may have work pending without progress
+	// before it is restarted and /readyz fails (default 10s).
+	StallAfter time.Duration
 	// DeliveryInFlight is the most jobs each channel worker sends at once (default 512).
 	DeliveryInFlight int
 	// DeliveryAckWait is how long after a crash the jobs a replica was sending go to
@@ -93,16 +96,21 @@ const MaxPendingPublishes = 1 << 16
 
 // Metrics are the dispatcher's Prometheus metrics.
 type Metrics struct {
-	Events    *prometheus.CounterVec
-	Owned     *prometheus.GaugeVec
-	Lag       *prometheus.GaugeVec
-	Players   prometheus.GaugeFunc
-	BatchSize prometheus.Histogram
-	Decisions *prometheus.CounterVec
-	Dispatch  *prometheus.HistogramVec
-	Breaches  *prometheus.CounterVec
-	Attempts  *prometheus.CounterVec
-	Sends     *prometheus.HistogramVec
+	Events     *prometheus.CounterVec
+	Owned      *prometheus.GaugeVec
+	Lag        *prometheus.GaugeVec
+	Pending    *prometheus.GaugeVec
+	AckPending *prometheus.GaugeVec
+	Idle       *prometheus.GaugeVec
+	Stalled    *prometheus.GaugeVec
+	Restarts   *prometheus.CounterVec
+	Players    prometheus.GaugeFunc
+	BatchSize  prometheus.Histogram
+	Decisions  *prometheus.CounterVec
+	Dispatch   *prometheus.HistogramVec
+	Breaches   *prometheus.CounterVec
+	Attempts   *prometheus.CounterVec
+	Sends      *prometheus.HistogramVec
 }
 
 func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
@@ -113,7 +121,17 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		Owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_owned",
 			Help: "1 for each partition this replica holds the lease of."}, []string{"partition"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_consumer_lag",
-			Help: "Events of an owned partition not yet delivered to its owner (consumer pending count)."}, []string{"partition"}),
+			Help: "Messages of an owned partition not yet delivered to its owner, all sources (the consumers' pending counts on the server)."}, []string{"partition"}),
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_pending",
+			Help: "Messages not yet delivered to an owned partition's worker, by source (events, intents, runs, outcomes), from the server."}, []string{"partition", "source"}),
+		AckPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_ack_pending",
+			Help: "Messages delivered to an owned partition's worker and not yet acknowledged, by source, from the server."}, []string{"partition", "source"}),
+		Idle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_idle_seconds",
+			Help: "How long an owned partition has had work pending without its acknowledged floor moving (0 when nothing is pending)."}, []string{"partition"}),
+		Stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_stalled",
+			Help: "1 while an owned partition holds pending work and made no progress for the stall timeout (--stall-timeout)."}, []string{"partition"}),
+		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_partition_restarts_total",
+			Help: "Partition workers restarted after a failure, or given up (superseded, repeated), by reason."}, []string{"reason"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "croupier_partition_batch_events",
 			Help: "Events processed between two persists.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
 	}
@@ -144,7 +162,11 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 	m.Sends = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "croupier_provider_request_seconds",
 		Help:    "Time of one provider request, by channel and provider.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9)}, []string{"channel", "provider"})
-	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
+	for _, r := range []string{partition.ReasonOpen, partition.ReasonConsumer, partition.ReasonHandle, partition.ReasonFlush, partition.ReasonTick,
+		partition.ReasonPump, partition.ReasonAck, partition.ReasonStalled, partition.ReasonSuperseded, partition.ReasonRepeated} {
+		m.Restarts.WithLabelValues(r)
+	}
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
 	return m
 }
 
@@ -255,22 +277,51 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			}
 		}}
 	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery, Linger: o.Linger,
-		Sources: []partition.Source{partition.Events, partition.Intents, partition.Runs, partition.Outcomes},
-		Observe: func(part, n int, pending uint64) {
-			m.BatchSize.Observe(float64(n))
-			m.Lag.WithLabelValues(strconv.Itoa(part)).Set(float64(pending))
+		Sources:    []partition.Source{partition.Events, partition.Intents, partition.Runs, partition.Outcomes},
+		StallAfter: o.StallAfter,
+		Observe:    func(_, n int) { m.BatchSize.Observe(float64(n)) },
+		Restarted:  func(_ int, reason string) { m.Restarts.WithLabelValues(reason).Inc() },
+		Progress: func(p partition.Progress) {
+			part := strconv.Itoa(p.Partition)
+			var lag uint64
+			for _, sp := range p.Sources {
+				if sp.Err != nil {
+					continue
+				}
+				lag += sp.Pending
+				m.Pending.WithLabelValues(part, sp.What).Set(float64(sp.Pending))
+				m.AckPending.WithLabelValues(part, sp.What).Set(float64(sp.AckPending))
+			}
+			m.Lag.WithLabelValues(part).Set(float64(lag))
+			m.Idle.WithLabelValues(part).Set(p.Idle.Seconds())
+			stalled := 0.0
+			if p.Stalled {
+				stalled = 1
+			}
+			m.Stalled.WithLabelValues(part).Set(stalled)
 		}}
 	cb := runner.Callbacks()
-	leases := &partition.Leases{KV: leasesKV, Replica: o.Replica, Partitions: o.Partitions, TTL: o.LeaseTTL, Log: log}
+	leases := &partition.Leases{KV: leasesKV, Replica: o.Replica, Partitions: o.Partitions, TTL: o.LeaseTTL, Log: log, Connected: nc.IsConnected}
+	runner.GiveUp = leases.GiveUp
 	callbacks := partition.Callbacks{
 		Acquired: func(ctx context.Context, part int, epoch uint64) {
 			cb.Acquired(ctx, part, epoch)
-			m.Owned.WithLabelValues(strconv.Itoa(part)).Set(1)
+			p := strconv.Itoa(part)
+			m.Owned.WithLabelValues(p).Set(1)
+			// The partition's series exist from the start; the monitor fills them in.
+			m.Lag.WithLabelValues(p).Set(0)
+			m.Idle.WithLabelValues(p).Set(0)
+			m.Stalled.WithLabelValues(p).Set(0)
 		},
 		Released: func(part int) {
 			cb.Released(part)
-			m.Owned.DeleteLabelValues(strconv.Itoa(part))
-			m.Lag.DeleteLabelValues(strconv.Itoa(part))
+			p := strconv.Itoa(part)
+			m.Owned.DeleteLabelValues(p)
+			m.Lag.DeleteLabelValues(p)
+			m.Idle.DeleteLabelValues(p)
+			m.Stalled.DeleteLabelValues(p)
+			m.Pending.DeletePartialMatch(prometheus.Labels{"partition": p})
+			m.AckPending.DeletePartialMatch(prometheus.Labels{"partition": p})
 		},
 	}
 
@@ -346,6 +397,10 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if err := runner.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok"))
 	})
 	health.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -379,6 +434,11 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		if err := leases.Run(lctx, callbacks); err != nil {
 			errs <- err
 		}
+	}()
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		runner.Monitor(lctx)
 	}()
 	leasesRunning.Add(1)
 	go func() {

@@ -176,7 +176,7 @@ func (o *Owner) raiseFence(ctx context.Context, part int, epoch uint64) (uint64,
 		}
 		var f fenceDoc
 		if json.Unmarshal(e.Value(), &f) == nil && f.Epoch > epoch {
-			return 0, players.ErrFenced
+			return 0, fmt.Errorf("%w: the fence of partition %d holds epoch %d, this owner's is %d", partition.ErrSuperseded, part, f.Epoch, epoch)
 		}
 		rev, err := o.State.Update(ctx, key, raw, e.Revision())
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -392,7 +393,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	}
 	bState.Close()
 	// An owner of an older epoch cannot open it any more.
-	if _, err := newStack(t, srv, "old", clk).owner.Open(context.Background(), 0, 1); err != players.ErrFenced {
+	if _, err := newStack(t, srv, "old", clk).owner.Open(context.Background(), 0, 1); !errors.Is(err, partition.ErrSuperseded) {
 		t.Fatalf("opening with an older epoch than the fence's: %v", err)
 	}
 	// A, stale, decides a send for p-6: the fence refuses its batch, nothing is published.

@@ -176,9 +176,23 @@ func fieldErr(field, format string, args ...any) *Error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Decode parses and validates one structured CloudEvent of the given brand. player and
-// eventType, when not empty, are what the NATS subject says; the envelope must agree.
+// Bounds of an event's time (EVENTS.md): not more than MaxTimeAhead ahead of the
+// receiver's clock, not before MinEventTime. One bad clock could otherwise set a player's
+// last activity to 9999 and switch inactivity and recency off for good.
+var MinEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxTimeAhead is how far ahead of the receiver's clock an event's time may be.
+const MaxTimeAhead = 5 * time.Minute
+
+// Decode is DecodeAt with the wall clock.
 func Decode(brand, player, eventType string, raw []byte) (*Event, error) {
+	return DecodeAt(brand, player, eventType, raw, time.Now())
+}
+
+// DecodeAt parses and validates one structured CloudEvent of the given brand, received at
+// now. player and eventType, when not empty, are what the NATS subject says; the envelope
+// must agree.
+func DecodeAt(brand, player, eventType string, raw []byte, now time.Time) (*Event, error) {
 	if len(raw) > MaxEventBytes {
 		return nil, fieldErr("event", "is %d bytes; the limit is %d", len(raw), MaxEventBytes)
 	}
@@ -204,6 +218,14 @@ func Decode(brand, player, eventType string, raw []byte) (*Event, error) {
 	}
 	if err := ev.checkEnvelope(player, eventType); err != nil {
 		return nil, err
+	}
+	if t := ev.Time; !t.IsZero() {
+		switch {
+		case t.Before(MinEventTime):
+			return nil, fieldErr("time", "%s is before %s", t.Format(time.RFC3339), MinEventTime.Format(time.DateOnly))
+		case t.After(now.Add(MaxTimeAhead)):
+			return nil, fieldErr("time", "%s is more than %s ahead of the receiver's clock (%s)", t.Format(time.RFC3339), MaxTimeAhead, now.UTC().Format(time.RFC3339))
+		}
 	}
 	if err := ev.decodeData(); err != nil {
 		return nil, err

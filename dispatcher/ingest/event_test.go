@@ -75,6 +75,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad type", envelope("Deposit Completed", "{}"), "type"},
 		{"no subject", strings.Replace(envelope("kyc.passed", "{}"), `"subject":"p-1",`, "", 1), "subject"},
 		{"bad time", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `yesterday`, 1), "time"},
+		{"time far ahead", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `9999-12-31T00:00:00Z`, 1), "time"},
+		{"time before 2000", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `1999-12-31T23:59:59Z`, 1), "time"},
 		{"registered without country", envelope("player.registered", `{"language":"az","timeZone":"Asia/Baku","currency":"AZN"}`), "data.country"},
 		{"bad country", envelope("player.registered", `{"country":"Azerbaijan","language":"az","timeZone":"Asia/Baku","currency":"AZN"}`), "data.country"},
 		{"bad zone", envelope("player.registered", `{"country":"AZ","language":"az","timeZone":"Mars/Olympus","currency":"AZN"}`), "data.timeZone"},

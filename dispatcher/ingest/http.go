@@ -140,7 +140,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	events := make([]Encoded, 0, len(raws))
 	for i, raw := range raws {
-		ev, err := Decode(brand, "", "", raw)
+		ev, err := DecodeAt(brand, "", "", raw, in.Clock.Now())
 		if err != nil {
 			in.count("", ResultRejected)
 			p := Problem{Error: "event rejected: " + err.Error()}
@@ -334,6 +334,10 @@ type Encoded struct {
 	Body []byte
 }
 
+// DuplicateInProcess is JetStream's error code for a message id whose first message is
+// still being stored (JSStreamDuplicateMessageConflict).
+const DuplicateInProcess = 10158
+
 // Publish publishes events asynchronously to EVENTS and waits for every acknowledgement;
 // the stream drops a repeated message id within its window (counted as a duplicate).
 func Publish(ctx context.Context, js jetstream.JetStream, events []Encoded) (Accepted, error) {
@@ -356,6 +360,13 @@ func Publish(ctx context.Context, js jetstream.JetStream, events []Encoded) (Acc
 				acc.Accepted++
 			}
 		case err := <-f.Err():
+			// The same id twice in a batch, or identical requests racing: the stream
+			// holds the first one while it is stored (409, 10158). A duplicate, not a failure.
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.ErrorCode(DuplicateInProcess) {
+				acc.Duplicates++
+				continue
+			}
 			if firstErr == nil {
 				firstErr = err
 			}

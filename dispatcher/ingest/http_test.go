@@ -57,6 +57,9 @@ func TestHTTPIntake(t *testing.T) {
 		return http.Header{"Content-Type": {ingest.ContentTypeStructured}, ingest.SignatureHeader: {ingest.SignatureFor(key, now, []byte(body))}}
 	}
 	batch := "[" + deposit("b1", "p-1") + "," + deposit("b2", "p-2") + "]"
+	twice := "[" + deposit("t1", "p-3") + "," + deposit("t1", "p-3") + "]"
+	ahead := strings.Replace(deposit("f1", "p-1"), "2026-11-22T21:03:11Z", now.Add(6*time.Minute).UTC().Format(time.RFC3339), 1)
+	ancient := strings.Replace(deposit("f2", "p-1"), "2026-11-22T21:03:11Z", "1970-01-01T00:00:00Z", 1)
 	badBatch := "[" + deposit("c1", "p-1") + `,{"specversion":"1.0","id":"c2","source":"pam","type":"deposit.completed","subject":"p-2","data":{"currency":"AZN","method":"card","depositId":"x"}}]`
 	cases := []struct {
 		name    string
@@ -67,9 +70,11 @@ func TestHTTPIntake(t *testing.T) {
 		problem string // substring of the error
 		field   string
 		stored  uint64 // EVENTS message count after the request
+		// duplicates is the accepted answer's duplicate count.
+		duplicates int
 	}{
 		{name: "structured, HMAC", brand: "baku", body: deposit("e1", "p-1"), header: signed(deposit("e1", "p-1")), status: 202, stored: 1},
-		{name: "same source+id again is a duplicate", brand: "baku", body: deposit("e1", "p-1"), header: signed(deposit("e1", "p-1")), status: 202, stored: 1},
+		{name: "same source+id again is a duplicate", brand: "baku", body: deposit("e1", "p-1"), header: signed(deposit("e1", "p-1")), status: 202, duplicates: 1, stored: 1},
 		{name: "bearer token", brand: "baku", body: deposit("e2", "p-1"), header: http.Header{"Content-Type": {ingest.ContentTypeStructured}, "Authorization": {"Bearer bearer-token"}}, status: 202, stored: 2},
 		{name: "batch", brand: "baku", body: batch, header: http.Header{"Content-Type": {ingest.ContentTypeBatch}, ingest.SignatureHeader: {ingest.SignatureFor(key, now, []byte(batch))}}, status: 202, stored: 4},
 		{name: "binary mode", brand: "baku", body: `{"amount":"5.00","currency":"AZN","method":"card","depositId":"d9"}`, header: http.Header{
@@ -86,7 +91,10 @@ func TestHTTPIntake(t *testing.T) {
 		{name: "internal type refused", brand: "baku", body: `{"specversion":"1.0","id":"i1","source":"croupier","type":"player.inactive","subject":"p-1","data":{"days":7}}`, header: signed(`{"specversion":"1.0","id":"i1","source":"croupier","type":"player.inactive","subject":"p-1","data":{"days":7}}`), status: 400, field: "type", stored: 5},
 		{name: "not JSON", brand: "baku", body: "hello", header: signed("hello"), status: 400, field: "event", stored: 5},
 		{name: "wrong media type", brand: "baku", body: deposit("x4", "p-1"), header: http.Header{"Content-Type": {"text/plain"}, ingest.SignatureHeader: {ingest.SignatureFor(key, now, []byte(deposit("x4", "p-1")))}}, status: 415, problem: "Content-Type", stored: 5},
-		{name: "too large", brand: "baku", body: strings.Repeat(" ", 2<<20), header: signed(""), status: 413, problem: "larger than", stored: 5},
+		{name: "same id twice in one batch: one stored, one duplicate", brand: "baku", body: twice, header: http.Header{"Content-Type": {ingest.ContentTypeBatch}, ingest.SignatureHeader: {ingest.SignatureFor(key, now, []byte(twice))}}, status: 202, duplicates: 1, stored: 6},
+		{name: "time more than 5 minutes ahead", brand: "baku", body: ahead, header: signed(ahead), status: 400, problem: "ahead of the receiver's clock", field: "time", stored: 6},
+		{name: "time before 2000", brand: "baku", body: ancient, header: signed(ancient), status: 400, problem: "before 2000-01-01", field: "time", stored: 6},
+		{name: "too large", brand: "baku", body: strings.Repeat(" ", 2<<20), header: signed(""), status: 413, problem: "larger than", stored: 6},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -97,10 +105,18 @@ func TestHTTPIntake(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
 			var p ingest.Problem
-			_ = json.NewDecoder(resp.Body).Decode(&p)
+			_ = json.Unmarshal(raw, &p)
 			if resp.StatusCode != c.status {
-				t.Fatalf("status %d, want %d (%+v)", resp.StatusCode, c.status, p)
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, c.status, raw)
+			}
+			if c.status == http.StatusAccepted {
+				var acc ingest.Accepted
+				_ = json.Unmarshal(raw, &acc)
+				if acc.Duplicates != c.duplicates {
+					t.Errorf("answer %s: %d duplicates, want %d", raw, acc.Duplicates, c.duplicates)
+				}
 			}
 			if !strings.Contains(p.Error, c.problem) || (c.field != "" && p.Field != c.field) {
 				t.Errorf("problem %+v; want error containing %q and field %q", p, c.problem, c.field)

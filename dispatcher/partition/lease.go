@@ -43,17 +43,45 @@ type Leases struct {
 	TTL   time.Duration
 	Log   *slog.Logger
 	Clock clock.Func
+	// Connected reports whether the replica's NATS connection is up; while it is not,
+	// no lease is renewed or taken, and each held one is dropped before it expires.
+	Connected func() bool
 
 	mu      sync.Mutex
 	entries map[string]jetstream.KeyValueEntry
 	owned   map[int]ownedLease
 	synced  chan struct{}
+	// givenUp are partitions the runner cannot run, to release at the next step; cooling
+	// are released ones not taken again before the time.
+	givenUp map[int]string
+	cooling map[int]time.Time
+	wake    chan struct{}
+}
+
+// GiveUp asks the lease loop to release a partition at once (the runner cannot run it):
+// another replica takes it, and this one does not take it back for two TTLs.
+func (l *Leases) GiveUp(part int, reason string) {
+	l.mu.Lock()
+	if l.givenUp == nil {
+		l.givenUp = map[int]string{}
+	}
+	l.givenUp[part] = reason
+	wake := l.wake
+	l.mu.Unlock()
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 type ownedLease struct {
 	epoch   uint64
 	rev     uint64
 	expires time.Time
+	// orphanSince is set on a partition taken beyond the fair share.
+	orphanSince time.Time
 }
 
 // Owned lists the partitions this replica holds, ascending.
@@ -89,6 +117,12 @@ func (l *Leases) Run(ctx context.Context, cb Callbacks) error {
 	l.entries = map[string]jetstream.KeyValueEntry{}
 	l.owned = map[int]ownedLease{}
 	l.synced = make(chan struct{})
+	l.cooling = map[int]time.Time{}
+	if l.givenUp == nil {
+		l.givenUp = map[int]string{}
+	}
+	l.wake = make(chan struct{}, 1)
+	wake := l.wake
 	l.mu.Unlock()
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -111,6 +145,7 @@ func (l *Leases) Run(ctx context.Context, cb Callbacks) error {
 			l.releaseAll(cb)
 			return nil
 		case <-tick.C:
+		case <-wake:
 		}
 	}
 }
@@ -138,6 +173,28 @@ func (l *Leases) watch(w jetstream.KeyWatcher) {
 // step renews, releases and acquires so this replica holds its fair share.
 func (l *Leases) step(ctx context.Context, cb Callbacks) {
 	now := l.Clock.Now()
+	l.mu.Lock()
+	given := l.givenUp
+	l.givenUp = map[int]string{}
+	l.mu.Unlock()
+	for p, reason := range given {
+		if _, ok := l.ownedLease(p); ok {
+			l.Log.Warn("partition lease released: this replica cannot run it", "partition", p, "reason", reason)
+			l.release(ctx, p, now, cb)
+		}
+		l.cooling[p] = now.Add(2 * l.TTL)
+	}
+	if l.Connected != nil && !l.Connected() {
+		// Without NATS nothing can be renewed; stop work before a lease runs out, so no
+		// partition is worked on by a replica that may already have been replaced.
+		for _, p := range l.Owned() {
+			if o, _ := l.ownedLease(p); !now.Add(l.TTL / 3).Before(o.expires) {
+				l.Log.Warn("NATS disconnected: partition lease expiring without renewal; stopping", "partition", p)
+				l.drop(p, cb)
+			}
+		}
+		return
+	}
 	l.heartbeat(ctx, now)
 
 	l.mu.Lock()
@@ -172,12 +229,13 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 
 	// Renew what we hold; a refused renewal means another replica took the partition.
 	for _, p := range l.Owned() {
-		o := l.ownedLease(p)
+		o, _ := l.ownedLease(p)
 		next := bus.Lease{Partition: p, Owner: l.Replica, Epoch: o.epoch, Renewed: now, Expires: now.Add(l.TTL)}
 		rev, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(next), o.rev)
 		switch {
 		case err == nil:
-			l.setOwned(p, ownedLease{epoch: o.epoch, rev: rev, expires: next.Expires})
+			o.rev, o.expires = rev, next.Expires
+			l.setOwned(p, o)
 		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
 			l.Log.Warn("partition lease lost", "partition", p, "epoch", o.epoch)
 			l.drop(p, cb)
@@ -190,27 +248,38 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 		}
 	}
 
-	owned := l.Owned()
+	// Partitions held beyond the fair share because nobody else took them (orphans) are
+	// not counted in it; they are handed back after orphanHold.
+	var owned, extra []int
+	for _, p := range l.Owned() {
+		if o, _ := l.ownedLease(p); !o.orphanSince.IsZero() {
+			extra = append(extra, p)
+			if now.Sub(o.orphanSince) > l.orphanHold() {
+				l.Log.Info("handing back a partition held beyond the fair share", "partition", p)
+				l.release(ctx, p, now, cb)
+			}
+			continue
+		}
+		owned = append(owned, p)
+	}
 	// Hand over surplus partitions (a replica joined), highest first.
 	for len(owned) > target {
 		p := owned[len(owned)-1]
 		owned = owned[:len(owned)-1]
 		l.release(ctx, p, now, cb)
 	}
-	if len(owned) >= target {
-		return
-	}
-	// Take free or expired partitions, starting at an offset of our own so replicas that
-	// start together rarely race for the same ones.
-	start := i * l.Partitions / len(members)
-	for k := 0; k < l.Partitions && len(owned) < target; k++ {
-		p := (start + k) % l.Partitions
-		if slices.Contains(owned, p) {
-			continue
+	take := func(p int, orphan bool) bool {
+		if slices.Contains(owned, p) || slices.Contains(extra, p) || now.Before(l.cooling[p]) {
+			return false
 		}
 		cur, exists := leases[p]
 		if exists && cur.Owner != "" && cur.Expires.After(now) {
-			continue
+			return false
+		}
+		// An orphan is a lease left free or expired for a whole TTL: the replicas whose
+		// share it is had their chance (or gave it up).
+		if orphan && (!exists || cur.Expires.After(now.Add(-l.TTL))) {
+			return false
 		}
 		next := bus.Lease{Partition: p, Owner: l.Replica, Epoch: cur.Epoch + 1, Renewed: now, Expires: now.Add(l.TTL)}
 		var rev uint64
@@ -221,14 +290,34 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 			rev, err = l.KV.Create(ctx, bus.LeaseKey(p), encode(next))
 		}
 		if err != nil {
-			continue // another replica was faster
+			return false // another replica was faster
 		}
-		l.setOwned(p, ownedLease{epoch: next.Epoch, rev: rev, expires: next.Expires})
-		owned = append(owned, p)
-		l.Log.Info("partition acquired", "partition", p, "epoch", next.Epoch)
+		o := ownedLease{epoch: next.Epoch, rev: rev, expires: next.Expires}
+		if orphan {
+			o.orphanSince = now
+			extra = append(extra, p)
+		} else {
+			owned = append(owned, p)
+		}
+		l.setOwned(p, o)
+		l.Log.Info("partition acquired", "partition", p, "epoch", next.Epoch, "beyondShare", orphan)
 		cb.Acquired(ctx, p, next.Epoch)
+		return true
+	}
+	// Take free or expired partitions, starting at an offset of our own so replicas that
+	// start together rarely race for the same ones.
+	start := i * l.Partitions / len(members)
+	for k := 0; k < l.Partitions && len(owned) < target; k++ {
+		take((start+k)%l.Partitions, false)
+	}
+	// Then orphans: a partition nobody holds, e.g. one its replica gave up, is run here
+	// rather than wait for that replica.
+	for k := 0; k < l.Partitions; k++ {
+		take((start+k)%l.Partitions, true)
 	}
 }
+
+func (l *Leases) orphanHold() time.Duration { return 20 * l.TTL }
 
 func (l *Leases) heartbeat(ctx context.Context, now time.Time) {
 	m := bus.Lease{Partition: -1, Owner: l.Replica, Renewed: now, Expires: now.Add(l.TTL)}
@@ -237,10 +326,11 @@ func (l *Leases) heartbeat(ctx context.Context, now time.Time) {
 	}
 }
 
-func (l *Leases) ownedLease(p int) ownedLease {
+func (l *Leases) ownedLease(p int) (ownedLease, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.owned[p]
+	o, ok := l.owned[p]
+	return o, ok
 }
 
 func (l *Leases) setOwned(p int, o ownedLease) {
@@ -259,7 +349,7 @@ func (l *Leases) drop(p int, cb Callbacks) {
 // release stops the partition's work, then frees its lease (expired now, same epoch) so
 // another replica takes it at once.
 func (l *Leases) release(ctx context.Context, p int, now time.Time, cb Callbacks) {
-	o := l.ownedLease(p)
+	o, _ := l.ownedLease(p)
 	l.drop(p, cb)
 	free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
 	if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {

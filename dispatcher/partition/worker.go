@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,8 +23,9 @@ type Handler interface {
 
 // State is one owned partition's state. The worker calls it from one goroutine.
 type State interface {
-	// Handle processes one event message. An error stops the partition without
-	// acknowledging (the next owner replays).
+	// Handle processes one event message. An error ends the worker's attempt without
+	// acknowledging; the supervisor opens the partition again and the events are
+	// redelivered from the acknowledged floor.
 	Handle(ctx context.Context, msg jetstream.Msg) error
 	// Flush persists everything Handle changed; the worker acknowledges the batch after
 	// it succeeds.
@@ -41,8 +43,48 @@ type Pumper interface {
 	Pump(ctx context.Context) (more bool, err error)
 }
 
-// Runner runs one consumer worker per owned partition; its Acquired and Released methods
-// are the lease callbacks.
+// ErrSuperseded means a newer owner opened the partition (its fence holds a higher
+// epoch): this replica cannot run it any more and gives its lease up at once.
+var ErrSuperseded = errors.New("partition superseded by a newer owner")
+
+// Restart reasons, the values of croupier_partition_restarts_total{reason}.
+const (
+	ReasonOpen       = "open"       // opening the state failed
+	ReasonConsumer   = "consumer"   // a consumer could not be made, or its feed ended with an error
+	ReasonHandle     = "handle"     // processing a message failed
+	ReasonFlush      = "flush"      // a persist, publish or fence check failed
+	ReasonTick       = "tick"       // periodic work failed
+	ReasonPump       = "pump"       // run expansion or Segment refresh failed
+	ReasonAck        = "ack"        // acknowledging a batch failed
+	ReasonStalled    = "stalled"    // work pending and no progress for StallAfter
+	ReasonSuperseded = "superseded" // a newer owner's fence: the lease is given up
+	ReasonRepeated   = "repeated"   // failing again and again: the lease is given up
+)
+
+// failure is a worker error with the part of the loop it came from.
+type failure struct {
+	reason string
+	err    error
+}
+
+func (f *failure) Error() string { return f.reason + ": " + f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func fail(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &failure{reason: reason, err: err}
+}
+
+// errStalled cancels a worker attempt the monitor found stalled.
+var errStalled = errors.New("no progress with work pending")
+
+// Runner runs one supervised worker per owned partition; its Acquired and Released
+// methods are the lease callbacks. A worker that fails is restarted from its acknowledged
+// floor with backoff; one that cannot run (superseded, or failing MaxFailures times in a
+// row without progress) is handed to GiveUp so the lease goes to another replica at once.
+// Monitor watches every partition's consumers on the server and restarts a stalled one.
 type Runner struct {
 	JS      jetstream.JetStream
 	Handler Handler
@@ -56,21 +98,77 @@ type Runner struct {
 	Linger time.Duration
 	// PumpEvery is the period of Pumper.Pump (default 200ms).
 	PumpEvery time.Duration
-	// Observe, when set, is told each batch's size and the partition's pending count.
-	Observe func(part int, handled int, pending uint64)
+	// Observe, when set, is told each batch's size.
+	Observe func(part int, handled int)
 	// Sources are the streams each partition consumes, all handled by the same State in
 	// one goroutine (default: the partition's events only).
 	Sources []Source
+	// GiveUp releases a partition's lease at once (Leases.GiveUp); without it a failing
+	// partition is restarted for ever.
+	GiveUp func(part int, reason string)
+	// Restarted is told every restart and give-up with its reason.
+	Restarted func(part int, reason string)
+	// MaxFailures is how many failures in a row without progress make the replica give
+	// the partition up (default 5).
+	MaxFailures int
+	// MaxBackoff bounds the wait before a restart (default 5s; it doubles from 100ms).
+	MaxBackoff time.Duration
+	// StallAfter is how long a partition may hold pending work without its acknowledged
+	// floor moving before it counts as stalled: the monitor restarts it and Ready fails
+	// (default 10s).
+	StallAfter time.Duration
+	// MonitorEvery is the period of the monitor's consumer checks (default 2s).
+	MonitorEvery time.Duration
+	// Progress, when set, is told each partition's figures at every check.
+	Progress func(Progress)
 
 	mu      sync.Mutex
 	workers map[int]*worker
 }
 
+// Progress is one partition's state as the server sees it.
+type Progress struct {
+	Partition int
+	Sources   []SourceProgress
+	// Idle is how long the partition has had work pending without its acknowledged floor
+	// moving (0 when nothing is pending).
+	Idle time.Duration
+	// Stalled is Idle >= StallAfter.
+	Stalled bool
+}
+
+// SourceProgress are one consumer's figures.
+type SourceProgress struct {
+	What string
+	// Pending are messages not yet delivered, AckPending delivered and not acknowledged.
+	Pending, AckPending uint64
+	// AckFloor is the stream sequence acknowledged; LastDelivery the time of the last
+	// delivery (zero when none).
+	AckFloor     uint64
+	LastDelivery time.Time
+	Err          error
+}
+
 type worker struct {
-	part   int
-	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
+	part  int
+	epoch uint64
+	stop  chan struct{} // closed by released: finish, persist, acknowledge, return
+	done  chan struct{}
+	kill  context.CancelFunc
+
+	mu sync.Mutex
+	// cancel ends the current attempt (nil between attempts).
+	cancel context.CancelCauseFunc
+	// consumers of the current attempt, set once it consumes.
+	consumers []jetstream.Consumer
+	started   time.Time
+	// floors and moved are per source: the acknowledged floor last seen and when it last
+	// moved (or nothing was pending); they survive restarts.
+	floors []uint64
+	moved  []time.Time
+	last   Progress
+	// progressed is set when an attempt acknowledged something.
+	progressed atomic.Bool
 }
 
 // ConsumerName is the durable consumer of a partition's events.
@@ -84,6 +182,9 @@ type Source struct {
 	Filter func(part int) string
 	What   string
 }
+
+// Name is the durable consumer's name for a partition.
+func (s Source) Name(part int) string { return s.Prefix + "-" + strconv.Itoa(part) }
 
 // Events are the partition's player events.
 var Events = Source{Stream: bus.StreamEvents, Prefix: "events", Filter: bus.StoredEventFilter, What: "events"}
@@ -118,14 +219,18 @@ func (r *Runner) acquired(ctx context.Context, part int, epoch uint64) {
 	if _, ok := r.workers[part]; ok {
 		return
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w := &worker{part: part, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
+	sctx, kill := context.WithCancel(context.WithoutCancel(ctx))
+	n := len(r.sources())
+	w := &worker{part: part, epoch: epoch, kill: kill, stop: make(chan struct{}), done: make(chan struct{}),
+		floors: make([]uint64, n), moved: make([]time.Time, n)}
+	now := time.Now()
+	for i := range w.moved {
+		w.moved[i] = now
+	}
 	r.workers[part] = w
 	go func() {
 		defer close(w.done)
-		if err := r.run(wctx, w, epoch); err != nil {
-			r.Log.Error("partition worker stopped", "partition", part, "err", err)
-		}
+		r.supervise(sctx, w)
 	}()
 }
 
@@ -143,17 +248,104 @@ func (r *Runner) released(part int) {
 	select {
 	case <-w.done:
 	case <-time.After(30 * time.Second):
-		w.cancel()
+		w.kill()
 		<-w.done
 	}
-	w.cancel()
+	w.kill()
+}
+
+func (w *worker) stopped() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// supervise runs the partition's worker until it is released, restarting it after a
+// failure, or giving the partition up when it cannot run it.
+func (r *Runner) supervise(ctx context.Context, w *worker) {
+	maxFailures := r.MaxFailures
+	if maxFailures <= 0 {
+		maxFailures = 5
+	}
+	maxBackoff := r.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 5 * time.Second
+	}
+	failures := 0
+	for {
+		actx, cancel := context.WithCancelCause(ctx)
+		w.mu.Lock()
+		w.cancel = cancel
+		w.mu.Unlock()
+		w.progressed.Store(false)
+		err := r.run(actx, w)
+		cause := context.Cause(actx)
+		cancel(nil)
+		w.mu.Lock()
+		w.cancel, w.consumers = nil, nil
+		w.mu.Unlock()
+		if ctx.Err() != nil || (w.stopped() && err == nil) {
+			return
+		}
+		if w.stopped() {
+			r.Log.Warn("partition worker failed while stopping", "partition", w.part, "err", err)
+			return
+		}
+		if errors.Is(cause, errStalled) {
+			err = fail(ReasonStalled, fmt.Errorf("%w (the attempt ended with: %v)", errStalled, err))
+		}
+		if err == nil {
+			err = fail(ReasonConsumer, errors.New("every consumer feed ended"))
+		}
+		reason := ReasonConsumer
+		var f *failure
+		if errors.As(err, &f) {
+			reason = f.reason
+		}
+		if w.progressed.Load() {
+			failures = 0
+		}
+		failures++
+		giveUp := ""
+		switch {
+		case errors.Is(err, ErrSuperseded):
+			giveUp = ReasonSuperseded
+		case failures > maxFailures:
+			giveUp = ReasonRepeated
+		}
+		if giveUp != "" && r.GiveUp != nil {
+			r.Log.Error("partition given up: its lease is released for another replica", "partition", w.part, "epoch", w.epoch,
+				"reason", giveUp, "source", reason, "failures", failures, "err", err)
+			if r.Restarted != nil {
+				r.Restarted(w.part, giveUp)
+			}
+			r.GiveUp(w.part, giveUp)
+			return
+		}
+		backoff := min(100*time.Millisecond<<min(failures-1, 16), maxBackoff)
+		r.Log.Warn("partition worker failed; restarting from its acknowledged floor", "partition", w.part, "epoch", w.epoch,
+			"reason", reason, "failures", failures, "backoff", backoff.String(), "err", err)
+		if r.Restarted != nil {
+			r.Restarted(w.part, reason)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-w.stop:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // consumer (re)creates the partition's durable consumer so that delivery starts right
-// after the acknowledged floor: messages a dead owner had fetched but not acknowledged are
-// redelivered now, not after the ack wait.
+// after the acknowledged floor: messages a dead owner (or a failed attempt) had fetched
+// but not acknowledged are redelivered now, not after the ack wait.
 func (r *Runner) consumer(ctx context.Context, src Source, part int) (jetstream.Consumer, error) {
-	name := src.Prefix + "-" + strconv.Itoa(part)
+	name := src.Name(part)
 	cfg := jetstream.ConsumerConfig{
 		Durable: name, FilterSubject: src.Filter(part),
 		AckPolicy: jetstream.AckAllPolicy, AckWait: time.Minute, MaxAckPending: 20000,
@@ -165,7 +357,7 @@ func (r *Runner) consumer(ctx context.Context, src Source, part int) (jetstream.
 		if info.NumAckPending == 0 && info.NumRedelivered == 0 {
 			return c, nil
 		}
-		if err := r.JS.DeleteConsumer(ctx, src.Stream, name); err != nil {
+		if err := r.JS.DeleteConsumer(ctx, src.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return nil, err
 		}
 		if info.AckFloor.Stream > 0 {
@@ -178,7 +370,10 @@ func (r *Runner) consumer(ctx context.Context, src Source, part int) (jetstream.
 	return r.JS.CreateOrUpdateConsumer(ctx, src.Stream, cfg)
 }
 
-func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
+// run is one attempt: open the state, consume every source, persist and acknowledge in
+// batches. It returns nil only after a requested stop drained everything; every other
+// end is an error naming where it came from.
+func (r *Runner) run(ctx context.Context, w *worker) error {
 	batch := r.Batch
 	if batch <= 0 {
 		batch = 1000
@@ -187,25 +382,30 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	if tickEvery <= 0 {
 		tickEvery = time.Minute
 	}
-	st, err := r.Handler.Open(ctx, w.part, epoch)
+	st, err := r.Handler.Open(ctx, w.part, w.epoch)
 	if err != nil {
-		return fmt.Errorf("opening partition %d: %w", w.part, err)
+		return fail(ReasonOpen, fmt.Errorf("opening partition %d: %w", w.part, err))
 	}
 	defer st.Close()
 	srcs := r.sources()
 	msgs := make(chan sourced, batch)
+	// feedErr carries the first error of a consumer feed; the attempt ends with it.
+	feedErr := make(chan error, len(srcs))
 	quit := make(chan struct{})
 	defer close(quit)
+	var draining atomic.Bool
 	var feeders sync.WaitGroup
 	its := make([]jetstream.MessagesContext, len(srcs))
+	cons := make([]jetstream.Consumer, len(srcs))
 	for i, src := range srcs {
-		cons, err := r.consumer(ctx, src, w.part)
+		c, err := r.consumer(ctx, src, w.part)
 		if err != nil {
-			return fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err)
+			return fail(ReasonConsumer, fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err))
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+		cons[i] = c
+		it, err := c.Messages(jetstream.PullMaxMessages(batch))
 		if err != nil {
-			return err
+			return fail(ReasonConsumer, fmt.Errorf("consuming %s of partition %d: %w", src.What, w.part, err))
 		}
 		its[i] = it
 		defer it.Stop()
@@ -215,6 +415,13 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 			for {
 				m, err := it.Next()
 				if err != nil {
+					if errors.Is(err, jetstream.ErrMsgIteratorClosed) && draining.Load() {
+						return
+					}
+					select {
+					case feedErr <- fmt.Errorf("%s of partition %d: %w", src.What, w.part, err):
+					default:
+					}
 					return
 				}
 				select {
@@ -226,10 +433,13 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 		}()
 	}
 	go func() { feeders.Wait(); close(msgs) }()
+	w.mu.Lock()
+	w.consumers, w.started = cons, time.Now()
+	w.mu.Unlock()
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	if err := st.Tick(ctx, time.Now()); err != nil {
-		return err
+		return fail(ReasonTick, err)
 	}
 	stopping := false
 	stop := w.stop
@@ -237,6 +447,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 	// processed, persisted and acknowledged before the channel closes.
 	beginStop := func() {
 		stopping, stop = true, nil
+		draining.Store(true)
 		for _, it := range its {
 			it.Drain()
 		}
@@ -263,10 +474,10 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 		case <-pump.C:
 			more, err := pumper.Pump(ctx)
 			if err != nil {
-				return err
+				return fail(ReasonPump, err)
 			}
 			if err := st.Flush(ctx); err != nil {
-				return err
+				return fail(ReasonFlush, err)
 			}
 			if more && !stopping {
 				pump.Reset(0)
@@ -276,27 +487,35 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 			continue
 		case m, ok := <-msgs:
 			if !ok {
-				return nil // drained after stop, or the connection closed
+				if stopping {
+					return nil // drained after stop
+				}
+				return fail(ReasonConsumer, errors.New("every consumer feed ended"))
 			}
 			first = m
+		case err := <-feedErr:
+			if !stopping {
+				return fail(ReasonConsumer, err)
+			}
+			continue
 		case <-tick.C:
 			if err := st.Tick(ctx, time.Now()); err != nil {
-				return err
+				return fail(ReasonTick, err)
 			}
 			if err := st.Flush(ctx); err != nil {
-				return err
+				return fail(ReasonFlush, err)
 			}
 			continue
 		case <-stop:
 			beginStop()
 			continue
 		case <-ctx.Done():
-			return ctx.Err()
+			return fail(ReasonConsumer, context.Cause(ctx))
 		}
 		last := make([]jetstream.Msg, len(srcs))
 		last[first.src] = first.Msg
 		if err := st.Handle(ctx, first.Msg); err != nil {
-			return err
+			return fail(ReasonHandle, err)
 		}
 		n := 1
 		linger.Reset(lingerFor)
@@ -308,7 +527,7 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 					break more
 				}
 				if err := st.Handle(ctx, m.Msg); err != nil {
-					return err
+					return fail(ReasonHandle, err)
 				}
 				last[m.src] = m.Msg
 				n++
@@ -316,16 +535,17 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 				break more
 			case <-stop:
 				beginStop()
+			case <-ctx.Done():
+				return fail(ReasonConsumer, context.Cause(ctx))
 			}
 		}
 		linger.Stop()
 		if err := st.Flush(ctx); err != nil {
-			return err
+			return fail(ReasonFlush, err)
 		}
 		// AckAll: one acknowledgement per source covers the batch. A lost one only means a
 		// redelivery, which the state turns into a no-op; when stopping, it is confirmed
 		// so the next owner starts after it.
-		var pending uint64
 		for _, m := range last {
 			if m == nil {
 				continue
@@ -335,14 +555,12 @@ func (r *Runner) run(ctx context.Context, w *worker, epoch uint64) error {
 					r.Log.Warn("acknowledging on stop", "partition", w.part, "err", err)
 				}
 			} else if err := m.Ack(); err != nil {
-				return fmt.Errorf("acknowledging partition %d: %w", w.part, err)
-			}
-			if md, err := m.Metadata(); err == nil {
-				pending += md.NumPending
+				return fail(ReasonAck, fmt.Errorf("acknowledging partition %d: %w", w.part, err))
 			}
 		}
+		w.progressed.Store(true)
 		if r.Observe != nil {
-			r.Observe(w.part, n, pending)
+			r.Observe(w.part, n)
 		}
 	}
 }

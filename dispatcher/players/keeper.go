@@ -139,7 +139,7 @@ func (s *PartitionState) HandleEvent(ctx context.Context, msg jetstream.Msg) (*i
 		s.deadLetter(msg, "subject is not croupier.ev.<brand>.<part>.<player>.<type>")
 		return nil, 0, nil
 	}
-	ev, err := ingest.Decode(brand, player, eventType, msg.Data())
+	ev, err := ingest.DecodeAt(brand, player, eventType, msg.Data(), s.k.Clock.Now())
 	if err != nil {
 		s.k.count(ingest.TypeLabel(eventType), ResultInvalid)
 		s.deadLetter(msg, err.Error())

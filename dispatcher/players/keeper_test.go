@@ -99,6 +99,9 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	// The envelope's player disagrees with the subject.
 	publish(t, js, "baku", "p-2", ingest.TypeSessionStarted, event("liar", ingest.TypeSessionStarted, "p-3", `{}`))
 
+	// A clock far off: a time in 9999 would make the player active for ever.
+	future := strings.Replace(string(event("clock", ingest.TypeSessionStarted, "p-4", `{}`)), time.Now().UTC().Format("2006"), "9999", 1)
+	publish(t, js, "baku", "p-4", ingest.TypeSessionStarted, []byte(future))
 	kv := bustest.KV(t, js, bus.BucketPlayers)
 	bustest.Eventually(t, 10*time.Second, "20 players with one deposit each", func() bool {
 		for i := range 20 {
@@ -118,11 +121,11 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reasons []string
-	bustest.Eventually(t, 5*time.Second, "two dead letters", func() bool {
+	bustest.Eventually(t, 5*time.Second, "three dead letters", func() bool {
 		info, _ := dl.Info(ctx)
-		return info.State.Msgs == 2
+		return info.State.Msgs == 3
 	})
-	for seq := uint64(1); seq <= 2; seq++ {
+	for seq := uint64(1); seq <= 3; seq++ {
 		m, err := dl.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +137,8 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 		reasons = append(reasons, d.Reason)
 	}
 	slices.Sort(reasons)
-	if !strings.Contains(reasons[0], "data.amount: is required") || !strings.Contains(reasons[1], "subject: player id \"p-3\" differs") {
+	if !strings.Contains(reasons[0], "data.amount: is required") || !strings.Contains(reasons[1], "subject: player id \"p-3\" differs") ||
+		!strings.Contains(reasons[2], "time: 9999-") || !strings.Contains(reasons[2], "ahead of the receiver's clock") {
 		t.Errorf("dead-letter reasons: %q", reasons)
 	}
 

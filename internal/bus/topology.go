@@ -17,7 +17,10 @@ import (
 type TopologyOptions struct {
 	// Partitions of a new EVENTS stream; an existing stream keeps the count it was made with.
 	Partitions int
-	// Replicas of every stream and bucket (3 on a production cluster).
+	// Replicas of every stream and bucket. 0 follows what exists (the EVENTS stream's
+	// count) and, for a new topology, what the server offers: 3 on a cluster of three or
+	// more servers, 1 otherwise. A count below an existing stream's is refused: the
+	// dispatcher never lowers redundancy (docs/decisions.md).
 	Replicas int
 	// Memory uses memory storage (tests that do not restart the server).
 	Memory bool
@@ -34,7 +37,12 @@ type TopologyOptions struct {
 type Topology struct {
 	// Partitions is the partition count of the EVENTS stream's transform.
 	Partitions int
+	// Replicas is the replica count of the EVENTS stream.
+	Replicas int
 }
+
+// ReplicasFlag names the dispatcher flag that sets TopologyOptions.Replicas, for errors.
+const ReplicasFlag = "--stream-replicas"
 
 const (
 	day              = 24 * time.Hour
@@ -170,29 +178,74 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 // EnsureTopology creates or updates every stream and bucket. It is idempotent. The EVENTS
 // stream keeps the partition count it was created with; the returned Topology says which.
 func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOptions) (Topology, error) {
+	explicit := opts.Replicas > 0
 	opts = opts.withDefaults()
 	if opts.AuditMaxAge != 0 && opts.AuditMaxAge < minAuditMaxAge {
 		return Topology{}, fmt.Errorf("audit max age %s: must be 0 (forever) or at least one year", opts.AuditMaxAge)
 	}
 	parts := opts.Partitions
 	if s, err := js.Stream(ctx, StreamEvents); err == nil {
-		if p, ok := partitionsOf(s.CachedInfo().Config); ok {
+		cfg := s.CachedInfo().Config
+		if p, ok := partitionsOf(cfg); ok {
 			parts = p
+		}
+		if !explicit {
+			opts.Replicas = max(cfg.Replicas, 1)
 		}
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return Topology{}, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+	} else if !explicit {
+		opts.Replicas = offeredReplicas(js)
+	}
+	// keep refuses to lower an existing stream's replicas when the count was asked for,
+	// and keeps the existing count when it was not.
+	keep := func(stream string, want *int) error {
+		s, err := js.Stream(ctx, stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("looking up stream %s: %w", stream, err)
+		}
+		have := s.CachedInfo().Config.Replicas
+		if have > *want {
+			if explicit {
+				return fmt.Errorf("%s=%d is below the %d replicas stream %s has: the dispatcher never lowers redundancy; leave the flag unset to follow the existing count, or change the streams with the nats CLI first", ReplicasFlag, *want, have, stream)
+			}
+			*want = have
+		}
+		return nil
 	}
 	for _, cfg := range opts.Streams(parts) {
+		if err := keep(cfg.Name, &cfg.Replicas); err != nil {
+			return Topology{}, err
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return Topology{}, fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range opts.Buckets() {
+		if err := keep("KV_"+cfg.Bucket, &cfg.Replicas); err != nil {
+			return Topology{}, err
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return Topology{}, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 		}
 	}
-	return Topology{Partitions: parts}, nil
+	return Topology{Partitions: parts, Replicas: opts.Replicas}, nil
+}
+
+// offeredReplicas is what the server offers a new topology: 3 on a cluster of three or
+// more servers (as the connection discovered them), 1 otherwise.
+func offeredReplicas(js jetstream.JetStream) int {
+	nc := js.Conn()
+	if nc == nil || nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	if len(nc.Servers()) >= 3 {
+		return 3
+	}
+	return 1
 }
 
 func partitionsOf(cfg jetstream.StreamConfig) (int, bool) {
