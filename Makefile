@@ -86,14 +86,15 @@ FUZZ_TARGETS := FuzzDecode:./dispatcher/ingest FuzzVerifySignature:./dispatcher/
 	FuzzCompile:./internal/rules FuzzRESTAnswer:./dispatcher/channel/sms FuzzSegments:./dispatcher/channel/sms \
 	FuzzReference:./dispatcher/channel/sms FuzzParse:./internal/money
 
-# The fault, hostile-input and security tests, then every fuzz target for FUZZTIME, gathered
-# into docs/reliability.md (docs/reliability.md says what each row proves).
+RUNS ?= 1
+LOAD ?= 0
+FAULTS_SCALE ?= 1
+FAULTS_NATS ?= both
+
+# The fault suite RUNS times (single server and three-node cluster; LOAD busy loops load
+# the CPU, FAULTS_SCALE scales the event counts, e.g. make reliability RUNS=10 LOAD=2
+# FAULTS_SCALE=0.3), then the hostile-input and security tests and every fuzz target for
+# FUZZTIME, gathered into docs/reliability.md (docs/reliability.md says what each row proves).
 reliability: envtest
-	@mkdir -p $(dir $(RELIABILITY_OUT)); : > $(RELIABILITY_OUT)
-	CROUPIER_RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 30m ./e2e/faults/ ./internal/devstack/
-	CROUPIER_RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -run TestControllerRBACIsLeastPrivilege ./controllers/
-	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; \
-	  out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
-	  execs=$$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2); \
-	  echo "fuzz: $$name ($$pkg) | $$execs inputs in $(FUZZTIME) | none failed | 0 | 0 | $$name" | tee -a $(RELIABILITY_OUT); done
-	$(GO) run ./hack/benchdoc -reliability -in $(RELIABILITY_OUT) -out docs/reliability.md
+	OUT=$(abspath $(RELIABILITY_OUT)) RUNS=$(RUNS) LOAD=$(LOAD) FAULTS_SCALE=$(FAULTS_SCALE) FAULTS_NATS=$(FAULTS_NATS) \
+	  FUZZTIME=$(FUZZTIME) FUZZ_TARGETS="$(FUZZ_TARGETS)" GO=$(GO) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) bash hack/reliability.sh

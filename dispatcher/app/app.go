@@ -94,6 +94,13 @@ type Options struct {
 // intake); a publisher waits when it is reached.
 const MaxPendingPublishes = 1 << 16
 
+// PublishAckTimeout is how long an asynchronous publish waits for its acknowledgement. The
+// library's default is to wait for ever: a publish whose stream leader died before
+// answering (a NATS node killed) never resolved, and a channel worker whose in-flight
+// slots all waited on such publishes stopped delivering. A timed-out publish is an error
+// its caller retries; message ids make the retry a no-op if the first one was stored.
+const PublishAckTimeout = 10 * time.Second
+
 // Metrics are the dispatcher's Prometheus metrics.
 type Metrics struct {
 	Events     *prometheus.CounterVec
@@ -104,6 +111,7 @@ type Metrics struct {
 	Idle       *prometheus.GaugeVec
 	Stalled    *prometheus.GaugeVec
 	Restarts   *prometheus.CounterVec
+	Partitions prometheus.Gauge
 	Players    prometheus.GaugeFunc
 	BatchSize  prometheus.Histogram
 	Decisions  *prometheus.CounterVec
@@ -130,6 +138,8 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 			Help: "How long an owned partition has had work pending without its acknowledged floor moving (0 when nothing is pending)."}, []string{"partition"}),
 		Stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "croupier_partition_stalled",
 			Help: "1 while an owned partition holds pending work and made no progress for the stall timeout (--stall-timeout)."}, []string{"partition"}),
+		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "croupier_partitions",
+			Help: "The EVENTS stream's partition count: what the replicas together must hold."}),
 		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_partition_restarts_total",
 			Help: "Partition workers restarted after a failure, or given up (superseded, repeated), by reason."}, []string{"reason"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "croupier_partition_batch_events",
@@ -166,7 +176,7 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		partition.ReasonPump, partition.ReasonAck, partition.ReasonStalled, partition.ReasonSuperseded, partition.ReasonRepeated} {
 		m.Restarts.WithLabelValues(r)
 	}
-	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Partitions, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
 	return m
 }
 
@@ -177,7 +187,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if err := bus.CheckToken("replica", o.Replica); err != nil {
 		return err
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		return err
 	}
@@ -190,7 +200,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	defer func() { _ = pnc.Drain() }()
-	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes))
+	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		return err
 	}
@@ -226,6 +236,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	keeper := &players.Keeper{JS: pjs, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
 	m := newMetrics(reg, keeper)
 	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
+	m.Partitions.Set(float64(o.Partitions))
 
 	// The brands' configuration and the players' preferences are read before any
 	// partition is taken, so no decision is made without them.
@@ -463,7 +474,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	defer func() { _ = dnc.Drain() }()
-	djs, err := jetstream.New(dnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes))
+	djs, err := jetstream.New(dnc, jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		return err
 	}

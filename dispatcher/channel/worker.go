@@ -123,13 +123,43 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the %s delivery consumer: %w", w.Channel, err)
 	}
-	return Consume(ctx, cons, w.InFlight, func(m jetstream.Msg) { w.handle(ctx, m) })
+	return Consume(ctx, w.Log, cons, w.InFlight, func(m jetstream.Msg) { w.handle(ctx, m) })
 }
 
 // Consume pulls from cons until ctx ends and runs handle on up to inFlight messages at
-// once; it returns when every handle started has returned.
-func Consume(ctx context.Context, cons jetstream.Consumer, inFlight int, handle func(jetstream.Msg)) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
+// once; it returns when every handle started has returned. A feed that fails (the
+// consumer's leader moved, the connection was replaced) is logged and pulled again after
+// a backoff: a channel never stops delivering while the process runs. A missed heartbeat
+// is only logged: the library pulls again by itself.
+func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, inFlight int, handle func(jetstream.Msg)) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	slots := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	name := cons.CachedInfo().Name
+	for failures := 0; ; failures++ {
+		err := consumeOnce(ctx, log, cons, slots, &wg, handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		backoff := min(100*time.Millisecond<<min(failures, 16), 2*time.Second)
+		log.Warn("delivery feed failed; pulling again", "consumer", name, "backoff", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if info, ierr := cons.Info(ctx); ierr == nil && info.NumAckPending == 0 {
+			failures = 0
+		}
+	}
+}
+
+func consumeOnce(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, slots chan struct{}, wg *sync.WaitGroup, handle func(jetstream.Msg)) error {
+	// Short pulls: one parked on a server that died is replaced within seconds.
+	it, err := cons.Messages(jetstream.PullMaxMessages(cap(slots)), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(2*time.Second))
 	if err != nil {
 		return err
 	}
@@ -142,13 +172,14 @@ func Consume(ctx context.Context, cons jetstream.Consumer, inFlight int, handle 
 		it.Stop()
 	}()
 	defer close(stopped)
-	slots := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		m, err := it.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			log.Warn("delivery feed missed a heartbeat; the library pulls again", "consumer", cons.CachedInfo().Name)
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return err

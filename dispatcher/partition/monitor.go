@@ -102,7 +102,7 @@ func (r *Runner) check(ctx context.Context, w *worker, now time.Time) (Progress,
 	p.Stalled = idle >= r.stallAfter()
 	if attemptIdle >= r.stallAfter() && cancel != nil {
 		r.Log.Warn("partition stalled: work pending and no progress; restarting it", "partition", w.part,
-			"idle", attemptIdle.Round(time.Millisecond).String(), "sources", describe(p.Sources))
+			"idle", attemptIdle.Round(time.Millisecond).String(), "doing", w.phase.Load(), "sources", describe(p.Sources))
 		cancel(errStalled)
 	}
 	w.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -43,6 +44,11 @@ type Pumper interface {
 	Pump(ctx context.Context) (more bool, err error)
 }
 
+// PullExpiry is how long one pull request of a partition feed lasts (heartbeats every
+// 2/5 of it). Short, so a pull parked on a server that died (a consumer leader killed) is
+// replaced within seconds by the library instead of after the default 30 s.
+const PullExpiry = 5 * time.Second
+
 // ErrSuperseded means a newer owner opened the partition (its fence holds a higher
 // epoch): this replica cannot run it any more and gives its lease up at once.
 var ErrSuperseded = errors.New("partition superseded by a newer owner")
@@ -75,6 +81,14 @@ func fail(reason string, err error) error {
 		return nil
 	}
 	return &failure{reason: reason, err: err}
+}
+
+// Unavailable reports whether err means NATS could not answer (no stream leader, no
+// responders, a timeout, no connection) rather than something this replica did.
+func Unavailable(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // errStalled cancels a worker attempt the monitor found stalled.
@@ -111,7 +125,7 @@ type Runner struct {
 	// MaxFailures is how many failures in a row without progress make the replica give
 	// the partition up (default 5).
 	MaxFailures int
-	// MaxBackoff bounds the wait before a restart (default 5s; it doubles from 100ms).
+	// MaxBackoff bounds the wait before a restart (default 2s; it doubles from 100ms).
 	MaxBackoff time.Duration
 	// StallAfter is how long a partition may hold pending work without its acknowledged
 	// floor moving before it counts as stalled: the monitor restarts it and Ready fails
@@ -169,6 +183,9 @@ type worker struct {
 	last   Progress
 	// progressed is set when an attempt acknowledged something.
 	progressed atomic.Bool
+	// phase is what the attempt is doing (waiting, handling, flushing, ...), for the
+	// stall report.
+	phase atomic.Value
 }
 
 // ConsumerName is the durable consumer of a partition's events.
@@ -272,7 +289,7 @@ func (r *Runner) supervise(ctx context.Context, w *worker) {
 	}
 	maxBackoff := r.MaxBackoff
 	if maxBackoff <= 0 {
-		maxBackoff = 5 * time.Second
+		maxBackoff = 2 * time.Second
 	}
 	failures := 0
 	for {
@@ -313,7 +330,9 @@ func (r *Runner) supervise(ctx context.Context, w *worker) {
 		switch {
 		case errors.Is(err, ErrSuperseded):
 			giveUp = ReasonSuperseded
-		case failures > maxFailures:
+		case failures > maxFailures && !Unavailable(err):
+			// NATS itself unavailable (a stream without a leader, a timeout, no
+			// connection) is no reason to hand over: another replica would meet the same.
 			giveUp = ReasonRepeated
 		}
 		if giveUp != "" && r.GiveUp != nil {
@@ -403,7 +422,7 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 			return fail(ReasonConsumer, fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err))
 		}
 		cons[i] = c
-		it, err := c.Messages(jetstream.PullMaxMessages(batch))
+		it, err := c.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(PullExpiry), jetstream.PullHeartbeat(PullExpiry*2/5))
 		if err != nil {
 			return fail(ReasonConsumer, fmt.Errorf("consuming %s of partition %d: %w", src.What, w.part, err))
 		}
@@ -414,6 +433,12 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 			defer feeders.Done()
 			for {
 				m, err := it.Next()
+				if errors.Is(err, jetstream.ErrNoHeartbeat) {
+					// The library resets and pulls again by itself; the monitor restarts the
+					// partition if no progress follows.
+					r.Log.Warn("partition feed missed a heartbeat", "partition", w.part, "source", src.What)
+					continue
+				}
 				if err != nil {
 					if errors.Is(err, jetstream.ErrMsgIteratorClosed) && draining.Load() {
 						return
@@ -469,9 +494,11 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 		pump.Stop()
 	}
 	for {
+		w.phase.Store("waiting for messages")
 		var first sourced
 		select {
 		case <-pump.C:
+			w.phase.Store("pumping")
 			more, err := pumper.Pump(ctx)
 			if err != nil {
 				return fail(ReasonPump, err)
@@ -499,6 +526,7 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 			}
 			continue
 		case <-tick.C:
+			w.phase.Store("ticking")
 			if err := st.Tick(ctx, time.Now()); err != nil {
 				return fail(ReasonTick, err)
 			}
@@ -512,6 +540,7 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 		case <-ctx.Done():
 			return fail(ReasonConsumer, context.Cause(ctx))
 		}
+		w.phase.Store("handling")
 		last := make([]jetstream.Msg, len(srcs))
 		last[first.src] = first.Msg
 		if err := st.Handle(ctx, first.Msg); err != nil {
@@ -540,9 +569,11 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 			}
 		}
 		linger.Stop()
+		w.phase.Store("flushing")
 		if err := st.Flush(ctx); err != nil {
 			return fail(ReasonFlush, err)
 		}
+		w.phase.Store("acknowledging")
 		// AckAll: one acknowledgement per source covers the batch. A lost one only means a
 		// redelivery, which the state turns into a no-op; when stopping, it is confirmed
 		// so the next owner starts after it.

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,11 @@ const (
 	messageCostMicros = 10000
 )
 
-var dispatcherBin string
+var dispatcherBin, natsServerBin string
+
+// batch is each dispatcher's --batch: the most events a partition owner holds decided but
+// unacknowledged, part of the duplicate bound.
+const batch = 200
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
@@ -60,27 +65,42 @@ func runMain(m *testing.M) int {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", dispatcherBin, "github.com/croupier-crm/croupier/cmd/dispatcher")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the dispatcher:", err)
-		return 1
+	natsServerBin = filepath.Join(dir, "nats-server")
+	// The dispatcher, and a nats-server from the module the project uses for the cluster.
+	for bin, pkg := range map[string]string{dispatcherBin: "github.com/croupier-crm/croupier/cmd/dispatcher", natsServerBin: "github.com/nats-io/nats-server/v2"} {
+		build := exec.Command(goBin, "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			return 1
+		}
 	}
 	return m.Run()
 }
 
-// stack is an embedded NATS server on a fixed port (so it can be restarted where the
-// dispatchers reconnect) and dispatcher processes.
+// stack is NATS, either an embedded server on a fixed port (so it can be restarted where
+// the dispatchers reconnect) or a three-node JetStream cluster of nats-server processes on
+// loopback (R3 streams), and dispatcher processes.
 type stack struct {
-	tb   testing.TB
-	dir  string
-	port int
-	srv  *server.Server
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	tb      testing.TB
+	dir     string
+	cluster bool
+	port    int
+	srv     *server.Server
+	nodes   []*node
+	nc      *nats.Conn
+	js      jetstream.JetStream
 
 	mu    sync.Mutex
 	procs map[string]*proc
+}
+
+// node is one nats-server process of the cluster.
+type node struct {
+	name, conf string
+	port       int
+	cmd        *exec.Cmd
+	done       chan struct{}
 }
 
 type proc struct {
@@ -98,9 +118,54 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newStack(tb testing.TB) *stack {
-	s := &stack{tb: tb, dir: tb.TempDir(), port: freePort(tb), procs: map[string]*proc{}}
-	s.startNATS()
+// natsKinds are the NATS set-ups a fault test runs on: CROUPIER_FAULTS_NATS is single,
+// cluster or both; unset, a test runs on the single server, and also on the cluster when
+// it is one make test keeps (clusterToo).
+func natsKinds(clusterToo bool) []string {
+	switch os.Getenv("CROUPIER_FAULTS_NATS") {
+	case "single":
+		return []string{"single"}
+	case "cluster":
+		return []string{"cluster"}
+	case "both":
+		return []string{"single", "cluster"}
+	}
+	if clusterToo {
+		return []string{"single", "cluster"}
+	}
+	return []string{"single"}
+}
+
+// onEachNATS runs f as a subtest per NATS set-up.
+func onEachNATS(t *testing.T, clusterToo bool, f func(t *testing.T, cluster bool)) {
+	for _, k := range natsKinds(clusterToo) {
+		t.Run(k, func(t *testing.T) { f(t, k == "cluster") })
+	}
+}
+
+// quick is a make test run (CROUPIER_FAULTS_NATS unset): the longest scenarios use fewer
+// events there; make reliability runs them whole.
+func quick() bool { return os.Getenv("CROUPIER_FAULTS_NATS") == "" }
+
+// scaled is n times CROUPIER_FAULTS_SCALE (default 1), for runs on a loaded machine.
+func scaled(n int) int {
+	f, err := strconv.ParseFloat(os.Getenv("CROUPIER_FAULTS_SCALE"), 64)
+	if err != nil || f <= 0 {
+		return n
+	}
+	return max(1, int(float64(n)*f))
+}
+
+func newStack(tb testing.TB) *stack { return newStackOn(tb, false) }
+
+func newStackOn(tb testing.TB, cluster bool) *stack {
+	s := &stack{tb: tb, dir: tb.TempDir(), cluster: cluster, procs: map[string]*proc{}}
+	if cluster {
+		s.startCluster()
+	} else {
+		s.port = freePort(tb)
+		s.startNATS()
+	}
 	nc, err := nats.Connect(s.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		tb.Fatal(err)
@@ -109,10 +174,29 @@ func newStack(tb testing.TB) *stack {
 	if s.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := bus.EnsureTopology(context.Background(), s.js, bus.TopologyOptions{Partitions: partitions}); err != nil {
+	if cluster {
+		s.waitJetStream()
+	}
+	// Stream replicas left to the default: what the server offers (3 on the cluster).
+	topo, err := bus.EnsureTopology(context.Background(), s.js, bus.TopologyOptions{Partitions: partitions})
+	if err != nil {
 		tb.Fatal(err)
 	}
+	if want := map[bool]int{false: 1, true: 3}[cluster]; topo.Replicas != want {
+		tb.Fatalf("streams made with %d replicas, want %d", topo.Replicas, want)
+	}
 	tb.Cleanup(func() {
+		// CROUPIER_FAULTS_LOGS keeps every process's log for a look after the run.
+		if keep := os.Getenv("CROUPIER_FAULTS_LOGS"); keep != "" {
+			files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+			dst := filepath.Join(keep, strings.NewReplacer("/", "_").Replace(tb.Name()))
+			_ = os.MkdirAll(dst, 0o755)
+			for _, f := range files {
+				if raw, err := os.ReadFile(f); err == nil {
+					_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), raw, 0o644)
+				}
+			}
+		}
 		s.mu.Lock()
 		procs := make([]*proc, 0, len(s.procs))
 		for _, p := range s.procs {
@@ -124,11 +208,23 @@ func newStack(tb testing.TB) *stack {
 		}
 		nc.Close()
 		s.stopNATS()
+		for i := range s.nodes {
+			s.killNode(i)
+		}
 	})
 	return s
 }
 
-func (s *stack) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+func (s *stack) url() string {
+	if !s.cluster {
+		return fmt.Sprintf("nats://127.0.0.1:%d", s.port)
+	}
+	urls := make([]string, len(s.nodes))
+	for i, n := range s.nodes {
+		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", n.port)
+	}
+	return strings.Join(urls, ",")
+}
 
 func (s *stack) startNATS() {
 	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: filepath.Join(s.dir, "nats"), Port: s.port})
@@ -146,6 +242,126 @@ func (s *stack) stopNATS() {
 	}
 }
 
+// startCluster writes three nodes' configurations and starts them.
+func (s *stack) startCluster() {
+	const n = 3
+	cports := make([]int, n)
+	for i := range n {
+		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("n%d", i+1), port: freePort(s.tb)})
+		cports[i] = freePort(s.tb)
+	}
+	var routes []string
+	for _, p := range cports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	for i, nd := range s.nodes {
+		nd.conf = filepath.Join(s.dir, nd.name+".conf")
+		conf := fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+max_payload: 1MB
+jetstream { store_dir: %q }
+cluster { name: croupier, listen: 127.0.0.1:%d, routes: [%s] }
+`, nd.name, nd.port, filepath.Join(s.dir, nd.name), cports[i], strings.Join(routes, ", "))
+		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+			s.tb.Fatal(err)
+		}
+	}
+	for i := range s.nodes {
+		s.startNode(i)
+	}
+}
+
+// startNode starts node i (again) on its storage and waits until it accepts clients.
+func (s *stack) startNode(i int) {
+	nd := s.nodes[i]
+	logf, err := os.OpenFile(filepath.Join(s.dir, nd.name+".nats.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	nd.cmd = exec.Command(natsServerBin, "-c", nd.conf)
+	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
+	if err := nd.cmd.Start(); err != nil {
+		s.tb.Fatal(err)
+	}
+	nd.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); logf.Close(); close(done) }(nd.cmd, nd.done)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", nd.port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("nats node %s does not accept connections: %v", nd.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// killNode SIGKILLs node i and waits for it to be gone.
+func (s *stack) killNode(i int) {
+	nd := s.nodes[i]
+	if nd.cmd == nil || nd.cmd.Process == nil {
+		return
+	}
+	_ = nd.cmd.Process.Kill()
+	<-nd.done
+	nd.cmd = nil
+}
+
+// waitJetStream waits until the cluster has a JetStream meta leader.
+func (s *stack) waitJetStream() {
+	bustest.Eventually(s.tb, 2*time.Minute, "the cluster's JetStream ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := s.js.AccountInfo(ctx)
+		return err == nil
+	})
+}
+
+// leaderOf is the server name leading a stream ("" when unknown).
+func (s *stack) leaderOf(stream string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return ""
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		return ""
+	}
+	return info.Cluster.Leader
+}
+
+// gatherLeaders moves the leadership of the KV buckets' streams to the server leading
+// EVENTS, so one kill takes the leader of all of them, and returns that node's index.
+func (s *stack) gatherLeaders() (int, []string) {
+	s.tb.Helper()
+	leader := ""
+	bustest.Eventually(s.tb, time.Minute, "a leader of EVENTS", func() bool { leader = s.leaderOf(bus.StreamEvents); return leader != "" })
+	var led []string
+	for _, stream := range []string{"KV_" + bus.BucketState, "KV_" + bus.BucketPlayers, "KV_" + bus.BucketLeases} {
+		for range 10 {
+			if s.leaderOf(stream) == leader {
+				led = append(led, stream)
+				break
+			}
+			req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, leader)
+			_, _ = s.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(req), 5*time.Second)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	for i, nd := range s.nodes {
+		if nd.name == leader {
+			return i, append([]string{bus.StreamEvents}, led...)
+		}
+	}
+	s.tb.Fatalf("leader %q is none of the nodes", leader)
+	return 0, nil
+}
+
 // start runs a dispatcher process named name (its replica name in croupier-leases).
 func (s *stack) start(name string) *proc {
 	s.tb.Helper()
@@ -153,8 +369,8 @@ func (s *stack) start(name string) *proc {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	cmd := exec.Command(dispatcherBin, "--nats-url", s.url(), "--no-kubernetes", "--replica", name,
-		"--partitions", fmt.Sprint(partitions), "--lease-ttl", leaseTTL.String(),
+	cmd := exec.Command(dispatcherBin, "--nats-url", s.url(), "--no-kubernetes", "--replica-name", name,
+		"--partitions", fmt.Sprint(partitions), "--lease-ttl", leaseTTL.String(), "--batch", fmt.Sprint(batch), "--stall-timeout", "5s",
 		"--api-bind-address", "127.0.0.1:0", "--http-bind-address", "127.0.0.1:0",
 		"--delivery-in-flight", fmt.Sprint(inFlight), "--delivery-ack-wait", "5s", "--sweep-interval", "1h")
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -236,8 +452,12 @@ func (s *stack) waitOwned(within time.Duration, names ...string) time.Duration {
 // receiptsOn starts one dispatcher, d1, on a stack whose webhook sink gets a receipt for
 // every deposit of players registered players, and returns the deposits 0..n-1.
 func receiptsOn(tb testing.TB, players, n int) (*stack, *sink, []event) {
+	return receiptsOnNATS(tb, false, players, n)
+}
+
+func receiptsOnNATS(tb testing.TB, cluster bool, players, n int) (*stack, *sink, []event) {
 	tb.Helper()
-	s := newStack(tb)
+	s := newStackOn(tb, cluster)
 	hook := newSink(tb)
 	s.configure([]string{hook.endpoint()}, receipts())
 	s.register(players)
@@ -476,16 +696,119 @@ func (k *sink) duplicates() int {
 	return p - d
 }
 
-// waitDistinct waits until the sinks together saw n distinct keys.
-func (s *stack) waitDistinct(within time.Duration, n int, sinks ...*sink) {
+// waitDistinct waits until the sinks together saw n distinct keys. It fails when no new
+// key arrived for 60 s (a stall), however long the whole takes on a slow machine.
+func (s *stack) waitDistinct(n int, sinks ...*sink) {
 	s.tb.Helper()
-	deadline := time.Now().Add(within)
-	for distinctKeys(sinks...) < n {
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("not within %s: %d distinct deliveries (%d seen)\n%s", within, n, distinctKeys(sinks...), s.diagnose())
+	const quiet = 60 * time.Second
+	last, since := -1, time.Now()
+	for {
+		got := distinctKeys(sinks...)
+		if got >= n {
+			return
+		}
+		if got != last {
+			last, since = got, time.Now()
+		}
+		if time.Since(since) > quiet {
+			s.tb.Fatalf("no new delivery for %s: %d of %d distinct deliveries\n%s", quiet, got, n, s.diagnose())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stallWatch polls every partition consumer on the server and keeps the longest time one
+// had work pending without its acknowledged floor moving.
+type stallWatch struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	longest time.Duration
+	which   string
+}
+
+func (s *stack) watchStalls() *stallWatch {
+	w := &stallWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	type seen struct {
+		floor uint64
+		moved time.Time
+	}
+	state := map[string]*seen{}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			for _, stream := range []string{bus.StreamEvents, bus.StreamIntents, bus.StreamOutcomes} {
+				for p := range partitions {
+					name := map[string]string{bus.StreamEvents: "events", bus.StreamIntents: "intents", bus.StreamOutcomes: "outcomes"}[stream] + "-" + strconv.Itoa(p)
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					c, err := s.js.Consumer(ctx, stream, name)
+					cancel()
+					st := state[name]
+					if st == nil {
+						st = &seen{moved: now}
+						state[name] = st
+					}
+					if err != nil {
+						// Unknown now (a node down, the consumer being made again): the
+						// time keeps counting from the last progress seen.
+						continue
+					}
+					info := c.CachedInfo()
+					if info.NumPending+uint64(info.NumAckPending) == 0 || info.AckFloor.Stream != st.floor {
+						st.floor, st.moved = info.AckFloor.Stream, now
+						continue
+					}
+					if idle := now.Sub(st.moved); idle > w.get() {
+						w.mu.Lock()
+						w.longest, w.which = idle, name
+						w.mu.Unlock()
+					}
+				}
+			}
+		}
+	}()
+	s.tb.Cleanup(w.end)
+	return w
+}
+
+func (w *stallWatch) get() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.longest
+}
+
+func (w *stallWatch) end() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+// maxStall is the bar: no partition with pending work may go without progress this long.
+const maxStall = 15 * time.Second
+
+// check ends the watch and fails the test when a partition stalled past the bar; it
+// returns the longest stall for the report.
+func (w *stallWatch) check(tb testing.TB) time.Duration {
+	tb.Helper()
+	w.end()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tb.Logf("longest stall: %s on %s", w.longest.Round(100*time.Millisecond), w.which)
+	if w.longest >= maxStall {
+		tb.Errorf("consumer %s had work pending and made no progress for %s (bar %s)", w.which, w.longest.Round(100*time.Millisecond), maxStall)
+	}
+	return w.longest.Round(100 * time.Millisecond)
 }
 
 // diagnose describes the streams, the consumers and the end of the logs.

@@ -44,51 +44,78 @@ func checkExactly(t *testing.T, n int, sinks ...*sink) (lost int) {
 	return lost
 }
 
+// dupBound is the most duplicate posts kills may cause: per kill, the jobs a channel
+// worker had in flight (--delivery-in-flight) and the events each partition owner had
+// decided but not acknowledged (--batch per partition), whose jobs are published again
+// with the same decision id.
+func dupBound(kills int) int { return kills * (inFlight + batch*partitions) }
+
+// where names the NATS set-up in a reliability row.
+func where(cluster bool) string {
+	if cluster {
+		return " (3-node cluster)"
+	}
+	return ""
+}
+
+// checkDups fails when the duplicates exceed the bound and returns them.
+func checkDups(t *testing.T, kills int, sinks ...*sink) int {
+	t.Helper()
+	dups := 0
+	for _, k := range sinks {
+		dups += k.duplicates()
+	}
+	if dups > dupBound(kills) {
+		t.Errorf("%d duplicate posts after %d kills; at most %d = %d x (in-flight %d + batch %d x %d partitions)", dups, kills, dupBound(kills), kills, inFlight, batch, partitions)
+	}
+	return dups
+}
+
 // The dispatcher SIGKILLed ten times while 100,000 deposits flow: every receipt arrives;
 // a receipt posted twice (sent, then killed before its outcome was stored) carries the same
-// Idempotency-Key both times, and there are at most the in-flight limit of them per kill.
+// Idempotency-Key both times, and there are at most dupBound of them.
 func TestDispatcherKilledTenTimesUnderLoad(t *testing.T) {
-	const (
-		players = 10000
-		events  = 100000
-		kills   = 10
-	)
-	s, hook, evs := receiptsOn(t, players, events)
-	published := make(chan struct{})
-	go func() { defer close(published); s.publish(evs) }()
+	onEachNATS(t, false, func(t *testing.T, cluster bool) {
+		const kills = 10
+		players, events := scaled(10000), scaled(100000)
+		if quick() {
+			players, events = scaled(5000), scaled(50000)
+		}
+		s, hook, evs := receiptsOnNATS(t, cluster, players, events)
+		stalls := s.watchStalls()
+		published := make(chan struct{})
+		go func() { defer close(published); s.publish(evs) }()
 
-	start := time.Now()
-	for k := 1; k <= kills; k++ {
-		// Kill when the k-th eleventh of the receipts has arrived: the kills are spread
-		// over the whole load.
-		s.waitDistinct(3*time.Minute, k*events/(kills+1), hook)
-		s.mu.Lock()
-		p := s.procs["d1"]
-		s.mu.Unlock()
-		s.kill(p)
-		time.Sleep(200 * time.Millisecond)
-		s.start("d1")
-	}
-	<-published
-	s.waitDistinct(5*time.Minute, events, hook)
-	took := time.Since(start)
-	// Redeliveries of jobs in flight at the last kill come after the ack wait (5s).
-	time.Sleep(8 * time.Second)
+		start := time.Now()
+		for k := 1; k <= kills; k++ {
+			// Kill when the k-th eleventh of the receipts has arrived: the kills are spread
+			// over the whole load.
+			s.waitDistinct(k*events/(kills+1), hook)
+			s.mu.Lock()
+			p := s.procs["d1"]
+			s.mu.Unlock()
+			s.kill(p)
+			time.Sleep(200 * time.Millisecond)
+			s.start("d1")
+		}
+		<-published
+		s.waitDistinct(events, hook)
+		took := time.Since(start)
+		// Redeliveries of jobs in flight at the last kill come after the ack wait (5s).
+		time.Sleep(8 * time.Second)
 
-	lost := checkExactly(t, events, hook)
-	dups := hook.duplicates()
-	if dups > kills*inFlight {
-		t.Errorf("%d duplicate posts after %d kills; at most %d (the in-flight limit %d per kill)", dups, kills, kills*inFlight, inFlight)
-	}
-	// Every duplicate was a second post of a key the sink had: a sink that honours
-	// Idempotency-Key (the header carries the decision id) counts each receipt once.
-	honoured := distinctKeys(hook)
-	if honoured != events {
-		t.Errorf("a sink honouring Idempotency-Key would have counted %d receipts, want %d", honoured, events)
-	}
-	noContact(t, s.logs(), "depozit qəbul edildi")
-	t.Logf("%d events, %d kills in %s: lost %d, %d duplicate posts (bound %d)", events, kills, took.Round(time.Second), lost, dups, kills*inFlight)
-	bustest.Reliability(t, "dispatcher SIGKILLed 10 times", fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
-		fmt.Sprintf("%d SIGKILLs, restarted 200 ms later", kills), lost, dups,
-		fmt.Sprintf("every duplicate with its decision id as Idempotency-Key (0 at an honouring sink); bound %d", kills*inFlight))
+		lost := checkExactly(t, events, hook)
+		dups := checkDups(t, kills, hook)
+		// Every duplicate was a second post of a key the sink had: a sink that honours
+		// Idempotency-Key (the header carries the decision id) counts each receipt once.
+		if honoured := distinctKeys(hook); honoured != events {
+			t.Errorf("a sink honouring Idempotency-Key would have counted %d receipts, want %d", honoured, events)
+		}
+		stall := stalls.check(t)
+		noContact(t, s.logs(), "depozit qəbul edildi")
+		t.Logf("%d events, %d kills in %s: lost %d, %d duplicate posts (bound %d), longest stall %s", events, kills, took.Round(time.Second), lost, dups, dupBound(kills), stall)
+		bustest.Reliability(t, "dispatcher SIGKILLed 10 times"+where(cluster), fmt.Sprintf("%d deposits -> %d receipts, %d players, 1 replica", events, events, players),
+			fmt.Sprintf("%d SIGKILLs, restarted 200 ms later", kills), lost, dups,
+			fmt.Sprintf("every duplicate with its decision id as Idempotency-Key (0 at an honouring sink); bound %d; longest stall %s", dupBound(kills), stall))
+	})
 }

@@ -159,7 +159,7 @@ func TestManagerRestartedDuringCronRun(t *testing.T) {
 		return k8s.Get(ctx, client.ObjectKey{Namespace: brand, Name: "daily-spins"}, &c) == nil &&
 			c.Status.LastRunTime != nil && c.Status.LastRunTime.Time.Equal(due)
 	})
-	s.waitDistinct(2*time.Minute, players, hook)
+	s.waitDistinct(players, hook)
 	bustest.Eventually(t, 30*time.Second, "the status counts every message", func() bool {
 		var c crmv1.Campaign
 		return k8s.Get(ctx, client.ObjectKey{Namespace: brand, Name: "daily-spins"}, &c) == nil &&

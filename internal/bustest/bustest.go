@@ -130,6 +130,10 @@ func AssertNowhere(t testing.TB, js jetstream.JetStream, s string) {
 // lost, duplicated, what held) and, when CROUPIER_RELIABILITY_OUT names a file (make
 // reliability), appends it there.
 func Reliability(tb testing.TB, row, load, faults string, lost, dups int, held string) {
+	// make reliability RUNS=n numbers each run's rows (CROUPIER_RELIABILITY_RUN).
+	if run := os.Getenv("CROUPIER_RELIABILITY_RUN"); run != "" {
+		row = "run " + run + ": " + row
+	}
 	line := fmt.Sprintf("%s | %s | %s | %d | %d | %s", row, load, faults, lost, dups, held)
 	tb.Log("reliability: " + line)
 	if path := os.Getenv("CROUPIER_RELIABILITY_OUT"); path != "" {

@@ -124,7 +124,7 @@ func (c *Callbacks) Run(ctx context.Context) error {
 }
 
 func (c *Callbacks) follow(ctx context.Context, cons jetstream.Consumer, stream string, parse func(jetstream.Msg) *Callback) error {
-	return channel.Consume(ctx, cons, c.InFlight, func(m jetstream.Msg) {
+	return channel.Consume(ctx, c.Log, cons, c.InFlight, func(m jetstream.Msg) {
 		if cb := parse(m); cb != nil {
 			c.deliver(context.WithoutCancel(ctx), m, stream, cb)
 		} else {
