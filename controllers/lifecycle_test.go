@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -232,6 +235,11 @@ func TestCampaignDependenciesAndConfigMapAudit(t *testing.T) {
 	if c.Status.Phase != crmv1.PhaseScheduled || c.Status.NextRunTime == nil {
 		t.Fatalf("phase %q next %v", c.Status.Phase, c.Status.NextRunTime)
 	}
+	// kubectl get campaigns shows the next run readably: a date-typed column over a future
+	// time is "<invalid>" in the API server's table.
+	if cell := tableCell(t, ns, c.Name, "Next Run"); cell != c.Status.NextRunTime.UTC().Format(time.RFC3339) {
+		t.Errorf("NEXT RUN column shows %q, want %s", cell, c.Status.NextRunTime.UTC().Format(time.RFC3339))
+	}
 
 	// Changing the ConfigMap republishes the content and audits the change.
 	cm.Data["az.html"] = "<p>Həftəsonu reload: 75%</p>"
@@ -268,4 +276,32 @@ func TestCampaignDependenciesAndConfigMapAudit(t *testing.T) {
 	if c.Status.Phase != crmv1.PhasePaused {
 		t.Fatalf("phase %q", c.Status.Phase)
 	}
+}
+
+// tableCell is what `kubectl get campaigns` prints in a column for a Campaign: the API
+// server's Table rendering (server-side printing).
+func tableCell(t *testing.T, ns, name, column string) string {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(restCfg.Host, "/")+"/apis/"+crmv1.GroupVersion.String()+"/namespaces/"+ns+"/campaigns/"+name, nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var table metav1.Table
+	if err := json.NewDecoder(resp.Body).Decode(&table); err != nil {
+		t.Fatal(err)
+	}
+	for i, col := range table.ColumnDefinitions {
+		if col.Name == column && len(table.Rows) == 1 {
+			return fmt.Sprint(table.Rows[0].Cells[i])
+		}
+	}
+	t.Fatalf("no column %q in %+v", column, table.ColumnDefinitions)
+	return ""
 }

@@ -858,7 +858,7 @@ type LeaderboardEntry struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Category",type=string,JSONPath=`.spec.category`
-// +kubebuilder:printcolumn:name="Next Run",type=date,JSONPath=`.status.nextRunTime`
+// +kubebuilder:printcolumn:name="Next Run",type=string,format=date-time,JSONPath=`.status.nextRunTime`,description="The next scheduled run (RFC 3339): a date column would print a future time as <invalid>"
 // +kubebuilder:printcolumn:name="Last Run",type=date,JSONPath=`.status.lastRunTime`,priority=1
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.counters.sent`
 // +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spend.spent.amount`
