@@ -135,6 +135,10 @@ func setup(t *testing.T) *fixture {
 			Category: crmv1.CategoryMarketing,
 			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
 			Contents: []crmv1.Content{{Name: "spins", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "10 pulsuz fırlatma sizi gözləyir."}}}}}}},
+		{Kind: bus.KindCampaign, Brand: "baku", Name: "paused-spins", UID: "uid-paused-spins", Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{
+			Category: crmv1.CategoryMarketing, Paused: true,
+			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
+			Contents: []crmv1.Content{{Name: "spins", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "10 pulsuz fırlatma sizi gözləyir."}}}}}}},
 	} {
 		b, _ := bus.Encode(r)
 		kind := bus.KindCampaign
@@ -453,6 +457,10 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"the desk records the player's opt-in given by phone", aysel, "PUT", "/v1/brands/baku/players/p-20/preferences",
 			`{"choices":[{"category":"marketing","channel":"sms","state":"granted"}]}`, 200, `"player":"p-20"`},
 	})
+	// A paused campaign is explained as paused, not as outside its window.
+	if st, ex, body := explain(nigar, "?campaign=paused-spins"); st != 200 || ex.Decision.Reason != route.ReasonCampaignPaused {
+		t.Fatalf("explain of a paused campaign: %d %s", st, body)
+	}
 	// Now daily-spins would go out by SMS at noon in Baku, every step passed.
 	st, ex, body = explain(nigar, "?campaign=daily-spins")
 	if st != 200 || ex.Decision.Result != route.Send || ex.Decision.Channel != crmv1.ChannelSMS || len(ex.Decision.Trace) != 10 {

@@ -254,7 +254,11 @@ func (in *Insight) explain(w http.ResponseWriter, r *http.Request, brand string,
 		}
 	}
 	if ok, why := cp.Active(now); !ok {
-		ex.Decision.Result, ex.Decision.Reason, ex.Decision.Detail = route.Suppress, route.ReasonCampaignNotActive, why
+		reason := route.ReasonCampaignNotActive
+		if cp.Spec().Paused {
+			reason = route.ReasonCampaignPaused
+		}
+		ex.Decision.Result, ex.Decision.Reason, ex.Decision.Detail = route.Suppress, reason, why
 	}
 	ingest.WriteJSON(w, http.StatusOK, ex)
 }

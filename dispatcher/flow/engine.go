@@ -420,7 +420,14 @@ func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now ti
 	}
 	s.markDirty(ps)
 	if reason != "" {
-		s.flowOutcome(ps, fp.Campaign, fp.Step, reason, "the flow ended at step "+fp.Step, now)
+		detail := "the flow ended at step " + fp.Step
+		switch {
+		case reason == ReasonControlGroup:
+			detail = "the player is in the experiment's control group: measured, sent nothing"
+		case fp.Step == "":
+			detail = "the flow ended before its first step"
+		}
+		s.flowOutcome(ps, fp.Campaign, fp.Step, reason, detail, now)
 	}
 }
 

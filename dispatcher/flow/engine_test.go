@@ -13,6 +13,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
@@ -480,5 +481,65 @@ func TestLateRunIsNotExpanded(t *testing.T) {
 	})
 	if r := runs(); len(r) != 2 || !r[1].Done || r[1].Emitted != 3 {
 		t.Fatalf("runs %+v", r)
+	}
+}
+
+// An event for a paused Campaign starts nothing and leaves a CampaignPaused line in the
+// player's history (once per event, a redelivery adds none); resumed, the next event
+// starts the flow.
+func TestPausedCampaignLeavesATrace(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	spec := crmv1.CampaignSpec{Category: crmv1.CategoryMarketing, Priority: 40, Paused: true,
+		Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "bet.placed"}},
+		Steps:    []crmv1.Step{{Name: "thanks", Send: &crmv1.SendStep{Content: "thanks"}}},
+		Contents: []crmv1.Content{sms("thanks", "Təşəkkürlər")}}
+	putCampaign(t, js, "bet-thanks", spec)
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.start(t, 1)
+	register(t, s.js, "p-z1", "Asia/Baku", time.Now(), nil)
+	bet := func(id string) {
+		publishEvent(t, s.js, "p-z1", "bet.placed", id, time.Now(), map[string]any{"amount": "1.00", "currency": "AZN",
+			"game": "book-of-ra", "gameCategory": "slots", "roundId": id})
+	}
+	count := func(reason string, kind string) (n int) {
+		for _, o := range outcomesOf(t, s.js, "p-z1") {
+			if o.Campaign == "bet-thanks" && o.Reason == reason && o.Kind == kind {
+				n++
+			}
+		}
+		return n
+	}
+	bet("z1")
+	bet("z1") // the platform's retry: same source and id
+	bustest.Eventually(t, 10*time.Second, "a CampaignPaused line", func() bool { return count(string(route.ReasonCampaignPaused), flow.OutcomeFlow) == 1 })
+	for _, o := range outcomesOf(t, s.js, "p-z1") {
+		if o.Campaign == "bet-thanks" && o.Kind == bus.OutcomeDecision {
+			t.Fatalf("a paused campaign decided a send: %+v", o)
+		}
+		if o.Reason == string(route.ReasonCampaignPaused) && !strings.Contains(o.Detail, "paused") {
+			t.Errorf("detail %q does not say why", o.Detail)
+		}
+	}
+	spec.Paused = false
+	putRecord(t, js, bus.KindCampaign, "bet-thanks", bus.ConfigRecord{UID: "uid-bet-thanks",
+		Campaign: &bus.CampaignConfig{Spec: spec, ContentHashes: map[string]string{"thanks": "hash-thanks"}}})
+	bustest.Eventually(t, 5*time.Second, "the resumed campaign", func() bool {
+		b := s.owner.Catalog.Brand("baku")
+		return b != nil && b.Campaigns["bet-thanks"] != nil && !b.Campaigns["bet-thanks"].Spec().Paused
+	})
+	bet("z2")
+	bustest.Eventually(t, 10*time.Second, "a decision after the resume", func() bool {
+		n := 0
+		for _, o := range outcomesOf(t, s.js, "p-z1") {
+			if o.Campaign == "bet-thanks" && o.Kind == bus.OutcomeDecision {
+				n++
+			}
+		}
+		return n == 1
+	})
+	if n := count(string(route.ReasonCampaignPaused), flow.OutcomeFlow); n != 1 {
+		t.Errorf("%d CampaignPaused lines, want 1", n)
 	}
 }

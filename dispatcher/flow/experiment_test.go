@@ -2,6 +2,7 @@ package flow_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,22 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 		if j.Text != want {
 			t.Fatalf("%s in arm %q got %q", j.Player, arm[j.Player], j.Text)
 		}
+	}
+	// A control player's history says why nothing was sent, naming no missing step.
+	for p, v := range arm {
+		if v != flow.Control {
+			continue
+		}
+		var ended []bus.Outcome
+		for _, o := range bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", 0, p)) {
+			if o.Reason == flow.ReasonControlGroup {
+				ended = append(ended, o)
+			}
+		}
+		if len(ended) != 1 || !strings.Contains(ended[0].Detail, "control group") || strings.HasSuffix(ended[0].Detail, "step ") {
+			t.Fatalf("control player %s: %+v", p, ended)
+		}
+		break
 	}
 	// The first ten players of each arm deposit 20.00 and then 30.00 AZN.
 	conv := map[string]int64{}

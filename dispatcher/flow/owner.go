@@ -425,7 +425,9 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 	}
 	s.reevaluate(b, ev, &p, now)
 	for _, cp := range b.Triggers[ev.Type] {
-		if ok, _ := cp.Active(now); !ok {
+		active, _ := cp.Active(now)
+		paused := cp.Spec().Paused
+		if !active && !paused {
 			continue
 		}
 		pl, e := view()
@@ -438,6 +440,13 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 			continue
 		}
 		key := ev.IdempotencyKey()
+		if paused {
+			// A paused Campaign starts nothing, and says so in the player's history.
+			s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(cp.UID + "/" + key + "/paused"), Brand: ev.Brand, Player: ev.Player,
+				Campaign: cp.Name, Kind: OutcomeFlow, Result: string(route.Suppress), Reason: string(route.ReasonCampaignPaused),
+				Detail: "the campaign is paused: the " + ev.Type + " event started nothing"})
+			continue
+		}
 		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ev.CloudEvent.Data, now)
 	}
 	// After the triggers, so the bet that made a player join a race counts in it.
