@@ -115,6 +115,12 @@ type Entry struct {
 	Joined bool  `json:"joined,omitempty"`
 	Score  int64 `json:"score,omitempty"`
 	Prize  int   `json:"prize,omitempty"`
+	// Arm is the experiment arm the player was counted in (once, however often the
+	// player enters); Converted and Revenue are the player's conversion and revenue in
+	// it, so a re-entry cannot add a second sample to the arm's tests.
+	Arm       string `json:"arm,omitempty"`
+	Converted bool   `json:"converted,omitempty"`
+	Revenue   int64  `json:"revenue,omitempty"`
 }
 
 func (ps *PlayerState) find(cp *Campaign) *Entry {
@@ -243,7 +249,10 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 	}
 	if e := cp.Spec().Experiment; e != nil {
 		fp.Variant = Variant(cp.UID, ps.Player, e)
-		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.VariantStat(fp.Variant, bus.StatVariantPlayers), 1)
+		if en := ps.entry(b, cp); en.Arm == "" {
+			en.Arm = fp.Variant
+			s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.VariantStat(fp.Variant, bus.StatVariantPlayers), 1)
+		}
 		if fp.Variant == Control {
 			// Measured for conversion and revenue, sent nothing.
 			s.endFlow(ps, fp, ReasonControlGroup, now)
@@ -531,7 +540,14 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 	count := func(campaign, variant string) {
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
 		if variant != "" {
-			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantConverted), 1)
+			// An arm counts converted players: a player's second converting flow
+			// adds nothing to the arm.
+			if cp := b.campaign(campaign); cp != nil {
+				if en := ps.find(cp); en != nil && en.Arm == variant && !en.Converted {
+					en.Converted = true
+					s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantConverted), 1)
+				}
+			}
 		}
 		s.markDirty(ps)
 	}
@@ -558,29 +574,33 @@ func goalWindow(cp *Campaign) time.Duration {
 	return 7 * 24 * time.Hour
 }
 
-// earn adds a deposit to the revenue of the player's flows started within their goal
-// window: the campaign's revenue and, per experiment arm, the sums Welch's test needs.
+// earn adds a deposit to the revenue of the campaigns whose flows the player started
+// within their goal window, once per campaign however many of its flows are open: the
+// campaign's revenue and, per experiment arm, the sums Welch's test needs, over players.
 func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time) {
+	seen := map[string]bool{}
 	add := func(campaign, variant string, started int64, revenue *int64) {
 		cp := b.campaign(campaign)
-		if cp == nil || now.Unix()-started > int64(goalWindow(cp)/time.Second) {
+		if cp == nil || seen[campaign] || now.Unix()-started > int64(goalWindow(cp)/time.Second) {
 			return
 		}
+		seen[campaign] = true
+		*revenue += amount
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatRevenue, amount)
-		if variant != "" {
+		if en := ps.find(cp); variant != "" && en != nil && en.Arm == variant {
 			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenue), amount)
 			// (r + x)^2 - r^2: the sum of squared per-player revenue moves by 2rx + x^2.
-			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenueSq), 2**revenue*amount+amount*amount)
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenueSq), 2*en.Revenue*amount+amount*amount)
+			en.Revenue += amount
 		}
-		*revenue += amount
 		s.markDirty(ps)
+	}
+	for _, fp := range ps.Flows {
+		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue)
 	}
 	for i := range ps.Done {
 		d := &ps.Done[i]
 		add(d.Campaign, d.Variant, d.Started, &d.Revenue)
-	}
-	for _, fp := range ps.Flows {
-		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue)
 	}
 }
 

@@ -112,3 +112,61 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// Entering an A/B campaign twice counts a player once in its arm, converting twice counts
+// one converted player, and a deposit is one revenue sample of the player: a re-entry
+// cannot move the arms' tests.
+func TestExperimentCountsPlayersNotEntries(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	exp := &crmv1.Experiment{ControlPercent: 20, GoalEvent: "deposit.completed", GoalWindow: ptrTo(dur(time.Hour)),
+		Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 50}}}
+	putCampaign(t, js, "session-ab", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+		Trigger:    crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "session.started"}},
+		Steps:      []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Contents:   []crmv1.Content{sms("hello", "Salam")},
+		Experiment: exp})
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.start(t, 1)
+	const n = 40
+	count := map[string]int64{}
+	for i := range n {
+		p := fmt.Sprintf("p-e%03d", i)
+		count[flow.Variant("uid-session-ab", p, exp)]++
+		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
+	}
+	for round := range 2 {
+		for i := range n {
+			p := fmt.Sprintf("p-e%03d", i)
+			publishEvent(t, s.js, p, "session.started", fmt.Sprintf("s-%d-%d", round, i), time.Now(), map[string]any{})
+		}
+	}
+	for round := range 2 {
+		for i := range n {
+			p := fmt.Sprintf("p-e%03d", i)
+			publishEvent(t, s.js, p, "deposit.completed", fmt.Sprintf("d-%d-%d", round, i), time.Now(),
+				map[string]any{"amount": "10.00", "currency": "AZN", "method": "card", "depositId": fmt.Sprintf("d-%d-%d", round, i)})
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for statsOf(t, js, bus.KindCampaign, "session-ab")[bus.StatRevenue] != 2*n*1000 { // minor units
+		if time.Now().After(deadline) {
+			t.Fatalf("not every deposit counted: %v", statsOf(t, js, bus.KindCampaign, "session-ab"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := statsOf(t, js, bus.KindCampaign, "session-ab")
+	for _, v := range []string{flow.Control, "a", "b"} {
+		if got := st[bus.VariantStat(v, bus.StatVariantPlayers)]; got != count[v] {
+			t.Errorf("arm %s counts %d players, %d are in it (each entered twice)", v, got, count[v])
+		}
+		if got := st[bus.VariantStat(v, bus.StatVariantConverted)]; got != count[v] {
+			t.Errorf("arm %s counts %d converted, %d players converted (twice each)", v, got, count[v])
+		}
+		// Each player deposited 20.00 AZN in all (2,000 minor units): one sample of 2,000.
+		if got, want := st[bus.VariantStat(v, bus.StatVariantRevenueSq)], count[v]*2000*2000; got != want {
+			t.Errorf("arm %s: sum of squared player revenue %d, want %d", v, got, want)
+		}
+	}
+}
