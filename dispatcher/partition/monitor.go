@@ -43,7 +43,7 @@ func (r *Runner) Monitor(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, w := range ws {
-			cctx, cancel := context.WithTimeout(ctx, every)
+			cctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
 			p, ok := r.check(cctx, w, time.Now())
 			cancel()
 			r.mu.Lock()
@@ -66,13 +66,36 @@ func (r *Runner) check(ctx context.Context, w *worker, now time.Time) (Progress,
 	}
 	srcs := r.sources()
 	p := Progress{Partition: w.part, Sources: make([]SourceProgress, len(cons))}
-	var idle, attemptIdle time.Duration
+	// A partition progresses while any of its sources with work pending moves its floor:
+	// its idle time is the smallest among those sources (0 when nothing is pending). A
+	// source starved behind a busy one is not a stall; one that stops alone shows once
+	// the others are drained, and a feed that fails ends the attempt by itself.
+	idle, attemptIdle := time.Duration(-1), time.Duration(-1)
+	least := func(cur, d time.Duration) time.Duration {
+		if cur < 0 || d < cur {
+			return d
+		}
+		return cur
+	}
 	for i, c := range cons {
 		sp := SourceProgress{What: srcs[i].What}
 		info, err := c.Info(ctx)
 		if err != nil {
 			sp.Err = err
 			p.Sources[i] = sp
+			// Unseen is not progress: with work last seen pending, the time since the
+			// floor last moved keeps counting.
+			w.mu.Lock()
+			moved, pending := w.moved[i], w.pending[i]
+			w.mu.Unlock()
+			if pending {
+				idle = least(idle, now.Sub(moved))
+				since := moved
+				if started.After(since) {
+					since = started
+				}
+				attemptIdle = least(attemptIdle, now.Sub(since))
+			}
 			if errors.Is(err, jetstream.ErrConsumerNotFound) && cancel != nil {
 				cancel(fmt.Errorf("%s consumer %s was deleted under its owner", srcs[i].What, srcs[i].Name(w.part)))
 			}
@@ -84,23 +107,33 @@ func (r *Runner) check(ctx context.Context, w *worker, now time.Time) (Progress,
 		}
 		p.Sources[i] = sp
 		w.mu.Lock()
+		w.pending[i] = sp.Pending+sp.AckPending > 0
 		if sp.Pending+sp.AckPending == 0 || sp.AckFloor != w.floors[i] {
 			w.floors[i], w.moved[i] = sp.AckFloor, now
 		}
 		moved := w.moved[i]
 		w.mu.Unlock()
 		if sp.Pending+sp.AckPending > 0 {
-			idle = max(idle, now.Sub(moved))
+			idle = least(idle, now.Sub(moved))
 			since := moved
 			if started.After(since) {
 				since = started
 			}
-			attemptIdle = max(attemptIdle, now.Sub(since))
+			attemptIdle = least(attemptIdle, now.Sub(since))
 		}
 	}
+	idle, attemptIdle = max(idle, 0), max(attemptIdle, 0)
 	p.Idle = idle
 	p.Stalled = idle >= r.stallAfter()
-	if attemptIdle >= r.stallAfter() && cancel != nil {
+	// Each stall restart in a row without progress doubles the patience with the next
+	// attempt (up to 8 times): on a slow cluster an attempt that needs longer than the
+	// timeout to get going must not be restarted for ever.
+	if w.progressed.Load() {
+		w.stallRestarts.Store(0)
+	}
+	patience := r.stallAfter() << min(w.stallRestarts.Load(), 3)
+	if attemptIdle >= patience && cancel != nil {
+		w.stallRestarts.Add(1)
 		r.Log.Warn("partition stalled: work pending and no progress; restarting it", "partition", w.part,
 			"idle", attemptIdle.Round(time.Millisecond).String(), "doing", w.phase.Load(), "sources", describe(p.Sources))
 		cancel(errStalled)

@@ -178,9 +178,12 @@ type worker struct {
 	started   time.Time
 	// floors and moved are per source: the acknowledged floor last seen and when it last
 	// moved (or nothing was pending); they survive restarts.
-	floors []uint64
-	moved  []time.Time
-	last   Progress
+	floors  []uint64
+	moved   []time.Time
+	pending []bool
+	// stallRestarts counts stall restarts since the last progress.
+	stallRestarts atomic.Int64
+	last          Progress
 	// progressed is set when an attempt acknowledged something.
 	progressed atomic.Bool
 	// phase is what the attempt is doing (waiting, handling, flushing, ...), for the
@@ -239,7 +242,7 @@ func (r *Runner) acquired(ctx context.Context, part int, epoch uint64) {
 	sctx, kill := context.WithCancel(context.WithoutCancel(ctx))
 	n := len(r.sources())
 	w := &worker{part: part, epoch: epoch, kill: kill, stop: make(chan struct{}), done: make(chan struct{}),
-		floors: make([]uint64, n), moved: make([]time.Time, n)}
+		floors: make([]uint64, n), moved: make([]time.Time, n), pending: make([]bool, n)}
 	now := time.Now()
 	for i := range w.moved {
 		w.moved[i] = now

@@ -717,8 +717,8 @@ func (s *stack) waitDistinct(n int, sinks ...*sink) {
 	}
 }
 
-// stallWatch polls every partition consumer on the server and keeps the longest time one
-// had work pending without its acknowledged floor moving.
+// stallWatch polls every partition's consumers on the server and keeps the longest time a
+// partition had work pending without any of its acknowledged floors moving.
 type stallWatch struct {
 	stop    chan struct{}
 	done    chan struct{}
@@ -730,8 +730,9 @@ type stallWatch struct {
 func (s *stack) watchStalls() *stallWatch {
 	w := &stallWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	type seen struct {
-		floor uint64
-		moved time.Time
+		floor   uint64
+		moved   time.Time
+		pending bool
 	}
 	state := map[string]*seen{}
 	go func() {
@@ -745,32 +746,37 @@ func (s *stack) watchStalls() *stallWatch {
 			case <-t.C:
 			}
 			now := time.Now()
-			for _, stream := range []string{bus.StreamEvents, bus.StreamIntents, bus.StreamOutcomes} {
-				for p := range partitions {
-					name := map[string]string{bus.StreamEvents: "events", bus.StreamIntents: "intents", bus.StreamOutcomes: "outcomes"}[stream] + "-" + strconv.Itoa(p)
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					c, err := s.js.Consumer(ctx, stream, name)
-					cancel()
+			// A partition progresses while any of its consumers with work pending moves
+			// its floor; its idle time is the smallest among them.
+			for p := range partitions {
+				idle, which := time.Duration(-1), ""
+				for _, src := range []struct{ stream, prefix string }{{bus.StreamEvents, "events"}, {bus.StreamIntents, "intents"}, {bus.StreamOutcomes, "outcomes"}} {
+					name := src.prefix + "-" + strconv.Itoa(p)
 					st := state[name]
 					if st == nil {
 						st = &seen{moved: now}
 						state[name] = st
 					}
-					if err != nil {
-						// Unknown now (a node down, the consumer being made again): the
-						// time keeps counting from the last progress seen.
-						continue
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					c, err := s.js.Consumer(ctx, src.stream, name)
+					cancel()
+					if err == nil {
+						info := c.CachedInfo()
+						st.pending = info.NumPending+uint64(info.NumAckPending) > 0
+						if !st.pending || info.AckFloor.Stream != st.floor {
+							st.floor, st.moved = info.AckFloor.Stream, now
+						}
 					}
-					info := c.CachedInfo()
-					if info.NumPending+uint64(info.NumAckPending) == 0 || info.AckFloor.Stream != st.floor {
-						st.floor, st.moved = info.AckFloor.Stream, now
-						continue
+					// Unknown now (a node down, the consumer being made again): the time
+					// keeps counting from the last progress seen.
+					if st.pending && (idle < 0 || now.Sub(st.moved) < idle) {
+						idle, which = now.Sub(st.moved), name
 					}
-					if idle := now.Sub(st.moved); idle > w.get() {
-						w.mu.Lock()
-						w.longest, w.which = idle, name
-						w.mu.Unlock()
-					}
+				}
+				if idle > w.get() {
+					w.mu.Lock()
+					w.longest, w.which = idle, fmt.Sprintf("partition %d (%s)", p, which)
+					w.mu.Unlock()
 				}
 			}
 		}
@@ -806,7 +812,7 @@ func (w *stallWatch) check(tb testing.TB) time.Duration {
 	defer w.mu.Unlock()
 	tb.Logf("longest stall: %s on %s", w.longest.Round(100*time.Millisecond), w.which)
 	if w.longest >= maxStall {
-		tb.Errorf("consumer %s had work pending and made no progress for %s (bar %s)", w.which, w.longest.Round(100*time.Millisecond), maxStall)
+		tb.Errorf("%s had work pending and made no progress for %s (bar %s)", w.which, w.longest.Round(100*time.Millisecond), maxStall)
 	}
 	return w.longest.Round(100 * time.Millisecond)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // TopologyOptions sizes the streams and buckets. The zero value is the single-machine
@@ -216,21 +217,34 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOp
 		}
 		return nil
 	}
+	// Every stream and bucket at once: on a cluster each change is a round trip through
+	// the meta leader, and a restarting dispatcher waits for all of them before it takes
+	// partitions.
+	var g errgroup.Group
 	for _, cfg := range opts.Streams(parts) {
-		if err := keep(cfg.Name, &cfg.Replicas); err != nil {
-			return Topology{}, err
-		}
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return Topology{}, fmt.Errorf("stream %s: %w", cfg.Name, err)
-		}
+		g.Go(func() error {
+			if err := keep(cfg.Name, &cfg.Replicas); err != nil {
+				return err
+			}
+			if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("stream %s: %w", cfg.Name, err)
+			}
+			return nil
+		})
 	}
 	for _, cfg := range opts.Buckets() {
-		if err := keep("KV_"+cfg.Bucket, &cfg.Replicas); err != nil {
-			return Topology{}, err
-		}
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return Topology{}, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
-		}
+		g.Go(func() error {
+			if err := keep("KV_"+cfg.Bucket, &cfg.Replicas); err != nil {
+				return err
+			}
+			if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+				return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Topology{}, err
 	}
 	return Topology{Partitions: parts, Replicas: opts.Replicas}, nil
 }
