@@ -518,3 +518,23 @@ func startReplica(t *testing.T, srv *bustest.Server, name string) *replica {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	return r
 }
+
+// A feed that goes silent without an error (its consumer paused on the server, as when a
+// pull is parked on a server that stopped answering and heartbeats are missed) is found by
+// the monitor from the server's figures and restarted until it delivers again; nothing is
+// lost.
+func TestSilentFeedIsRestarted(t *testing.T) {
+	f := newFixture(t)
+	f.startAlone()
+	f.publish(0, 20)
+	f.waitPersisted(20)
+	if _, err := f.js.PauseConsumer(context.Background(), bus.StreamEvents, partition.ConsumerName(0), time.Now().Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(20, 40)
+	f.waitFor("a stall restart of the silent feed", func() bool { return f.restartsFor(partition.ReasonStalled) > 0 })
+	f.waitPersisted(40)
+	if !f.logged(`"partition stalled: work pending and no progress; restarting it"`, `"doing":"waiting for messages"`) {
+		t.Errorf("no log line names the silent feed:\n%s", f.log.String())
+	}
+}
