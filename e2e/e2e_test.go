@@ -211,7 +211,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 func publishEvent(t *testing.T, brand, player, typ, id string, data string) {
 	t.Helper()
 	b, _ := bus.Encode(bus.CloudEvent{SpecVersion: "1.0", ID: id, Source: "pam", Type: typ, Subject: player, Time: time.Now().UTC(), Data: []byte(data)})
-	if _, err := js.PublishAsync(bus.EventSubject(brand, player, typ), b); err != nil {
+	if _, err := js.PublishAsync(bus.EventSubject(brand, player, typ), b, jetstream.WithStallWait(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -51,6 +51,10 @@ type CampaignSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	Steps []Step `json:"steps"`
 	// contents are the messages the send steps refer to by name, per channel and locale.
+	// Every content must have, for each channel it uses, a message in the brand's default
+	// language (PreferencePolicy spec.defaultLanguage): a player whose language has no
+	// message gets that one. A Campaign without it is InvalidSpec, naming the content,
+	// the channel and the language.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -331,7 +335,9 @@ type Message struct {
 	// channel the message is for.
 	// +required
 	Channel Channel `json:"channel"`
-	// locale is a language tag such as az, ru, en or pt-BR.
+	// locale is a language tag such as az, ru, en or pt-BR. A player gets the message in
+	// the language of the player's preferences for the channel, else the profile's, else
+	// the brand's default language, which every content must therefore have.
 	// +required
 	// +kubebuilder:validation:MinLength=2
 	// +kubebuilder:validation:MaxLength=8

@@ -84,7 +84,7 @@ func benchWorker(b *testing.B, tg target, n, inFlight int, latency time.Duration
 			Channel: tg.ch, Locale: "az", TemplateID: "spins/az", ContentHash: "h", To: "tok-" + p, Subject: "Pulsuz fırlanmalar",
 			Text: "Bu gün 20 pulsuz fırlanma sizi gözləyir!", Data: map[string]string{"category": "marketing", "deepLink": "casino://spins"}}
 		raw, _ := bus.Encode(j)
-		if _, err := pjs.PublishAsync(bus.DeliverySubject(string(tg.ch), "baku", bus.Partition(p, 16), p), raw); err != nil {
+		if _, err := pjs.PublishAsync(bus.DeliverySubject(string(tg.ch), "baku", bus.Partition(p, 16), p), raw, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}

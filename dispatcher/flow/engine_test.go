@@ -181,13 +181,13 @@ func TestRunToTenThousandPlayersMakesOneIntentEach(t *testing.T) {
 		p := fmt.Sprintf("p-%05d", i)
 		b, _ := bus.Encode(bus.CloudEvent{SpecVersion: "1.0", ID: "reg-" + p, Source: "pam.baku", Type: "player.registered", Subject: p, Time: noon,
 			Data: []byte(`{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN"}`)})
-		if _, err := js.PublishAsync(bus.EventSubject("baku", p, "player.registered"), b); err != nil {
+		if _, err := js.PublishAsync(bus.EventSubject("baku", p, "player.registered"), b, jetstream.WithStallWait(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		if i < members {
 			b, _ := bus.Encode(bus.CloudEvent{SpecVersion: "1.0", ID: "dep-" + p, Source: "pam.baku", Type: "deposit.completed", Subject: p, Time: noon,
 				Data: []byte(`{"amount":"20.00","currency":"AZN","method":"card","depositId":"d-` + p + `"}`)})
-			if _, err := js.PublishAsync(bus.EventSubject("baku", p, "deposit.completed"), b); err != nil {
+			if _, err := js.PublishAsync(bus.EventSubject("baku", p, "deposit.completed"), b, jetstream.WithStallWait(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
