@@ -148,7 +148,9 @@ func TestKilledWhileAnotherJoins(t *testing.T) {
 // Three replicas started at the same moment race for the partitions: each ends with its
 // share, every partition consumes, every receipt arrives.
 func TestThreeReplicasStartedAtOnce(t *testing.T) {
-	onEachNATS(t, false, func(t *testing.T, cluster bool) {
+	// The cluster scenario make test keeps (with the topology test); the others, the NATS
+	// node kill among them, run on the cluster in make reliability.
+	onEachNATS(t, true, func(t *testing.T, cluster bool) {
 		players, events := scaled(2000), scaled(20000)
 		if quick() {
 			events = scaled(10000)

@@ -14,11 +14,8 @@ import (
 // leases) is SIGKILLed and started again. The dispatcher reconnects (or fails over to
 // another node) and every receipt arrives; no partition stalls.
 func TestNATSRestartedMidLoad(t *testing.T) {
-	onEachNATS(t, true, func(t *testing.T, cluster bool) {
+	onEachNATS(t, false, func(t *testing.T, cluster bool) {
 		players, events := scaled(5000), scaled(50000)
-		if cluster && quick() {
-			events = scaled(20000) // the cluster scenario make test keeps: shorter
-		}
 		s, hook, evs := receiptsOnNATS(t, cluster, players, events)
 		stalls := s.watchStalls()
 		published := make(chan struct{})
