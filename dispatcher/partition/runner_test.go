@@ -146,10 +146,18 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	srv := bustest.Start(t, parts)
 	_, js := srv.Connect(t)
-	f := &fixture{t: t, srv: srv, js: js, log: &logs{}, restarts: map[string]int{},
+	f := fixtureOn(t, js, time.Second, 100*time.Millisecond, 200*time.Millisecond, 0)
+	f.srv = srv
+	return f
+}
+
+// fixtureOn is a runner of partition 0's counter on js with the given stall timeout,
+// monitor period, restart backoff and give-up count (0: the default).
+func fixtureOn(t *testing.T, js jetstream.JetStream, stall, every, backoff time.Duration, maxFailures int) *fixture {
+	f := &fixture{t: t, js: js, log: &logs{}, restarts: map[string]int{},
 		h: &handler{kv: bustest.KV(t, js, bus.BucketState), blocked: make(chan string, 1)}}
 	f.runner = &partition.Runner{JS: js, Handler: f.h, Log: slog.New(slog.NewJSONHandler(f.log, nil)), Batch: 50,
-		StallAfter: time.Second, MonitorEvery: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		StallAfter: stall, MonitorEvery: every, MaxBackoff: backoff, MaxFailures: maxFailures,
 		Restarted: func(_ int, reason string) {
 			f.mu.Lock()
 			f.restarts[reason]++
@@ -381,15 +389,7 @@ func TestNATSRestartUnderOwner(t *testing.T) {
 	if _, err := bus.EnsureTopology(context.Background(), js, bus.TopologyOptions{Partitions: parts}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, js: js, log: &logs{}, restarts: map[string]int{},
-		h: &handler{kv: bustest.KV(t, js, bus.BucketState), blocked: make(chan string, 1)}}
-	f.runner = &partition.Runner{JS: js, Handler: f.h, Log: slog.New(slog.NewJSONHandler(f.log, nil)), Batch: 50,
-		StallAfter: 2 * time.Second, MonitorEvery: 200 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, MaxFailures: 1000,
-		Restarted: func(_ int, reason string) {
-			f.mu.Lock()
-			f.restarts[reason]++
-			f.mu.Unlock()
-		}}
+	f := fixtureOn(t, js, 2*time.Second, 200*time.Millisecond, 500*time.Millisecond, 1000)
 	f.startAlone()
 	f.publish(0, 100)
 	f.waitPersisted(100)
