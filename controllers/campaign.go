@@ -181,6 +181,9 @@ func checkSteps(steps []crmv1.Step) error {
 		if n := s.Next; n == s.Name {
 			return invalid(field+".next", "a step cannot be its own next step")
 		}
+		if g := s.Grant; g != nil && g.OnRefused == s.Name {
+			return invalid(field+".grant.onRefused", "a grant step cannot be its own onRefused step")
+		}
 	}
 	return nil
 }

@@ -110,6 +110,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 			c.Spec.Steps[0].Delay = &crmv1.DelayStep{Duration: metav1.Duration{Duration: 3600e9}}
 		}), "a step needs exactly one of send, delay, waitFor, branch, grant or exit"},
 		{"send names unknown content", camp("c10", func(c *crmv1.Campaign) { c.Spec.Steps[0].Send.Content = "missing" }), "every send step's content must name an entry of contents"},
+		{"onRefused names no step", camp("c11r", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.OnRefused = "nowhere" }), "every grant step's onRefused must name a step of this campaign"},
 		{"grant names unknown reward", camp("c11", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.Reward = "missing" }), "every grant step's reward must name an entry of rewards"},
 		{"malformed money", camp("c12", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "1,000.00" }), "amount must be a decimal string"},
 		{"lowercase currency", camp("c13", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Currency = "azn" }), "currency must be a three-letter ISO 4217 code"},
@@ -221,6 +222,8 @@ func TestControllerRejectsWhatCELCannot(t *testing.T) {
 			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 50,
 				Contents: []crmv1.ContentOverride{{Content: "hello", Use: "hello-b"}}}}, GoalEvent: "deposit.completed"}
 		}), `spec.experiment.variants[b].contents[hello].use: "hello-b" is not a content of this campaign`},
+		{"grant refused to itself", camp("bad-on-refused", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.OnRefused = c.Spec.Steps[1].Name }),
+			"spec.steps[bonus].grant.onRefused: a grant step cannot be its own onRefused step"},
 		{"budget with too many digits", camp("bad-digits", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "10.005" }), "spec.budget.total"},
 	}
 	for _, c := range cases {

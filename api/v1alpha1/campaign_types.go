@@ -16,6 +16,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.send) || !has(s.send.variantContent) || s.send.variantContent.all(v, has(self.contents) && self.contents.exists(c, c.name == s.send.variantContent[v])))",message="every send step's variantContent must name entries of contents"
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.send) || !has(s.send.variantContent) || (has(self.experiment) && s.send.variantContent.all(v, self.experiment.variants.exists(x, x.name == v))))",message="variantContent keys must name variants of the experiment"
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.grant) || (has(self.rewards) && self.rewards.exists(r, r.name == s.grant.reward)))",message="every grant step's reward must name an entry of rewards"
+// +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.grant) || !has(s.grant.onRefused) || self.steps.exists(t, t.name == s.grant.onRefused))",message="every grant step's onRefused must name a step of this campaign"
 // +kubebuilder:validation:XValidation:rule="self.category == 'marketing' || !has(self.rewards) || size(self.rewards) == 0",message="rewards are only granted by marketing campaigns"
 type CampaignSpec struct {
 	// description says what the campaign is for, for the people who review it.
@@ -295,6 +296,14 @@ type GrantStep struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	Reward string `json:"reward"`
+	// onRefused is the step that runs when the reward is not granted (the budget cannot
+	// cover it, a responsible-gaming block, an empty coupon pool, the player not
+	// eligible). Without it a refused grant ends the player's flow at this step, so no
+	// later step announces a reward the player did not get. The refusal and its reason
+	// are in the player's history either way.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	OnRefused string `json:"onRefused,omitempty"`
 }
 
 // ExitStep ends the player's flow.

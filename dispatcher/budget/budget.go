@@ -259,10 +259,10 @@ func (l *Leases) take(ctx context.Context, b *block, caps *Caps, need int64, now
 		}
 		grant = min(grant, room)
 		if grant < need {
-			ex := &bus.BudgetExhaustion{Scope: scope, Cap: caps.Total, At: now.UTC()}
+			ex := &bus.BudgetExhaustion{Scope: scope, Cap: caps.Total, At: now.UTC(), Asked: need + b.avail, Granted: led.Granted}
 			if scope == bus.BudgetPerPeriod {
 				_, end := PeriodStart(caps.Period, now, caps.Zone)
-				ex.Cap, ex.Until = caps.PerPeriod, end.UTC()
+				ex.Cap, ex.Until, ex.Granted = caps.PerPeriod, end.UTC(), led.PeriodGranted
 			}
 			b.exhausted = ex
 			if !led.Exhausted.Holds(caps.Total, caps.PerPeriod, now) {

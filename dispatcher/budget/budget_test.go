@@ -108,6 +108,10 @@ func TestFourDispatchersNeverExceedTheCap(t *testing.T) {
 	if led.Exhausted == nil || led.Exhausted.Scope != bus.BudgetTotal || led.Exhausted.Cap != 1000*azn {
 		t.Fatalf("exhaustion %+v", led.Exhausted)
 	}
+	// What was asked did not fit in what was left: the figures the Paused message quotes.
+	if ex := led.Exhausted; ex.Asked < 1 || ex.Asked > maxNeed || ex.Granted > 1000*azn || ex.Asked <= 1000*azn-ex.Granted {
+		t.Fatalf("exhaustion figures: asked %d with %d granted of %d", ex.Asked, ex.Granted, ex.Cap)
+	}
 
 	// Raising the budget lifts the exhaustion.
 	caps.set(func(c *budget.Caps) { c.Total = 1100 * azn })

@@ -20,10 +20,12 @@ func grantsOf(t *testing.T, s *stack) []bus.RewardGrant {
 	return bustest.Collect[bus.RewardGrant](t, s.js, bus.StreamRewards, "croupier.rewards.>")
 }
 
-// A campaign with a 3.01 AZN budget grants a 1.00 AZN bonus and sends a message (upper
-// bound 0.002 AZN) per deposit: three grants fit, later grants are refused with
-// BudgetExhausted while messages still fit, then messages too; real costs below the
-// reservation give budget back; raising the budget lets grants through again.
+// A campaign with a 3.01 AZN budget grants a 1.00 AZN bonus and then announces it (upper
+// bound 0.002 AZN) per deposit: three grants fit; the fourth is refused with
+// BudgetExhausted and its announcement is not sent (the grant step names no onRefused);
+// from then on the campaign is paused by its budget and starts nothing, saying so in each
+// player's history; real costs below the reservation give budget back without lifting
+// the pause; raising the budget lets grants and their announcements through again.
 func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	srv := bustest.Start(t, 1)
 	configure(t, srv)
@@ -51,27 +53,42 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	deposit := func(p string) {
 		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": "20.00", "currency": "AZN", "method": "card", "depositId": "d-" + p})
 	}
-	refusals := func(p string) (grants, sends int) {
+	// For each player: the grant refused, the flow ended at it, the campaign found paused
+	// by its budget at the trigger, and the sends decided.
+	type trace struct{ refused, ended, paused, sends int }
+	traceOf := func(p string) (tr trace) {
 		for _, o := range outcomesOf(t, s.js, p) {
-			if o.Reason != string(route.ReasonBudgetExhausted) {
-				continue
-			}
-			if o.Kind == flow.OutcomeFlow {
-				grants++
-			} else {
-				sends++
+			switch {
+			case o.Kind == flow.OutcomeFlow && o.Result == "refused" && o.Reason == string(route.ReasonBudgetExhausted):
+				tr.refused++
+			case o.Kind == flow.OutcomeFlow && o.Reason == flow.ReasonGrantRefused:
+				tr.ended++
+				if !strings.Contains(o.Detail, "onRefused") {
+					t.Errorf("%s: the end of the flow does not say why: %q", p, o.Detail)
+				}
+			case o.Kind == flow.OutcomeFlow && o.Result == string(route.Suppress) && o.Reason == string(route.ReasonBudgetExhausted):
+				tr.paused++
+				if !strings.Contains(o.Detail, "budget") {
+					t.Errorf("%s: the paused line does not say why: %q", p, o.Detail)
+				}
+			case o.Kind == bus.OutcomeDecision:
+				tr.sends++
 			}
 		}
 		return
 	}
 	players := []string{"p-b1", "p-b2", "p-b3", "p-b4", "p-b5", "p-b6"}
-	for _, p := range players {
+	want := []trace{{sends: 1}, {sends: 1}, {sends: 1}, {refused: 1, ended: 1}, {paused: 1}, {paused: 1}}
+	for i, p := range players {
 		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
 		waitPlayer(t, s, p)
 		deposit(p)
-		bustest.Eventually(t, 5*time.Second, "the flow of "+p, func() bool { return len(outcomesOf(t, s.js, p)) == 2 })
+		n := 2
+		if want[i].paused > 0 {
+			n = 1
+		}
+		bustest.Eventually(t, 5*time.Second, "the flow of "+p, func() bool { return len(outcomesOf(t, s.js, p)) == n })
 	}
-	// 3 x (1.00 + 0.002) = 3.006; then sends only: 3.008, 3.010; the sixth send is refused.
 	grants := grantsOf(t, s)
 	if len(grants) != 3 {
 		t.Fatalf("%d grants, want 3", len(grants))
@@ -80,15 +97,19 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 		g.ID != bus.RewardGrantID("deposit-bonus", "bonus", "p-b1", g.ID[strings.LastIndexByte(g.ID, '.')+1:]) {
 		t.Fatalf("grant %+v", g)
 	}
-	want := [][2]int{{0, 0}, {0, 0}, {0, 0}, {1, 0}, {1, 0}, {1, 1}}
 	for i, p := range players {
-		if g, sd := refusals(p); g != want[i][0] || sd != want[i][1] {
-			t.Errorf("%s: %d refused grants, %d refused sends; want %v", p, g, sd, want[i])
+		if got := traceOf(p); got != want[i] {
+			t.Errorf("%s: %+v, want %+v", p, got, want[i])
+		}
+	}
+	for i, p := range players {
+		if texts := smsTexts(t, s.js, p); len(texts) != want[i].sends {
+			t.Errorf("%s got %q, want %d announcements", p, texts, want[i].sends)
 		}
 	}
 	bustest.Eventually(t, 5*time.Second, "the reward cost counted", func() bool {
 		st := statsOf(t, js, bus.KindCampaign, "deposit-bonus")
-		return st[bus.StatCostRewards] == 3_000_000 && st[bus.StatSuppressedPrefix+string(route.ReasonBudgetExhausted)] == 4
+		return st[bus.StatCostRewards] == 3_000_000 && st[bus.StatSuppressedPrefix+string(route.ReasonBudgetExhausted)] == 3
 	})
 	if !leases.Exhausted("baku", "deposit-bonus") {
 		t.Fatal("the budget is not known exhausted")
@@ -112,9 +133,9 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	register(t, s.js, "p-b7", "Asia/Baku", time.Now(), nil)
 	waitPlayer(t, s, "p-b7")
 	deposit("p-b7")
-	bustest.Eventually(t, 5*time.Second, "p-b7's flow", func() bool { return len(outcomesOf(t, s.js, "p-b7")) == 2 })
-	if g, sd := refusals("p-b7"); g != 1 || sd != 0 {
-		t.Fatalf("after settlement: %d refused grants, %d refused sends; want the send through", g, sd)
+	bustest.Eventually(t, 5*time.Second, "p-b7's paused line", func() bool { return len(outcomesOf(t, s.js, "p-b7")) == 1 })
+	if got := traceOf("p-b7"); got != (trace{paused: 1}) {
+		t.Fatalf("after settlement: %+v; the budget pause holds until the cap is raised", got)
 	}
 
 	// Raised to 5.00 AZN: grants go through again.
@@ -127,6 +148,7 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	waitPlayer(t, s, "p-b8")
 	deposit("p-b8")
 	bustest.Eventually(t, 5*time.Second, "p-b8's grant", func() bool { return len(grantsOf(t, s)) == 4 })
+	bustest.Eventually(t, 5*time.Second, "p-b8's announcement", func() bool { return len(smsTexts(t, s.js, "p-b8")) == 1 })
 
 	// The bonus engine reports the bonus taken: the loop closes in the counters.
 	publishEvent(t, s.js, "p-b8", "bonus.activated", "act-p-b8", time.Now(), map[string]any{"bonusId": grantsOf(t, s)[3].ID, "campaign": "deposit-bonus"})

@@ -94,11 +94,15 @@ func (c *Campaign) Spec() *crmv1.CampaignSpec { return &c.Config.Spec }
 
 // Active reports whether the campaign may send at now, and why not.
 func (c *Campaign) Active(now time.Time) (bool, string) {
-	s := c.Spec()
-	if s.Paused {
+	if c.Spec().Paused {
 		return false, "paused"
 	}
-	if w := s.Window; w != nil {
+	return c.InWindow(now)
+}
+
+// InWindow reports whether now is within the campaign's window, and why not.
+func (c *Campaign) InWindow(now time.Time) (bool, string) {
+	if w := c.Spec().Window; w != nil {
 		if w.Start != nil && now.Before(w.Start.Time) {
 			return false, "starts " + w.Start.UTC().Format(time.RFC3339)
 		}

@@ -40,6 +40,9 @@ const (
 	ReasonEntryLimit      = "EntryLimitReached"
 	ReasonControlGroup    = "ControlGroup"
 	ReasonCouponPoolEmpty = "CouponPoolEmpty"
+	// ReasonGrantRefused ends a flow at a grant step that granted nothing and names no
+	// onRefused step.
+	ReasonGrantRefused = "GrantRefused"
 )
 
 // Limits of the flow engine.
@@ -263,6 +266,26 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
 }
 
+// held says why a campaign sends nothing new now: paused by a person (spec.paused,
+// CampaignPaused) or by its budget (a cap this replica found reached still holds,
+// BudgetExhausted); "" while it runs.
+func (s *ownerState) held(brand string, cp *Campaign) (route.Reason, string) {
+	if cp.Spec().Paused {
+		return route.ReasonCampaignPaused, "spec.paused is true"
+	}
+	if s.o.Budget != nil && cp.Caps.Limited() && s.o.Budget.Exhausted(brand, cp.Name) {
+		return route.ReasonBudgetExhausted, "its budget is exhausted"
+	}
+	return "", ""
+}
+
+func (o *Owner) pausedRecheck() time.Duration {
+	if o.PausedRecheck > 0 {
+		return o.PausedRecheck
+	}
+	return PausedRecheck
+}
+
 // walk runs a flow from step name until it parks or ends.
 func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, name string, now time.Time) {
 	fp.Wait, fp.Event, fp.Until = "", "", 0
@@ -300,8 +323,16 @@ func (s *ownerState) walk(ctx context.Context, b *Brand, cp *Campaign, ps *Playe
 		case st.Branch != nil:
 			name = s.branch(ps, cp, st.Branch, now)
 		case st.Grant != nil:
-			s.grant(ctx, b, cp, ps, fp, st, now)
-			name = cp.Next(name)
+			switch {
+			case s.grant(ctx, b, cp, ps, fp, st, now):
+				name = cp.Next(name)
+			case st.Grant.OnRefused != "":
+				name = st.Grant.OnRefused
+			default:
+				// Nothing after a refused grant may announce the reward.
+				s.endFlow(ps, fp, ReasonGrantRefused, now)
+				return
+			}
 		case st.Exit != nil:
 			s.endFlow(ps, fp, "", now)
 			return
@@ -332,8 +363,9 @@ func (s *ownerState) branch(ps *PlayerState, cp *Campaign, br *crmv1.BranchStep,
 }
 
 // grant values a reward, reserves it from the campaign's budget and publishes it to
-// REWARDS (with the owner's other output, before the inputs are acknowledged).
-func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, st *crmv1.Step, now time.Time) {
+// REWARDS (with the owner's other output, before the inputs are acknowledged). It
+// reports whether the player got the reward (or joined the tournament).
+func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *PlayerState, fp *FlowPos, st *crmv1.Step, now time.Time) bool {
 	g := &bus.RewardGrant{ID: bus.RewardGrantID(cp.Name, st.Name, ps.Player, fp.Instance), Brand: ps.Brand, Player: ps.Player,
 		Campaign: cp.Name, Step: st.Name, Granted: now.UTC()}
 	for _, r := range cp.Spec().Rewards {
@@ -343,7 +375,7 @@ func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *Play
 	}
 	if g.Reward.Tournament != nil {
 		s.join(b, cp, ps, st, now)
-		return
+		return true
 	}
 	reason, detail, granted := string(route.ReasonBonusRefusedRG), "reward "+st.Grant.Reward, false
 	if p, ok := s.pt.Get(ps.Brand, ps.Player); ok && !p.SelfExcludedAt(now) && p.CoolingOffUntil <= players.UnixOf(now) && p.AtRiskUntil <= players.UnixOf(now) {
@@ -396,6 +428,7 @@ func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *Play
 	}
 	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(g.ID), Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name,
 		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: detail})
+	return granted
 }
 
 // park leaves the flow at a delay or waitFor step and schedules its resume.
@@ -433,6 +466,8 @@ func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now ti
 		switch {
 		case reason == ReasonControlGroup:
 			detail = "the player is in the experiment's control group: measured, sent nothing"
+		case reason == ReasonGrantRefused:
+			detail = "the reward of step " + fp.Step + " was not granted and the step names no onRefused step: nothing after it runs"
 		case fp.Step == "":
 			detail = "the flow ended before its first step"
 		}
@@ -473,14 +508,18 @@ func (s *ownerState) resume(ctx context.Context, it *bus.Intent, now time.Time) 
 	case cp.UID != fp.UID:
 		s.endFlow(ps, fp, ReasonCampaignChanged, now)
 		return
-	case cp.Spec().Paused:
-		fp.Until = now.Add(PausedRecheck).UnixMilli()
-		s.markDirty(ps)
-		s.scheduleResume(ps, fp, cp.Spec().Category, now.Add(PausedRecheck), now)
-		return
 	}
 	if w := cp.Spec().Window; w != nil && w.End != nil && !now.Before(w.End.Time) {
+		// Past the window (paused or not): the flow ends, with the reason recorded.
 		s.endFlow(ps, fp, ReasonCampaignEnded, now)
+		return
+	}
+	if held, _ := s.held(ps.Brand, cp); held != "" {
+		// Paused: the flow stays where it is and looks again later.
+		at := now.Add(s.o.pausedRecheck())
+		fp.Until = at.UnixMilli()
+		s.markDirty(ps)
+		s.scheduleResume(ps, fp, cp.Spec().Category, at, now)
 		return
 	}
 	st := cp.Steps[fp.Step]
@@ -505,8 +544,11 @@ func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ st
 			continue
 		}
 		cp := b.campaign(fp.Campaign)
-		if cp == nil || cp.UID != fp.UID || cp.Spec().Paused {
+		if cp == nil || cp.UID != fp.UID {
 			continue
+		}
+		if held, _ := s.held(brand, cp); held != "" {
+			continue // a paused campaign's flow does not move; its wait times out as usual
 		}
 		st := cp.Steps[fp.Step]
 		if st == nil || st.WaitFor == nil || string(st.WaitFor.Event) != typ {

@@ -67,6 +67,9 @@ type Owner struct {
 	// TournamentGrace is how long after a tournament's end late bets may still score
 	// before the scores close (default TournamentGrace).
 	TournamentGrace time.Duration
+	// PausedRecheck is how often a flow parked in a paused campaign, or a message it
+	// deferred, looks again whether the campaign resumed (default PausedRecheck).
+	PausedRecheck time.Duration
 
 	mu   sync.Mutex
 	open map[int]*ownerState
@@ -378,9 +381,41 @@ func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error 
 	case bus.FlowStart:
 		s.startRunFlow(ctx, &it, now)
 	default:
-		s.decide(ctx, &it, now)
+		if !s.hold(&it, now) {
+			s.decide(ctx, &it, now)
+		}
 	}
 	return nil
+}
+
+// hold keeps a message of a paused campaign (by a person or by its budget) for later: a
+// run's message or one deferred before the pause is decided again when the campaign
+// resumes (looked at every PausedRecheck), or dropped with CampaignNotActive if its
+// window ended by then. Steps of a walk already under way (an onRefused step after the
+// grant that found the budget spent) are decided as usual.
+func (s *ownerState) hold(it *bus.Intent, now time.Time) bool {
+	b := s.o.Catalog.Brand(it.Brand)
+	if b == nil {
+		return false
+	}
+	cp := b.Campaigns[it.Campaign]
+	if cp == nil {
+		return false
+	}
+	if ok, _ := cp.InWindow(now); !ok {
+		return false
+	}
+	held, why := s.held(it.Brand, cp)
+	if held == "" {
+		return false
+	}
+	at := now.Add(s.o.pausedRecheck())
+	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(it.ID), Brand: it.Brand, Player: it.Player, Campaign: it.Campaign, Step: it.Step,
+		Kind: bus.OutcomeDecision, Category: string(it.Category), IntentID: it.ID, Result: string(route.Defer), Reason: string(held), SendAt: at,
+		Detail: "the campaign is paused (" + why + "): held, looked at again at " + at.UTC().Format(time.RFC3339)})
+	s.schedule(it, at)
+	s.count(it.Category, string(route.Defer), string(held))
+	return true
 }
 
 // onEvent follows an applied event: it starts the event-triggered campaigns it matches,
@@ -425,11 +460,10 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 	}
 	s.reevaluate(b, ev, &p, now)
 	for _, cp := range b.Triggers[ev.Type] {
-		active, _ := cp.Active(now)
-		paused := cp.Spec().Paused
-		if !active && !paused {
+		if ok, _ := cp.InWindow(now); !ok {
 			continue
 		}
+		held, why := s.held(ev.Brand, cp)
 		pl, e := view()
 		if cp.Condition != nil {
 			if m, err := cp.Condition.MatchEvent(pl, e); err != nil || !m {
@@ -440,11 +474,13 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 			continue
 		}
 		key := ev.IdempotencyKey()
-		if paused {
-			// A paused Campaign starts nothing, and says so in the player's history.
+		if held != "" {
+			// A paused Campaign (by a person or by its budget) starts nothing, and says so
+			// in the player's history.
 			s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(cp.UID + "/" + key + "/paused"), Brand: ev.Brand, Player: ev.Player,
-				Campaign: cp.Name, Kind: OutcomeFlow, Result: string(route.Suppress), Reason: string(route.ReasonCampaignPaused),
-				Detail: "the campaign is paused: the " + ev.Type + " event started nothing"})
+				Campaign: cp.Name, Kind: OutcomeFlow, Result: string(route.Suppress), Reason: string(held),
+				Detail: "the campaign is paused (" + why + "): the " + ev.Type + " event started nothing"})
+			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+string(held), 1)
 			continue
 		}
 		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ev.CloudEvent.Data, now)
@@ -554,12 +590,8 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		s.stopped(oc, route.Suppress, route.ReasonCampaignNotFound, "")
 		return
 	}
-	if ok, why := cp.Active(now); !ok {
-		reason := route.ReasonCampaignNotActive
-		if cp.Spec().Paused {
-			reason = route.ReasonCampaignPaused
-		}
-		s.stopped(oc, route.Suppress, reason, why)
+	if ok, why := cp.InWindow(now); !ok {
+		s.stopped(oc, route.Suppress, route.ReasonCampaignNotActive, why)
 		return
 	}
 	content := cp.Contents[it.Content]

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,9 +26,11 @@ import (
 // which every replica computes the same fair share of partitions.
 const memberPrefix = "member."
 
-// Callbacks are called by the lease loop, one at a time. Acquired starts work on a
-// partition the replica now owns with the lease's epoch; Released must stop that work
-// (finish, persist, acknowledge) before it returns, because the lease is handed over next.
+// Callbacks are called by the lease loop. Acquired starts work on a partition the replica
+// now owns with the lease's epoch; Released must stop that work (finish, persist,
+// acknowledge) before it returns, because the lease is handed over next. Released runs
+// beside the lease loop (a stop may take seconds, while the other leases and the
+// replica's heartbeat must be renewed), never for a partition while it is acquired again.
 type Callbacks struct {
 	Acquired func(ctx context.Context, part int, epoch uint64)
 	Released func(part int)
@@ -56,6 +59,18 @@ type Leases struct {
 	givenUp map[int]string
 	cooling map[int]time.Time
 	wake    chan struct{}
+	// share is the last fair share logged, with the members it was computed from.
+	share string
+	// stopping are partitions whose work is being stopped beside the loop.
+	stopping map[int]*stopping
+}
+
+// stopping is a partition whose Released callback runs. A handover (free) keeps its lease
+// renewed until the work stopped and then frees it; a lost lease is only waited for.
+type stopping struct {
+	lease ownedLease
+	free  bool
+	done  chan struct{}
 }
 
 // GiveUp asks the lease loop to release a partition at once (the runner cannot run it):
@@ -118,6 +133,7 @@ func (l *Leases) Run(ctx context.Context, cb Callbacks) error {
 	l.owned = map[int]ownedLease{}
 	l.synced = make(chan struct{})
 	l.cooling = map[int]time.Time{}
+	l.stopping = map[int]*stopping{}
 	if l.givenUp == nil {
 		l.givenUp = map[int]string{}
 	}
@@ -196,6 +212,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 		return
 	}
 	l.heartbeat(ctx, now)
+	l.tendStops(ctx, now)
 
 	l.mu.Lock()
 	var members []string
@@ -225,6 +242,10 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 	target := l.Partitions / len(members)
 	if i < l.Partitions%len(members) {
 		target++
+	}
+	if share := fmt.Sprint(members, target); share != l.share {
+		l.share = share
+		l.Log.Info("partition share", "members", members, "share", target)
 	}
 
 	// Renew what we hold; a refused renewal means another replica took the partition.
@@ -269,7 +290,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 		l.release(ctx, p, now, cb)
 	}
 	take := func(p int, orphan bool) bool {
-		if slices.Contains(owned, p) || slices.Contains(extra, p) || now.Before(l.cooling[p]) {
+		if slices.Contains(owned, p) || slices.Contains(extra, p) || now.Before(l.cooling[p]) || l.isStopping(p) {
 			return false
 		}
 		cur, exists := leases[p]
@@ -339,32 +360,108 @@ func (l *Leases) setOwned(p int, o ownedLease) {
 	l.owned[p] = o
 }
 
-func (l *Leases) drop(p int, cb Callbacks) {
-	cb.Released(p)
+// drop stops the partition's work beside the loop, its lease lost or about to be.
+func (l *Leases) drop(p int, cb Callbacks) { l.stop(p, false, cb) }
+
+// release stops the partition's work beside the loop, renewing its lease meanwhile, then
+// frees the lease (expired now, same epoch) so another replica takes it at once.
+func (l *Leases) release(_ context.Context, p int, _ time.Time, cb Callbacks) { l.stop(p, true, cb) }
+
+func (l *Leases) stop(p int, free bool, cb Callbacks) {
 	l.mu.Lock()
+	o, ok := l.owned[p]
+	if !ok {
+		l.mu.Unlock()
+		return
+	}
 	delete(l.owned, p)
+	st := &stopping{lease: o, free: free, done: make(chan struct{})}
+	if l.stopping == nil {
+		l.stopping = map[int]*stopping{}
+	}
+	l.stopping[p] = st
+	wake := l.wake
 	l.mu.Unlock()
+	go func() {
+		cb.Released(p)
+		close(st.done)
+		if wake != nil {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
 }
 
-// release stops the partition's work, then frees its lease (expired now, same epoch) so
-// another replica takes it at once.
-func (l *Leases) release(ctx context.Context, p int, now time.Time, cb Callbacks) {
-	o, _ := l.ownedLease(p)
-	l.drop(p, cb)
-	free := bus.Lease{Partition: p, Epoch: o.epoch, Renewed: now, Expires: now}
-	if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), o.rev); err != nil {
-		l.Log.Warn("releasing partition lease", "partition", p, "err", err)
+func (l *Leases) isStopping(p int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.stopping[p]
+	return ok
+}
+
+// tendStops frees the leases of handovers whose work stopped and renews the others', so
+// no replica takes a partition while its old owner still flushes.
+func (l *Leases) tendStops(ctx context.Context, now time.Time) {
+	l.mu.Lock()
+	stops := maps.Clone(l.stopping)
+	l.mu.Unlock()
+	for p, st := range stops {
+		select {
+		case <-st.done:
+			if st.free {
+				free := bus.Lease{Partition: p, Epoch: st.lease.epoch, Renewed: now, Expires: now}
+				if _, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(free), st.lease.rev); err != nil {
+					l.Log.Warn("releasing partition lease", "partition", p, "err", err)
+				}
+			}
+			l.mu.Lock()
+			delete(l.stopping, p)
+			l.mu.Unlock()
+			continue
+		default:
+		}
+		if !st.free {
+			continue
+		}
+		next := bus.Lease{Partition: p, Owner: l.Replica, Epoch: st.lease.epoch, Renewed: now, Expires: now.Add(l.TTL)}
+		rev, err := l.KV.Update(ctx, bus.LeaseKey(p), encode(next), st.lease.rev)
+		switch {
+		case err == nil:
+			st.lease.rev, st.lease.expires = rev, next.Expires
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
+			l.Log.Warn("partition lease lost while its work stops", "partition", p, "epoch", st.lease.epoch)
+			st.free = false
+		}
 	}
 }
 
-// releaseAll stops every partition's work and frees its lease, then removes the heartbeat.
+// releaseAll stops every partition's work and frees its lease, renewing the leases while
+// the work stops, then removes the heartbeat.
 func (l *Leases) releaseAll(cb Callbacks) {
+	for _, p := range l.Owned() {
+		l.stop(p, true, cb)
+	}
+	tick := time.NewTicker(max(l.TTL/3, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		l.tendStops(ctx, l.Clock.Now())
+		cancel()
+		l.mu.Lock()
+		left := len(l.stopping)
+		l.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-l.wake:
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	now := l.Clock.Now()
-	for _, p := range l.Owned() {
-		l.release(ctx, p, now, cb)
-	}
 	_ = l.KV.Delete(ctx, memberPrefix+l.Replica)
 }
 

@@ -47,6 +47,8 @@ type handler struct {
 	// blockOn makes Handle wait for the attempt's end on an event whose id it names, once.
 	blockOn atomic.Pointer[string]
 	blocked chan string
+	// closeDelay makes each partition's stop take that long (a worker finishing a batch).
+	closeDelay atomic.Int64
 }
 
 func (h *handler) Open(ctx context.Context, part int, epoch uint64) (partition.State, error) {
@@ -111,7 +113,7 @@ func (c *counter) Flush(ctx context.Context) error {
 }
 
 func (c *counter) Tick(context.Context, time.Time) error { return nil }
-func (c *counter) Close()                                {}
+func (c *counter) Close()                                { time.Sleep(time.Duration(c.h.closeDelay.Load())) }
 
 // logs is a concurrency-safe slog destination.
 type logs struct {
@@ -508,7 +510,7 @@ func startReplica(t *testing.T, srv *bustest.Server, name string) *replica {
 	log := slog.New(slog.NewJSONHandler(r.log, nil))
 	runner := &partition.Runner{JS: js, Handler: r.h, Log: log, StallAfter: time.Second, MonitorEvery: 100 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond, MaxFailures: 3}
-	r.leases = &partition.Leases{KV: bustest.KV(t, js, bus.BucketLeases), Replica: name, Partitions: parts, TTL: 1500 * time.Millisecond,
+	r.leases = &partition.Leases{KV: bustest.KV(t, js, bus.BucketLeases), Replica: name, Partitions: srv.Partitions, TTL: 1500 * time.Millisecond,
 		Log: log, Connected: r.connected.Load}
 	runner.GiveUp = r.leases.GiveUp
 	ctx, cancel := context.WithCancel(context.Background())
@@ -536,5 +538,53 @@ func TestSilentFeedIsRestarted(t *testing.T) {
 	f.waitPersisted(40)
 	if !f.logged(`"partition stalled: work pending and no progress; restarting it"`, `"doing":"waiting for messages"`) {
 		t.Errorf("no log line names the silent feed:\n%s", f.log.String())
+	}
+}
+
+// Two replicas hold eight partitions; two more join. Stopping a partition takes a whole
+// lease TTL (a worker finishing its batch), yet within a few TTLs each of the four holds
+// two: the handovers run beside the lease loop, which keeps renewing the other leases
+// and the replica's heartbeat meanwhile, so no lease is lost and no member drops out.
+func TestJoiningReplicasGetTheirShare(t *testing.T) {
+	srv := bustest.Start(t, 8)
+	rs := []*replica{startReplica(t, srv, "a"), startReplica(t, srv, "b")}
+	for _, r := range rs {
+		r.h.closeDelay.Store(int64(1500 * time.Millisecond))
+	}
+	held := func(want ...int) func() bool {
+		return func() bool {
+			for i, r := range rs {
+				if len(r.leases.Owned()) != want[i] {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	bustest.Eventually(t, 30*time.Second, "a and b holding four each", held(4, 4))
+	rs = append(rs, startReplica(t, srv, "c"), startReplica(t, srv, "d"))
+	start := time.Now()
+	// Ten TTLs: orphans were held for twenty before being handed back.
+	bustest.Eventually(t, 15*time.Second, "four replicas holding two each", held(2, 2, 2, 2))
+	t.Logf("rebalanced in %s", time.Since(start).Round(100*time.Millisecond))
+	for i, r := range rs {
+		if r.logged(`"partition lease lost"`) {
+			t.Errorf("replica %d lost a lease while handing over:\n%s", i, r.log.String())
+		}
+		// The members each replica saw only grow: nobody's heartbeat lapsed.
+		seen := 0
+		for line := range strings.SplitSeq(r.log.String(), "\n") {
+			var e struct {
+				Msg     string   `json:"msg"`
+				Members []string `json:"members"`
+			}
+			if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "partition share" {
+				continue
+			}
+			if len(e.Members) < seen {
+				t.Errorf("replica %d saw the members shrink to %v", i, e.Members)
+			}
+			seen = len(e.Members)
+		}
 	}
 }

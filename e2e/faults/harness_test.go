@@ -31,6 +31,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
+	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 )
@@ -93,6 +94,8 @@ type stack struct {
 
 	mu    sync.Mutex
 	procs map[string]*proc
+	// players is how many players register registered (deposit i is player i%players's).
+	players int
 }
 
 // node is one nats-server process of the cluster.
@@ -538,6 +541,7 @@ func player(i int) string { return fmt.Sprintf("p-%06d", i) }
 // register publishes n registrations and waits until they are stored.
 func (s *stack) register(n int) {
 	s.tb.Helper()
+	s.players = n
 	evs := make([]event, n)
 	for i := range n {
 		evs[i] = event{subject: bus.EventSubject(brand, player(i), "player.registered"), id: fmt.Sprintf("reg-%d", i),
@@ -890,5 +894,73 @@ func noContact(tb testing.TB, logs string, forbidden ...string) {
 				tb.Errorf("a dispatcher log line holds %q: %s", f, sc.Text())
 			}
 		}
+	}
+}
+
+// trace says, for each deposit index, what the streams hold of it: the stored event, a
+// delivery job still waiting, and every outcome recorded under its decision id.
+func (s *stack) trace(deposits []int) string {
+	var b strings.Builder
+	for _, i := range deposits {
+		p := player(i % max(s.players, 1))
+		part := bus.Partition(p, partitions)
+		decision := route.DecisionID(fmt.Sprintf("uid-receipt/pam.baku/d-%d/send", i))
+		fmt.Fprintf(&b, "deposit d-%d (player %s, partition %d, decision %s):\n", i, p, part, decision)
+		stored := 0
+		s.scan(bus.StreamEvents, bus.StoredEventSubject(brand, part, p, "deposit.completed"), func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
+			if m.Headers().Get(jetstream.MsgIDHeader) == fmt.Sprintf("d-%d", i) {
+				stored++
+				fmt.Fprintf(&b, "  EVENTS seq %d at %s\n", meta.Sequence.Stream, meta.Timestamp.Format(time.TimeOnly+".000"))
+			}
+		})
+		if stored == 0 {
+			b.WriteString("  not in EVENTS\n")
+		}
+		s.scan(bus.StreamDeliveries, bus.DeliverySubject(string(crmv1.ChannelWebhook), brand, part, p), func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
+			if strings.HasPrefix(m.Headers().Get(jetstream.MsgIDHeader), decision) {
+				fmt.Fprintf(&b, "  DELIVERIES seq %d still stored (%s)\n", meta.Sequence.Stream, m.Headers().Get(jetstream.MsgIDHeader))
+			}
+		})
+		outcomes := 0
+		s.scan(bus.StreamOutcomes, bus.OutcomeSubject(brand, part, p), func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
+			var o bus.Outcome
+			if json.Unmarshal(m.Data(), &o) != nil || o.DecisionID != decision {
+				return
+			}
+			outcomes++
+			fmt.Fprintf(&b, "  OUTCOMES seq %d at %s: %s %s %s %s\n", meta.Sequence.Stream, meta.Timestamp.Format(time.TimeOnly+".000"), o.Kind, o.Result, o.Reason, o.Detail)
+		})
+		if outcomes == 0 {
+			b.WriteString("  no outcome\n")
+		}
+	}
+	return b.String()
+}
+
+// scan reads every message of a stream under a subject with an ordered consumer.
+func (s *stack) scan(stream, subject string, f func(jetstream.Msg, *jetstream.MsgMetadata)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := s.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		s.tb.Logf("scan %s %s: %v", stream, subject, err)
+		return
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		s.tb.Logf("scan %s %s: %v", stream, subject, err)
+		return
+	}
+	for left := info.NumPending; left > 0; left-- {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			s.tb.Logf("scan %s %s: %v", stream, subject, err)
+			return
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		f(m, meta)
 	}
 }

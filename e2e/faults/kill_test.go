@@ -17,7 +17,7 @@ func receiptKey(i int) string {
 
 // checkExactly fails unless the sinks together saw exactly the receipts of deposits
 // 0..n-1 (none lost, none foreign); it returns how many were lost.
-func checkExactly(t *testing.T, n int, sinks ...*sink) (lost int) {
+func (s *stack) checkExactly(t *testing.T, n int, sinks ...*sink) (lost int) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, k := range sinks {
@@ -25,13 +25,15 @@ func checkExactly(t *testing.T, n int, sinks ...*sink) (lost int) {
 			seen[key] = true
 		}
 	}
+	var missing []int
 	for i := range n {
 		if !seen[receiptKey(i)] {
-			lost++
+			missing = append(missing, i)
 		}
 	}
+	lost = len(missing)
 	if lost > 0 {
-		t.Errorf("%d of %d receipts lost", lost, n)
+		t.Errorf("%d of %d receipts lost; what the streams hold of the first of them:\n%s", lost, n, s.trace(missing[:min(len(missing), 5)]))
 	}
 	if len(seen) != n-lost {
 		t.Errorf("%d distinct keys at the sinks, %d expected: keys that are no receipt's", len(seen), n-lost)
@@ -104,7 +106,7 @@ func TestDispatcherKilledTenTimesUnderLoad(t *testing.T) {
 		// Redeliveries of jobs in flight at the last kill come after the ack wait (5s).
 		time.Sleep(8 * time.Second)
 
-		lost := checkExactly(t, events, hook)
+		lost := s.checkExactly(t, events, hook)
 		dups := checkDups(t, kills, hook)
 		// Every duplicate was a second post of a key the sink had: a sink that honours
 		// Idempotency-Key (the header carries the decision id) counts each receipt once.

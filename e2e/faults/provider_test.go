@@ -55,7 +55,7 @@ func providerDown(t *testing.T, cluster bool) {
 	s.waitDistinct(events, primary, backup)
 	time.Sleep(7 * time.Second)
 
-	lost := checkExactly(t, events, primary, backup)
+	lost := s.checkExactly(t, events, primary, backup)
 	firstAt := func(k *sink) (before, during, after int) {
 		k.mu.Lock()
 		defer k.mu.Unlock()

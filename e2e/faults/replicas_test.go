@@ -136,7 +136,7 @@ func TestKilledWhileAnotherJoins(t *testing.T) {
 		<-published
 		s.waitDistinct(events, hook)
 		time.Sleep(7 * time.Second)
-		lost := checkExactly(t, events, hook)
+		lost := s.checkExactly(t, events, hook)
 		dups := checkDups(t, 1, hook)
 		stall := stalls.check(t)
 		bustest.Reliability(t, "a replica SIGKILLed as another joins"+where(cluster), fmt.Sprintf("%d deposits -> %d receipts, %d players, 2 replicas", events, events, players),
@@ -175,7 +175,7 @@ func TestThreeReplicasStartedAtOnce(t *testing.T) {
 			held[o]++
 		}
 		time.Sleep(2 * time.Second)
-		lost := checkExactly(t, events, hook)
+		lost := s.checkExactly(t, events, hook)
 		dups := checkDups(t, 0, hook)
 		stall := stalls.check(t)
 		bustest.Reliability(t, "three replicas started at once"+where(cluster), fmt.Sprintf("%d deposits -> %d receipts, %d players, 3 replicas", events, events, players),

@@ -40,7 +40,7 @@ func TestNATSRestartedMidLoad(t *testing.T) {
 		s.waitDistinct(events, hook)
 		time.Sleep(7 * time.Second) // redeliveries after the ack wait
 
-		lost := checkExactly(t, events, hook)
+		lost := s.checkExactly(t, events, hook)
 		dups := checkDups(t, 1, hook)
 		stall := stalls.check(t)
 		row := "embedded NATS restarted mid-load"

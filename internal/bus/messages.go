@@ -397,6 +397,11 @@ type BudgetExhaustion struct {
 	Cap   int64     `json:"cap"`
 	Until time.Time `json:"until,omitzero"`
 	At    time.Time `json:"at"`
+	// Asked is the reservation that did not fit (a reward's value plus its message's
+	// upper-bound cost); Granted what the scope had spent or held in blocks then, so
+	// Cap-Granted was left.
+	Asked   int64 `json:"asked,omitempty"`
+	Granted int64 `json:"granted,omitempty"`
 }
 
 // Budget scopes.
