@@ -329,6 +329,16 @@ type Content struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
 	Name string `json:"name"`
+	// dedupKey names the offer this content carries for the brand's dedup window: a
+	// marketing message is not sent to a player who got a message with the same key (or,
+	// without one, the very same content, by its hash) within the PreferencePolicy's
+	// dedupWindow, whichever campaign, run or flow sent it. Give two campaigns that carry
+	// one offer in different words the same dedupKey. Service and responsible-gaming
+	// messages are never suppressed by it (two receipts are two messages).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]{1,63}$`
+	DedupKey string `json:"dedupKey,omitempty"`
 	// messages per channel and locale (Go templates over the player's fields).
 	// +required
 	// +kubebuilder:validation:MinItems=1

@@ -21,7 +21,11 @@ type PreferencePolicySpec struct {
 	// +kubebuilder:default="Asia/Baku"
 	// +kubebuilder:validation:MaxLength=64
 	DefaultTimeZone string `json:"defaultTimeZone,omitempty"`
-	// dedupWindow: one content reaches a player on at most one channel within it (default 24h).
+	// dedupWindow: one marketing offer (a content's dedupKey, else the content itself by
+	// its hash) reaches a player once, on one channel, within it, whichever campaign, run
+	// or flow carries it (default 24h). Keep it below the period of a campaign that
+	// repeats its content on a schedule (a daily campaign needs less than 24h). Service
+	// and responsible-gaming messages are deduplicated per flow only.
 	// +optional
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string

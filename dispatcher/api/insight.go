@@ -235,11 +235,12 @@ func (in *Insight) explain(w http.ResponseWriter, r *http.Request, brand string,
 	it := &bus.Intent{ID: "explain/" + player, Brand: brand, Player: player, Campaign: campaign, Step: send.Name,
 		FlowInstance: "explain", Category: cp.Spec().Category, Content: send.Send.Content, Created: now}
 	offered := prefs.Set(0)
+	var hash, dedupKey string
 	if c := cp.Contents[send.Send.Content]; c != nil {
-		offered = c.Offered
+		offered, hash, dedupKey = c.Offered, c.Hash, c.DedupKey
 	}
 	input := route.Input{Intent: it, Player: p, Prefs: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
-		History: &st.History, Costs: b.Costs, Budget: route.Unlimited{}, Now: now, Explain: true}
+		History: &st.History, ContentHash: hash, DedupKey: dedupKey, Costs: b.Costs, Budget: route.Unlimited{}, Now: now, Explain: true}
 	if p != nil {
 		input.Suppressed = in.Prefs.Cache.Suppressed(brand, map[crmv1.Channel]string{
 			crmv1.ChannelEmail: p.Email, crmv1.ChannelSMS: p.Phone, crmv1.ChannelViber: p.ViberID})

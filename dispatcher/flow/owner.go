@@ -554,7 +554,7 @@ func (s *ownerState) routeInput(b *Brand, cp *Campaign, it *bus.Intent, ps *Play
 		pp = &p
 	}
 	in := route.Input{Intent: it, Player: pp, Policy: b.Policy, Offered: offered, Configured: b.Configured,
-		History: &ps.History, Costs: b.Costs, Now: now}
+		History: &ps.History, ContentHash: content.Hash, DedupKey: content.DedupKey, Costs: b.Costs, Now: now}
 	if pp != nil {
 		in.Prefs = s.o.Prefs.Get(it.Brand, s.part, it.Player)
 		in.Suppressed = s.o.Prefs.Suppressed(it.Brand, map[crmv1.Channel]string{
@@ -624,7 +624,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		}
 		oc.Channel, oc.Fallbacks, oc.Locale, oc.TemplateID = d.Channel, d.Fallbacks, r.Locale, r.TemplateID
 		ps.History.Prune(now, KeepHistory)
-		ps.History.Record(it.Category, d.Channel, route.ContentKey(it), now)
+		ps.History.Record(it.Category, d.Channel, route.ContentKey(it, content.Hash, content.DedupKey), now)
 		ps.addPending(pd, now)
 		s.markDirty(ps)
 		s.outcome(oc)

@@ -90,6 +90,9 @@ func configure(t *testing.T, srv *bustest.Server) {
 	put(bus.ConfigKey("baku", bus.KindCampaign, "daily-spins"), campaignRecord("daily-spins", crmv1.CategoryMarketing, "",
 		crmv1.Message{Channel: crmv1.ChannelPush, Locale: "az", Subject: "Pulsuz fırlanmalar", Body: "Salam {{ .Player.FirstName | default \"dost\" }}, 20 pulsuz fırlanma!"},
 		crmv1.Message{Channel: crmv1.ChannelInApp, Locale: "az", Body: "20 pulsuz fırlanma"}))
+	// Another offer (its own content hash), for tests that send a player two messages.
+	put(bus.ConfigKey("baku", bus.KindCampaign, "weekly-cashback"), campaignRecord("weekly-cashback", crmv1.CategoryMarketing, "",
+		crmv1.Message{Channel: crmv1.ChannelPush, Locale: "az", Subject: "Keşbek", Body: "Həftəlik keşbek hesabınızdadır"}))
 }
 
 func newStack(t testing.TB, srv *bustest.Server, replica string, clk *fakeClock) *stack {
@@ -378,9 +381,11 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 		e, err := stored.Get(context.Background(), bus.PlayerKey("baku", 0, "p-6"))
 		return err == nil && strings.Contains(string(e.Value()), "tok-p-6")
 	})
-	// A sends the two marketing messages the 24h cap allows p-5.
+	// A sends the two marketing messages (two offers) the 24h cap allows p-5.
 	publishIntent(t, a.js, spins("c-1", "p-5", noon))
-	publishIntent(t, a.js, spins("c-2", "p-5", noon))
+	second := spins("c-2", "p-5", noon)
+	second.Campaign = "weekly-cashback"
+	publishIntent(t, a.js, second)
 	bustest.Eventually(t, 10*time.Second, "two jobs", func() bool {
 		return len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)) == 2
 	})

@@ -157,3 +157,77 @@ func TestPausedCampaignHoldsFlowsAndMessages(t *testing.T) {
 		t.Fatalf("p-h2 got %q after the window ended", got)
 	}
 }
+
+// One offer reaches a player once within the brand's dedup window, whichever campaign or
+// flow instance carries it: two campaigns with the same content, each started twice by two
+// deposits, send one push; two campaigns that word one offer differently under one
+// dedupKey send one; two withdrawal notices (service, mandatory) in the window both go out.
+func TestOneOfferOncePerDedupWindow(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	push := func(name, body, key string) crmv1.Content {
+		return crmv1.Content{Name: name, DedupKey: key, Messages: []crmv1.Message{{Channel: crmv1.ChannelPush, Locale: "az", Subject: "Bonus", Body: body}}}
+	}
+	offer := func(trigger string, content crmv1.Content) crmv1.CampaignSpec {
+		return crmv1.CampaignSpec{Category: crmv1.CategoryMarketing, Priority: 40,
+			Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: crmv1.EventType(trigger)}},
+			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: content.Name}}},
+			Contents: []crmv1.Content{content}}
+	}
+	// The same content in two campaigns (putCampaign hashes it by name, as the manager does
+	// by its messages): one offer.
+	putCampaign(t, js, "spins-a", offer("deposit.completed", push("spins", "20 pulsuz fırlanma!", "")))
+	putCampaign(t, js, "spins-b", offer("deposit.completed", push("spins", "20 pulsuz fırlanma!", "")))
+	putCampaign(t, js, "vip-x", offer("bet.placed", push("vip-x", "VIP: 20 fırlanma sizindir", "spins-20")))
+	putCampaign(t, js, "vip-y", offer("bet.placed", push("vip-y", "Sizə 20 pulsuz fırlanma", "spins-20")))
+	clk := &fakeClock{}
+	noon := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	clk.set(noon)
+	s := newStack(t, srv, "a", clk)
+	s.start(t, 1)
+	for _, p := range []string{"p-o1", "p-o2", "p-o3"} {
+		register(t, s.js, p, "Asia/Baku", noon.Add(-time.Hour), nil)
+		waitPlayer(t, s, p)
+	}
+	dep := func(id string) map[string]any {
+		return map[string]any{"amount": "20.00", "currency": "AZN", "method": "card", "depositId": id}
+	}
+	publishEvent(t, s.js, "p-o1", "deposit.completed", "d-1", noon, dep("d-1"))
+	publishEvent(t, s.js, "p-o1", "deposit.completed", "d-2", noon, dep("d-2")) // another deposit a moment later
+	publishEvent(t, s.js, "p-o2", "bet.placed", "b-1", noon, map[string]any{"amount": "1.00", "currency": "AZN", "game": "book-of-ra", "gameCategory": "slots", "roundId": "b-1"})
+	publishEvent(t, s.js, "p-o3", "withdrawal.completed", "w-1", noon, map[string]any{"amount": "50.00", "currency": "AZN", "withdrawalId": "w-1"})
+	publishEvent(t, s.js, "p-o3", "withdrawal.completed", "w-2", noon, map[string]any{"amount": "70.00", "currency": "AZN", "withdrawalId": "w-2"})
+
+	decided := func(p string) (sent, dup int) {
+		for _, o := range outcomesOf(t, s.js, p) {
+			if o.Kind != bus.OutcomeDecision {
+				continue
+			}
+			switch {
+			case o.Result == string(route.Send):
+				sent++
+			case o.Reason == string(route.ReasonDuplicateContent):
+				dup++
+			default:
+				t.Errorf("%s: unexpected decision %+v", p, o)
+			}
+		}
+		return
+	}
+	for _, c := range []struct {
+		player    string
+		sent, dup int
+	}{{"p-o1", 1, 3}, {"p-o2", 1, 1}, {"p-o3", 2, 0}} {
+		bustest.Eventually(t, 10*time.Second, c.player+"'s decisions", func() bool {
+			sent, dup := decided(c.player)
+			return sent+dup == c.sent+c.dup
+		})
+		if sent, dup := decided(c.player); sent != c.sent || dup != c.dup {
+			t.Errorf("%s: %d sent and %d suppressed as DuplicateContent, want %d and %d", c.player, sent, dup, c.sent, c.dup)
+		}
+	}
+	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 2 {
+		t.Errorf("%d withdrawal notices, want both", n)
+	}
+}

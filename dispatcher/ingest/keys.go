@@ -15,17 +15,18 @@ import (
 
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Secret keys of a brand's integration Secret.
 const (
-	SecretHMACKey         = "hmacKey"
-	SecretHMACKeyPrevious = "hmacKeyPrevious"
-	SecretBearerToken     = "bearerToken"
-	SecretBearerPrevious  = "bearerTokenPrevious"
-	SecretJWTKey          = "jwtKey"
-	SecretJWTKeyPrevious  = "jwtKeyPrevious"
-	SecretLinkKey         = "linkKey"
+	SecretHMACKey         = secretkeys.HMACKey
+	SecretHMACKeyPrevious = secretkeys.HMACKeyPrevious
+	SecretBearerToken     = secretkeys.BearerToken
+	SecretBearerPrevious  = secretkeys.BearerPrevious
+	SecretJWTKey          = secretkeys.JWTKey
+	SecretJWTKeyPrevious  = secretkeys.JWTKeyPrevious
+	SecretLinkKey         = secretkeys.LinkKey
 )
 
 // SecretKeys reads a brand's keys from the Secret its PreferencePolicy names: the policy

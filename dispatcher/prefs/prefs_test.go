@@ -48,7 +48,7 @@ func TestCompileTheBakuPolicy(t *testing.T) {
 	if pol.DefaultZone.String() != "Asia/Baku" || !pol.DoubleOptIn.Has(crmv1.ChannelEmail) || !pol.RequireKYC || !pol.RequireAge || !pol.ExcludeCooling {
 		t.Errorf("policy %+v", pol)
 	}
-	if !pol.HasLanguage("ru") || pol.HasLanguage("fr") || pol.DedupWindow != 24*time.Hour {
+	if !pol.HasLanguage("ru") || pol.HasLanguage("fr") || pol.DedupWindow != 20*time.Hour {
 		t.Errorf("languages %v, dedup %v", pol.Languages, pol.DedupWindow)
 	}
 }

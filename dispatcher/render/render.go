@@ -38,6 +38,8 @@ type Message struct {
 type Content struct {
 	Name string
 	Hash string
+	// DedupKey is the content's spec.contents[].dedupKey ("" when none).
+	DedupKey string
 	// Offered are the channels the content has a message for.
 	Offered  prefs.Set
 	messages []*Message
@@ -50,7 +52,7 @@ type Contents map[string]*Content
 func Compile(cfg *bus.CampaignConfig) (Contents, error) {
 	out := Contents{}
 	for ci, c := range cfg.Spec.Contents {
-		ct := &Content{Name: c.Name, Hash: cfg.ContentHashes[c.Name]}
+		ct := &Content{Name: c.Name, Hash: cfg.ContentHashes[c.Name], DedupKey: c.DedupKey}
 		for mi, m := range c.Messages {
 			field := fmt.Sprintf("spec.contents[%d].messages[%d]", ci, mi)
 			msg := &Message{Channel: m.Channel, Locale: m.Locale, Format: m.Format, Src: m}

@@ -125,6 +125,8 @@ type Input struct {
 	// suppression list.
 	Suppressed prefs.Set
 	History    *History
+	// ContentHash and DedupKey identify the content for dedup (ContentKey).
+	ContentHash, DedupKey string
 	// Costs are the upper-bound message cost per channel (index of prefs.Channels), in
 	// micros of the budget's currency; RewardMicros the value of a bonus the message
 	// carries; PlayerSpent what the campaign already spent on the player.
@@ -144,15 +146,26 @@ func DecisionID(intentID string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// ContentKey is the dedup key of an intent's content: one content of one flow instance
-// reaches a player on one channel at most.
-func ContentKey(in *bus.Intent) uint64 {
+// ContentKey is the dedup key of a message (DESIGN.md section 5 step 8, as amended in
+// docs/decisions.md). A marketing message is keyed by its offer: the content's dedupKey
+// when it has one, else the content's hash, so the same offer reaches a player once
+// within the dedup window whichever campaign, run or flow instance carries it. Other
+// categories are keyed by campaign, content and flow instance: a repeat of one flow is
+// dropped, while two receipts for two deposits are two messages.
+func ContentKey(in *bus.Intent, hash, dedupKey string) uint64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte(in.Campaign))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(in.Content))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(in.FlowInstance))
+	switch {
+	case in.Category == crmv1.CategoryMarketing && dedupKey != "":
+		_, _ = h.Write([]byte("key\x00" + dedupKey))
+	case in.Category == crmv1.CategoryMarketing && hash != "":
+		_, _ = h.Write([]byte("hash\x00" + hash))
+	default:
+		_, _ = h.Write([]byte(in.Campaign))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(in.Content))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(in.FlowInstance))
+	}
 	return h.Sum64()
 }
 
@@ -354,7 +367,7 @@ func Decide(in *Input) Decision {
 	}
 
 	// 8. dedup: one content, one channel within the window
-	key := ContentKey(it)
+	key := ContentKey(it, in.ContentHash, in.DedupKey)
 	if s, ok := in.History.SeenSince(key, now.Add(-pol.DedupWindow)); ok {
 		return x.stop(8, Suppress, ReasonDuplicateContent, "sent by "+string(prefs.Channels[s.Ch])+" at "+time.Unix(s.At, 0).UTC().Format(time.RFC3339))
 	}

@@ -69,6 +69,8 @@ func TestDecide(t *testing.T) {
 		hist    func(h *route.History, now time.Time)
 		budget  route.Budget
 		policy  func(p prefs.Policy) *prefs.Policy
+		// hash and key are the content's hash and dedupKey.
+		hash, key string
 
 		result    route.Result
 		reason    route.Reason
@@ -206,14 +208,34 @@ func TestDecide(t *testing.T) {
 			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelSMS, fallbacks: []crmv1.Channel{crmv1.ChannelEmail, crmv1.ChannelPush}},
 		{name: "the same bonus content never on two channels",
 			hist: func(h *route.History, now time.Time) {
-				h.Record(crmv1.CategoryMarketing, crmv1.ChannelEmail, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "spins", FlowInstance: "f-1"}), now.Add(-2*time.Hour))
+				h.Record(crmv1.CategoryMarketing, crmv1.ChannelEmail, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "spins", FlowInstance: "f-1", Category: crmv1.CategoryMarketing}, "", ""), now.Add(-2*time.Hour))
 			},
 			result: route.Suppress, reason: route.ReasonDuplicateContent, step: 8, detail: "sent by email at 2026-11-22T06:00:00Z"},
 		{name: "the same content after the dedup window is sent",
 			hist: func(h *route.History, now time.Time) {
-				h.Record(crmv1.CategoryMarketing, crmv1.ChannelEmail, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "spins", FlowInstance: "f-1"}), now.Add(-25*time.Hour))
+				h.Record(crmv1.CategoryMarketing, crmv1.ChannelEmail, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "spins", FlowInstance: "f-1", Category: crmv1.CategoryMarketing}, "", ""), now.Add(-25*time.Hour))
 			},
 			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelPush, fallbacks: []crmv1.Channel{crmv1.ChannelInApp}},
+		{name: "the same offer from another campaign and flow within the window", hash: "h-spins",
+			hist: func(h *route.History, now time.Time) {
+				h.Record(crmv1.CategoryMarketing, crmv1.ChannelPush, route.ContentKey(&bus.Intent{Campaign: "weekend-spins", Content: "spins-copy", FlowInstance: "f-9", Category: crmv1.CategoryMarketing}, "h-spins", ""), now.Add(-time.Minute))
+			},
+			result: route.Suppress, reason: route.ReasonDuplicateContent, step: 8, detail: "sent by push at 2026-11-22T07:59:00Z"},
+		{name: "one dedupKey over two wordings of an offer", hash: "h-spins", key: "spins-20",
+			hist: func(h *route.History, now time.Time) {
+				h.Record(crmv1.CategoryMarketing, crmv1.ChannelEmail, route.ContentKey(&bus.Intent{Campaign: "vip-spins", Content: "vip", FlowInstance: "f-7", Category: crmv1.CategoryMarketing}, "h-vip", "spins-20"), now.Add(-3*time.Hour))
+			},
+			result: route.Suppress, reason: route.ReasonDuplicateContent, step: 8, detail: "sent by email at 2026-11-22T05:00:00Z"},
+		{name: "another offer of the same campaign goes out", hash: "h-spins",
+			hist: func(h *route.History, now time.Time) {
+				h.Record(crmv1.CategoryMarketing, crmv1.ChannelPush, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "cashback", FlowInstance: "f-1", Category: crmv1.CategoryMarketing}, "h-cashback", ""), now.Add(-time.Minute))
+			},
+			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelPush, fallbacks: []crmv1.Channel{crmv1.ChannelInApp}},
+		{name: "two receipts in the window are two messages", cat: crmv1.CategoryService, hash: "h-receipt",
+			hist: func(h *route.History, now time.Time) {
+				h.Record(crmv1.CategoryService, crmv1.ChannelSMS, route.ContentKey(&bus.Intent{Campaign: "daily-spins", Content: "spins", FlowInstance: "f-0", Category: crmv1.CategoryService}, "h-receipt", ""), now.Add(-time.Minute))
+			},
+			result: route.Send, reason: route.ReasonSent, step: 9, channel: crmv1.ChannelSMS, fallbacks: []crmv1.Channel{crmv1.ChannelEmail, crmv1.ChannelPush}},
 		{name: "no budget left", budget: refuse{},
 			result: route.Suppress, reason: route.ReasonBudgetExhausted, step: 10, detail: "total"},
 		{name: "a policy without the category", cat: crmv1.CategoryResponsibleGaming,
@@ -260,7 +282,7 @@ func TestDecide(t *testing.T) {
 				Intent: &bus.Intent{ID: "i-1", Brand: "baku", Player: "p-1", Campaign: "daily-spins", Step: "send", FlowInstance: "f-1",
 					Category: cat, Content: "spins", Reward: r.reward, Due: r.due},
 				Player: p, Prefs: r.prefs, Policy: policy, Offered: offered, Configured: all, Suppressed: r.sup,
-				History: h, Budget: budget, Now: now, Explain: true,
+				History: h, ContentHash: r.hash, DedupKey: r.key, Budget: budget, Now: now, Explain: true,
 			}
 			d := route.Decide(in)
 			if d.Result != r.result || d.Reason != r.reason || d.Step != r.step {

@@ -493,7 +493,10 @@ func (s *stack) configure(endpoints []string, campaigns ...bus.ConfigRecord) {
 	}
 	webhookOnly := []crmv1.CategoryChannel{{Channel: crmv1.ChannelWebhook, Default: crmv1.OptedIn}}
 	put(bus.KindPreferencePolicy, "baku-casino", bus.ConfigRecord{Kind: "PreferencePolicy", Brand: brand, Name: "baku-casino", UID: "pp-baku", Generation: 1,
+		// A dedup window of a millisecond: every thank-you is the same offer, and the
+		// frequency cap, not the dedup, is what the tests hold under faults.
 		PreferencePolicy: &bus.PreferencePolicyConfig{Spec: crmv1.PreferencePolicySpec{DefaultTimeZone: "Asia/Baku", DefaultLanguage: "az", Languages: []string{"az"},
+			DedupWindow: &metav1.Duration{Duration: time.Millisecond},
 			Categories: []crmv1.CategoryPolicy{
 				{Category: crmv1.CategoryService, Channels: webhookOnly},
 				{Category: crmv1.CategoryMarketing, Channels: webhookOnly, FrequencyCaps: []crmv1.FrequencyCap{{Max: 2, Window: &metav1.Duration{Duration: 24 * time.Hour}}}},

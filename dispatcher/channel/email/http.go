@@ -9,10 +9,11 @@ import (
 	"strings"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // SecretAPIKey is the key of SendGrid's and Mailgun's API keys in their Secrets.
-const SecretAPIKey = "apiKey"
+const SecretAPIKey = secretkeys.APIKey
 
 // SendGridURL is SendGrid's v3 send endpoint (the provider's endpoint overrides it).
 const SendGridURL = "https://api.sendgrid.com/v3/mail/send"

@@ -18,16 +18,17 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Secret keys and options of the smtp provider.
 const (
-	SecretUsername   = "username"
-	SecretPassword   = "password"
-	SecretDKIMKey    = "dkimPrivateKey" // PEM, PKCS#8 (RSA or Ed25519) or PKCS#1 RSA
-	SecretCACert     = "caCert"         // PEM: a private relay's CA
-	OptionTLS        = "tls"            // starttls (default), implicit, or none (loopback relays only)
-	OptionPoolSize   = "poolSize"       // connections kept open (default 4)
+	SecretUsername   = secretkeys.Username
+	SecretPassword   = secretkeys.Password
+	SecretDKIMKey    = secretkeys.DKIMKey // PEM, PKCS#8 (RSA or Ed25519) or PKCS#1 RSA
+	SecretCACert     = secretkeys.CACert  // PEM: a private relay's CA
+	OptionTLS        = "tls"              // starttls (default), implicit, or none (loopback relays only)
+	OptionPoolSize   = "poolSize"         // connections kept open (default 4)
 	OptionDKIMDomain = "dkimDomain"
 	OptionSelector   = "dkimSelector"
 	OptionHelo       = "helo"

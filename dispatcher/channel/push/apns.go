@@ -21,12 +21,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // APNs Secret keys and options.
 const (
-	SecretAuthKey = "authKey" // the .p8 token-signing key (PEM, PKCS#8, P-256)
-	SecretCACert  = "caCert"  // PEM: a CA to trust instead of the system's (tests, proxies)
+	SecretAuthKey = secretkeys.AuthKey // the .p8 token-signing key (PEM, PKCS#8, P-256)
+	SecretCACert  = secretkeys.CACert  // PEM: a CA to trust instead of the system's (tests, proxies)
 	OptionKeyID   = "keyID"
 	OptionTeamID  = "teamID"
 	OptionTopic   = "topic" // the app's bundle id

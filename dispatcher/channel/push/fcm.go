@@ -15,10 +15,11 @@ import (
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // SecretServiceAccount is the FCM provider's Secret key holding the service-account JSON.
-const SecretServiceAccount = "serviceAccount"
+const SecretServiceAccount = secretkeys.ServiceAccount
 
 // FCMScope is the OAuth2 scope of the FCM HTTP v1 API.
 const FCMScope = "https://www.googleapis.com/auth/firebase.messaging"

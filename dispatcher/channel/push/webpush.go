@@ -13,13 +13,14 @@ import (
 	webpush "github.com/SherClockHolmes/webpush-go"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Web Push Secret keys and options.
 const (
-	SecretVAPIDPublic  = "vapidPublicKey"  // base64url, as GenerateVAPIDKeys writes it
-	SecretVAPIDPrivate = "vapidPrivateKey" // base64url
-	OptionSubscriber   = "subscriber"      // mailto: address or https: URL in the VAPID token
+	SecretVAPIDPublic  = secretkeys.VAPIDPublicKey  // base64url, as GenerateVAPIDKeys writes it
+	SecretVAPIDPrivate = secretkeys.VAPIDPrivateKey // base64url
+	OptionSubscriber   = "subscriber"               // mailto: address or https: URL in the VAPID token
 )
 
 // WebPush sends to browsers' push services (RFC 8030) with VAPID (RFC 8292) and payload

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Options of the smsRest provider: how a generic aggregator is called. Every option has a
@@ -29,9 +30,9 @@ const (
 
 // Secret keys of the smsRest provider.
 const (
-	SecretToken    = "token"
-	SecretUsername = "username"
-	SecretPassword = "password"
+	SecretToken    = secretkeys.Token
+	SecretUsername = secretkeys.Username
+	SecretPassword = secretkeys.Password
 )
 
 // REST is a generic SMS aggregator: the request and answer shapes come from the options.
@@ -157,7 +158,7 @@ const (
 	OptionDLRStatus    = "dlrStatusField" // default "status"
 	OptionDLRDelivered = "dlrDelivered"   // default "delivered,DELIVRD"
 	OptionDLRFailed    = "dlrFailed"      // default "failed,undelivered,UNDELIV,REJECTD,EXPIRED"
-	SecretDLRToken     = "dlrToken"
+	SecretDLRToken     = secretkeys.DLRToken
 )
 
 // Lookup follows a dotted path ("data.messages.0.id") through decoded JSON.

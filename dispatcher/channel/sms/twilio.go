@@ -15,12 +15,13 @@ import (
 	"strings"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Secret keys of the twilio provider.
 const (
-	SecretAccountSID = "accountSid"
-	SecretAuthToken  = "authToken"
+	SecretAccountSID = secretkeys.AccountSID
+	SecretAuthToken  = secretkeys.AuthToken
 )
 
 // Options of the twilio provider.

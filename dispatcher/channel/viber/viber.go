@@ -14,11 +14,12 @@ import (
 	"strings"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // SecretAuthToken is the Viber account's token (X-Viber-Auth-Token); it also signs
 // Viber's callbacks.
-const SecretAuthToken = "authToken"
+const SecretAuthToken = secretkeys.AuthToken
 
 // URL is Viber's API base (the provider's endpoint overrides it).
 const URL = "https://chatapi.viber.com"

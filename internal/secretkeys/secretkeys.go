@@ -1,0 +1,104 @@
+// Package secretkeys names the keys of the Secrets that Croupier's policies reference, and
+// says which of them each provider and the brand's integration need, so the manager can
+// report a missing Secret or key on the policy (Ready=False) before the first send or
+// request fails, and the dispatcher reads the same names.
+package secretkeys
+
+import (
+	"strings"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// Keys of a brand's integration Secret (PreferencePolicy spec.integration.secretRef) and of
+// a webhook's or callback's signing Secret.
+const (
+	HMACKey         = "hmacKey"
+	HMACKeyPrevious = "hmacKeyPrevious"
+	BearerToken     = "bearerToken"
+	BearerPrevious  = "bearerTokenPrevious"
+	JWTKey          = "jwtKey"
+	JWTKeyPrevious  = "jwtKeyPrevious"
+	LinkKey         = "linkKey"
+)
+
+// Keys of provider Secrets (ChannelPolicy spec.providers[].secretRef).
+const (
+	Username         = "username"
+	Password         = "password"
+	Token            = "token"
+	DLRToken         = "dlrToken"
+	APIKey           = "apiKey"
+	AccountSID       = "accountSid"
+	AuthToken        = "authToken"
+	ServiceAccount   = "serviceAccount"
+	AuthKey          = "authKey"
+	CACert           = "caCert"
+	DKIMKey          = "dkimPrivateKey"
+	VAPIDPublicKey   = "vapidPublicKey"
+	VAPIDPrivateKey  = "vapidPrivateKey"
+	optionAuth       = "auth"
+	optionAuthBasic  = "basic"
+	optionAuthHeader = "header"
+)
+
+// Need is what a Secret must hold: every key of at least one of the sets (none: the
+// Secret must only exist).
+type Need [][]string
+
+// Missing returns the keys of the closest set the data lacks ("" joined with " and " per
+// set, alternatives with " or "), or "" when one set is complete.
+func (n Need) Missing(data map[string][]byte) string {
+	if len(n) == 0 {
+		return ""
+	}
+	var alts []string
+	for _, set := range n {
+		var lack []string
+		for _, k := range set {
+			if len(data[k]) == 0 {
+				lack = append(lack, k)
+			}
+		}
+		if len(lack) == 0 {
+			return ""
+		}
+		alts = append(alts, strings.Join(lack, " and "))
+	}
+	return strings.Join(alts, " or ")
+}
+
+// ForProvider is what the Secret of a provider of type t (with its options) must hold.
+func ForProvider(t crmv1.ProviderType, options map[string]string) Need {
+	switch t {
+	case crmv1.ProviderWebhook:
+		return Need{{HMACKey}}
+	case crmv1.ProviderSendGrid, crmv1.ProviderMailgun:
+		return Need{{APIKey}}
+	case crmv1.ProviderSMSRest:
+		switch options[optionAuth] {
+		case optionAuthBasic:
+			return Need{{Username, Password}}
+		default: // bearer or header
+			return Need{{Token}}
+		}
+	case crmv1.ProviderTwilio:
+		return Need{{AccountSID, AuthToken}}
+	case crmv1.ProviderViber:
+		return Need{{AuthToken}}
+	case crmv1.ProviderFCM:
+		return Need{{ServiceAccount}}
+	case crmv1.ProviderAPNs:
+		return Need{{AuthKey}}
+	case crmv1.ProviderWebPush:
+		return Need{{VAPIDPublicKey, VAPIDPrivateKey}}
+	}
+	return nil // smtp (credentials optional), inApp
+}
+
+// Integration is what a brand's integration Secret must hold: an HMAC key or a bearer
+// token for intake.
+var Integration = Need{{HMACKey}, {BearerToken}}
+
+// Callbacks is what a ChannelPolicy's callbacks Secret must hold.
+var Callbacks = Need{{HMACKey}}
