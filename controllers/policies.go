@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,19 +16,62 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies;preferencepolicies,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies/status;preferencepolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=crm.croupier.dev,resources=channelpolicies/finalizers;preferencepolicies/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
-type channelPolicyKind struct{ client.Client }
+// secretRecheck is how often a policy whose Secret (or key) is missing looks again. The
+// manager reads only the Secrets policies name, by an uncached get, and watches none: no
+// Secret of the cluster is cached in its memory.
+const secretRecheck = 15 * time.Second
+
+// checkSecrets gets each Secret a policy names and, when one is missing or lacks a key,
+// sets Ready=False naming the field, the Secret and the key (never a value) and asks to
+// look again in secretRecheck; the policy stays published, so the dispatchers hold its
+// other settings.
+func checkSecrets(ctx context.Context, r client.Reader, obj Object, refs []secretkeys.Ref) (time.Duration, error) {
+	for _, n := range refs {
+		var sec corev1.Secret
+		err := r.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: n.Name}, &sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			waiting(obj, crmv1.ReasonSecretNotFound,
+				fmt.Sprintf("%s: Secret %q does not exist in namespace %s (looked for again every %s)", n.Field, n.Name, obj.GetNamespace(), secretRecheck))
+			return secretRecheck, nil
+		case err != nil:
+			return 0, fmt.Errorf("reading Secret %s named by %s: %w", n.Name, n.Field, err)
+		}
+		if miss := n.Need.Missing(sec.Data); miss != "" {
+			waiting(obj, crmv1.ReasonSecretKeyMissing,
+				fmt.Sprintf("%s: Secret %q has no key %s (looked for again every %s)", n.Field, n.Name, miss, secretRecheck))
+			return secretRecheck, nil
+		}
+	}
+	return 0, nil
+}
+
+// waiting marks an object not ready while it waits for something outside its spec
+// (Ready=False and Reconciling=True with the same reason, as kstatus reads it).
+func waiting(obj Object, reason, msg string) {
+	setCondition(obj, crmv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(obj, crmv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+}
+
+type channelPolicyKind struct {
+	client.Client
+	// secrets reads Secrets uncached (the manager's API reader).
+	secrets client.Reader
+}
 
 func (channelPolicyKind) token() string                   { return bus.KindChannelPolicy }
 func (channelPolicyKind) newObject() *crmv1.ChannelPolicy { return &crmv1.ChannelPolicy{} }
 func (channelPolicyKind) spec(p *crmv1.ChannelPolicy) any { return p.Spec }
-func (channelPolicyKind) observe(context.Context, *crmv1.ChannelPolicy, time.Time) (time.Duration, error) {
-	return 0, nil
+func (k channelPolicyKind) observe(ctx context.Context, p *crmv1.ChannelPolicy, _ time.Time) (time.Duration, error) {
+	return checkSecrets(ctx, k.secrets, p, secretkeys.OfChannelPolicy(&p.Spec))
 }
 
 func (k channelPolicyKind) compile(ctx context.Context, p *crmv1.ChannelPolicy) (*bus.ConfigRecord, error) {
@@ -64,7 +110,7 @@ func channelPolicyWinner(ctx context.Context, c client.Client, ns string, ch crm
 // ChannelPolicy re-reconciles its namespace's others, so a loser takes over when the
 // winner goes.
 func SetupChannelPolicy(mgr ctrl.Manager, store *Store) error {
-	r := newReconciler[*crmv1.ChannelPolicy](mgr, store, channelPolicyKind{mgr.GetClient()}, "channelpolicy")
+	r := newReconciler[*crmv1.ChannelPolicy](mgr, store, channelPolicyKind{mgr.GetClient(), mgr.GetAPIReader()}, "channelpolicy")
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1.ChannelPolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		Watches(&crmv1.ChannelPolicy{}, enqueueNamespace(mgr.GetClient(), func() client.ObjectList { return &crmv1.ChannelPolicyList{} }),
@@ -73,13 +119,16 @@ func SetupChannelPolicy(mgr ctrl.Manager, store *Store) error {
 		Complete(r)
 }
 
-type preferencePolicyKind struct{ client.Client }
+type preferencePolicyKind struct {
+	client.Client
+	secrets client.Reader
+}
 
 func (preferencePolicyKind) token() string                      { return bus.KindPreferencePolicy }
 func (preferencePolicyKind) newObject() *crmv1.PreferencePolicy { return &crmv1.PreferencePolicy{} }
 func (preferencePolicyKind) spec(p *crmv1.PreferencePolicy) any { return p.Spec }
-func (preferencePolicyKind) observe(context.Context, *crmv1.PreferencePolicy, time.Time) (time.Duration, error) {
-	return 0, nil
+func (k preferencePolicyKind) observe(ctx context.Context, p *crmv1.PreferencePolicy, _ time.Time) (time.Duration, error) {
+	return checkSecrets(ctx, k.secrets, p, secretkeys.OfPreferencePolicy(&p.Spec))
 }
 
 func (k preferencePolicyKind) compile(ctx context.Context, p *crmv1.PreferencePolicy) (*bus.ConfigRecord, error) {
@@ -118,7 +167,7 @@ func preferencePolicyWinner(ctx context.Context, c client.Client, ns string) (*c
 
 // SetupPreferencePolicy registers the PreferencePolicy controller.
 func SetupPreferencePolicy(mgr ctrl.Manager, store *Store) error {
-	r := newReconciler[*crmv1.PreferencePolicy](mgr, store, preferencePolicyKind{mgr.GetClient()}, "preferencepolicy")
+	r := newReconciler[*crmv1.PreferencePolicy](mgr, store, preferencePolicyKind{mgr.GetClient(), mgr.GetAPIReader()}, "preferencepolicy")
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1.PreferencePolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		Watches(&crmv1.PreferencePolicy{}, enqueueNamespace(mgr.GetClient(), func() client.ObjectList { return &crmv1.PreferencePolicyList{} }),

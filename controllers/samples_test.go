@@ -4,17 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // readManifests decodes every document of the YAML files in dir.
@@ -44,12 +50,75 @@ func TestEverySampleBecomesReady(t *testing.T) {
 			t.Fatalf("samples have no %s", k)
 		}
 	}
+	// A fresh namespace holds none of the Secrets the policies name: the policies say so,
+	// naming the field and the Secret, instead of going green.
+	for _, c := range []struct {
+		obj        Object
+		field, sec string
+	}{
+		{&crmv1.PreferencePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "baku-casino"}}, "spec.integration.secretRef", "baku-casino-integration"},
+		{&crmv1.ChannelPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "push"}}, "spec.providers[fcm].secretRef", "fcm-service-account"},
+	} {
+		cond := waitCondition(t, c.obj, crmv1.ConditionReady, metav1.ConditionFalse, crmv1.ReasonSecretNotFound)
+		if !strings.Contains(cond.Message, c.field+": Secret \""+c.sec+"\" does not exist") {
+			t.Fatalf("%s: %q", c.obj.GetName(), cond.Message)
+		}
+	}
+	// Every Secret they name, with the keys its provider needs; the integration Secret
+	// first without them.
+	secrets := map[string]secretkeys.Need{}
+	for _, u := range objs {
+		var refs []secretkeys.Ref
+		switch u.GetKind() {
+		case "ChannelPolicy":
+			var p crmv1.ChannelPolicy
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+				t.Fatal(err)
+			}
+			refs = secretkeys.OfChannelPolicy(&p.Spec)
+		case "PreferencePolicy":
+			var p crmv1.PreferencePolicy
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+				t.Fatal(err)
+			}
+			refs = secretkeys.OfPreferencePolicy(&p.Spec)
+		}
+		for _, r := range refs {
+			secrets[r.Name] = append(secrets[r.Name], r.Need...)
+		}
+	}
+	integration := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "baku-casino-integration"}, Data: map[string][]byte{"unrelated": []byte("x")}}
+	if err := k8s.Create(ctx, integration); err != nil {
+		t.Fatal(err)
+	}
+	pp := &crmv1.PreferencePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "baku-casino"}}
+	cond := waitCondition(t, pp, crmv1.ConditionReady, metav1.ConditionFalse, crmv1.ReasonSecretKeyMissing)
+	if !strings.Contains(cond.Message, `Secret "baku-casino-integration" has no key hmacKey or bearerToken`) {
+		t.Fatalf("message %q", cond.Message)
+	}
+	for name, need := range secrets {
+		data := map[string][]byte{}
+		for _, set := range need { // a Secret two fields name holds what both need
+			maps.Copy(data, secretkeys.Need{set}.Sample())
+		}
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+		if name == integration.Name {
+			integration.Data = data
+			if err := k8s.Update(ctx, integration); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := k8s.Create(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, u := range objs {
 		if u.GetAPIVersion() != crmv1.GroupVersion.String() {
 			continue
 		}
 		u := u
-		eventually(t, 30*time.Second, fmt.Sprintf("%s %s Ready", u.GetKind(), u.GetName()), func() error {
+		eventually(t, 60*time.Second, fmt.Sprintf("%s %s Ready", u.GetKind(), u.GetName()), func() error {
 			got := &unstructured.Unstructured{}
 			got.SetGroupVersionKind(u.GroupVersionKind())
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
@@ -112,4 +181,38 @@ func kindToken(kind string) string {
 		return bus.KindPreferencePolicy
 	}
 	return ""
+}
+
+// A ChannelPolicy whose provider Secret lacks a key the provider needs is not Ready and
+// names the Secret and the key (never a value); it turns Ready once the key is there,
+// without any change to the policy (the manager looks again).
+func TestChannelPolicyWaitsForItsSecretKeys(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	p := validChannelPolicy(ns, "sms", crmv1.ChannelSMS, crmv1.ProviderTwilio)
+	p.Spec.Providers[0].SecretRef = &crmv1.LocalObjectReference{Name: "twilio-credentials"}
+	if err := k8s.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, p, crmv1.ConditionReady, metav1.ConditionFalse, crmv1.ReasonSecretNotFound)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "twilio-credentials"},
+		Data: map[string][]byte{secretkeys.AccountSID: []byte("AC-sample-account-0001")}}
+	if err := k8s.Create(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	cond := waitCondition(t, p, crmv1.ConditionReady, metav1.ConditionFalse, crmv1.ReasonSecretKeyMissing)
+	if cond.Message != `spec.providers[primary].secretRef: Secret "twilio-credentials" has no key authToken (looked for again every 15s)` {
+		t.Fatalf("message %q", cond.Message)
+	}
+	if strings.Contains(cond.Message, "AC-sample-account-0001") {
+		t.Fatal("the condition holds a Secret value")
+	}
+	if r := meta.FindStatusCondition(p.Status.Conditions, crmv1.ConditionReconciling); r == nil || r.Status != metav1.ConditionTrue {
+		t.Fatalf("Reconciling %+v: a policy waiting for its Secret is in progress", r)
+	}
+	sec.Data[secretkeys.AuthToken] = []byte("sample-auth-token-0001")
+	if err := k8s.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, p, crmv1.ConditionReady, metav1.ConditionTrue, crmv1.ReasonPublished)
 }

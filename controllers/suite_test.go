@@ -170,7 +170,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 func waitCondition(t *testing.T, obj Object, condType string, status metav1.ConditionStatus, reason string) *metav1.Condition {
 	t.Helper()
 	var found *metav1.Condition
-	eventually(t, 20*time.Second, fmt.Sprintf("%s %s=%s/%s", obj.GetName(), condType, status, reason), func() error {
+	eventually(t, 45*time.Second, fmt.Sprintf("%s %s=%s/%s", obj.GetName(), condType, status, reason), func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}

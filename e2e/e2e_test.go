@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,6 +32,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/app"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 	"github.com/croupier-crm/croupier/internal/testenv"
 )
 
@@ -162,9 +165,31 @@ func applyBrand(t *testing.T, dir string, campaigns ...string) string {
 		want[c] = true
 	}
 	var applied []*unstructured.Unstructured
+	secrets := map[string]map[string][]byte{}
 	for _, u := range objs {
 		if u.GetKind() == "Campaign" && !want[u.GetName()] && !want["*"] {
 			continue
+		}
+		var refs []secretkeys.Ref
+		switch u.GetKind() {
+		case "ChannelPolicy":
+			var p crmv1.ChannelPolicy
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+				t.Fatal(err)
+			}
+			refs = secretkeys.OfChannelPolicy(&p.Spec)
+		case "PreferencePolicy":
+			var p crmv1.PreferencePolicy
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+				t.Fatal(err)
+			}
+			refs = secretkeys.OfPreferencePolicy(&p.Spec)
+		}
+		for _, r := range refs { // the brand's Secrets, with placeholder values
+			if secrets[r.Name] == nil {
+				secrets[r.Name] = map[string][]byte{}
+			}
+			maps.Copy(secrets[r.Name], r.Need.Sample())
 		}
 		u.SetNamespace(ns)
 		if err := k8s.Create(ctx, u); err != nil {
@@ -172,11 +197,17 @@ func applyBrand(t *testing.T, dir string, campaigns ...string) string {
 		}
 		applied = append(applied, u)
 	}
+	for name, data := range secrets {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+		if err := k8s.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
 	for _, u := range applied {
 		if u.GetAPIVersion() != crmv1.GroupVersion.String() {
 			continue
 		}
-		eventually(t, 30*time.Second, u.GetKind()+" "+u.GetName()+" Ready", func() bool {
+		eventually(t, 60*time.Second, u.GetKind()+" "+u.GetName()+" Ready", func() bool {
 			got := &unstructured.Unstructured{}
 			got.SetGroupVersionKind(u.GroupVersionKind())
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {

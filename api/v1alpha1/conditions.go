@@ -37,6 +37,10 @@ const (
 	// ReasonDependencyNotFound: an object the spec refers to (a Segment, a ConfigMap) does
 	// not exist yet; the controller retries when it appears.
 	ReasonDependencyNotFound = "DependencyNotFound"
+	// ReasonSecretNotFound: a Secret the policy names does not exist in its namespace.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretKeyMissing: a Secret the policy names lacks a key its provider needs.
+	ReasonSecretKeyMissing = "SecretKeyMissing"
 	// ReasonSpecPaused: spec.paused is true.
 	ReasonSpecPaused = "SpecPaused"
 	// ReasonBudgetExhausted: a budget cap of the Campaign holds; raising the budget in the

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 // Local provider stand-ins: an SMTP sink that keeps every email as a file, and an HTTP
@@ -135,10 +136,10 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 		}
 		return err
 	}
-	if err := secret("dev-sms-sink", map[string][]byte{"token": []byte("dev")}); err != nil {
+	if err := secret("dev-sms-sink", map[string][]byte{secretkeys.Token: []byte("dev")}); err != nil {
 		return err
 	}
-	if err := secret("dev-webhook-sink", map[string][]byte{"hmacKey": []byte("dev-webhook-key")}); err != nil {
+	if err := secret("dev-webhook-sink", map[string][]byte{secretkeys.HMACKey: []byte("dev-webhook-key")}); err != nil {
 		return err
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -149,7 +150,7 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 	sa, _ := json.Marshal(map[string]string{"type": "service_account", "project_id": brand, "client_email": "croupier-dev@" + brand + ".iam.example",
 		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "private_key_id": "dev",
 		"token_uri": "http://" + httpSinkAddr + "/fcm/token"})
-	if err := secret("dev-fcm-sink", map[string][]byte{"serviceAccount": sa}); err != nil {
+	if err := secret("dev-fcm-sink", map[string][]byte{secretkeys.ServiceAccount: sa}); err != nil {
 		return err
 	}
 	edits := map[string]func(*crmv1.ChannelPolicySpec){

@@ -102,3 +102,45 @@ var Integration = Need{{HMACKey}, {BearerToken}}
 
 // Callbacks is what a ChannelPolicy's callbacks Secret must hold.
 var Callbacks = Need{{HMACKey}}
+
+// Ref is one Secret a policy names: the field that names it, its name and what it must
+// hold.
+type Ref struct {
+	Field, Name string
+	Need        Need
+}
+
+// OfChannelPolicy lists the Secrets a ChannelPolicy names: its providers' and its
+// callbacks'.
+func OfChannelPolicy(s *crmv1.ChannelPolicySpec) []Ref {
+	var refs []Ref
+	for _, pr := range s.Providers {
+		if pr.SecretRef != nil {
+			refs = append(refs, Ref{"spec.providers[" + pr.Name + "].secretRef", pr.SecretRef.Name, ForProvider(pr.Type, pr.Options)})
+		}
+	}
+	if cb := s.Callbacks; cb != nil && cb.SecretRef != nil {
+		refs = append(refs, Ref{"spec.callbacks.secretRef", cb.SecretRef.Name, Callbacks})
+	}
+	return refs
+}
+
+// OfPreferencePolicy lists the Secret a PreferencePolicy names: the brand's integration.
+func OfPreferencePolicy(s *crmv1.PreferencePolicySpec) []Ref {
+	if s.Integration == nil {
+		return nil
+	}
+	return []Ref{{"spec.integration.secretRef", s.Integration.SecretRef.Name, Integration}}
+}
+
+// Sample returns data that satisfies need with placeholder values, for tests and local
+// stacks.
+func (n Need) Sample() map[string][]byte {
+	data := map[string][]byte{}
+	if len(n) > 0 {
+		for _, k := range n[0] {
+			data[k] = []byte("sample-" + k + "-value")
+		}
+	}
+	return data
+}
