@@ -92,6 +92,17 @@ func TestSegmentLifecycle(t *testing.T) {
 	}
 
 	// A resync with nothing changed writes nothing: no status patch, no KV write, no audit.
+	// The running controller's status write for generation 2 may still be on its way (its
+	// audit entry is written first): wait for it, it is not the resync's.
+	eventually(t, 30*time.Second, "generation 2 observed", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(seg), seg); err != nil {
+			return err
+		}
+		if seg.Status.ObservedGeneration != seg.Generation {
+			return fmt.Errorf("observed generation %d of %d", seg.Status.ObservedGeneration, seg.Generation)
+		}
+		return nil
+	})
 	r := &reconciler[*crmv1.Segment]{Client: k8s, Store: testStore, Now: time.Now, kind: segmentKind{}}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(seg), seg); err != nil {
 		t.Fatal(err)

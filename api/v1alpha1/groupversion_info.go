@@ -45,3 +45,8 @@ const (
 	// AdminConsentReport is the consent report (no marketing after a withdrawal).
 	AdminConsentReport = "consent/report"
 )
+
+// AdminResources lists every virtual admin resource (for kubectl croupier can-i).
+var AdminResources = []string{AdminPlayersImport, AdminPlayersErase, AdminPlayersExport, AdminPlayersExplain, AdminPlayersHistory,
+	AdminPlayersPreferences, AdminCampaignsPreview, AdminCampaignsTestSend, AdminCampaignsReport, AdminCouponsImport,
+	AdminSuppressions, AdminConsentReport}

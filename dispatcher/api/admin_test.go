@@ -135,6 +135,11 @@ func setup(t *testing.T) *fixture {
 			Category: crmv1.CategoryMarketing,
 			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
 			Contents: []crmv1.Content{{Name: "spins", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "10 pulsuz fırlatma sizi gözləyir."}}}}}}},
+		{Kind: bus.KindCampaign, Brand: "baku", Name: "spent-spins", UID: "uid-spent-spins", Campaign: &bus.CampaignConfig{
+			BudgetTotal: &bus.MinorAmount{Minor: 500, Currency: "AZN"}, Spec: crmv1.CampaignSpec{
+				Category: crmv1.CategoryMarketing, Budget: &crmv1.Budget{Total: &crmv1.Money{Amount: "5.00", Currency: "AZN"}},
+				Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
+				Contents: []crmv1.Content{{Name: "spins", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "10 pulsuz fırlatma sizi gözləyir."}}}}}}},
 		{Kind: bus.KindCampaign, Brand: "baku", Name: "paused-spins", UID: "uid-paused-spins", Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{
 			Category: crmv1.CategoryMarketing, Paused: true,
 			Steps:    []crmv1.Step{{Name: "offer", Send: &crmv1.SendStep{Content: "spins"}}},
@@ -470,6 +475,18 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		if !s.Passed {
 			t.Fatalf("explain after the opt-in: step %d %s did not pass: %s", s.Step, s.Name, body)
 		}
+	}
+	// A campaign its budget paused (the ledger found the total reached) is explained as
+	// such; before that it would send like daily-spins.
+	if st, ex, body := explain(nigar, "?campaign=spent-spins"); st != 200 || ex.Decision.Result != route.Send {
+		t.Fatalf("explain before the cap: %d %s", st, body)
+	}
+	led, _ := bus.Encode(bus.BudgetLedger{UID: "uid-spent-spins", Granted: 5_000_000, Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetTotal, Cap: 5_000_000, At: explainAt}})
+	if _, err := bustest.KV(t, f.js, bus.BucketBudget).Put(ctx, bus.BudgetKey("baku", "spent-spins"), led); err != nil {
+		t.Fatal(err)
+	}
+	if st, ex, body := explain(nigar, "?campaign=spent-spins"); st != 200 || ex.Decision.Reason != route.ReasonBudgetExhausted || !strings.Contains(ex.Decision.Detail, "total budget") {
+		t.Fatalf("explain of a campaign paused by its budget: %d %s", st, body)
 	}
 	f.run(t, []step{
 		{"an analyst may not change preferences", nigar, "PUT", "/v1/brands/baku/players/p-20/preferences",

@@ -260,8 +260,34 @@ func (in *Insight) explain(w http.ResponseWriter, r *http.Request, brand string,
 			reason = route.ReasonCampaignPaused
 		}
 		ex.Decision.Result, ex.Decision.Reason, ex.Decision.Detail = route.Suppress, reason, why
+	} else if scope := in.budgetExhausted(ctx, brand, campaign, now); scope != "" {
+		// Paused by its budget (the ledger's exhaustion holds): nothing new is sent.
+		ex.Decision.Result, ex.Decision.Reason = route.Suppress, route.ReasonBudgetExhausted
+		ex.Decision.Detail = "the campaign is paused: its " + scope + " budget is exhausted"
 	}
 	ingest.WriteJSON(w, http.StatusOK, ex)
+}
+
+// budgetExhausted is the scope of the campaign's cap its budget ledger found reached and
+// that still holds ("" when none, or when the ledger cannot be read).
+func (in *Insight) budgetExhausted(ctx context.Context, brand, campaign string, now time.Time) string {
+	caps := in.Catalog.Caps(brand, campaign)
+	if !caps.Limited() {
+		return ""
+	}
+	kv, err := in.JS.KeyValue(ctx, bus.BucketBudget)
+	if err != nil {
+		return ""
+	}
+	e, err := kv.Get(ctx, bus.BudgetKey(brand, campaign))
+	if err != nil {
+		return ""
+	}
+	led, err := bus.Decode[bus.BudgetLedger](e.Value())
+	if err != nil || led.UID != caps.UID || !led.Exhausted.Holds(caps.Total, caps.PerPeriod, now) {
+		return ""
+	}
+	return led.Exhausted.Scope
 }
 
 // Violation is a marketing message sent on a channel after the player withdrew consent

@@ -57,11 +57,19 @@ func (s *ownerState) preview(brand, campaign string, now time.Time) *bus.Preview
 		}
 		it := &bus.Intent{ID: "preview", Brand: brand, Player: id, Campaign: cp.Name, Step: step, Category: cp.Spec().Category,
 			Content: cp.Content(variant, content), Created: now}
-		in, _ := s.routeInput(b, cp, it, ps, c, now)
+		in, pl := s.routeInput(b, cp, it, ps, c, now)
 		switch d := route.Decide(&in); d.Result {
 		case route.Send:
 			p.WouldSend++
 			p.ByChannel[string(d.Channel)]++
+			lang := ""
+			if pl != nil {
+				lang = pl.Language
+			}
+			// The locale the message would be rendered in, as render picks it.
+			if m := c.Pick(d.Channel, in.Prefs.Language(d.Channel), lang, b.Policy.DefaultLanguage); m != nil {
+				p.ByLocale[string(d.Channel)+"/"+m.Locale]++
+			}
 		case route.Defer:
 			p.Deferred[string(d.Reason)]++
 		default:

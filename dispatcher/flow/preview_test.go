@@ -26,7 +26,8 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 		Audience: &crmv1.Audience{Rule: `player.country == "AZ"`},
 		Trigger:  crmv1.Trigger{Schedule: &crmv1.ScheduleTrigger{Cron: "0 10 * * *"}},
 		Steps:    []crmv1.Step{{Name: "tell", Send: &crmv1.SendStep{Content: "tell", Channels: []crmv1.Channel{crmv1.ChannelSMS}}}},
-		Contents: []crmv1.Content{sms("tell", "Salam")}})
+		Contents: []crmv1.Content{{Name: "tell", Messages: []crmv1.Message{
+			{Channel: crmv1.ChannelSMS, Locale: "az", Body: "Salam"}, {Channel: crmv1.ChannelSMS, Locale: "ru", Body: "Привет"}}}}})
 	noon := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC) // 12:00 in Baku
 	for part, replica := range []string{"a", "b"} {
 		clk := &fakeClock{}
@@ -51,7 +52,13 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 		if i >= 6 {
 			country = "TR"
 		}
-		data := map[string]any{"country": country, "language": "az", "timeZone": "Asia/Baku", "currency": "AZN"}
+		// Reachable players 1 and 5 read Russian, 4 Azerbaijani, 2 English (no English
+		// message: the brand's default language, az).
+		lang := map[int]string{1: "ru", 2: "en", 5: "ru"}[i]
+		if lang == "" {
+			lang = "az"
+		}
+		data := map[string]any{"country": country, "language": lang, "timeZone": "Asia/Baku", "currency": "AZN"}
 		if i%3 != 0 {
 			data["phone"] = fmt.Sprintf("+99450000%04d", i)
 		}
@@ -70,6 +77,9 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 	if p.WouldSend != 4 || p.ByChannel["sms"] != 4 || p.Suppressed[string(route.ReasonNoChannel)] != 2 ||
 		fmt.Sprint(p.Partitions) != "[0 1]" || p.Step != "tell" {
 		t.Fatalf("preview %+v", p)
+	}
+	if len(p.ByLocale) != 2 || p.ByLocale["sms/ru"] != 2 || p.ByLocale["sms/az"] != 2 {
+		t.Fatalf("locales %v, want sms/ru 2 and sms/az 2 (one of them the English reader's fallback)", p.ByLocale)
 	}
 	if n := len(bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, "croupier.outcomes.>")); n != 0 {
 		t.Fatalf("the preview recorded %d outcomes", n)

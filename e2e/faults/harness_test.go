@@ -163,6 +163,36 @@ func newStack(tb testing.TB) *stack { return newStackOn(tb, false) }
 
 func newStackOn(tb testing.TB, cluster bool) *stack {
 	s := &stack{tb: tb, dir: tb.TempDir(), cluster: cluster, procs: map[string]*proc{}}
+	// Registered before anything starts, so a failed start leaves no process behind.
+	tb.Cleanup(func() {
+		// CROUPIER_FAULTS_LOGS keeps every process's log for a look after the run.
+		if keep := os.Getenv("CROUPIER_FAULTS_LOGS"); keep != "" {
+			files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+			dst := filepath.Join(keep, strings.NewReplacer("/", "_").Replace(tb.Name()))
+			_ = os.MkdirAll(dst, 0o755)
+			for _, f := range files {
+				if raw, err := os.ReadFile(f); err == nil {
+					_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), raw, 0o644)
+				}
+			}
+		}
+		s.mu.Lock()
+		procs := make([]*proc, 0, len(s.procs))
+		for _, p := range s.procs {
+			procs = append(procs, p)
+		}
+		s.mu.Unlock()
+		for _, p := range procs {
+			s.kill(p)
+		}
+		if s.nc != nil {
+			s.nc.Close()
+		}
+		s.stopNATS()
+		for i := range s.nodes {
+			s.killNode(i)
+		}
+	})
 	if cluster {
 		s.startCluster()
 	} else {
@@ -188,33 +218,6 @@ func newStackOn(tb testing.TB, cluster bool) *stack {
 	if want := map[bool]int{false: 1, true: 3}[cluster]; topo.Replicas != want {
 		tb.Fatalf("streams made with %d replicas, want %d", topo.Replicas, want)
 	}
-	tb.Cleanup(func() {
-		// CROUPIER_FAULTS_LOGS keeps every process's log for a look after the run.
-		if keep := os.Getenv("CROUPIER_FAULTS_LOGS"); keep != "" {
-			files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
-			dst := filepath.Join(keep, strings.NewReplacer("/", "_").Replace(tb.Name()))
-			_ = os.MkdirAll(dst, 0o755)
-			for _, f := range files {
-				if raw, err := os.ReadFile(f); err == nil {
-					_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), raw, 0o644)
-				}
-			}
-		}
-		s.mu.Lock()
-		procs := make([]*proc, 0, len(s.procs))
-		for _, p := range s.procs {
-			procs = append(procs, p)
-		}
-		s.mu.Unlock()
-		for _, p := range procs {
-			s.kill(p)
-		}
-		nc.Close()
-		s.stopNATS()
-		for i := range s.nodes {
-			s.killNode(i)
-		}
-	})
 	return s
 }
 
@@ -313,14 +316,34 @@ func (s *stack) killNode(i int) {
 	nd.cmd = nil
 }
 
-// waitJetStream waits until the cluster has a JetStream meta leader.
+// waitJetStream waits until the cluster has a JetStream meta leader; when it has none
+// after two minutes it fails with the end of each node's log.
 func (s *stack) waitJetStream() {
-	bustest.Eventually(s.tb, 2*time.Minute, "the cluster's JetStream ready", func() bool {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		_, err := s.js.AccountInfo(ctx)
-		return err == nil
-	})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, nd := range s.nodes {
+				raw, _ := os.ReadFile(filepath.Join(s.dir, nd.name+".nats.log"))
+				lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+				state := "running"
+				select {
+				case <-nd.done:
+					state = "exited"
+				default:
+				}
+				fmt.Fprintf(&b, "--- %s (%s):\n%s\n", nd.name, state, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+			}
+			s.tb.Fatalf("no JetStream meta leader on the cluster within 2 minutes (%v):\n%s", err, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // leaderOf is the server name leading a stream ("" when unknown).

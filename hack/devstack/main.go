@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	o := devstack.Options{Out: os.Stdout}
+	o := devstack.Options{Out: os.Stdout, ParentDeath: true}
 	flag.StringVar(&o.State, "state", ".croupier", "where the local stack keeps its data")
 	verbose := flag.Bool("v", false, "controller logs")
 	flag.IntVar(&o.Players, "players", 3000, "players the traffic simulator plays (0: no simulator)")
@@ -45,6 +45,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := devstack.Run(ctx, o); err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C while starting: what was started is stopped; that is no failure.
+			fmt.Fprintln(os.Stderr, "make dev: stopped while starting")
+			return
+		}
 		fmt.Fprintln(os.Stderr, "make dev:", err)
 		os.Exit(1)
 	}

@@ -558,12 +558,16 @@ func CouponPoolCodeKey(brand, pool string, n int) string {
 // players it reaches and what routing would decide for each, by channel and by reason.
 // Nothing is sent, reserved or recorded.
 type Preview struct {
-	Brand      string           `json:"brand"`
-	Campaign   string           `json:"campaign"`
-	Step       string           `json:"step,omitempty"`
-	Audience   int64            `json:"audience"`
-	WouldSend  int64            `json:"wouldSend"`
-	ByChannel  map[string]int64 `json:"byChannel"`
+	Brand     string           `json:"brand"`
+	Campaign  string           `json:"campaign"`
+	Step      string           `json:"step,omitempty"`
+	Audience  int64            `json:"audience"`
+	WouldSend int64            `json:"wouldSend"`
+	ByChannel map[string]int64 `json:"byChannel"`
+	// ByLocale counts the would-be sends by channel and the locale each player would get
+	// ("sms/ru"): the player's language for the channel, else the profile's, else the
+	// brand's default language.
+	ByLocale   map[string]int64 `json:"byLocale"`
 	Deferred   map[string]int64 `json:"deferred"`
 	Suppressed map[string]int64 `json:"suppressed"`
 	// Partitions are the partitions counted; Missing those no owner answered for in time.
@@ -574,7 +578,7 @@ type Preview struct {
 
 // NewPreview is an empty preview of a campaign.
 func NewPreview(brand, campaign string) *Preview {
-	return &Preview{Brand: brand, Campaign: campaign, ByChannel: map[string]int64{}, Deferred: map[string]int64{}, Suppressed: map[string]int64{}}
+	return &Preview{Brand: brand, Campaign: campaign, ByChannel: map[string]int64{}, ByLocale: map[string]int64{}, Deferred: map[string]int64{}, Suppressed: map[string]int64{}}
 }
 
 // Add sums another partition's preview into p.
@@ -583,6 +587,12 @@ func (p *Preview) Add(q *Preview) {
 	p.WouldSend += q.WouldSend
 	for k, v := range q.ByChannel {
 		p.ByChannel[k] += v
+	}
+	for k, v := range q.ByLocale {
+		if p.ByLocale == nil {
+			p.ByLocale = map[string]int64{}
+		}
+		p.ByLocale[k] += v
 	}
 	for k, v := range q.Deferred {
 		p.Deferred[k] += v

@@ -15,15 +15,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,11 +60,63 @@ func NewCommand(out, errOut io.Writer) *cobra.Command {
 		dflt = "https://127.0.0.1:8443"
 	}
 	root.PersistentFlags().StringVar(&o.Dispatcher, "dispatcher", dflt, "the dispatcher's admin API URL (env CROUPIER_DISPATCHER)")
-	root.PersistentFlags().StringVar(&o.DispatcherCA, "dispatcher-ca", "", "CA file that signs the dispatcher's certificate")
+	root.PersistentFlags().StringVar(&o.DispatcherCA, "dispatcher-ca", os.Getenv("CROUPIER_DISPATCHER_CA"), "CA file that signs the dispatcher's certificate (env CROUPIER_DISPATCHER_CA; make dev prints its own)")
 	root.PersistentFlags().BoolVar(&o.Insecure, "insecure-skip-dispatcher-verify", false, "do not verify the dispatcher's certificate (make dev's is self-signed)")
-	root.AddCommand(o.status(), o.preview(), o.testSend(), o.explain(), o.history(), o.pause(true), o.pause(false))
+	root.AddCommand(o.status(), o.preview(), o.testSend(), o.explain(), o.history(), o.pause(true), o.pause(false), o.canI())
 	return root
 }
+
+// canI answers what `kubectl auth can-i` cannot: the admin API's resources are not served
+// by the API server (no discovery), so can-i warns and says no. A SelfSubjectAccessReview
+// in the admin group asks the authorizer itself, as the dispatcher does.
+func (o *Options) canI() *cobra.Command {
+	return &cobra.Command{
+		Use:   "can-i VERB RESOURCE",
+		Short: "Whether you may call an admin API route: e.g. can-i get players/explain, can-i create players/erase",
+		Long: "Checks a right on the dispatcher's admin API (group " + crmv1.AdminGroup + ") in the namespace (the brand)\n" +
+			"with a SelfSubjectAccessReview. Resources: " + strings.Join(crmv1.AdminResources, ", ") + ".\n" +
+			"Prints yes or no and exits 0 or 1, like kubectl auth can-i.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			verb, resource := args[0], args[1]
+			if !slices.Contains(crmv1.AdminResources, resource) {
+				return fmt.Errorf("%q is not an admin API resource; one of %s", resource, strings.Join(crmv1.AdminResources, ", "))
+			}
+			ns, err := o.namespace()
+			if err != nil {
+				return err
+			}
+			cfg, err := o.Kube.ToRESTConfig()
+			if err != nil {
+				return err
+			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			res, sub, _ := strings.Cut(resource, "/")
+			review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(cmd.Context(), &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: ns, Verb: verb, Group: crmv1.AdminGroup, Resource: res, Subresource: sub}}}, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			if !review.Status.Allowed {
+				fmt.Fprintln(o.Out, "no")
+				if review.Status.Reason != "" {
+					fmt.Fprintln(o.Err, review.Status.Reason)
+				}
+				cmd.SilenceErrors = true
+				return errNo
+			}
+			fmt.Fprintln(o.Out, "yes")
+			return nil
+		},
+	}
+}
+
+// errNo is can-i's answer "no": exit status 1, nothing more printed.
+var errNo = errors.New("no")
 
 func (o *Options) namespace() (string, error) {
 	ns, _, err := o.Kube.ToRawKubeConfigLoader().Namespace()
@@ -185,7 +240,7 @@ func (o *Options) preview() *cobra.Command {
 			for _, sec := range []struct {
 				name string
 				m    map[string]int64
-			}{{"by channel", p.ByChannel}, {"deferred", p.Deferred}, {"suppressed", p.Suppressed}} {
+			}{{"by channel", p.ByChannel}, {"by locale", p.ByLocale}, {"deferred", p.Deferred}, {"suppressed", p.Suppressed}} {
 				keys := make([]string, 0, len(sec.m))
 				for k := range sec.m {
 					keys = append(keys, k)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -120,6 +121,20 @@ func TestPlugin(t *testing.T) {
 	if cp.Spec.Paused {
 		t.Fatal("spec.paused still set")
 	}
+	// can-i answers for the admin API's virtual resources, which kubectl auth can-i cannot
+	// look up: a marketer may explain and preview, not erase.
+	for _, c := range []struct {
+		verb, resource, want string
+		ok                   bool
+	}{{"get", "players/explain", "yes", true}, {"get", "campaigns/preview", "yes", true}, {"create", "players/erase", "no", false}, {"get", "consent/report", "no", false}} {
+		out, err := run(t, "can-i", c.verb, c.resource, "--kubeconfig", kubeconfig, "-n", "baku")
+		if (err == nil) != c.ok || strings.TrimSpace(strings.Split(out, "\n")[0]) != c.want {
+			t.Errorf("can-i %s %s: %v %q, want %s", c.verb, c.resource, err, out, c.want)
+		}
+	}
+	if out, err := run(t, "can-i", "get", "players", "--kubeconfig", kubeconfig, "-n", "baku"); err == nil || !strings.Contains(out, "players/explain") {
+		t.Errorf("can-i of a resource the admin API does not have: %v %q", err, out)
+	}
 	if out, _ := run(t, "pause", "--help"); !strings.Contains(out, "Argo CD") {
 		t.Fatalf("pause help does not mention GitOps: %s", out)
 	}
@@ -136,7 +151,7 @@ func TestPlugin(t *testing.T) {
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/preview"):
 			_ = json.NewEncoder(w).Encode(map[string]any{"audience": 42, "wouldSend": 30, "step": "offer",
-				"byChannel": map[string]int{"push": 30}, "suppressed": map[string]int{"NoConsent": 12}})
+				"byChannel": map[string]int{"push": 30}, "byLocale": map[string]int{"push/az": 21, "push/ru": 9}, "suppressed": map[string]int{"NoConsent": 12}})
 		case strings.HasSuffix(r.URL.Path, "/testsend"):
 			body, _ := io.ReadAll(r.Body)
 			if !strings.Contains(string(body), `"player":"p-seed"`) {
@@ -157,7 +172,8 @@ func TestPlugin(t *testing.T) {
 	defer disp.Close()
 	flags := []string{"--kubeconfig", kubeconfig, "-n", "baku", "--dispatcher", disp.URL, "--insecure-skip-dispatcher-verify"}
 	out, err = run(t, append([]string{"preview", "daily-spins"}, flags...)...)
-	if err != nil || !strings.Contains(out, "audience 42, would send 30") || !strings.Contains(out, "NoConsent") {
+	if err != nil || !strings.Contains(out, "audience 42, would send 30") || !strings.Contains(out, "NoConsent") ||
+		!regexp.MustCompile(`by locale\s+push/ru\s+9`).MatchString(out) {
 		t.Fatalf("preview: %v\n%s", err, out)
 	}
 	if out, err = run(t, append([]string{"test-send", "daily-spins", "--to", "p-seed"}, flags...)...); err != nil || !strings.Contains(out, "test-1") {

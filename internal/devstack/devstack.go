@@ -8,10 +8,12 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +26,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	certutil "k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -40,6 +44,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/testenv"
 )
 
 const brand = "baku-casino"
@@ -53,6 +58,11 @@ type Options struct {
 	// Addresses of the dispatcher's HTTPS API and health/metrics, the manager's metrics
 	// and probes, and the local SMTP and HTTP sinks.
 	APIAddr, HealthAddr, MetricsAddr, ProbeAddr, SMTPAddr, HTTPSinkAddr string
+	// ParentDeath starts etcd and kube-apiserver through this program's own executable
+	// (see hack/devstack), which sets a parent-death signal before it runs them, so a
+	// stack that is killed takes them along (Linux). Off in tests: the test binary is no
+	// such wrapper.
+	ParentDeath bool
 	// Players and Speed drive the traffic simulator (Players 0: none).
 	Players int
 	Speed   float64
@@ -118,13 +128,27 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	if err := reapStale(abs, o.Out); err != nil {
+		return fmt.Errorf("stopping what a killed stack left behind (%s): %w", filepath.Join(abs, pidFile), err)
+	}
+	if o.ParentDeath {
+		if err := wrapControlPlane(filepath.Join(abs, "bin")); err != nil {
+			return fmt.Errorf("wrapping etcd and kube-apiserver: %w", err)
+		}
+	}
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(o.Root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(abs, "etcd")}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd (KUBEBUILDER_ASSETS=%s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
 	}
-	defer func() { _ = env.Stop() }()
+	defer func() {
+		_ = env.Stop()
+		_ = os.Remove(filepath.Join(abs, pidFile))
+	}()
+	if err := writePIDs(abs, children(controlPlane)); err != nil {
+		return err
+	}
 	kubeconfig := filepath.Join(abs, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
 		return err
@@ -187,7 +211,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	token := string(sec.Data[ingest.SecretBearerToken])
-	playerJWT, err := playerToken(sec, "p-1")
+	// The simulator's first player (registered within seconds of the start).
+	samplePlayer := (&simulator{}).player(0)
+	playerJWT, err := playerToken(sec, samplePlayer)
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := servingCert(filepath.Join(abs, "dispatcher-tls"))
 	if err != nil {
 		return err
 	}
@@ -206,7 +236,7 @@ func Run(ctx context.Context, o Options) error {
 			Replica: "dev", Partitions: topo.Partitions, LeaseTTL: 6 * time.Second, Batch: 1000,
 			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
 			APIAddr: o.APIAddr, HealthAddr: o.HealthAddr, Kube: kube, Ready: dispReady,
-			PublicURL: "https://" + o.APIAddr,
+			PublicURL: "https://" + o.APIAddr, TLSCertFile: certFile, TLSKeyFile: keyFile,
 		})
 	}()
 	select {
@@ -214,26 +244,37 @@ func Run(ctx context.Context, o Options) error {
 	case err := <-dispErr:
 		return fmt.Errorf("dispatcher: %w", err)
 	}
+	// The lines printed below work at once only when the brand's policy is published.
+	if err := waitPublished(ctx, c, brand); err != nil {
+		return err
+	}
 	welcome := fmt.Sprintf(`Croupier is running locally.
-  kubeconfig   export KUBECONFIG=%s
-  samples      kubectl -n %s get campaigns,segments,channelpolicies,preferencepolicies
-  NATS         %s (JetStream under %s/nats, %d partitions)
-  events       curl -k -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents+json' \
-                 https://127.0.0.1:8443/v1/brands/%s/events -d @event.json   (shapes: EVENTS.md)
-  admin API    https://127.0.0.1:8443/v1/brands/%s/players/{import,<id>/export,<id>/erase,<id>/history,<id>/explain?campaign=}
+  kubeconfig   export KUBECONFIG=%[1]s
+  samples      kubectl -n %[2]s get campaigns,segments,channelpolicies,preferencepolicies
+               (kubectl is %[3]s/kubectl; make build puts kubectl-croupier in bin/)
+  NATS         %[4]s (JetStream under %[5]s/nats, %[6]d partitions)
+  keys         bearer token %[7]s
+               HMAC key     %[8]s
+               dispatcher CA %[9]s
+  events       BODY='{"specversion":"1.0","id":"dep-'$(date +%%s)'","source":"pam.baku","type":"deposit.completed","subject":"%[10]s","time":"'$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)'","data":{"amount":"50.00","currency":"AZN","method":"card","depositId":"d-'$(date +%%s)'"}}'
+               curl -sS --cacert %[9]s -H 'Authorization: Bearer %[7]s' -H 'Content-Type: application/cloudevents+json' https://127.0.0.1:8443/v1/brands/%[2]s/events -d "$BODY"
+  signed       T=$(date +%%s); SIG=$(printf '%%s.%%s' "$T" "$BODY" | openssl dgst -sha256 -hmac '%[8]s' | sed 's/^.* //')
+               curl -sS --cacert %[9]s -H "Croupier-Signature: t=$T,v1=$SIG" -H 'Content-Type: application/cloudevents+json' https://127.0.0.1:8443/v1/brands/%[2]s/events -d "$BODY"
+               (event shapes: EVENTS.md)
+  admin API    https://127.0.0.1:8443/v1/brands/%[2]s/players/{import,<id>/export,<id>/erase,<id>/history,<id>/explain?campaign=}
                (client certificate or token from the kubeconfig's user)
-  preferences  curl -k -H 'Authorization: Bearer %s' \
-                 https://127.0.0.1:8443/v1/brands/%s/me/preferences   (player p-1's token, valid 24h)
-  inbox        https://127.0.0.1:8443/v1/brands/%s/me/inbox (same token; /stream is the live feed)
-  sinks        emails land in %s/mail/*.eml (SMTP sink %s); SMS, push (FCM), webhook
-               messages and the casino callbacks in %s/sinks.log (HTTP sink %s).
-  plugin       make build && PATH=$PWD/bin:$PATH kubectl croupier -n %s status
-               (preview, test-send, explain, history need --insecure-skip-dispatcher-verify)
+  preferences  curl -sS --cacert %[9]s -H 'Authorization: Bearer %[11]s' https://127.0.0.1:8443/v1/brands/%[2]s/me/preferences
+               (player %[10]s's token, valid 24h)
+  inbox        https://127.0.0.1:8443/v1/brands/%[2]s/me/inbox (same token; /stream is the live feed)
+  sinks        emails land in %[5]s/mail/*.eml (SMTP sink %[12]s); SMS, push (FCM), webhook
+               messages and the casino callbacks in %[5]s/sinks.log (HTTP sink %[13]s).
+  plugin       export CROUPIER_DISPATCHER=https://127.0.0.1:8443 CROUPIER_DISPATCHER_CA=%[9]s
+               make build && PATH=$PWD/bin:%[3]s:$PATH kubectl croupier -n %[2]s status
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
-  simulator    %d players, a casino day in %s (flags: -players, -speed)
+  simulator    %[14]d players (%[10]s and up), a casino day in %[15]s (flags: -players, -speed)
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
-`, kubeconfig, brand, srv.ClientURL(), state, topo.Partitions, token, brand, brand, playerJWT, brand, brand,
-		state, o.SMTPAddr, state, o.HTTPSinkAddr, brand, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second))
+`, kubeconfig, brand, kubectlDir(), srv.ClientURL(), state, topo.Partitions, token, string(sec.Data[ingest.SecretHMACKey]), certFile,
+		samplePlayer, playerJWT, o.SMTPAddr, o.HTTPSinkAddr, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second))
 	fmt.Fprint(o.Out, strings.NewReplacer("127.0.0.1:8443", o.APIAddr, "127.0.0.1:8080", o.MetricsAddr, "127.0.0.1:8090", o.HealthAddr).Replace(welcome))
 	sim := &simulator{js: js, players: simPlayers, speed: max(simSpeed, 1)}
 	if simPlayers > 0 {
@@ -285,6 +326,9 @@ func applyRBAC(ctx context.Context, c client.Client, dir string) error {
 	return nil
 }
 
+// applySamples applies config/samples to the brand's namespace with server-side apply, so
+// an edited sample takes effect at the next start (what the samples no longer set is
+// removed; objects created by hand stay).
 func applySamples(ctx context.Context, c client.Client, dir string) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: brand}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
@@ -295,12 +339,15 @@ func applySamples(ctx context.Context, c client.Client, dir string) error {
 	}
 	for _, u := range objs {
 		u.SetNamespace(brand)
-		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(samplesFieldOwner), client.ForceOwnership); err != nil {
 			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
 }
+
+// samplesFieldOwner is the field manager of the applied samples.
+const samplesFieldOwner = "croupier-dev"
 
 // devIntegrationSecret makes sure the sample PreferencePolicy's integration Secret exists
 // (a random HMAC key and bearer token, kept across restarts) and returns the token.
@@ -321,6 +368,59 @@ func devIntegrationSecret(ctx context.Context, c client.Client) (*corev1.Secret,
 			ingest.SecretJWTKey: []byte(random())},
 	}
 	return &sec, c.Create(ctx, &sec)
+}
+
+// waitPublished waits until the brand's PreferencePolicy is Ready for its current
+// generation (published, its integration Secret present), so intake knows the brand's keys.
+func waitPublished(ctx context.Context, c client.Client, ns string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var list crmv1.PreferencePolicyList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
+			for _, p := range list.Items {
+				if r := meta.FindStatusCondition(p.Status.Conditions, crmv1.ConditionReady); r != nil && r.Status == metav1.ConditionTrue &&
+					p.Status.ObservedGeneration == p.Generation {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the PreferencePolicy of %s was not Ready within 2 minutes (kubectl -n %s get preferencepolicies)", ns, ns)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// servingCert keeps the dispatcher's self-signed serving certificate (localhost,
+// 127.0.0.1) in dir across restarts, so the CA file make dev prints stays valid.
+func servingCert(dir string) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		return certFile, keyFile, nil
+	}
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, []string{"croupier-dispatcher"})
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(certFile, certPEM, 0o644)
+}
+
+// kubectlDir is where hack/build-envtest.sh put kubectl (KUBEBUILDER_ASSETS).
+func kubectlDir() string {
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		return d
+	}
+	return "$HOME/.cache/croupier/k8s-" + testenv.K8sVersion
 }
 
 // playerToken is a day-long token for a sample player, signed as the casino would sign it.

@@ -58,20 +58,29 @@ func mailTo(dir, addr string) (subject, body string) {
 // returns where it is and a client of its API server.
 func startStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info, client.Client) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		home, _ := os.UserHomeDir()
-		t.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "croupier", "k8s-"+testenv.K8sVersion))
-	}
 	state, err := os.MkdirTemp("", "croupier-devstack-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(state) }) // after the stack stopped (cleanups run last first)
+	info, c, stop := runStack(t, append([]func(*devstack.Options){func(o *devstack.Options) { o.State = state }}, tweaks...)...)
+	t.Cleanup(stop)
+	return info, c
+}
+
+// runStack starts a stack on the repository's config and returns a client and its stop,
+// which waits until everything stopped.
+func runStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info, client.Client, func()) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		home, _ := os.UserHomeDir()
+		t.Setenv("KUBEBUILDER_ASSETS", filepath.Join(home, ".cache", "croupier", "k8s-"+testenv.K8sVersion))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan devstack.Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		o := devstack.Options{State: state, Root: filepath.Join("..", ".."), NATSPort: -1,
+		o := devstack.Options{Root: filepath.Join("..", ".."), NATSPort: -1,
 			APIAddr: freeAddr(t), HealthAddr: freeAddr(t), MetricsAddr: freeAddr(t), ProbeAddr: freeAddr(t),
 			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready}
 		for _, tw := range tweaks {
@@ -81,21 +90,24 @@ func startStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info,
 	}()
 	var info devstack.Info
 	exited := false
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
 		cancel()
-		if exited {
+		if exited || stopped {
 			return
 		}
+		stopped = true
 		if err := <-done; err != nil {
 			t.Errorf("the stack stopped with %v", err)
 		}
-	})
+	}
 	select {
 	case info = <-ready:
 	case err := <-done:
 		exited = true
 		t.Fatalf("the stack did not start: %v", err)
 	case <-time.After(2 * time.Minute):
+		stop()
 		t.Fatal("the stack did not start within 2 minutes")
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
@@ -109,7 +121,59 @@ func startStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info, c
+	return info, c, stop
+}
+
+// Editing config/samples and running make dev again applies the edit (server-side apply):
+// the old object is not kept, the sinks stay wired, the data stays.
+func TestRestartAppliesEditedSamples(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, "config"), os.DirFS(filepath.Join("..", "..", "config"))); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	onRoot := func(o *devstack.Options) { o.Root, o.State = root, state }
+	campaign := func(c client.Client) *crmv1.Campaign {
+		var cp crmv1.Campaign
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "baku-casino", Name: "daily-free-spins"}, &cp); err != nil {
+			t.Fatal(err)
+		}
+		return &cp
+	}
+	_, c, stop := runStack(t, onRoot)
+	t.Cleanup(stop)
+	first := campaign(c)
+	const was = "Daily free spins for slot lovers at 10:00 Baku time"
+	if first.Spec.Description != was {
+		t.Fatalf("description %q", first.Spec.Description)
+	}
+	stop()
+
+	samples := filepath.Join(root, "config", "samples", "baku-casino.yaml")
+	raw, err := os.ReadFile(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), was, "Daily free spins at 10:00, edited", 1)
+	if edited == string(raw) {
+		t.Fatal("the sample's description is not in the file")
+	}
+	if err := os.WriteFile(samples, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, c, stop = runStack(t, onRoot)
+	t.Cleanup(stop)
+	again := campaign(c)
+	if again.Spec.Description != "Daily free spins at 10:00, edited" || again.UID != first.UID {
+		t.Fatalf("after the restart: description %q, uid %s (was %s)", again.Spec.Description, again.UID, first.UID)
+	}
+	var email crmv1.ChannelPolicy
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "baku-casino", Name: "email"}, &email); err != nil {
+		t.Fatal(err)
+	}
+	if email.Spec.Providers[0].Name != "dev-smtp-sink" {
+		t.Fatalf("the email policy is no longer pointed at the local sink: %+v", email.Spec.Providers)
+	}
 }
 
 // make dev's stack, headless (no simulator): a Campaign applied through the API server
