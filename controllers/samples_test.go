@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
@@ -68,20 +67,9 @@ func TestEverySampleBecomesReady(t *testing.T) {
 	// first without them.
 	secrets := map[string]secretkeys.Need{}
 	for _, u := range objs {
-		var refs []secretkeys.Ref
-		switch u.GetKind() {
-		case "ChannelPolicy":
-			var p crmv1.ChannelPolicy
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
-				t.Fatal(err)
-			}
-			refs = secretkeys.OfChannelPolicy(&p.Spec)
-		case "PreferencePolicy":
-			var p crmv1.PreferencePolicy
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
-				t.Fatal(err)
-			}
-			refs = secretkeys.OfPreferencePolicy(&p.Spec)
+		refs, err := secretkeys.OfManifest(u)
+		if err != nil {
+			t.Fatal(err)
 		}
 		for _, r := range refs {
 			secrets[r.Name] = append(secrets[r.Name], r.Need...)

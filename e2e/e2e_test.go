@@ -170,20 +170,9 @@ func applyBrand(t *testing.T, dir string, campaigns ...string) string {
 		if u.GetKind() == "Campaign" && !want[u.GetName()] && !want["*"] {
 			continue
 		}
-		var refs []secretkeys.Ref
-		switch u.GetKind() {
-		case "ChannelPolicy":
-			var p crmv1.ChannelPolicy
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
-				t.Fatal(err)
-			}
-			refs = secretkeys.OfChannelPolicy(&p.Spec)
-		case "PreferencePolicy":
-			var p crmv1.PreferencePolicy
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
-				t.Fatal(err)
-			}
-			refs = secretkeys.OfPreferencePolicy(&p.Spec)
+		refs, err := secretkeys.OfManifest(u)
+		if err != nil {
+			t.Fatal(err)
 		}
 		for _, r := range refs { // the brand's Secrets, with placeholder values
 			if secrets[r.Name] == nil {

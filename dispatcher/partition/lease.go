@@ -196,7 +196,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 	for p, reason := range given {
 		if _, ok := l.ownedLease(p); ok {
 			l.Log.Warn("partition lease released: this replica cannot run it", "partition", p, "reason", reason)
-			l.release(ctx, p, now, cb)
+			l.release(p, cb)
 		}
 		l.cooling[p] = now.Add(2 * l.TTL)
 	}
@@ -277,7 +277,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 			extra = append(extra, p)
 			if now.Sub(o.orphanSince) > l.orphanHold() {
 				l.Log.Info("handing back a partition held beyond the fair share", "partition", p)
-				l.release(ctx, p, now, cb)
+				l.release(p, cb)
 			}
 			continue
 		}
@@ -287,7 +287,7 @@ func (l *Leases) step(ctx context.Context, cb Callbacks) {
 	for len(owned) > target {
 		p := owned[len(owned)-1]
 		owned = owned[:len(owned)-1]
-		l.release(ctx, p, now, cb)
+		l.release(p, cb)
 	}
 	take := func(p int, orphan bool) bool {
 		if slices.Contains(owned, p) || slices.Contains(extra, p) || now.Before(l.cooling[p]) || l.isStopping(p) {
@@ -365,7 +365,7 @@ func (l *Leases) drop(p int, cb Callbacks) { l.stop(p, false, cb) }
 
 // release stops the partition's work beside the loop, renewing its lease meanwhile, then
 // frees the lease (expired now, same epoch) so another replica takes it at once.
-func (l *Leases) release(_ context.Context, p int, _ time.Time, cb Callbacks) { l.stop(p, true, cb) }
+func (l *Leases) release(p int, cb Callbacks) { l.stop(p, true, cb) }
 
 func (l *Leases) stop(p int, free bool, cb Callbacks) {
 	l.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,40 +66,38 @@ func children(names []string) map[int]string {
 		if err != nil {
 			continue
 		}
-		name, ppid, ok := procStat(pid)
-		if ok && ppid == me && contains(names, name) {
+		name, ppid, _, ok := procStat(pid)
+		if ok && ppid == me && slices.Contains(names, name) {
 			out[pid] = name
 		}
 	}
 	return out
 }
 
-// procStat reads a process's command name and parent from /proc/<pid>/stat.
-func procStat(pid int) (name string, ppid int, ok bool) {
+// procStat reads a process's command name, parent and state letter from
+// /proc/<pid>/stat (ok false when it is gone).
+func procStat(pid int) (name string, ppid int, state string, ok bool) {
 	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	s := string(raw)
 	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	fields := strings.Fields(s[end+1:])
 	if len(fields) < 2 {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	ppid, err = strconv.Atoi(fields[1])
-	return s[open+1 : end], ppid, err == nil
+	return s[open+1 : end], ppid, fields[0], err == nil
 }
 
-func contains(names []string, n string) bool {
-	for _, x := range names {
-		if x == n {
-			return true
-		}
-	}
-	return false
+// runs reports whether pid is a live (not exited) process named name.
+func runs(pid int, name string) bool {
+	cur, _, state, ok := procStat(pid)
+	return ok && cur == name && state != "Z"
 }
 
 // writePIDs records the control plane's processes in the state directory.
@@ -127,21 +126,18 @@ func reapStale(state string, out io.Writer) error {
 	for sc.Scan() {
 		var pid int
 		var name string
-		if _, err := fmt.Sscanf(sc.Text(), "%d %s", &pid, &name); err != nil || pid <= 1 || !contains(controlPlane, name) {
+		if _, err := fmt.Sscanf(sc.Text(), "%d %s", &pid, &name); err != nil || pid <= 1 || !slices.Contains(controlPlane, name) {
 			continue
 		}
-		if cur, _, ok := procStat(pid); !ok || cur != name {
+		if !runs(pid, name) {
 			continue // gone, or the pid now belongs to another program
 		}
 		fmt.Fprintf(out, "stopping %s (pid %d) left behind by a stack that was killed\n", name, pid)
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		for i := 0; i < 50; i++ {
-			if cur, _, ok := procStat(pid); !ok || cur != name || zombie(pid) {
-				break
-			}
+		for i := 0; i < 50 && runs(pid, name); i++ {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if cur, _, ok := procStat(pid); ok && cur == name && !zombie(pid) {
+		if runs(pid, name) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -149,15 +145,4 @@ func reapStale(state string, out io.Writer) error {
 		return err
 	}
 	return os.Remove(path)
-}
-
-// zombie reports whether the process has exited and waits for its parent.
-func zombie(pid int) bool {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	s := string(raw)
-	end := strings.LastIndexByte(s, ')')
-	return end > 0 && len(s) > end+2 && s[end+2] == 'Z'
 }

@@ -7,6 +7,9 @@ package secretkeys
 import (
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 )
 
@@ -143,4 +146,24 @@ func (n Need) Sample() map[string][]byte {
 		}
 	}
 	return data
+}
+
+// OfManifest lists the Secrets a decoded manifest names: a ChannelPolicy's or a
+// PreferencePolicy's, none for any other kind.
+func OfManifest(u *unstructured.Unstructured) ([]Ref, error) {
+	switch u.GetKind() {
+	case "ChannelPolicy":
+		var p crmv1.ChannelPolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+			return nil, err
+		}
+		return OfChannelPolicy(&p.Spec), nil
+	case "PreferencePolicy":
+		var p crmv1.PreferencePolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+			return nil, err
+		}
+		return OfPreferencePolicy(&p.Spec), nil
+	}
+	return nil, nil
 }
