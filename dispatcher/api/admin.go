@@ -28,10 +28,12 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/channel/inapp"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 // Admin serves the admin API.
@@ -46,6 +48,18 @@ type Admin struct {
 	MaxImport int64
 	// EraseWait is how long an erasure request waits for the partition owner (default 30s).
 	EraseWait time.Duration
+	// DataKeys open the players' sealed profiles and inboxes for an export.
+	DataKeys *datakey.Reader
+}
+
+// opener opens sealed player data with keys (nil when there are none).
+func opener(ctx context.Context, keys *datakey.Reader) func(brand, player string, sealed []byte) ([]byte, error) {
+	if keys == nil {
+		return nil
+	}
+	return func(brand, player string, sealed []byte) ([]byte, error) {
+		return keys.Open(ctx, brand, player, sealed)
+	}
 }
 
 // Register adds the admin routes to mux.
@@ -241,8 +255,11 @@ func (a *Admin) awaitTombstone(ctx context.Context, brand, player string, wait t
 			if !ok {
 				return false
 			}
-			var p players.Player
-			if e != nil && json.Unmarshal(e.Value(), &p) == nil && p.Erased {
+			if e == nil {
+				continue
+			}
+			// The tombstone holds nothing sealed.
+			if p, err := players.DecodeRecord(e.Value(), nil); err == nil && p.Erased {
 				return true
 			}
 		case <-ctx.Done():
@@ -289,7 +306,24 @@ func (a *Admin) export(w http.ResponseWriter, r *http.Request, brand string, u u
 			ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "store unavailable: " + kvs.bucket})
 			return
 		}
-		*kvs.dst = asJSON(e.Value())
+		switch kvs.bucket {
+		case bus.BucketPlayers:
+			p, err := players.DecodeRecord(e.Value(), opener(ctx, a.DataKeys))
+			if err != nil {
+				ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "reading the profile: " + err.Error()})
+				return
+			}
+			*kvs.dst, _ = json.Marshal(&p)
+		case bus.BucketInbox:
+			in, _, err := (&inapp.Store{KV: kv, Partitions: a.Partitions, Keys: a.DataKeys}).Get(ctx, brand, player)
+			if err != nil {
+				ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: err.Error()})
+				return
+			}
+			*kvs.dst, _ = json.Marshal(in)
+		default:
+			*kvs.dst = asJSON(e.Value())
+		}
 	}
 	for _, s := range []struct {
 		stream, filter string

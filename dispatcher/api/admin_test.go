@@ -121,7 +121,7 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: parts, Log: quiet}
+	admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: parts, Log: quiet, DataKeys: bustest.DataKeys(t, js, parts)}
 	keys := &ingest.SecretKeys{Config: bustest.KV(t, js, bus.BucketConfig), Secrets: kube.CoreV1()}
 	intake := &ingest.Intake{JS: js, Log: quiet, Keys: keys}
 	// The routing side the preference and insight routes read: the Baku policy, SMS and
@@ -153,7 +153,7 @@ func setup(t *testing.T) *fixture {
 		catalog.Put(bus.ConfigKey("baku", kind, r.Name), b)
 	}
 	preferences := &api.Preferences{Service: service, Keys: keys, Log: quiet}
-	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: parts, Clock: func() time.Time { return explainAt }}
+	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: parts, DataKeys: bustest.DataKeys(t, js, parts), Clock: func() time.Time { return explainAt }}
 
 	mux := http.NewServeMux()
 	admin.Register(mux)

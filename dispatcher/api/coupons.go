@@ -22,6 +22,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/money"
 )
 
@@ -38,6 +39,8 @@ type Coupons struct {
 	Partitions int
 	Log        *slog.Logger
 	Clock      clock.Func
+	// DataKeys open the players' sealed profiles (a segment may name attributes).
+	DataKeys *datakey.Reader
 }
 
 // maxRedeemBody bounds a redeem request.
@@ -158,8 +161,8 @@ func (c *Coupons) inSegment(ctx context.Context, brand, segment, player string) 
 	if err != nil {
 		return false, err
 	}
-	var p players.Player
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
+	p, err := players.DecodeRecord(e.Value(), opener(ctx, c.DataKeys))
+	if err != nil {
 		return false, err
 	}
 	if p.Erased {

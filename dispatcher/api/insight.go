@@ -19,6 +19,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	campaignreport "github.com/croupier-crm/croupier/internal/report"
 )
 
@@ -30,6 +31,8 @@ type Insight struct {
 	Prefs      *prefs.Service
 	Partitions int
 	Clock      clock.Func
+	// DataKeys open the players' sealed profiles.
+	DataKeys *datakey.Reader
 }
 
 // RegisterAdmin adds the admin routes (Kubernetes authorization through a).
@@ -130,8 +133,8 @@ func (in *Insight) player(ctx context.Context, brand, id string) (*players.Playe
 	if err != nil {
 		return nil, err
 	}
-	var p players.Player
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
+	p, err := players.DecodeRecord(e.Value(), opener(ctx, in.DataKeys))
+	if err != nil {
 		return nil, err
 	}
 	return &p, nil

@@ -36,7 +36,7 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	p.PublicURL = srv.URL
-	in := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: 4}
+	in := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: 4, DataKeys: bustest.DataKeys(t, js, 4)}
 
 	token := func(sub string, key string, exp time.Duration) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(exp).Unix()}).SignedString([]byte(key))

@@ -39,6 +39,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 // Options configure the dispatcher.
@@ -233,7 +234,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if err != nil {
 		return err
 	}
-	keeper := &players.Keeper{JS: pjs, Players: playersKV, Log: log, InactiveDays: o.InactiveDays}
+	keysKV, err := js.KeyValue(ctx, bus.BucketKeys)
+	if err != nil {
+		return err
+	}
+	// Channel workers, the inbox and the APIs open what the partition owners sealed.
+	dataKeys := &datakey.Reader{KV: keysKV, Partitions: o.Partitions}
+	keeper := &players.Keeper{JS: pjs, Players: playersKV, Keys: keysKV, Log: log, InactiveDays: o.InactiveDays}
 	m := newMetrics(reg, keeper)
 	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
 	m.Partitions.Set(float64(o.Partitions))
@@ -348,13 +355,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	prefsAPI := &api.Preferences{Service: service, Keys: intake.Keys, PublicURL: o.PublicURL, Log: log}
 	prefsAPI.Register(mux)
 	owner.Links = prefsAPI.UnsubscribeLink
-	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: o.Partitions}
+	insight := &api.Insight{JS: js, Catalog: catalog, Prefs: service, Partitions: o.Partitions, DataKeys: dataKeys}
 	insight.RegisterPlayer(mux, prefsAPI)
 	inboxKV, err := js.KeyValue(ctx, bus.BucketInbox)
 	if err != nil {
 		return err
 	}
-	inbox := &inapp.Store{KV: inboxKV, Partitions: o.Partitions}
+	inbox := &inapp.Store{KV: inboxKV, Partitions: o.Partitions, Keys: dataKeys}
 	linksKV, err := js.KeyValue(ctx, bus.BucketLinks)
 	if err != nil {
 		return err
@@ -362,7 +369,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
 	(&api.Leaderboards{Stats: statsKV, Catalog: catalog, Keys: intake.Keys, Partitions: o.Partitions}).Register(mux, prefsAPI)
 	(&api.Coupons{Store: couponStore, Keys: intake.Keys, JS: pjs, Players: playersKV, Catalog: catalog,
-		Partitions: o.Partitions, Log: log}).Register(mux)
+		Partitions: o.Partitions, Log: log, DataKeys: dataKeys}).Register(mux)
 	feedsDone := make(chan struct{})
 	(&api.Inbox{Store: inbox, Done: feedsDone}).Register(mux, prefsAPI)
 	if o.Kube != nil {
@@ -370,7 +377,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		if err != nil {
 			return err
 		}
-		admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: o.Partitions, Log: log}
+		admin := &api.Admin{Authn: authn, Authz: authz, JS: js, Partitions: o.Partitions, Log: log, DataKeys: dataKeys}
 		admin.Register(mux)
 		prefsAPI.RegisterAdmin(mux, admin)
 		insight.RegisterAdmin(mux, admin)
@@ -489,7 +496,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			continue
 		}
 		w := &channel.Worker{JS: djs, Channel: ch, Policies: catalog, Secrets: secrets, Factories: factories, HTTP: hc, Log: log,
-			Links:    &channel.Links{JS: djs},
+			Links: &channel.Links{JS: djs}, Keys: dataKeys,
 			InFlight: o.DeliveryInFlight, AckWait: o.DeliveryAckWait,
 			Observe: func(ch crmv1.Channel, provider, result string, took time.Duration) {
 				m.Attempts.WithLabelValues(string(ch), provider, result).Inc()

@@ -61,7 +61,7 @@ func TestEventToInboxThroughTheWholeDispatcher(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store := &inapp.Store{KV: bustest.KV(t, js, bus.BucketInbox), Partitions: parts}
+	store := &inapp.Store{KV: bustest.KV(t, js, bus.BucketInbox), Partitions: parts, Keys: bustest.DataKeys(t, js, parts)}
 	var in *inapp.Inbox
 	bustest.Eventually(t, 15*time.Second, "the notice in the inbox", func() bool {
 		in, _, _ = store.Get(ctx, "baku", "p-1")
@@ -143,7 +143,7 @@ func TestAFailedChannelFailsOverToTheNextThroughTheOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store := &inapp.Store{KV: bustest.KV(t, js, bus.BucketInbox), Partitions: parts}
+	store := &inapp.Store{KV: bustest.KV(t, js, bus.BucketInbox), Partitions: parts, Keys: bustest.DataKeys(t, js, parts)}
 	bustest.Eventually(t, 15*time.Second, "the notice in the inbox after email failed", func() bool {
 		in, _, _ := store.Get(ctx, "baku", "p-1")
 		return len(in.Messages) == 1

@@ -20,6 +20,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/money"
 )
 
@@ -76,6 +77,8 @@ type Worker struct {
 	Links *Links
 	// Observe, when set, is told each attempt's provider, result and duration.
 	Observe func(ch crmv1.Channel, provider, result string, took time.Duration)
+	// Keys opens the jobs the owners sealed with the players' data keys.
+	Keys *datakey.Reader
 
 	mu       sync.Mutex
 	sets     map[string]*providerSet
@@ -209,6 +212,25 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		}
 		_ = m.Term()
 		return
+	}
+	if len(job.Sealed) > 0 {
+		err := errors.New("the job is sealed and the worker has no data keys")
+		if w.Keys != nil {
+			err = job.Unseal(func(brand, player string, sealed []byte) ([]byte, error) {
+				return w.Keys.Open(sendCtx, brand, player, sealed)
+			})
+		}
+		if errors.Is(err, datakey.ErrErased) {
+			// The player was erased after the job was issued: nothing is sent.
+			w.Log.Info("dropped the job of an erased player", "channel", w.Channel, "brand", job.Brand, "decision", job.DecisionID)
+			_ = m.Term()
+			return
+		}
+		if err != nil {
+			w.Log.Error("opening a delivery job", "channel", w.Channel, "brand", job.Brand, "decision", job.DecisionID, "err", err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
 	}
 	d := &delivery{w: w, job: &job, msg: m}
 	run := d.run

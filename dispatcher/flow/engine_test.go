@@ -74,7 +74,7 @@ func welcomeSeries(delay time.Duration) crmv1.CampaignSpec {
 
 func smsTexts(t *testing.T, js jetstream.JetStream, player string) []string {
 	var out []string
-	for _, j := range bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms")) {
+	for _, j := range bustest.Jobs(t, js, bus.DeliveryFilter("sms")) {
 		if j.Player == player {
 			out = append(out, j.Text)
 		}

@@ -57,9 +57,9 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 			st[bus.StatCostRewards] == int64(count["a"]+count["b"])*1_000_000
 	})
 	bustest.Eventually(t, 10*time.Second, "the messages", func() bool {
-		return len(bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))) == count["a"]+count["b"]
+		return len(bustest.Jobs(t, js, bus.DeliveryFilter("sms"))) == count["a"]+count["b"]
 	})
-	for _, j := range bustest.Collect[bus.DeliveryJob](t, js, bus.StreamDeliveries, bus.DeliveryFilter("sms")) {
+	for _, j := range bustest.Jobs(t, js, bus.DeliveryFilter("sms")) {
 		want := map[string]string{"a": "Salam A", "b": "Salam B"}[arm[j.Player]]
 		if j.Text != want {
 			t.Fatalf("%s in arm %q got %q", j.Player, arm[j.Player], j.Text)

@@ -25,6 +25,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
@@ -483,7 +484,7 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatSuppressedPrefix+string(held), 1)
 			continue
 		}
-		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ev.CloudEvent.Data, now)
+		s.startFlow(ctx, b, cp, s.state(ev.Brand, ev.Player), shortHash(cp.UID+"/"+key), cp.UID+"/"+key, ingest.WithoutContacts(ev.CloudEvent.Data), now)
 	}
 	// After the triggers, so the bet that made a player join a race counts in it.
 	if ev.Type == ingest.TypeBetSettled {
@@ -878,6 +879,12 @@ func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did stri
 			}
 		}
 	}
+	if keys := s.ks.Keys(); keys != nil {
+		if err := job.Seal(keys.Seal); err != nil {
+			s.o.Log.Error("sealing a delivery job", "partition", s.part, "decision", did, "err", err)
+			return
+		}
+	}
 	raw, _ := bus.Encode(&job)
 	msg := nats.NewMsg(bus.DeliverySubject(string(ch), it.Brand, s.part, it.Player))
 	msg.Data = raw
@@ -895,6 +902,14 @@ func (s *ownerState) Flush(ctx context.Context) error {
 	// first: an owner a newer one replaced publishes nothing.
 	if len(s.out) > 0 {
 		if err := s.checkFence(ctx); err != nil {
+			return err
+		}
+	}
+	// Data keys created for this batch are stored before the jobs sealed with them.
+	if keys := s.ks.Keys(); keys != nil {
+		if err := keys.Persist(ctx); errors.Is(err, datakey.ErrTaken) {
+			return players.ErrFenced
+		} else if err != nil {
 			return err
 		}
 	}

@@ -161,7 +161,7 @@ func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
 
 	var jobs []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the SMS job", func() bool {
-		jobs = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))
+		jobs = bustest.Jobs(t, s.js, bus.DeliveryFilter("sms"))
 		return len(jobs) == 1
 	})
 	j := jobs[0]
@@ -186,7 +186,7 @@ func TestPaymentSMSAtNightIsSentWithItsReason(t *testing.T) {
 	// A redelivered event does not send again.
 	publishEvent(t, s.js, "p-1", "withdrawal.completed", "w-1", night, map[string]any{"amount": "150.00", "currency": "AZN", "withdrawalId": "w-1"})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 1 {
+	if n := len(bustest.Jobs(t, s.js, bus.DeliveryFilter("sms"))); n != 1 {
 		t.Fatalf("%d jobs after a duplicate event", n)
 	}
 }
@@ -233,7 +233,7 @@ func TestQuietHoursDeferAMarketingPushTo0800Baku(t *testing.T) {
 	if !it.Due.Equal(want) || it.ID != "run-1" {
 		t.Fatalf("scheduled intent %+v", it)
 	}
-	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, allJobs)); n != 0 {
+	if n := len(bustest.Jobs(t, s.js, allJobs)); n != 0 {
 		t.Fatalf("%d jobs during quiet hours", n)
 	}
 }
@@ -323,7 +323,7 @@ func TestFailoverIssuesTheNextCandidate(t *testing.T) {
 	publishIntent(t, s.js, spins("run-3", "p-4", noon))
 	var push []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the push job", func() bool {
-		push = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("push"))
+		push = bustest.Jobs(t, s.js, bus.DeliveryFilter("push"))
 		return len(push) == 1
 	})
 	if push[0].Text != "Salam Leyla, 20 pulsuz fırlanma!" || push[0].Subject != "Pulsuz fırlanmalar" || push[0].To != "tok-p-4" {
@@ -340,7 +340,7 @@ func TestFailoverIssuesTheNextCandidate(t *testing.T) {
 	fail("f-1", crmv1.ChannelPush)
 	var inApp []bus.DeliveryJob
 	bustest.Eventually(t, 10*time.Second, "the in-app job", func() bool {
-		inApp = bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("inApp"))
+		inApp = bustest.Jobs(t, s.js, bus.DeliveryFilter("inApp"))
 		return len(inApp) == 1
 	})
 	if inApp[0].DecisionID != did || inApp[0].Text != "20 pulsuz fırlanma" || inApp[0].To != "p-4" {
@@ -377,9 +377,9 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	register(t, a.js, "p-5", "Asia/Baku", noon.Add(-time.Hour), nil)
 	register(t, a.js, "p-6", "Asia/Baku", noon.Add(-time.Hour), nil)
 	stored := bustest.KV(t, a.js, bus.BucketPlayers)
-	bustest.Eventually(t, 10*time.Second, "the players stored", func() bool {
+	bustest.Eventually(t, 10*time.Second, "the players stored, their push tokens sealed", func() bool {
 		e, err := stored.Get(context.Background(), bus.PlayerKey("baku", 0, "p-6"))
-		return err == nil && strings.Contains(string(e.Value()), "tok-p-6")
+		return err == nil && strings.Contains(string(e.Value()), `"sealed"`) && !strings.Contains(string(e.Value()), "tok-p-6")
 	})
 	// A sends the two marketing messages (two offers) the 24h cap allows p-5.
 	publishIntent(t, a.js, spins("c-1", "p-5", noon))
@@ -387,7 +387,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	second.Campaign = "weekly-cashback"
 	publishIntent(t, a.js, second)
 	bustest.Eventually(t, 10*time.Second, "two jobs", func() bool {
-		return len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)) == 2
+		return len(bustest.Jobs(t, a.js, allJobs)) == 2
 	})
 	// B opens the partition with a newer epoch while A still runs (A's lease expired
 	// under a long pause, say): A is stale from now on.
@@ -405,7 +405,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	publishIntent(t, a.js, spins("c-3", "p-5", noon))
 	publishIntent(t, a.js, spins("c-4", "p-6", noon))
 	time.Sleep(500 * time.Millisecond)
-	if n := len(bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)); n != 2 {
+	if n := len(bustest.Jobs(t, a.js, allJobs)); n != 2 {
 		t.Fatalf("%d jobs: the stale owner published", n)
 	}
 	// The next owner decides the unacknowledged batch again: p-5 is capped, p-6 gets its
@@ -423,7 +423,7 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 		return capped && sent
 	})
 	time.Sleep(300 * time.Millisecond)
-	jobs := bustest.Collect[bus.DeliveryJob](t, a.js, bus.StreamDeliveries, allJobs)
+	jobs := bustest.Jobs(t, a.js, allJobs)
 	per := map[string]int{}
 	for _, j := range jobs {
 		per[j.Player]++

@@ -227,7 +227,7 @@ func TestOneOfferOncePerDedupWindow(t *testing.T) {
 			t.Errorf("%s: %d sent and %d suppressed as DuplicateContent, want %d and %d", c.player, sent, dup, c.sent, c.dup)
 		}
 	}
-	if n := len(bustest.Collect[bus.DeliveryJob](t, s.js, bus.StreamDeliveries, bus.DeliveryFilter("sms"))); n != 2 {
+	if n := len(bustest.Jobs(t, s.js, bus.DeliveryFilter("sms"))); n != 2 {
 		t.Errorf("%d withdrawal notices, want both", n)
 	}
 }

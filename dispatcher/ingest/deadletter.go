@@ -55,7 +55,7 @@ func DeadLetterUntransformed(ctx context.Context, js jetstream.JetStream, log *s
 				_ = m.Nak()
 				continue
 			}
-			if err := stream.DeleteMsg(ctx, md.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			if err := stream.SecureDeleteMsg(ctx, md.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				log.Warn("removing an untransformed event", "err", err)
 			}
 			_ = m.Ack()

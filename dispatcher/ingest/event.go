@@ -690,3 +690,36 @@ func ErasureRequest(player, actor, requestID string, now time.Time) bus.CloudEve
 		Subject: player, Time: now.UTC(), DataContentType: "application/json", Data: data,
 	}
 }
+
+// ContactFields are the event data fields that hold a player's contact data or identity:
+// they reach the profile (sealed, internal/datakey) and nowhere else.
+var ContactFields = []string{"email", "phone", "viberId", "pushTokens", "webPushSubscription", "token", "birthDate", "attrs"}
+
+// WithoutContacts is an event's data with the contact fields removed: what a flow keeps
+// as its data (templates' .Event), its intents and schedules carry and the routing state
+// stores, so none of those holds contact data (templates read the profile's .Player).
+// Data without such a field is returned as is.
+func WithoutContacts(data json.RawMessage) json.RawMessage {
+	has := false
+	for _, f := range ContactFields {
+		if bytes.Contains(data, []byte(`"`+f+`"`)) {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return data
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	for _, f := range ContactFields {
+		delete(m, f)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return out
+}

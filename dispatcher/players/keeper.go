@@ -16,6 +16,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 // Event results counted by the keeper.
@@ -35,7 +36,9 @@ type Keeper struct {
 	JS jetstream.JetStream
 	// Players is the croupier-players bucket.
 	Players jetstream.KeyValue
-	Log     *slog.Logger
+	// Keys is the croupier-keys bucket (the players' data keys); opened from JS when nil.
+	Keys jetstream.KeyValue
+	Log  *slog.Logger
 	// InactiveDays are the thresholds at which player.inactive is emitted (ascending).
 	InactiveDays []int
 	// Count, when set, counts events by type and result.
@@ -67,7 +70,18 @@ func (k *Keeper) Partitions() []*Partition {
 
 // Open loads a partition's players.
 func (k *Keeper) Open(ctx context.Context, part int, _ uint64) (partition.State, error) {
-	pt, err := Load(ctx, k.Players, part)
+	keysKV := k.Keys
+	if keysKV == nil {
+		var err error
+		if keysKV, err = k.JS.KeyValue(ctx, bus.BucketKeys); err != nil {
+			return nil, fmt.Errorf("opening %s: %w", bus.BucketKeys, err)
+		}
+	}
+	keys, err := datakey.Load(ctx, k.JS, keysKV, part)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := Load(ctx, k.Players, part, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +215,9 @@ func (s *PartitionState) Flush(ctx context.Context) error {
 	return s.pt.Flush(ctx, s.k.JS)
 }
 
+// Keys are the partition's data keys.
+func (s *PartitionState) Keys() *datakey.Ring { return s.pt.Keys }
+
 func (s *PartitionState) Tick(ctx context.Context, now time.Time) error {
 	for _, brand := range s.pt.Brands() {
 		for _, c := range s.pt.Sweep(brand, now, s.k.InactiveDays) {
@@ -260,7 +277,11 @@ const (
 
 // PurgePlayer removes a player's keys from croupier-prefs, croupier-state and croupier-inbox
 // (KV purge: no revision survives) and the player's subjects from EVENTS, INTENTS (intents
-// and schedules), DELIVERIES and OUTCOMES. croupier-players is the owner's (Partition.Erase).
+// and schedules), DELIVERIES and OUTCOMES. What the platform published about the player
+// (their EVENTS messages and DEADLETTER entries) is overwritten first with JetStream's
+// secure delete: a purge only marks messages deleted, and their bytes stay in the store's
+// block files until compaction. What Croupier wrote with contact data is sealed with the
+// player's data key, which Partition.Erase destroys. croupier-players is the owner's.
 func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part int, player string) error {
 	key := bus.PlayerKey(brand, part, player)
 	for _, b := range []string{bus.BucketPrefs, bus.BucketState, bus.BucketInbox} {
@@ -271,6 +292,16 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 		if err := kv.Purge(ctx, key); err != nil {
 			return fmt.Errorf("purging %s: %w", b, err)
 		}
+	}
+	if err := secureDelete(ctx, js, bus.StreamEvents, bus.StoredPlayerEventsFilter(brand, part, player), nil); err != nil {
+		return err
+	}
+	about := func(m *jetstream.RawStreamMsg) bool {
+		dl, err := bus.Decode[bus.DeadLetter](m.Data)
+		return err == nil && subjectNames(dl.Subject, brand, player)
+	}
+	if err := secureDelete(ctx, js, bus.StreamDeadLetter, bus.Root+".deadletter.>", about); err != nil {
+		return err
 	}
 	purges := []struct{ stream, filter string }{
 		{bus.StreamEvents, bus.StoredPlayerEventsFilter(brand, part, player)},
@@ -289,4 +320,46 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 		}
 	}
 	return nil
+}
+
+// secureDelete overwrites every message of stream on filter (that match accepts, when
+// given) with JetStream's secure delete.
+func secureDelete(ctx context.Context, js jetstream.JetStream, stream, filter string, match func(*jetstream.RawStreamMsg) bool) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+		}
+		seq = m.Sequence + 1
+		if match != nil && !match(m) {
+			continue
+		}
+		if err := st.SecureDeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("erasing %s message %d: %w", stream, m.Sequence, err)
+		}
+	}
+}
+
+// subjectNames says whether a subject of a player's (croupier.<kind>[.<token>].<brand>
+// [.<part>].<player>[...]) names brand's player.
+func subjectNames(subject, brand, player string) bool {
+	toks := strings.Split(subject, ".")
+	for i, t := range toks {
+		if t != brand {
+			continue
+		}
+		for j := i + 1; j < len(toks) && j <= i+2; j++ {
+			if toks[j] == player {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -65,14 +66,18 @@ func publish(t *testing.T, js jetstream.JetStream, brand, player, typ string, bo
 	}
 }
 
-func getPlayer(t *testing.T, kv jetstream.KeyValue, parts int, brand, id string) (players.Player, bool) {
+func getPlayer(t *testing.T, js jetstream.JetStream, parts int, brand, id string) (players.Player, bool) {
 	t.Helper()
+	kv := bustest.KV(t, js, bus.BucketPlayers)
 	e, err := kv.Get(context.Background(), bus.PlayerKey(brand, bus.Partition(id, parts), id))
 	if err != nil {
 		return players.Player{}, false
 	}
-	var p players.Player
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
+	keys := &datakey.Reader{KV: bustest.KV(t, js, bus.BucketKeys), Partitions: parts}
+	p, err := players.DecodeRecord(e.Value(), func(brand, player string, sealed []byte) ([]byte, error) {
+		return keys.Open(context.Background(), brand, player, sealed)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p, true
@@ -102,17 +107,16 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	// A clock far off: a time in 9999 would make the player active for ever.
 	future := strings.Replace(string(event("clock", ingest.TypeSessionStarted, "p-4", `{}`)), time.Now().UTC().Format("2006"), "9999", 1)
 	publish(t, js, "baku", "p-4", ingest.TypeSessionStarted, []byte(future))
-	kv := bustest.KV(t, js, bus.BucketPlayers)
 	bustest.Eventually(t, 10*time.Second, "20 players with one deposit each", func() bool {
 		for i := range 20 {
-			p, ok := getPlayer(t, kv, 4, "baku", fmt.Sprintf("p-%d", i))
+			p, ok := getPlayer(t, js, 4, "baku", fmt.Sprintf("p-%d", i))
 			if !ok || p.DepositCount != 1 {
 				return false
 			}
 		}
 		return true
 	})
-	p, _ := getPlayer(t, kv, 4, "baku", "p-1")
+	p, _ := getPlayer(t, js, 4, "baku", "p-1")
 	if p.DepositSum != 2000 || p.Country != "AZ" || p.Email != "p-1@example.az" {
 		t.Errorf("p-1 = %+v", p)
 	}
@@ -164,7 +168,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 	b, _ := json.Marshal(req)
 	publish(t, js, "baku", victim, ingest.TypeErasureRequested, b)
 	bustest.Eventually(t, 10*time.Second, "tombstone for p-3", func() bool {
-		p, ok := getPlayer(t, kv, 4, "baku", victim)
+		p, ok := getPlayer(t, js, 4, "baku", victim)
 		return ok && p.Erased
 	})
 	// A new event for the erased id is dropped and removed.
@@ -174,7 +178,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 		return ok && v.(*atomic.Int64).Load() == 1
 	})
 	bustest.AssertNowhere(t, js, email)
-	p3, _ := getPlayer(t, kv, 4, "baku", victim)
+	p3, _ := getPlayer(t, js, 4, "baku", victim)
 	if p3.Email != "" || p3.DepositCount != 0 {
 		t.Errorf("tombstone keeps data: %+v", p3)
 	}
@@ -193,7 +197,7 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 		t.Errorf("audit entry %+v", a)
 	}
 	// Other players are untouched.
-	if p, ok := getPlayer(t, kv, 4, "baku", "p-4"); !ok || p.Email != "p-4@example.az" {
+	if p, ok := getPlayer(t, js, 4, "baku", "p-4"); !ok || p.Email != "p-4@example.az" {
 		t.Errorf("p-4 lost data: %+v", p)
 	}
 }
@@ -201,7 +205,6 @@ func TestKeeperAppliesEventsDeadLettersAndErases(t *testing.T) {
 func TestPartitionsSplitAndHandOver(t *testing.T) {
 	srv := bustest.Start(t, 8)
 	_, js := srv.Connect(t)
-	kv := bustest.KV(t, js, bus.BucketPlayers)
 	r1 := startReplica(t, srv, "r1")
 	r2 := startReplica(t, srv, "r2")
 	bustest.Eventually(t, 10*time.Second, "r1 and r2 own 4 partitions each", func() bool {
@@ -220,7 +223,7 @@ func TestPartitionsSplitAndHandOver(t *testing.T) {
 	allHave := func(n int64) func() bool {
 		return func() bool {
 			for i := range 40 {
-				if p, ok := getPlayer(t, kv, 8, "baku", fmt.Sprintf("h-%d", i)); !ok || p.DepositCount != n {
+				if p, ok := getPlayer(t, js, 8, "baku", fmt.Sprintf("h-%d", i)); !ok || p.DepositCount != n {
 					return false
 				}
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
 
@@ -34,6 +35,9 @@ type entry struct {
 // worker goroutine; readers take the read lock.
 type Partition struct {
 	Part int
+	// Keys seals the players' contact data in croupier-players (nil: stored plain, for
+	// unit tests of the partition alone).
+	Keys *datakey.Ring
 
 	mu     sync.RWMutex
 	brands map[string]*brandIndex
@@ -60,18 +64,25 @@ func NewPartition(part int) *Partition {
 }
 
 // Load reads partition part's players from croupier-players (a watch delivers every
-// current value in one ordered stream, much faster than a get per key).
-func Load(ctx context.Context, kv jetstream.KeyValue, part int) (*Partition, error) {
+// current value in one ordered stream, much faster than a get per key), opening their
+// sealed parts with keys.
+func Load(ctx context.Context, kv jetstream.KeyValue, part int, keys *datakey.Ring) (*Partition, error) {
 	pt := NewPartition(part)
+	pt.Keys = keys
+	var open func(brand, player string, sealed []byte) ([]byte, error)
+	if keys != nil {
+		open = keys.Open
+	}
 	w, err := kv.Watch(ctx, "*."+strconv.Itoa(part)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("loading partition %d: %w", part, err)
 	}
 	err = bus.Follow(ctx, w, fmt.Sprintf("loading partition %d", part), func(e jetstream.KeyValueEntry) error {
-		en := &entry{rev: e.Revision()}
-		if err := json.Unmarshal(e.Value(), &en.Player); err != nil {
+		p, err := DecodeRecord(e.Value(), open)
+		if err != nil {
 			return fmt.Errorf("loading %s: %w", e.Key(), err)
 		}
+		en := &entry{Player: p, rev: e.Revision()}
 		en.Intern()
 		pt.brand(en.Brand).put(en)
 		return nil
@@ -205,24 +216,45 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 		en  *entry
 		ack jetstream.PubAckFuture
 	}
-	ps := make([]pending, 0, len(dirty))
+	var sealer Sealer
+	if pt.Keys != nil {
+		sealer = pt.Keys
+	}
+	recs := make([][]byte, 0, len(dirty))
 	var err error
 	for _, en := range dirty {
 		en.dirty = false
-		b, e := json.Marshal(&en.Player)
+		b, e := EncodeRecord(&en.Player, sealer)
 		if e != nil {
 			err = e
 			break
 		}
-		f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), b,
-			jetstream.WithExpectLastSequencePerSubject(en.rev), jetstream.WithStallWait(stallWait))
-		if e != nil {
-			err = e
-			break
-		}
-		ps = append(ps, pending{en, f})
+		recs = append(recs, b)
 	}
 	pt.mu.Unlock()
+	// A key created for this flush is stored before any record sealed with it.
+	if err == nil && pt.Keys != nil {
+		if e := pt.Keys.Persist(ctx); errors.Is(e, datakey.ErrTaken) {
+			return ErrFenced
+		} else if e != nil {
+			err = e
+		}
+	}
+	ps := make([]pending, 0, len(recs))
+	if err == nil {
+		pt.mu.RLock()
+		for i, b := range recs {
+			en := dirty[i]
+			f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), b,
+				jetstream.WithExpectLastSequencePerSubject(en.rev), jetstream.WithStallWait(stallWait))
+			if e != nil {
+				err = e
+				break
+			}
+			ps = append(ps, pending{en, f})
+		}
+		pt.mu.RUnlock()
+	}
 	fenced := false
 	for _, p := range ps {
 		select {
@@ -260,8 +292,8 @@ const stallWait = 30 * time.Second
 
 func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
-// Erase forgets a player: the croupier-players key is purged (no old revision survives) and
-// replaced by a tombstone that makes later events for the id be dropped.
+// Erase forgets a player: the croupier-players key is purged and replaced by a tombstone
+// that makes later events for the id be dropped, and the player's data key is destroyed.
 func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id string, at time.Time) error {
 	key := bus.PlayerKey(brand, pt.Part, id)
 	if err := kv.Purge(ctx, key); err != nil {
@@ -272,6 +304,13 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 	rev, err := kv.Put(ctx, key, b)
 	if err != nil {
 		return fmt.Errorf("writing tombstone: %w", err)
+	}
+	// The data key goes last: every sealed copy of the contact data (old revisions, jobs
+	// and inbox records whose bytes the store keeps until compaction) is unreadable.
+	if pt.Keys != nil {
+		if err := pt.Keys.Erase(ctx, brand, id); err != nil {
+			return err
+		}
 	}
 	pt.mu.Lock()
 	defer pt.mu.Unlock()

@@ -210,6 +210,54 @@ type DeliveryJob struct {
 	Data        map[string]string `json:"data,omitempty"`
 	MaxCost     *MinorAmount      `json:"maxCost,omitempty"`
 	Test        bool              `json:"test,omitempty"`
+	// Round is the round of a mandatory message's chain (0 the first): the worker's
+	// outcomes and reports of a later round are records of their own, not repeats that
+	// JetStream's dedup would drop.
+	Round int `json:"round,omitempty"`
+	// Sealed holds To, Subject, Text, HTML and Data sealed with the player's data key
+	// (internal/datakey) as the owner publishes a job: an acknowledged job's bytes stay in
+	// the store until compaction, and erasure must leave them unreadable.
+	Sealed []byte `json:"sealed,omitempty"`
+}
+
+// jobSealed is the part of a DeliveryJob that Sealed holds.
+type jobSealed struct {
+	To      string            `json:"to"`
+	Subject string            `json:"subject,omitempty"`
+	Text    string            `json:"text,omitempty"`
+	HTML    string            `json:"html,omitempty"`
+	Data    map[string]string `json:"data,omitempty"`
+}
+
+// Seal moves the job's address, bodies and data into Sealed with seal.
+func (j *DeliveryJob) Seal(seal func(brand, player string, plain []byte) ([]byte, error)) error {
+	plain, err := json.Marshal(jobSealed{j.To, j.Subject, j.Text, j.HTML, j.Data})
+	if err != nil {
+		return err
+	}
+	box, err := seal(j.Brand, j.Player, plain)
+	if err != nil {
+		return err
+	}
+	j.Sealed, j.To, j.Subject, j.Text, j.HTML, j.Data = box, "", "", "", "", nil
+	return nil
+}
+
+// Unseal restores what Seal moved, with open; a job without Sealed is left as it is.
+func (j *DeliveryJob) Unseal(open func(brand, player string, sealed []byte) ([]byte, error)) error {
+	if len(j.Sealed) == 0 {
+		return nil
+	}
+	plain, err := open(j.Brand, j.Player, j.Sealed)
+	if err != nil {
+		return err
+	}
+	var js jobSealed
+	if err := json.Unmarshal(plain, &js); err != nil {
+		return fmt.Errorf("sealed part of the job: %w", err)
+	}
+	j.To, j.Subject, j.Text, j.HTML, j.Data, j.Sealed = js.To, js.Subject, js.Text, js.HTML, js.Data, nil
+	return nil
 }
 
 // Outcome kinds.

@@ -138,6 +138,42 @@ func TestNATSClusterConfigAndPermissions(t *testing.T) {
 		_, err = mgr.UpdateStream(ctx, cfg)
 		return err
 	})
+	// The players' data keys: the dispatcher writes and reads them, the manager can do
+	// neither.
+	dkv, err := disp.KeyValue(ctx, bus.BucketKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dkv.Put(ctx, "baku.0.p-1", []byte("key")); err != nil {
+		t.Fatalf("the dispatcher writes a data key: %v", err)
+	}
+	if e, err := dkv.Get(ctx, "baku.0.p-1"); err != nil || string(e.Value()) != "key" {
+		t.Fatalf("the dispatcher reads a data key: %v", err)
+	}
+	refused("manager reads a data key", func(ctx context.Context) error {
+		kv, err := mgr.KeyValue(ctx, bus.BucketKeys)
+		if err != nil {
+			return nil
+		}
+		_, err = kv.Get(ctx, "baku.0.p-1")
+		return err
+	})
+	refused("manager reads the data keys' stream", func(ctx context.Context) error {
+		s, err := mgr.Stream(ctx, "KV_"+bus.BucketKeys)
+		if err != nil {
+			return nil
+		}
+		_, err = s.GetMsg(ctx, 1)
+		return err
+	})
+	refused("manager consumes the data keys", func(ctx context.Context) error {
+		_, err := mgr.CreateOrUpdateConsumer(ctx, "KV_"+bus.BucketKeys, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
+		return err
+	})
+	refused("manager writes a data key", func(ctx context.Context) error {
+		_, err := mgr.Publish(ctx, "$KV."+bus.BucketKeys+".baku.0.p-2", []byte("key"))
+		return err
+	})
 	if info, err := disp.Stream(ctx, bus.StreamAudit); err != nil || info.CachedInfo().State.Msgs != 1 {
 		t.Fatalf("AUDIT after the attempts: %v", err)
 	}

@@ -37,7 +37,10 @@ const (
 	BucketBudget  = "croupier-budget"
 	BucketCoupons = "croupier-coupons"
 	BucketInbox   = "croupier-inbox"
-	BucketLinks   = "croupier-links"
+	// BucketKeys holds one data key per player (<brand>.<part>.<player>): contact data
+	// and message bodies are sealed with it, and erasure destroys it (internal/datakey).
+	BucketKeys  = "croupier-keys"
+	BucketLinks = "croupier-links"
 	// LinkTTL is how long a short link works.
 	LinkTTL     = 90 * 24 * time.Hour
 	BucketStats = "croupier-stats"

@@ -171,10 +171,28 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketBudget, "campaign budget leases (compare-and-set)", 1),
 		kv(BucketCoupons, "coupon pools (redeem by compare-and-set)", 1),
 		kv(BucketInbox, "in-app inboxes", 1),
+		kv(BucketKeys, "per-player data keys sealing contact data and bodies (erasure destroys them)", 1),
 		links,
 		kv(BucketStats, "per-partition counters summed by the manager", 1),
 	}
 }
+
+// keysStream is the stream of the croupier-keys bucket: what nats.go makes for a KV bucket,
+// except that it allows deleting messages. An erasure destroys a player's data key with
+// secure delete (every revision overwritten on disk), which a KV bucket's stream (deny
+// delete, a setting no update can lift) refuses.
+func keysStream(cfg jetstream.KeyValueConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name: "KV_" + cfg.Bucket, Description: cfg.Description, Subjects: []string{"$KV." + cfg.Bucket + ".>"},
+		MaxMsgsPerSubject: int64(max(cfg.History, 1)), MaxBytes: -1, MaxMsgSize: -1, MaxMsgs: -1, MaxConsumers: -1,
+		Storage: cfg.Storage, Replicas: cfg.Replicas, AllowRollup: true, DenyDelete: false,
+		Duplicates: 2 * time.Minute, AllowDirect: true, Discard: jetstream.DiscardNew,
+	}
+}
+
+// ErrTopologyRefused marks a topology request that retrying cannot mend (it contradicts
+// the streams that exist, or its options are invalid), as opposed to NATS not answering.
+var ErrTopologyRefused = errors.New("topology refused")
 
 // EnsureTopology creates or updates every stream and bucket. It is idempotent. The EVENTS
 // stream keeps the partition count it was created with; the returned Topology says which.
@@ -236,6 +254,12 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOp
 		g.Go(func() error {
 			if err := keep("KV_"+cfg.Bucket, &cfg.Replicas); err != nil {
 				return err
+			}
+			if cfg.Bucket == BucketKeys {
+				if _, err := js.CreateOrUpdateStream(ctx, keysStream(cfg)); err != nil {
+					return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+				}
+				return nil
 			}
 			if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 				return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)

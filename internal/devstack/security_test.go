@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	playerstore "github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 	"github.com/croupier-crm/croupier/internal/devstack"
@@ -88,6 +89,11 @@ func TestMakeDevRunLeaksNothing(t *testing.T) {
 	// holds at least one contact value a player.
 	forbidden := map[string]string{}
 	kv := bustest.KV(t, js, bus.BucketPlayers)
+	topo, err := bus.CheckTopology(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataKeys := bustest.DataKeys(t, js, topo.Partitions)
 	var playersRaw strings.Builder
 	bustest.Eventually(t, 2*time.Minute, "every simulated player's contacts in the players bucket", func() bool {
 		clear(forbidden)
@@ -101,7 +107,15 @@ func TestMakeDevRunLeaksNothing(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			raw := string(e.Value())
+			// The contact data is sealed: opened with the player's data key.
+			p, err := playerstore.DecodeRecord(e.Value(), func(brand, player string, sealed []byte) ([]byte, error) {
+				return dataKeys.Open(ctx, brand, player, sealed)
+			})
+			if err != nil {
+				continue
+			}
+			opened, _ := json.Marshal(p)
+			raw := string(opened)
 			playersRaw.WriteString(raw)
 			for _, v := range emailRe.FindAllString(raw, -1) {
 				forbidden[v] = "an email"

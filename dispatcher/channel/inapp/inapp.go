@@ -16,6 +16,7 @@ import (
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 // Message is one inbox entry.
@@ -72,6 +73,14 @@ var ErrNotFound = errors.New("no such message in the inbox")
 type Store struct {
 	KV         jetstream.KeyValue
 	Partitions int
+	// Keys seals the inbox records (message bodies) with the players' data keys; nil
+	// stores them plain.
+	Keys *datakey.Reader
+}
+
+// sealedInbox is an inbox record sealed with the player's data key.
+type sealedInbox struct {
+	Sealed []byte `json:"sealed"`
 }
 
 // Key is the player's inbox key.
@@ -87,8 +96,20 @@ func (s *Store) Get(ctx context.Context, brand, player string) (*Inbox, uint64, 
 	} else if err != nil {
 		return nil, 0, err
 	}
+	raw := e.Value()
+	var box sealedInbox
+	if json.Unmarshal(raw, &box) == nil && len(box.Sealed) > 0 {
+		if s.Keys == nil {
+			return nil, 0, errors.New("reading the inbox: it is sealed and the store has no data keys")
+		}
+		if raw, err = s.Keys.Open(ctx, brand, player, box.Sealed); errors.Is(err, datakey.ErrErased) {
+			return &Inbox{}, e.Revision(), nil
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("reading the inbox: %w", err)
+		}
+	}
 	var in Inbox
-	if err := json.Unmarshal(e.Value(), &in); err != nil {
+	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, 0, fmt.Errorf("reading the inbox: %w", err)
 	}
 	return &in, e.Revision(), nil
@@ -105,6 +126,13 @@ func (s *Store) Update(ctx context.Context, brand, player string, change func(in
 			return nil, err
 		}
 		b, _ := json.Marshal(in)
+		if s.Keys != nil {
+			box, err := s.Keys.Seal(ctx, brand, player, b)
+			if err != nil {
+				return nil, fmt.Errorf("sealing the inbox: %w", err)
+			}
+			b, _ = json.Marshal(sealedInbox{Sealed: box})
+		}
 		if rev == 0 {
 			_, err = s.KV.Create(ctx, s.Key(brand, player), b)
 		} else {
