@@ -6,15 +6,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -124,19 +128,11 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partition
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(natsURL, copts...)
+	nc, topo, err := waitForNATS(ctx, log, natsURL, copts, o.HealthAddr, bus.TopologyOptions{Partitions: partitions, Replicas: replicas})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = nc.Drain() }()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	topo, err := bus.EnsureTopology(ctx, js, bus.TopologyOptions{Partitions: partitions, Replicas: replicas})
-	if err != nil {
-		return err
-	}
 	log.Info("NATS topology ensured", "partitions", topo.Partitions, "streamReplicas", topo.Replicas)
 	o.Partitions = topo.Partitions
 	if !noKube {
@@ -151,6 +147,75 @@ func run(log *slog.Logger, natsURL, creds, ca, dataDir, listen string, partition
 	}
 	return app.Run(ctx, log, nc, o)
 }
+
+// waitForNATS connects and ensures the topology, retrying with backoff until both work
+// (NATS not reachable yet, or a fresh cluster still electing its leaders): a dispatcher
+// started before NATS waits instead of exiting. Meanwhile /healthz answers ok and /readyz
+// 503 with the last error on the health address; the dispatcher's own health server
+// takes the address over once NATS answers. A refusal that retrying cannot mend (the
+// topology's own checks, such as a lower --stream-replicas) ends the wait.
+func waitForNATS(ctx context.Context, log *slog.Logger, url string, copts []nats.Option, healthAddr string, topts bus.TopologyOptions) (*nats.Conn, bus.Topology, error) {
+	var last atomic.Value
+	last.Store("connecting to NATS")
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "waiting for NATS: "+last.Load().(string), http.StatusServiceUnavailable)
+	})
+	var srv *http.Server
+	if ln, err := net.Listen("tcp", healthAddr); err != nil {
+		log.Warn("health listener while waiting for NATS", "err", err)
+	} else {
+		srv = &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+	}
+	stopHealth := func() {
+		if srv != nil {
+			_ = srv.Close()
+		}
+	}
+	defer stopHealth()
+	// The client keeps reconnecting by itself once connected; a first connection that
+	// fails is retried here.
+	copts = append(copts, nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(url, copts...)
+	if err != nil {
+		return nil, bus.Topology{}, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, bus.Topology{}, err
+	}
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var topo bus.Topology
+		err := errNotConnected
+		if nc.IsConnected() {
+			tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			topo, err = bus.EnsureTopology(tctx, js, topts)
+			cancel()
+			if err == nil {
+				return nc, topo, nil
+			}
+			if errors.Is(err, bus.ErrTopologyRefused) {
+				nc.Close()
+				return nil, bus.Topology{}, err
+			}
+		}
+		last.Store(err.Error())
+		log.Warn("waiting for NATS: the dispatcher starts once it answers", "attempt", attempt, "retryIn", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, bus.Topology{}, ctx.Err()
+		case <-time.After(backoff + rand.N(backoff/4)):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+var errNotConnected = errors.New("not connected to NATS")
 
 var nonToken = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 

@@ -174,7 +174,7 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		Help:    "Time of one provider request, by channel and provider.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9)}, []string{"channel", "provider"})
 	for _, r := range []string{partition.ReasonOpen, partition.ReasonConsumer, partition.ReasonHandle, partition.ReasonFlush, partition.ReasonTick,
-		partition.ReasonPump, partition.ReasonAck, partition.ReasonStalled, partition.ReasonSuperseded, partition.ReasonRepeated} {
+		partition.ReasonPump, partition.ReasonAck, partition.ReasonStalled, partition.ReasonSuperseded, partition.ReasonRepeated, partition.ReasonGap} {
 		m.Restarts.WithLabelValues(r)
 	}
 	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Partitions, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)

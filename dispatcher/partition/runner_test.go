@@ -588,3 +588,67 @@ func TestJoiningReplicasGetTheirShare(t *testing.T) {
 		}
 	}
 }
+
+// A delivery that never reaches the worker (here: a second reader of the partition's
+// consumer takes one message and abandons it, as a pull the library reset after a missed
+// heartbeat or a slow-consumer drop does) must not be covered by the acknowledgement of a
+// later message: the consumers acknowledge all below a message (AckAll), so before the
+// gap check the taken event was never applied and nothing stayed pending. The worker
+// finds the skipped consumer sequence, restarts from the acknowledged floor (reason
+// "gap", logged) and applies every event.
+func TestDeliveryGapIsNotAcknowledged(t *testing.T) {
+	f := newFixture(t)
+	f.startAlone()
+	f.publish(0, 10)
+	f.waitPersisted(10)
+	ctx := context.Background()
+	cons, err := f.js.Consumer(ctx, bus.StreamEvents, partition.ConsumerName(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second reader's pull waits on the server beside the worker's; the server serves
+	// waiting pulls in turn, so one of the next events goes to it.
+	taken := make(chan jetstream.Msg, 1)
+	go func() {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Minute))
+		if err != nil {
+			t.Error(err)
+			close(taken)
+			return
+		}
+		for m := range b.Messages() {
+			taken <- m
+		}
+		close(taken)
+	}()
+	f.waitFor("the second reader's pull waiting on the server", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumWaiting >= 2
+	})
+	var stolen jetstream.Msg
+	for i := 10; stolen == nil; i++ {
+		if i >= 200 {
+			t.Fatal("the second reader got none of 190 events")
+		}
+		f.publish(i, i+1)
+		select {
+		case m, ok := <-taken:
+			if !ok {
+				t.Fatal("the second reader's fetch ended without a message")
+			}
+			stolen = m
+			// Events after the taken one reach the worker: before the gap check, their
+			// acknowledgement covered it.
+			f.publish(i+1, i+21)
+			f.waitPersisted(i + 21)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if f.restartsFor(partition.ReasonGap) == 0 {
+		t.Errorf("no restart for the gap")
+	}
+	if !f.logged(`"partition feed skipped a delivery; restarting from the acknowledged floor"`, `"partition":0`, `"source":"events"`) {
+		t.Errorf("no log line names the skipped delivery:\n%s", f.log.String())
+	}
+	t.Logf("taken: %s; restarts for the gap: %d", stolen.Headers().Get(jetstream.MsgIDHeader), f.restartsFor(partition.ReasonGap))
+}

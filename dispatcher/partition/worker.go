@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/croupier-crm/croupier/internal/bus"
 )
@@ -65,7 +66,16 @@ const (
 	ReasonStalled    = "stalled"    // work pending and no progress for StallAfter
 	ReasonSuperseded = "superseded" // a newer owner's fence: the lease is given up
 	ReasonRepeated   = "repeated"   // failing again and again: the lease is given up
+	ReasonGap        = "gap"        // a delivery never reached the worker: restarted before acknowledging past it
 )
+
+// ErrDeliveryGap means a consumer delivered a message this worker never received (a
+// pull abandoned when the library reset it, a slow-consumer drop, a second reader of the
+// consumer): the consumer sequence of what arrived skipped. The partition's consumers
+// acknowledge everything up to a message (AckAll), so acknowledging what came after the
+// gap would lose the missing message for good; the attempt ends instead and the next one
+// starts from the acknowledged floor, below the gap.
+var ErrDeliveryGap = errors.New("a delivered message never arrived (consumer sequence gap)")
 
 // failure is a worker error with the part of the loop it came from.
 type failure struct {
@@ -419,12 +429,31 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 	var feeders sync.WaitGroup
 	its := make([]jetstream.MessagesContext, len(srcs))
 	cons := make([]jetstream.Consumer, len(srcs))
+	// Every source's consumer at once: on a cluster each (re)creation is a round trip
+	// through the meta leader, and a source set up last (outcomes) would otherwise wait
+	// for all the others after every restart.
+	var setup errgroup.Group
+	began := time.Now()
 	for i, src := range srcs {
-		c, err := r.consumer(ctx, src, w.part)
-		if err != nil {
-			return fail(ReasonConsumer, fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err))
-		}
-		cons[i] = c
+		setup.Go(func() error {
+			c, err := r.consumer(ctx, src, w.part)
+			if err != nil {
+				return fmt.Errorf("%s consumer of partition %d: %w", src.What, w.part, err)
+			}
+			cons[i] = c
+			return nil
+		})
+	}
+	if err := setup.Wait(); err != nil {
+		return fail(ReasonConsumer, err)
+	}
+	r.Log.Info("partition consuming", "partition", w.part, "epoch", w.epoch, "setup", time.Since(began).Round(time.Millisecond).String())
+	for i, src := range srcs {
+		c := cons[i]
+		// Every delivery, redeliveries included, takes the consumer's next sequence, so
+		// what reaches this worker must count up by one from what the consumer had
+		// delivered when the attempt read it.
+		next := c.CachedInfo().Delivered.Consumer + 1
 		it, err := c.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(PullExpiry), jetstream.PullHeartbeat(PullExpiry*2/5))
 		if err != nil {
 			return fail(ReasonConsumer, fmt.Errorf("consuming %s of partition %d: %w", src.What, w.part, err))
@@ -452,6 +481,22 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 					}
 					return
 				}
+				if md, err := m.Metadata(); err != nil || md.Sequence.Consumer != next {
+					// Nothing from here on is passed on, so nothing after the gap is
+					// acknowledged; the restart delivers the missing message again.
+					got := uint64(0)
+					if err == nil {
+						got = md.Sequence.Consumer
+					}
+					r.Log.Warn("partition feed skipped a delivery; restarting from the acknowledged floor", "partition", w.part,
+						"source", src.What, "expected", next, "got", got)
+					select {
+					case feedErr <- fail(ReasonGap, fmt.Errorf("%s of partition %d: %w: expected consumer sequence %d, got %d", src.What, w.part, ErrDeliveryGap, next, got)):
+					default:
+					}
+					return
+				}
+				next++
 				select {
 				case msgs <- sourced{m, i}:
 				case <-quit:
@@ -525,6 +570,10 @@ func (r *Runner) run(ctx context.Context, w *worker) error {
 			first = m
 		case err := <-feedErr:
 			if !stopping {
+				var f *failure
+				if errors.As(err, &f) {
+					return err
+				}
 				return fail(ReasonConsumer, err)
 			}
 			continue

@@ -162,6 +162,14 @@ func scaled(n int) int {
 func newStack(tb testing.TB) *stack { return newStackOn(tb, false) }
 
 func newStackOn(tb testing.TB, cluster bool) *stack {
+	s := bareStack(tb, cluster)
+	s.up()
+	return s
+}
+
+// bareStack is a stack whose NATS has not started yet (up starts it); its cleanup ends
+// every process it starts.
+func bareStack(tb testing.TB, cluster bool) *stack {
 	s := &stack{tb: tb, dir: tb.TempDir(), cluster: cluster, procs: map[string]*proc{}}
 	// Registered before anything starts, so a failed start leaves no process behind.
 	tb.Cleanup(func() {
@@ -192,11 +200,29 @@ func newStackOn(tb testing.TB, cluster bool) *stack {
 		for i := range s.nodes {
 			s.killNode(i)
 		}
+		// A failed run keeps the NATS store (EVENTS, OUTCOMES, the buckets) beside the
+		// logs, so a loss can be traced after the run (nats-server or a test reading it).
+		if keep := os.Getenv("CROUPIER_FAULTS_LOGS"); keep != "" && tb.Failed() {
+			dst := filepath.Join(keep, strings.NewReplacer("/", "_").Replace(tb.Name()), "store")
+			if err := os.CopyFS(dst, os.DirFS(s.dir)); err != nil {
+				tb.Logf("keeping the NATS store of the failed run: %v", err)
+			} else {
+				tb.Logf("the NATS store and logs of the failed run are kept in %s", dst)
+			}
+		}
 	})
+	if !cluster {
+		s.port = freePort(tb)
+	}
+	return s
+}
+
+// up starts NATS (the single server or the cluster), connects and ensures the topology.
+func (s *stack) up() {
+	tb, cluster := s.tb, s.cluster
 	if cluster {
 		s.startCluster()
 	} else {
-		s.port = freePort(tb)
 		s.startNATS()
 	}
 	nc, err := nats.Connect(s.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
@@ -218,7 +244,6 @@ func newStackOn(tb testing.TB, cluster bool) *stack {
 	if want := map[bool]int{false: 1, true: 3}[cluster]; topo.Replicas != want {
 		tb.Fatalf("streams made with %d replicas, want %d", topo.Replicas, want)
 	}
-	return s
 }
 
 func (s *stack) url() string {
@@ -389,7 +414,10 @@ func (s *stack) gatherLeaders() (int, []string) {
 }
 
 // start runs a dispatcher process named name (its replica name in croupier-leases).
-func (s *stack) start(name string) *proc {
+func (s *stack) start(name string) *proc { return s.startWith(name) }
+
+// startWith starts a dispatcher with more flags (a flag given twice takes the last value).
+func (s *stack) startWith(name string, flags ...string) *proc {
 	s.tb.Helper()
 	logf, err := os.OpenFile(filepath.Join(s.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -399,6 +427,7 @@ func (s *stack) start(name string) *proc {
 		"--partitions", fmt.Sprint(partitions), "--lease-ttl", leaseTTL.String(), "--batch", fmt.Sprint(batch), "--stall-timeout", "5s",
 		"--api-bind-address", "127.0.0.1:0", "--http-bind-address", "127.0.0.1:0",
 		"--delivery-in-flight", fmt.Sprint(inFlight), "--delivery-ack-wait", "5s", "--sweep-interval", "1h")
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatal(err)
@@ -755,6 +784,7 @@ type stallWatch struct {
 	mu      sync.Mutex
 	longest time.Duration
 	which   string
+	from    time.Time // when the longest stall began, to find it in the logs
 }
 
 func (s *stack) watchStalls() *stallWatch {
@@ -779,7 +809,7 @@ func (s *stack) watchStalls() *stallWatch {
 			// A partition progresses while any of its consumers with work pending moves
 			// its floor; its idle time is the smallest among them.
 			for p := range partitions {
-				idle, which := time.Duration(-1), ""
+				idle, which, from := time.Duration(-1), "", time.Time{}
 				for _, src := range []struct{ stream, prefix string }{{bus.StreamEvents, "events"}, {bus.StreamIntents, "intents"}, {bus.StreamOutcomes, "outcomes"}} {
 					name := src.prefix + "-" + strconv.Itoa(p)
 					st := state[name]
@@ -800,12 +830,12 @@ func (s *stack) watchStalls() *stallWatch {
 					// Unknown now (a node down, the consumer being made again): the time
 					// keeps counting from the last progress seen.
 					if st.pending && (idle < 0 || now.Sub(st.moved) < idle) {
-						idle, which = now.Sub(st.moved), name
+						idle, which, from = now.Sub(st.moved), name, st.moved
 					}
 				}
 				if idle > w.get() {
 					w.mu.Lock()
-					w.longest, w.which = idle, fmt.Sprintf("partition %d (%s)", p, which)
+					w.longest, w.which, w.from = idle, fmt.Sprintf("partition %d (%s)", p, which), from
 					w.mu.Unlock()
 				}
 			}
@@ -840,7 +870,7 @@ func (w *stallWatch) check(tb testing.TB) time.Duration {
 	w.end()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	tb.Logf("longest stall: %s on %s", w.longest.Round(100*time.Millisecond), w.which)
+	tb.Logf("longest stall: %s on %s, from %s", w.longest.Round(100*time.Millisecond), w.which, w.from.UTC().Format("15:04:05.000"))
 	if w.longest >= maxStall {
 		tb.Errorf("%s had work pending and made no progress for %s (bar %s)", w.which, w.longest.Round(100*time.Millisecond), maxStall)
 	}

@@ -200,7 +200,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOp
 	explicit := opts.Replicas > 0
 	opts = opts.withDefaults()
 	if opts.AuditMaxAge != 0 && opts.AuditMaxAge < minAuditMaxAge {
-		return Topology{}, fmt.Errorf("audit max age %s: must be 0 (forever) or at least one year", opts.AuditMaxAge)
+		return Topology{}, fmt.Errorf("%w: audit max age %s: must be 0 (forever) or at least one year", ErrTopologyRefused, opts.AuditMaxAge)
 	}
 	parts := opts.Partitions
 	if s, err := js.Stream(ctx, StreamEvents); err == nil {
@@ -229,7 +229,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOp
 		have := s.CachedInfo().Config.Replicas
 		if have > *want {
 			if explicit {
-				return fmt.Errorf("%s=%d is below the %d replicas stream %s has: the dispatcher never lowers redundancy; leave the flag unset to follow the existing count, or change the streams with the nats CLI first", ReplicasFlag, *want, have, stream)
+				return fmt.Errorf("%w: %s=%d is below the %d replicas stream %s has: the dispatcher never lowers redundancy; leave the flag unset to follow the existing count, or change the streams with the nats CLI first", ErrTopologyRefused, ReplicasFlag, *want, have, stream)
 			}
 			*want = have
 		}
