@@ -67,6 +67,8 @@ type PreferencePolicySpec struct {
 // +kubebuilder:validation:XValidation:rule="self.category != 'marketing' || !has(self.mandatory) || !self.mandatory",message="the marketing category cannot be mandatory"
 // +kubebuilder:validation:XValidation:rule="!has(self.quietHours) || self.quietHours.action != 'bypass' || (has(self.mandatory) ? self.mandatory : self.category != 'marketing')",message="quietHours.action bypass is only allowed on a mandatory category"
 // +kubebuilder:validation:XValidation:rule="!has(self.sla) || self.category != 'marketing'",message="sla applies to service and responsibleGaming categories only"
+// +kubebuilder:validation:XValidation:rule="!has(self.retryFor) || self.category != 'marketing'",message="retryFor applies to mandatory categories only: marketing keeps its bounded retries"
+// +kubebuilder:validation:XValidation:rule="!has(self.retryFor) || (duration(self.retryFor) >= duration('10s') && duration(self.retryFor) <= duration('72h'))",message="retryFor must be between 10s and 72h"
 type CategoryPolicy struct {
 	// category this policy applies to.
 	// +required
@@ -94,6 +96,14 @@ type CategoryPolicy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	SLA *metav1.Duration `json:"sla,omitempty"`
+	// retryFor is how long a mandatory message keeps being tried, measured from its
+	// decision: provider retries with backoff, failover across providers, fallback across
+	// channels and, when every channel failed, the whole chain again after a backoff. Only
+	// then is it recorded undelivered, dead-lettered, counted and alerted on. Default 1h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	RetryFor *metav1.Duration `json:"retryFor,omitempty"`
 	// adaptiveFrequency lowers the cap for players who have not engaged recently.
 	// +optional
 	AdaptiveFrequency bool `json:"adaptiveFrequency,omitempty"`

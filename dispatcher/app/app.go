@@ -87,6 +87,9 @@ type Options struct {
 	DeliveryAckWait time.Duration
 	// Registry receives the metrics (a new one when nil).
 	Registry *prometheus.Registry
+	// RetryBackoff is the first backoff between two rounds of a mandatory message's
+	// channels (default flow.RetryBackoff).
+	RetryBackoff time.Duration
 	// Ready is closed once the servers listen.
 	Ready chan<- struct{}
 }
@@ -118,8 +121,10 @@ type Metrics struct {
 	Decisions  *prometheus.CounterVec
 	Dispatch   *prometheus.HistogramVec
 	Breaches   *prometheus.CounterVec
-	Attempts   *prometheus.CounterVec
-	Sends      *prometheus.HistogramVec
+	// Undelivered counts mandatory messages given up at their deadline (retryFor).
+	Undelivered *prometheus.CounterVec
+	Attempts    *prometheus.CounterVec
+	Sends       *prometheus.HistogramVec
 }
 
 func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
@@ -162,6 +167,9 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		Buckets: []float64{0.01, 0.05, 0.25, 1, 5, 30, 60, 120, 300, 600}}, []string{"category"})
 	m.Breaches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_sla_breaches_total",
 		Help: "Mandatory messages whose delivery job was published later than the category's SLA."}, []string{"category"})
+	m.Undelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_mandatory_undelivered_total",
+		Help: "Mandatory messages recorded undelivered: every channel failed in every round until the category's retryFor (dead-lettered)."},
+		[]string{"brand", "category"})
 	// The SLA series exist from the start, so an alert on increase() sees the first breach.
 	for _, c := range []crmv1.Category{crmv1.CategoryService, crmv1.CategoryResponsibleGaming} {
 		m.Dispatch.WithLabelValues(string(c))
@@ -177,7 +185,7 @@ func newMetrics(reg *prometheus.Registry, keeper *players.Keeper) *Metrics {
 		partition.ReasonPump, partition.ReasonAck, partition.ReasonStalled, partition.ReasonSuperseded, partition.ReasonRepeated, partition.ReasonGap} {
 		m.Restarts.WithLabelValues(r)
 	}
-	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Partitions, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Attempts, m.Sends)
+	reg.MustRegister(m.Events, m.Owned, m.Lag, m.Pending, m.AckPending, m.Idle, m.Stalled, m.Restarts, m.Partitions, m.Players, m.BatchSize, m.Decisions, m.Dispatch, m.Breaches, m.Undelivered, m.Attempts, m.Sends)
 	return m
 }
 
@@ -288,12 +296,17 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	owner := &flow.Owner{Keeper: keeper, JS: pjs, State: stateKV, Stats: statsKV, Catalog: catalog, Prefs: prefsCache, Log: log,
 		Partitions: o.Partitions, Budget: budgets, Rewards: reward.Engine{}, Coupons: couponStore,
 		Decided: func(c, r, why string) { m.Decisions.WithLabelValues(c, r, why).Inc() },
-		Dispatched: func(_ string, c crmv1.Category, took, sla time.Duration) {
+		Dispatched: func(brand string, c crmv1.Category, took, sla time.Duration) {
+			// The brand's undelivered series exists from its first mandatory send, so an
+			// alert on increase() sees the first one given up.
+			m.Undelivered.WithLabelValues(brand, string(c))
 			m.Dispatch.WithLabelValues(string(c)).Observe(took.Seconds())
 			if took > sla {
 				m.Breaches.WithLabelValues(string(c)).Inc()
 			}
-		}}
+		},
+		Undelivered:  func(brand string, c crmv1.Category) { m.Undelivered.WithLabelValues(brand, string(c)).Inc() },
+		RetryBackoff: o.RetryBackoff}
 	runner := &partition.Runner{JS: js, Handler: owner, Log: log, Batch: o.Batch, TickEvery: o.SweepEvery, Linger: o.Linger,
 		Sources:    []partition.Source{partition.Events, partition.Intents, partition.Runs, partition.Outcomes},
 		StallAfter: o.StallAfter,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -407,7 +408,7 @@ func (d *delivery) outcome(result, prov string, attempt int, detail string, cost
 	b, _ := bus.Encode(o)
 	msg := nats.NewMsg(d.outcomeSubject())
 	msg.Data = b
-	d.publish(msg, fmt.Sprintf("%s.%s.%s.%s.%d", j.DecisionID, d.w.Channel, prov, result, attempt))
+	d.publish(msg, fmt.Sprintf("%s.%s.%s.%s.%d%s", j.DecisionID, d.w.Channel, prov, result, attempt, roundSuffix(j.Round)))
 }
 
 func (d *delivery) outcomeSubject() string {
@@ -460,13 +461,21 @@ func (d *delivery) sentBefore(ctx context.Context) (*bus.Outcome, error) {
 func (d *delivery) report(typ string, data map[string]string) {
 	j := d.job
 	raw, _ := json.Marshal(data)
-	id := typ + "/" + j.DecisionID + "." + string(d.w.Channel)
+	id := typ + "/" + j.DecisionID + "." + string(d.w.Channel) + roundSuffix(j.Round)
 	ev := bus.CloudEvent{SpecVersion: "1.0", ID: id, Source: ingest.SourceCroupier, Type: typ, Subject: j.Player,
 		Time: d.w.Clock.Now().UTC(), Data: raw}
 	b, _ := json.Marshal(ev)
 	msg := nats.NewMsg(bus.EventSubject(j.Brand, j.Player, typ))
 	msg.Data = b
 	d.publish(msg, id)
+}
+
+// roundSuffix tells the records of a mandatory chain's later rounds from the first's.
+func roundSuffix(round int) string {
+	if round == 0 {
+		return ""
+	}
+	return ".r" + strconv.Itoa(round)
 }
 
 func (d *delivery) publish(msg *nats.Msg, id string) {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +36,21 @@ import (
 const (
 	ReasonFailover     = "Failover"
 	ReasonRenderFailed = "RenderFailed"
+	// ReasonRetryScheduled: every channel of a mandatory message failed before its
+	// deadline; the whole chain is tried again after a backoff.
+	ReasonRetryScheduled = "RetryScheduled"
+	// ReasonRetry: the chain of a mandatory message is tried again from its first channel.
+	ReasonRetry = "Retry"
+	// ReasonMandatoryUndelivered: a mandatory message reached its deadline (the category's
+	// retryFor) without a channel taking it; it is dead-lettered and counted.
+	ReasonMandatoryUndelivered = "MandatoryUndelivered"
+)
+
+// Backoff between two rounds of a mandatory message's chain: it doubles from
+// RetryBackoff up to MaxRetryBackoff, with up to a quarter more at random.
+const (
+	RetryBackoff    = 5 * time.Second
+	MaxRetryBackoff = 5 * time.Minute
 )
 
 // Owner is the partition handler of a dispatcher: the players keeper plus routing. It
@@ -79,6 +96,11 @@ type Owner struct {
 	// intent to delivery job against its SLA.
 	Decided    func(category, result, reason string)
 	Dispatched func(brand string, category crmv1.Category, took, sla time.Duration)
+	// Undelivered counts a mandatory message given up at its deadline.
+	Undelivered func(brand string, category crmv1.Category)
+	// RetryBackoff is the first backoff between two rounds of a mandatory message's
+	// chain (default RetryBackoff).
+	RetryBackoff time.Duration
 }
 
 var _ partition.Handler = (*Owner)(nil)
@@ -110,7 +132,16 @@ type Pending struct {
 	// Cost is the upper-bound message cost reserved from the budget (micros) until the
 	// real cost is settled.
 	Cost int64 `json:"cost,omitempty"`
+	// Deadline (Unix seconds) is set on a mandatory message: until then an exhausted
+	// chain is tried again from its first channel (Chain, in round Round); at it the
+	// message is recorded undelivered. Such an entry is never trimmed.
+	Deadline int64           `json:"deadline,omitempty"`
+	Chain    []crmv1.Channel `json:"chain,omitempty"`
+	Round    int             `json:"round,omitempty"`
 }
+
+// mandatory reports whether the entry is a mandatory message still inside its deadline.
+func (p *Pending) mandatory(now time.Time) bool { return p.Deadline > 0 && now.Unix() < p.Deadline }
 
 // MaxPending bounds a player's pending deliveries; PendingFor is how long one is kept.
 const (
@@ -377,6 +408,8 @@ func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error 
 	}
 	now := s.o.Clock.Now()
 	switch it.Flow {
+	case bus.FlowRetry:
+		s.retry(ctx, &it, now)
 	case bus.FlowResume:
 		s.resume(ctx, &it, now)
 	case bus.FlowStart:
@@ -610,6 +643,10 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 	switch d.Result {
 	case route.Send:
 		pd := Pending{DecisionID: did, Intent: *it, Channel: d.Channel, Fallbacks: d.Fallbacks, At: now.Unix(), Cost: d.Reserved - in.RewardMicros}
+		if rule := b.Policy.Rule(it.Category); rule != nil && rule.Mandatory && rule.RetryFor > 0 {
+			pd.Deadline = now.Add(rule.RetryFor).Unix()
+			pd.Chain = append([]crmv1.Channel{d.Channel}, d.Fallbacks...)
+		}
 		if d.Reserved > 0 {
 			ps.entry(b, cp).Spent += d.Reserved
 			if in.RewardMicros > 0 {
@@ -629,7 +666,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		ps.addPending(pd, now)
 		s.markDirty(ps)
 		s.outcome(oc)
-		s.publishJob(b, cp, it, did, d.Channel, d.Fallbacks, pp, r, in.Costs)
+		s.publishJob(b, cp, it, did, d.Channel, d.Fallbacks, 0, pp, r, in.Costs)
 		if rule := b.Policy.Rule(it.Category); rule != nil && rule.Mandatory && !it.Created.IsZero() {
 			s.observed = append(s.observed, observation{it.Brand, it.Category, it.Created, rule.SLA})
 		}
@@ -654,17 +691,25 @@ func (s *ownerState) stopped(oc *bus.Outcome, r route.Result, reason route.Reaso
 	s.stat(oc.Brand, bus.KindCampaign, oc.Campaign, bus.StatSuppressedPrefix+oc.Reason, 1)
 }
 
+// addPending adds a sent decision. Entries older than PendingFor and, beyond MaxPending,
+// the oldest go; a mandatory message inside its deadline never does (it is bounded by its
+// deadline instead), so its late failure report still finds it.
 func (ps *PlayerState) addPending(pd Pending, now time.Time) {
 	floor := now.Add(-PendingFor).Unix()
 	keep := ps.Pending[:0]
 	for _, p := range ps.Pending {
-		if p.At >= floor {
+		if p.At >= floor || p.mandatory(now) {
 			keep = append(keep, p)
 		}
 	}
 	ps.Pending = append(keep, pd)
-	if len(ps.Pending) > MaxPending {
-		ps.Pending = ps.Pending[len(ps.Pending)-MaxPending:]
+	for over := len(ps.Pending) - MaxPending; over > 0; {
+		i := slices.IndexFunc(ps.Pending, func(p Pending) bool { return !p.mandatory(now) })
+		if i < 0 {
+			break
+		}
+		ps.Pending = slices.Delete(ps.Pending, i, i+1)
+		over--
 	}
 }
 
@@ -695,6 +740,10 @@ func (s *ownerState) schedule(it *bus.Intent, at time.Time) {
 	if !bus.ValidToken(step) {
 		step = "send"
 	}
+	if it.Flow == bus.FlowRetry {
+		// Its own subject: a schedule replaces the one on its subject.
+		step += "-retry"
+	}
 	msg := nats.NewMsg(bus.ScheduleSubject(it.Brand, s.part, it.Player, it.Campaign, fi, step))
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", bus.IntentSubject(it.Brand, s.part, it.Player))
@@ -713,6 +762,10 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 		now := s.o.Clock.Now()
 		oc := &bus.Outcome{Time: now.UTC(), DecisionID: decisionID, Brand: brand, Player: player, Campaign: pd.Intent.Campaign,
 			Step: pd.Intent.Step, Kind: bus.OutcomeFailover, Category: string(pd.Intent.Category), IntentID: pd.Intent.ID}
+		if len(pd.Fallbacks) == 0 && pd.Deadline > 0 {
+			s.exhausted(ps, pd, oc, failed, reason, now)
+			return
+		}
 		if len(pd.Fallbacks) == 0 {
 			oc.Result, oc.Reason, oc.Detail = string(route.Suppress), string(route.ReasonAllChannelsFailed), string(failed)+": "+reason
 			s.outcome(oc)
@@ -729,11 +782,111 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 		s.markDirty(ps)
 		oc.Result, oc.Reason, oc.Channel, oc.Fallbacks = string(route.Send), ReasonFailover, pd.Channel, pd.Fallbacks
 		oc.Detail = string(failed) + " failed: " + reason
+		if pd.Round > 0 {
+			oc.SendAt = now // a record of its own, not a repeat of the first round's
+		}
 		s.outcome(oc)
 		s.count(pd.Intent.Category, oc.Result, oc.Reason)
 		s.issue(ctx, ps, pd, now, true)
 		return
 	}
+}
+
+// exhausted follows a mandatory message whose every channel failed: before its deadline
+// the chain is tried again from its first channel after a backoff (a durable schedule that
+// comes back as a FlowRetry intent); at the deadline it is undelivered.
+func (s *ownerState) exhausted(ps *PlayerState, pd *Pending, oc *bus.Outcome, failed crmv1.Channel, reason string, now time.Time) {
+	deadline := time.Unix(pd.Deadline, 0)
+	if !now.Before(deadline) {
+		s.undelivered(ps, pd.DecisionID, oc, string(failed)+": "+reason, now)
+		return
+	}
+	first := s.o.RetryBackoff
+	if first <= 0 {
+		first = RetryBackoff
+	}
+	backoff := min(first<<min(pd.Round, 16), MaxRetryBackoff)
+	backoff += rand.N(backoff/4 + 1)
+	at := now.Add(backoff)
+	if at.After(deadline) {
+		at = deadline
+	}
+	pd.Round++
+	s.markDirty(ps)
+	oc.Result, oc.Reason, oc.SendAt = string(route.Defer), ReasonRetryScheduled, at
+	oc.Detail = fmt.Sprintf("every channel failed (last %s: %s); round %d of the chain %v at %s; undelivered at %s",
+		failed, reason, pd.Round+1, pd.Chain, at.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339))
+	s.outcome(oc)
+	s.count(pd.Intent.Category, oc.Result, oc.Reason)
+	retry := pd.Intent
+	retry.Flow, retry.Seq = bus.FlowRetry, pd.Round
+	s.schedule(&retry, at)
+}
+
+// retry runs the next round of a mandatory message's chain, or records it undelivered
+// at its deadline. A message delivered meanwhile (no longer pending) is left alone.
+func (s *ownerState) retry(ctx context.Context, it *bus.Intent, now time.Time) {
+	ps := s.state(it.Brand, it.Player)
+	did := route.DecisionID(it.ID)
+	i := slices.IndexFunc(ps.Pending, func(p Pending) bool { return p.DecisionID == did })
+	if i < 0 || len(ps.Pending[i].Chain) == 0 || ps.Pending[i].Deadline == 0 {
+		return // delivered meanwhile, or given up
+	}
+	pd := &ps.Pending[i]
+	if pd.Round != it.Seq || len(pd.Fallbacks) > 0 {
+		// A repeat of a round already run, or a round under way: its channels report.
+		return
+	}
+	oc := &bus.Outcome{Time: now.UTC(), DecisionID: did, Brand: it.Brand, Player: it.Player, Campaign: pd.Intent.Campaign,
+		Step: pd.Intent.Step, Kind: bus.OutcomeFailover, Category: string(pd.Intent.Category), IntentID: pd.Intent.ID}
+	if now.Unix() >= pd.Deadline {
+		s.undelivered(ps, did, oc, "every channel failed in every round", now)
+		return
+	}
+	pd.Channel, pd.Fallbacks = pd.Chain[0], slices.Clone(pd.Chain[1:])
+	s.markDirty(ps)
+	oc.Result, oc.Reason, oc.Channel, oc.Fallbacks = string(route.Send), ReasonRetry, pd.Channel, pd.Fallbacks
+	oc.Detail = fmt.Sprintf("round %d of the chain %v", pd.Round+1, pd.Chain)
+	// The outcome's id must differ from the first round's send of this channel.
+	oc.SendAt = now
+	s.outcome(oc)
+	s.count(pd.Intent.Category, oc.Result, oc.Reason)
+	s.issue(ctx, ps, pd, now, true)
+}
+
+// undelivered gives a mandatory message up at its deadline: recorded in OUTCOMES (history
+// and explain show it), dead-lettered with the reason, counted, its reservation returned.
+func (s *ownerState) undelivered(ps *PlayerState, did string, oc *bus.Outcome, last string, now time.Time) {
+	i := slices.IndexFunc(ps.Pending, func(p Pending) bool { return p.DecisionID == did })
+	if i < 0 {
+		return
+	}
+	pd := ps.Pending[i]
+	deadline := time.Unix(pd.Deadline, 0).UTC()
+	oc.Result, oc.Reason = string(route.Suppress), ReasonMandatoryUndelivered
+	oc.Detail = fmt.Sprintf("undelivered: tried %v in %d rounds until %s (the category's retryFor); last failure %s; dead-lettered",
+		pd.Chain, pd.Round+1, deadline.Format(time.RFC3339), last)
+	s.outcome(oc)
+	s.count(pd.Intent.Category, oc.Result, oc.Reason)
+	if !pd.Intent.Test {
+		s.stat(ps.Brand, bus.KindCampaign, pd.Intent.Campaign, bus.StatFailed, 1)
+	}
+	// The dead letter holds the intent (ids, the event's data without contact fields),
+	// under the player's intents subject, so erasure finds it.
+	raw, _ := bus.Encode(&pd.Intent)
+	dl, _ := bus.Encode(bus.DeadLetter{Time: now.UTC(), Stream: bus.StreamIntents, Subject: bus.IntentSubject(ps.Brand, s.part, ps.Player),
+		Reason: ReasonMandatoryUndelivered + ": " + oc.Detail, Data: raw})
+	msg := nats.NewMsg(bus.DeadLetterSubject(bus.StreamIntents))
+	msg.Data = dl
+	s.out = append(s.out, outMsg{msg: msg, id: "undelivered/" + did})
+	s.settle(ps, &ps.Pending[i], 0)
+	ps.Pending = slices.Delete(ps.Pending, i, i+1)
+	s.markDirty(ps)
+	if s.o.Undelivered != nil {
+		s.o.Undelivered(ps.Brand, pd.Intent.Category)
+	}
+	s.o.Log.Warn("mandatory message undelivered at its deadline", "brand", ps.Brand, "partition", s.part, "campaign", pd.Intent.Campaign,
+		"category", string(pd.Intent.Category), "decision", did, "rounds", pd.Round+1)
 }
 
 // settle records a send's real message cost and gives what its reservation held above it
@@ -780,7 +933,7 @@ func (s *ownerState) issue(ctx context.Context, ps *PlayerState, pd *Pending, no
 		s.o.Log.Error("rendering a message", "brand", ps.Brand, "campaign", cp.Name, "err", err)
 		return
 	}
-	s.publishJob(b, cp, &pd.Intent, pd.DecisionID, pd.Channel, pd.Fallbacks, &p, r, b.Costs)
+	s.publishJob(b, cp, &pd.Intent, pd.DecisionID, pd.Channel, pd.Fallbacks, pd.Round, &p, r, b.Costs)
 }
 
 // render executes the content for the pending decision's channel in the player's language.
@@ -846,10 +999,12 @@ func Address(p *players.Player, ch crmv1.Channel) string {
 	return p.ID
 }
 
-func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did string, ch crmv1.Channel, fallbacks []crmv1.Channel, p *players.Player, r render.Rendered, costs [len(prefs.Channels)]int64) {
+// round is the mandatory chain's round (0 the first): the job of a later round is a new
+// message to JetStream, whose dedup would otherwise drop it as a repeat of the first.
+func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did string, ch crmv1.Channel, fallbacks []crmv1.Channel, round int, p *players.Player, r render.Rendered, costs [len(prefs.Channels)]int64) {
 	job := bus.DeliveryJob{DecisionID: did, Brand: it.Brand, Player: it.Player, Campaign: it.Campaign, Step: it.Step,
 		Channel: ch, Fallbacks: fallbacks, Locale: r.Locale, TemplateID: r.TemplateID, ContentHash: cp.Config.ContentHashes[it.Content],
-		To: Address(p, ch), Subject: r.Subject, Text: r.Text, HTML: r.HTML, Test: it.Test}
+		To: Address(p, ch), Subject: r.Subject, Text: r.Text, HTML: r.HTML, Test: it.Test, Round: round}
 	data := map[string]string{"category": string(it.Category)}
 	if r.DeepLink != "" {
 		data["deepLink"] = r.DeepLink
@@ -888,7 +1043,11 @@ func (s *ownerState) publishJob(b *Brand, cp *Campaign, it *bus.Intent, did stri
 	raw, _ := bus.Encode(&job)
 	msg := nats.NewMsg(bus.DeliverySubject(string(ch), it.Brand, s.part, it.Player))
 	msg.Data = raw
-	s.out = append(s.out, outMsg{msg: msg, id: did + "." + string(ch)})
+	id := did + "." + string(ch)
+	if round > 0 {
+		id += ".r" + strconv.Itoa(round)
+	}
+	s.out = append(s.out, outMsg{msg: msg, id: id})
 }
 
 // Flush persists players, then the routing state (fenced), and only then publishes the

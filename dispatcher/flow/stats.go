@@ -120,10 +120,12 @@ func (s *ownerState) countOutcome(data []byte) {
 		return // the owner's own decisions
 	}
 	var o struct {
-		Brand    string `json:"brand"`
-		Campaign string `json:"campaign"`
-		Kind     string `json:"kind"`
-		Result   string `json:"result"`
+		Brand      string `json:"brand"`
+		Player     string `json:"player"`
+		Campaign   string `json:"campaign"`
+		Kind       string `json:"kind"`
+		Result     string `json:"result"`
+		DecisionID string `json:"decisionID"`
 	}
 	if json.Unmarshal(data, &o) != nil || o.Campaign == "" {
 		return
@@ -131,7 +133,25 @@ func (s *ownerState) countOutcome(data []byte) {
 	switch {
 	case o.Kind == bus.OutcomeAttempt && o.Result == channel.ResultSent:
 		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
+		s.delivered(o.Brand, o.Player, o.DecisionID)
 	case o.Kind == bus.OutcomeReport && o.Result == bus.ReportDelivered:
 		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
+	}
+}
+
+// delivered ends a mandatory message's deadline once a provider took it: its pending
+// entry is then an ordinary one (kept for late failure reports, trimmed as usual), and no
+// retry round runs for it.
+func (s *ownerState) delivered(brand, player, did string) {
+	ps, ok := s.players[brand+"/"+player]
+	if !ok {
+		return
+	}
+	for i := range ps.Pending {
+		if pd := &ps.Pending[i]; pd.DecisionID == did && pd.Deadline > 0 {
+			pd.Deadline = 0
+			s.markDirty(ps)
+			return
+		}
 	}
 }

@@ -137,7 +137,9 @@ type CategoryRule struct {
 	Quiet       *Window
 	QuietAction crmv1.QuietHoursAction
 	SLA         time.Duration
-	Adaptive    bool
+	// RetryFor is how long a mandatory message is tried before it is recorded undelivered.
+	RetryFor time.Duration
+	Adaptive bool
 }
 
 // Policy is a brand's compiled PreferencePolicy, ready for one lookup per decision step.
@@ -178,6 +180,9 @@ func (p *Policy) HasLanguage(lang string) bool {
 
 // DefaultSLA is the service-level target of mandatory categories without an sla.
 const DefaultSLA = 5 * time.Minute
+
+// DefaultRetryFor is how long a mandatory message without a retryFor is tried.
+const DefaultRetryFor = time.Hour
 
 // Compile turns a published PreferencePolicy into a Policy.
 func Compile(brand string, rec *bus.PreferencePolicyConfig, generation int64) (*Policy, error) {
@@ -244,7 +249,10 @@ func Compile(brand string, rec *bus.PreferencePolicyConfig, generation int64) (*
 			}
 		}
 		if r.Mandatory {
-			r.SLA = DefaultSLA
+			r.SLA, r.RetryFor = DefaultSLA, DefaultRetryFor
+			if cp.RetryFor != nil {
+				r.RetryFor = cp.RetryFor.Duration
+			}
 		}
 		if cp.SLA != nil {
 			r.SLA = cp.SLA.Duration

@@ -188,6 +188,10 @@ type Intent struct {
 const (
 	FlowStart  = "start"
 	FlowResume = "resume"
+	// FlowRetry is the next round (Seq) of a mandatory message's chain, due after a
+	// backoff once every channel failed: the owner finds the decision still pending and
+	// issues its first channel's job again, or records it undelivered at its deadline.
+	FlowRetry = "retry"
 )
 
 // DeliveryJob is a rendered message for one channel worker. It holds the contact address
