@@ -203,6 +203,10 @@ func DecodeAt(brand, player, eventType string, raw []byte, now time.Time) (*Even
 		// encoding/json would quietly turn the bad bytes into U+FFFD: refuse instead.
 		return nil, fieldErr("event", "is not valid UTF-8")
 	}
+	if d := nesting(raw); d > MaxDataDepth+1 {
+		// The envelope is one level; data may nest MaxDataDepth more.
+		return nil, fieldErr("data", "nests %d levels deep; the limit is %d", d-1, MaxDataDepth)
+	}
 	ev := &Event{Brand: brand}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -219,7 +223,7 @@ func DecodeAt(brand, player, eventType string, raw []byte, now time.Time) (*Even
 	if err := ev.checkEnvelope(player, eventType); err != nil {
 		return nil, err
 	}
-	if t := ev.Time; !t.IsZero() {
+	if t := ev.Time; !t.IsZero() || hasTime(raw) {
 		switch {
 		case t.Before(MinEventTime):
 			return nil, fieldErr("time", "%s is before %s", t.Format(time.RFC3339), MinEventTime.Format(time.DateOnly))
@@ -231,6 +235,55 @@ func DecodeAt(brand, player, eventType string, raw []byte, now time.Time) (*Even
 		return nil, err
 	}
 	return ev, nil
+}
+
+// MaxDataDepth is how deep an event's data may nest objects and arrays: deeper data has
+// no use in a player event and makes every reader (CEL, templates, the export) recurse.
+const MaxDataDepth = 64
+
+// nesting is the deepest nesting of objects and arrays in the JSON text raw (strings
+// skipped); it stops counting past MaxDataDepth+1.
+func nesting(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > deepest {
+				deepest = depth
+				if deepest > MaxDataDepth+1 {
+					return deepest
+				}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// hasTime reports whether the envelope names a time: a zero time is then an explicit
+// 0001-01-01 to refuse, not a missing time meaning "now".
+func hasTime(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`"time"`)) {
+		return false
+	}
+	var env struct {
+		Time json.RawMessage `json:"time"`
+	}
+	return json.Unmarshal(raw, &env) == nil && len(env.Time) > 0 && string(env.Time) != "null"
 }
 
 func jsonErr(field string, err error) *Error {

@@ -77,6 +77,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad time", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `yesterday`, 1), "time"},
 		{"time far ahead", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `9999-12-31T00:00:00Z`, 1), "time"},
 		{"time before 2000", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `1999-12-31T23:59:59Z`, 1), "time"},
+		{"explicit zero time", strings.Replace(envelope("kyc.passed", "{}"), `2026-11-22T21:03:11Z`, `0001-01-01T00:00:00Z`, 1), "time"},
+		{"data nested 65 deep", envelope("survey.answered", `{"surveyId":"s","answers":{"a":`+strings.Repeat("[", 63)+strings.Repeat("]", 63)+`}}`), "data"},
+		{"data nested 5,000 deep", envelope("survey.answered", `{"surveyId":"s","answers":{"a":`+strings.Repeat("[", 4998)+strings.Repeat("]", 4998)+`}}`), "data"},
 		{"registered without country", envelope("player.registered", `{"language":"az","timeZone":"Asia/Baku","currency":"AZN"}`), "data.country"},
 		{"bad country", envelope("player.registered", `{"country":"Azerbaijan","language":"az","timeZone":"Asia/Baku","currency":"AZN"}`), "data.country"},
 		{"bad zone", envelope("player.registered", `{"country":"AZ","language":"az","timeZone":"Mars/Olympus","currency":"AZN"}`), "data.timeZone"},
@@ -120,6 +123,14 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("field %q reason %q, want field %q", fe.Field, fe.Reason, c.field)
 			}
 		})
+	}
+	// 64 levels are taken (brackets inside strings do not count), and a missing time means now.
+	deep := envelope("survey.answered", `{"surveyId":"s","answers":{"a":`+strings.Repeat("[", 62)+`"[[[{{{"`+strings.Repeat("]", 62)+`}}`)
+	if _, err := ingest.Decode("baku", "", "", []byte(deep)); err != nil {
+		t.Errorf("data nested 64 deep: %v", err)
+	}
+	if _, err := ingest.Decode("baku", "", "", []byte(strings.Replace(envelope("kyc.passed", "{}"), `"time":"2026-11-22T21:03:11Z",`, "", 1))); err != nil {
+		t.Errorf("no time: %v", err)
 	}
 	// The NATS subject's player and type must agree with the envelope.
 	if _, err := ingest.Decode("baku", "p-2", "", []byte(envelope("kyc.passed", "{}"))); err == nil || !strings.Contains(err.Error(), "subject") {

@@ -67,6 +67,8 @@ func TestHostileInputs(t *testing.T) {
 	}
 	batch.WriteString("]")
 	good := event("h-1", "h-good", "")
+	zeroTime := strings.Replace(event("h-6", "h-zero", ""), time.Now().UTC().Format(time.RFC3339), "0001-01-01T00:00:00Z", 1)
+	deepData := event("h-7", "h-deep", `,"attrs":{"n":`+strings.Repeat("[", 5000)+strings.Repeat("]", 5000)+`}`)
 	attacks := []struct {
 		name, method, path, body string
 		header                   map[string]string
@@ -85,6 +87,8 @@ func TestHostileInputs(t *testing.T) {
 		{"a brand that is no token", "POST", "/v1/brands/baku.casino/events", good, signed(good, time.Now()), anon, 400},
 		{"an internal event type from the platform", "POST", "/v1/brands/baku-casino/events",
 			strings.Replace(event("h-5", "h-int", ""), "player.registered", "player.inactive", 1), signed(strings.Replace(event("h-5", "h-int", ""), "player.registered", "player.inactive", 1), time.Now()), anon, 400},
+		{"an explicit zero time", "POST", "/v1/brands/baku-casino/events", zeroTime, signed(zeroTime, time.Now()), anon, 400},
+		{"data nested 5,000 deep", "POST", "/v1/brands/baku-casino/events", deepData, signed(deepData, time.Now()), anon, 400},
 		{"a player's token at the admin API", "GET", "/v1/brands/baku-casino/players/h-good/export", "", map[string]string{"Authorization": "Bearer " + token("h-good")}, anon, 401},
 		{"path traversal in an admin player id", "GET", "/v1/brands/baku-casino/players/..%2F..%2Fsecrets/export", "", nil, admin, 400},
 		{"another brand's token at the preference centre", "GET", "/v1/brands/lasvegas/me/preferences", "", map[string]string{"Authorization": "Bearer " + token("h-good")}, anon, 401},
@@ -129,7 +133,7 @@ func TestHostileInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, player := range []string{"h-control", "h-good", "h-other", "h-utf", "h-int", "h-batch-0"} {
+	for _, player := range []string{"h-control", "h-good", "h-other", "h-utf", "h-int", "h-batch-0", "h-zero", "h-deep"} {
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter("croupier.ev.baku-casino.*."+player+".>"))
 		if err != nil {
 			t.Fatal(err)
