@@ -67,10 +67,10 @@ func (k campaignKind) observeBudget(ctx context.Context, c *crmv1.Campaign, t ti
 	switch {
 	case ex != nil:
 		msg := fmt.Sprintf("the total budget of %s %s cannot cover what the campaign needs next: %s; raise spec.budget.total to resume",
-			money.FormatMicros(ex.Cap), currency, exhaustionFigures(ex, currency))
+			money.FormatMicrosIn(ex.Cap, currency), currency, exhaustionFigures(ex, currency))
 		if ex.Scope == bus.BudgetPerPeriod {
 			msg = fmt.Sprintf("this %s's budget of %s %s cannot cover what the campaign needs next: %s; sending resumes at %s or when spec.budget.perPeriod is raised",
-				c.Spec.Budget.PerPeriod.Period, money.FormatMicros(ex.Cap), currency, exhaustionFigures(ex, currency), ex.Until.Format(time.RFC3339))
+				c.Spec.Budget.PerPeriod.Period, money.FormatMicrosIn(ex.Cap, currency), currency, exhaustionFigures(ex, currency), ex.Until.Format(time.RFC3339))
 		}
 		setCondition(c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonBudgetExhausted, msg)
 		if !paused {
@@ -90,7 +90,7 @@ func (k campaignKind) observeBudget(ctx context.Context, c *crmv1.Campaign, t ti
 // grant refused with 5 AZN left reads "10.00 AZN asked, 0.00 AZN spent or held, 5.00 AZN
 // left", not "spent".
 func exhaustionFigures(ex *bus.BudgetExhaustion, currency string) string {
-	f := func(micros int64) string { return money.FormatMicros(micros) + " " + currency }
+	f := func(micros int64) string { return money.FormatMicrosIn(micros, currency) + " " + currency }
 	s := f(ex.Granted) + " spent or held by the dispatchers, " + f(max(0, ex.Cap-ex.Granted)) + " left"
 	if ex.Asked > 0 {
 		s = f(ex.Asked) + " asked, " + s

@@ -43,7 +43,7 @@ func TestBudgetExhaustedPausesWithoutEditingSpec(t *testing.T) {
 	putLedger(t, ns, c.Name, bus.BudgetLedger{UID: string(c.UID), Granted: 995_000_000,
 		Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetTotal, Cap: 1000_000_000, At: time.Now(), Asked: 10_000_000, Granted: 995_000_000}})
 	cond := waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonBudgetExhausted)
-	if !strings.Contains(cond.Message, "total budget of 1000 AZN cannot cover what the campaign needs next: 10 AZN asked, 995 AZN spent or held by the dispatchers, 5 AZN left") {
+	if !strings.Contains(cond.Message, "total budget of 1000.00 AZN cannot cover what the campaign needs next: 10.00 AZN asked, 995.00 AZN spent or held by the dispatchers, 5.00 AZN left") {
 		t.Fatalf("message %q", cond.Message)
 	}
 	if c.Status.Phase != crmv1.PhasePaused || c.Generation != gen || c.Spec.Paused {
@@ -73,7 +73,7 @@ func TestBudgetExhaustedPausesWithoutEditingSpec(t *testing.T) {
 	putLedger(t, ns, c.Name, bus.BudgetLedger{UID: string(c.UID), Granted: 300_000_000, PeriodGranted: 100_000_000,
 		Exhausted: &bus.BudgetExhaustion{Scope: bus.BudgetPerPeriod, Cap: 100_000_000, Until: until, At: time.Now(), Granted: 100_000_000}})
 	cond = waitCondition(t, c, crmv1.ConditionPaused, metav1.ConditionTrue, crmv1.ReasonBudgetExhausted)
-	if !strings.Contains(cond.Message, "this day's budget of 100 AZN cannot cover what the campaign needs next: 100 AZN spent or held by the dispatchers, 0 AZN left; sending resumes at "+until.Format(time.RFC3339)) {
+	if !strings.Contains(cond.Message, "this day's budget of 100.00 AZN cannot cover what the campaign needs next: 100.00 AZN spent or held by the dispatchers, 0.00 AZN left; sending resumes at "+until.Format(time.RFC3339)) {
 		t.Fatalf("message %q", cond.Message)
 	}
 	// A ledger of an older Campaign of the same name does not pause this one.

@@ -131,7 +131,7 @@ func TestEverySampleBecomesReady(t *testing.T) {
 	}
 	// The welcome series inlined its ConfigMap bodies and holds budget in minor units.
 	rec, _ := testStore.Published(ctx, ns, bus.KindCampaign, "welcome-series")
-	if rec.Campaign.BudgetTotal == nil || rec.Campaign.BudgetTotal.Minor != 5_000_000 || rec.Campaign.RewardValues["welcome-spins"].Minor != 1000 {
+	if rec.Campaign.BudgetTotal == nil || rec.Campaign.BudgetTotal.Minor != 15_000_000 || rec.Campaign.RewardValues["welcome-spins"].Minor != 1000 {
 		t.Fatalf("compiled money wrong: budget %+v rewards %+v", rec.Campaign.BudgetTotal, rec.Campaign.RewardValues)
 	}
 	for _, c := range rec.Campaign.Spec.Contents {

@@ -244,10 +244,10 @@ func campaignSpend(c *crmv1.Campaign, sum map[string]int64) *crmv1.SpendStatus {
 		return nil
 	}
 	spent := sum[bus.StatCostRewards] + sum[bus.StatCostMessages]
-	s := &crmv1.SpendStatus{Spent: &crmv1.Money{Amount: money.FormatMicros(spent), Currency: currency}}
+	s := &crmv1.SpendStatus{Spent: &crmv1.Money{Amount: money.FormatMicrosIn(spent, currency), Currency: currency}}
 	if total > 0 {
 		budgetUsed.WithLabelValues(c.Namespace, c.Name).Set(float64(spent) / float64(total))
-		s.Remaining = &crmv1.Money{Amount: money.FormatMicros(max(0, total-spent)), Currency: currency}
+		s.Remaining = &crmv1.Money{Amount: money.FormatMicrosIn(max(0, total-spent), currency), Currency: currency}
 	}
 	return s
 }

@@ -23,6 +23,18 @@ const (
 	ProviderWebhook  ProviderType = "webhook"
 )
 
+// DeliveryReports reports whether the provider tells Croupier a message reached the
+// player (an SMS aggregator's DLR, Viber's delivered callback, SendGrid's and Mailgun's
+// delivered events). SMTP, push, web push, in-app and webhook providers report nothing
+// after taking a message: "delivered" has no figure there.
+func (t ProviderType) DeliveryReports() bool {
+	switch t {
+	case ProviderSendGrid, ProviderMailgun, ProviderSMSRest, ProviderTwilio, ProviderViber:
+		return true
+	}
+	return false
+}
+
 // ProviderTypesByChannel lists the provider types each channel accepts. The CEL rule on
 // ChannelPolicySpec spells out the same table.
 var ProviderTypesByChannel = map[Channel][]ProviderType{

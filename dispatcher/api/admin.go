@@ -186,7 +186,12 @@ func (a *Admin) importPlayers(w http.ResponseWriter, r *http.Request, brand stri
 			ingest.WriteProblem(w, http.StatusRequestEntityTooLarge, ingest.Problem{Error: fmt.Sprintf("import is larger than %d bytes; split the file; nothing was imported", max)})
 			return
 		}
-		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("after line %d: %v; nothing was imported", line, err), Line: line + 1})
+		if errors.Is(err, bufio.ErrTooLong) {
+			ingest.WriteProblem(w, http.StatusRequestEntityTooLarge, ingest.Problem{Line: line + 1,
+				Error: fmt.Sprintf("line %d is longer than %d bytes, the limit of one profile; nothing was imported", line+1, ingest.MaxEventBytes)})
+			return
+		}
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("reading line %d: %v; nothing was imported", line+1, err), Line: line + 1})
 		return
 	}
 	if len(events) == 0 {

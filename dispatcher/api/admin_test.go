@@ -285,7 +285,13 @@ func TestAdminAPIAuthenticatesAuthorizesImportsExportsAndErases(t *testing.T) {
 	badLine := `{"id":"p-4","country":"AZ"}
 {"id":"p-5","email":"not-an-address"}
 `
+	// The second line is longer than one profile may be.
+	longLine := `{"id":"p-6","country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN"}
+{"id":"p-7","attrs":{"note":"` + strings.Repeat("x", ingest.MaxEventBytes) + `"}}
+`
 	f.run(t, []step{
+		{"an over-long line", importer, "POST", "/v1/brands/baku/players/import", longLine, 413,
+			fmt.Sprintf(`line 2 is longer than %d bytes, the limit of one profile; nothing was imported","line":2`, ingest.MaxEventBytes)},
 		{"anonymous import", anonymous, "POST", "/v1/brands/baku/players/import", profiles, 401, "authentication required"},
 		{"forged token", forged, "POST", "/v1/brands/baku/players/import", profiles, 401, "authentication required"},
 		{"olga may not import", olga, "POST", "/v1/brands/baku/players/import", profiles, 403, `olga\" may not create players/import`},

@@ -401,7 +401,7 @@ func (d *delivery) outcome(result, prov string, attempt int, detail string, cost
 	o := bus.Outcome{Time: d.w.Clock.Now().UTC(), DecisionID: j.DecisionID, Brand: j.Brand, Player: j.Player, Campaign: j.Campaign,
 		Step: j.Step, Kind: bus.OutcomeAttempt, Category: j.Data["category"], Result: result, Reason: result, Detail: detail,
 		Channel: d.w.Channel, Provider: prov, TemplateID: j.TemplateID, Locale: j.Locale, ContentHash: j.ContentHash,
-		Attempt: attempt, ProviderID: providerID}
+		Attempt: attempt, ProviderID: providerID, Test: j.Test}
 	if cost != nil && cost.Micros > 0 {
 		o.ProviderCost = cost
 	}

@@ -89,6 +89,9 @@ type FlowPos struct {
 	Revenue int64  `json:"revenue,omitempty"`
 	// Coupon is the promo code the flow issued last (.Coupon in later messages).
 	Coupon string `json:"coupon,omitempty"`
+	// Held is set while the flow waits past its due time because its campaign is paused
+	// (by a person or its budget): the owner wakes it as soon as the campaign resumes.
+	Held bool `json:"held,omitempty"`
 	// Sent are the send steps already taken (a loop's second visit gets a new intent id).
 	Sent []string        `json:"sent,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
@@ -514,14 +517,23 @@ func (s *ownerState) resume(ctx context.Context, it *bus.Intent, now time.Time) 
 		s.endFlow(ps, fp, ReasonCampaignEnded, now)
 		return
 	}
-	if held, _ := s.held(ps.Brand, cp); held != "" {
-		// Paused: the flow stays where it is and looks again later.
+	if held, why := s.held(ps.Brand, cp); held != "" {
+		// Paused: the flow stays where it is, is woken when the campaign resumes, and
+		// looks again later in any case (a resume this replica did not see).
 		at := now.Add(s.o.pausedRecheck())
 		fp.Until = at.UnixMilli()
+		if !fp.Held {
+			fp.Held = true
+			s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(ps.Brand + "/" + ps.Player + "/" + fp.Instance + "/held/" + strconv.Itoa(fp.Seq)),
+				Brand: ps.Brand, Player: ps.Player, Campaign: fp.Campaign, Step: fp.Step, Kind: OutcomeFlow, Result: "held", Reason: string(held),
+				Detail: "the campaign is paused (" + why + "): the flow waits at step " + fp.Step + " and goes on when the campaign resumes"})
+		}
+		s.heldCampaigns[ps.Brand+"/"+fp.Campaign] = struct{}{}
 		s.markDirty(ps)
 		s.scheduleResume(ps, fp, cp.Spec().Category, at, now)
 		return
 	}
+	fp.Held = false
 	st := cp.Steps[fp.Step]
 	switch {
 	case st == nil:

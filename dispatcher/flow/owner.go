@@ -163,7 +163,7 @@ func (o *Owner) Open(ctx context.Context, part int, epoch uint64) (partition.Sta
 	}
 	st := &ownerState{o: o, part: part, ks: ks, pt: ks.Partition(), players: map[string]*PlayerState{}, slots: map[string]int{},
 		runs: map[string]*runsDoc{}, members: map[string][]string{}, segs: map[string]*segMembers{}, stats: map[string]*statsDoc{},
-		boards: map[string]*board{}, asks: make(chan previewAsk, 8), epoch: epoch, fenceRev: fence}
+		boards: map[string]*board{}, asks: make(chan previewAsk, 8), epoch: epoch, fenceRev: fence, heldCampaigns: map[string]struct{}{}}
 	if err := st.load(ctx); err != nil {
 		ks.Close()
 		return nil, err
@@ -268,6 +268,9 @@ type ownerState struct {
 	// starts are the run intents of this Pump, confirmed before the cursor is persisted.
 	starts   []jetstream.PubAckFuture
 	startErr error
+	// heldCampaigns are the campaigns (brand/name) with flows held by a pause, woken by
+	// Pump once the campaign resumes.
+	heldCampaigns map[string]struct{}
 }
 
 // observation is a mandatory message's job, timed from its intent's creation to the
@@ -298,6 +301,11 @@ func (s *ownerState) load(ctx context.Context) error {
 			return fmt.Errorf("loading %s: %w", e.Key(), err)
 		}
 		s.players[ps.Brand+"/"+ps.Player] = ps
+		for _, fp := range ps.Flows {
+			if fp.Held {
+				s.heldCampaigns[ps.Brand+"/"+fp.Campaign] = struct{}{}
+			}
+		}
 		return nil
 	}, func() bool { return true })
 }
@@ -415,7 +423,8 @@ func (s *ownerState) handleIntent(ctx context.Context, msg jetstream.Msg) error 
 	case bus.FlowStart:
 		s.startRunFlow(ctx, &it, now)
 	default:
-		if !s.hold(&it, now) {
+		// A test send is not held by a pause or a spent budget: it previews the message.
+		if it.Test || !s.hold(&it, now) {
 			s.decide(ctx, &it, now)
 		}
 	}
@@ -614,7 +623,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		}
 	}
 	oc := &bus.Outcome{Time: now.UTC(), DecisionID: did, Brand: it.Brand, Player: it.Player, Campaign: it.Campaign, Step: it.Step,
-		Kind: bus.OutcomeDecision, Category: string(it.Category), IntentID: it.ID}
+		Kind: bus.OutcomeDecision, Category: string(it.Category), IntentID: it.ID, Test: it.Test}
 	b := s.o.Catalog.Brand(it.Brand)
 	var cp *Campaign
 	if b != nil {
@@ -624,7 +633,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 		s.stopped(oc, route.Suppress, route.ReasonCampaignNotFound, "")
 		return
 	}
-	if ok, why := cp.InWindow(now); !ok {
+	if ok, why := cp.InWindow(now); !ok && !it.Test {
 		s.stopped(oc, route.Suppress, route.ReasonCampaignNotActive, why)
 		return
 	}
@@ -635,7 +644,8 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 	}
 	oc.ContentHash = content.Hash
 	in, pp := s.routeInput(b, cp, it, ps, content, now)
-	if s.o.Budget != nil && cp.Caps.Limited() {
+	if s.o.Budget != nil && cp.Caps.Limited() && !it.Test {
+		// A test send costs the campaign nothing.
 		in.Budget, in.PlayerSpent = s.o.Budget, ps.spent(cp)
 	}
 	d := route.Decide(&in)
@@ -661,8 +671,11 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 			return
 		}
 		oc.Channel, oc.Fallbacks, oc.Locale, oc.TemplateID = d.Channel, d.Fallbacks, r.Locale, r.TemplateID
-		ps.History.Prune(now, KeepHistory)
-		ps.History.Record(it.Category, d.Channel, route.ContentKey(it, content.Hash, content.DedupKey), now)
+		if !it.Test {
+			// A test send counts toward no cap and no dedup of the player's real messages.
+			ps.History.Prune(now, KeepHistory)
+			ps.History.Record(it.Category, d.Channel, route.ContentKey(it, content.Hash, content.DedupKey), now)
+		}
 		ps.addPending(pd, now)
 		s.markDirty(ps)
 		s.outcome(oc)

@@ -231,3 +231,49 @@ func TestOneOfferOncePerDedupWindow(t *testing.T) {
 		t.Errorf("%d withdrawal notices, want both", n)
 	}
 }
+
+// A flow whose delay ends while its campaign is paused is held, with a line in the
+// player's history saying so, and goes on as soon as the campaign resumes, not at its next
+// look (here ten minutes later).
+func TestHeldFlowGoesOnWhenTheCampaignResumes(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	spec := welcomeSeries(time.Second)
+	putCampaign(t, js, "welcome-series", spec)
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.owner.PausedRecheck = 10 * time.Minute
+	s.start(t, 1)
+	setPaused := func(paused bool) {
+		sp := spec
+		sp.Paused = paused
+		putCampaign(t, js, "welcome-series", sp)
+		bustest.Eventually(t, 5*time.Second, "the campaign's new spec", func() bool {
+			b := s.owner.Catalog.Brand("baku")
+			return b != nil && b.Campaigns["welcome-series"] != nil && b.Campaigns["welcome-series"].Spec().Paused == paused
+		})
+	}
+	register(t, s.js, "p-w1", "Asia/Baku", time.Now(), nil)
+	bustest.Eventually(t, 10*time.Second, "the welcome", func() bool { return len(smsTexts(t, s.js, "p-w1")) == 1 })
+	setPaused(true)
+	bustest.Eventually(t, 15*time.Second, "the held flow's history line", func() bool {
+		for _, o := range outcomesOf(t, s.js, "p-w1") {
+			if o.Kind == flow.OutcomeFlow && o.Result == "held" && o.Reason == string(route.ReasonCampaignPaused) && strings.Contains(o.Detail, "settle-in") {
+				return true
+			}
+		}
+		return false
+	})
+	setPaused(false)
+	// The wait (1 s) and then the retention offer: seconds, not the ten-minute look.
+	bustest.Eventually(t, 20*time.Second, "the retention offer after the resume", func() bool { return len(smsTexts(t, s.js, "p-w1")) == 2 })
+	held := 0
+	for _, o := range outcomesOf(t, s.js, "p-w1") {
+		if o.Result == "held" {
+			held++
+		}
+	}
+	if held != 1 {
+		t.Errorf("%d held lines, want one", held)
+	}
+}

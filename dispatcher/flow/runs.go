@@ -131,6 +131,7 @@ func (s *ownerState) Pump(ctx context.Context) (bool, error) {
 	now := s.o.Clock.Now()
 	s.refreshSegments(now)
 	s.answerPreviews(now)
+	s.wakeResumed(ctx, now)
 	more := s.expandRuns(now)
 	if err := awaitAll(ctx, s.starts); err != nil {
 		return false, fmt.Errorf("a run's intents: %w", err)
@@ -286,4 +287,32 @@ func (s *ownerState) startRunFlow(ctx context.Context, it *bus.Intent, now time.
 		return // deleted or replaced since the run
 	}
 	s.startFlow(ctx, b, cp, s.state(it.Brand, it.Player), it.FlowInstance, it.Run+"/"+it.Player, nil, now)
+}
+
+// wakeResumed goes on with the flows held by a campaign that is no longer paused, at
+// once rather than at their next look (up to PausedRecheck later).
+func (s *ownerState) wakeResumed(ctx context.Context, now time.Time) {
+	for key := range s.heldCampaigns {
+		brand, name, _ := strings.Cut(key, "/")
+		b := s.o.Catalog.Brand(brand)
+		cp := b.campaign(name)
+		if cp != nil {
+			if held, _ := s.held(brand, cp); held != "" {
+				continue
+			}
+		}
+		delete(s.heldCampaigns, key)
+		for _, ps := range s.players {
+			if ps.Brand != brand {
+				continue
+			}
+			for _, fp := range slices.Clone(ps.Flows) {
+				if !fp.Held || fp.Campaign != name {
+					continue
+				}
+				fp.Until = now.UnixMilli()
+				s.resume(ctx, &bus.Intent{Brand: brand, Player: ps.Player, Campaign: name, FlowInstance: fp.Instance, Step: fp.Step, Seq: fp.Seq}, now)
+			}
+		}
+	}
 }

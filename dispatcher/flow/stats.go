@@ -126,13 +126,23 @@ func (s *ownerState) countOutcome(data []byte) {
 		Kind       string `json:"kind"`
 		Result     string `json:"result"`
 		DecisionID string `json:"decisionID"`
+		Test       bool   `json:"test"`
 	}
-	if json.Unmarshal(data, &o) != nil || o.Campaign == "" {
+	if json.Unmarshal(data, &o) != nil {
+		return
+	}
+	if o.Campaign == "" && o.Kind == bus.OutcomeReport {
+		// A provider's report names the decision only: its campaign is the pending send's.
+		o.Campaign = s.pendingCampaign(o.Brand, o.Player, o.DecisionID)
+	}
+	if o.Campaign == "" {
 		return
 	}
 	switch {
 	case o.Kind == bus.OutcomeAttempt && o.Result == channel.ResultSent:
-		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
+		if !o.Test {
+			s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
+		}
 		s.delivered(o.Brand, o.Player, o.DecisionID)
 	case o.Kind == bus.OutcomeReport && o.Result == bus.ReportDelivered:
 		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
@@ -154,4 +164,21 @@ func (s *ownerState) delivered(brand, player, did string) {
 			return
 		}
 	}
+}
+
+// pendingCampaign is the campaign of a player's pending send ("" when none is kept).
+func (s *ownerState) pendingCampaign(brand, player, did string) string {
+	ps, ok := s.players[brand+"/"+player]
+	if !ok {
+		return ""
+	}
+	for i := range ps.Pending {
+		if pd := &ps.Pending[i]; pd.DecisionID == did {
+			if pd.Intent.Test {
+				return ""
+			}
+			return pd.Intent.Campaign
+		}
+	}
+	return ""
 }

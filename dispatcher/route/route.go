@@ -52,6 +52,9 @@ const (
 	ReasonSent              Reason = "Routed"           // 9
 	ReasonMandatoryBypass   Reason = "MandatoryBypassQuietHours"
 	ReasonAllChannelsFailed Reason = "AllChannelsFailed"
+	// ReasonTestSend: a test send to a seed player, sent past budget, pause, caps, dedup
+	// and quiet hours (consent and responsible-gaming blocks still hold).
+	ReasonTestSend          Reason = "TestSend"
 	ReasonCampaignNotFound  Reason = "CampaignNotFound"
 	ReasonCampaignPaused    Reason = "CampaignPaused"
 	ReasonCampaignNotActive Reason = "CampaignOutsideWindow"
@@ -317,6 +320,20 @@ func Decide(in *Input) Decision {
 		x.pass(5, "")
 	} else {
 		x.pass(5, "mandatory: consent not required")
+	}
+
+	// A test send (kubectl croupier test-send to a seed player) previews the message now:
+	// quiet hours, caps and dedup do not hold it, and it records nothing that would hold
+	// the player's real messages. Consent and the blocks above still apply.
+	if it.Test {
+		x.pass(6, "test send: quiet hours, caps and dedup do not apply")
+		d.Channel = cands[0]
+		if n > 1 {
+			d.Fallbacks = append([]crmv1.Channel(nil), cands[1:n]...)
+		}
+		x.pass(9, string(d.Channel))
+		d.Step, d.Result, d.Reason, d.Detail = 9, Send, ReasonTestSend, "a test send: no budget, caps, dedup, quiet hours or pause"
+		return d
 	}
 
 	// 6. quiet hours in the player's time zone

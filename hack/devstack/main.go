@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,11 +14,25 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/croupier-crm/croupier/internal/devstack"
 )
+
+// routeLogs sends the controllers' log (unless verbose: then the console) and the
+// Kubernetes libraries' klog output to the stack's log. The libraries the dispatcher's
+// admin API uses (delegated authentication's CA and token reviewers) log through klog, to
+// stderr by default, which put their lines between make dev's own.
+func routeLogs(logf io.Writer, verbose bool) {
+	if verbose {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(logf, nil)))
+	}
+	klog.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(logf, nil)))
+}
 
 func main() {
 	o := devstack.Options{Out: os.Stdout, ParentDeath: true}
@@ -37,11 +52,7 @@ func main() {
 	}
 	defer logf.Close()
 	o.Log = logf // the dispatcher's JSON log; the manager's too unless -v
-	if *verbose {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(logf, nil)))
-	}
+	routeLogs(logf, *verbose)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := devstack.Run(ctx, o); err != nil {

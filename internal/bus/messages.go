@@ -330,6 +330,9 @@ type Outcome struct {
 	ProviderCost *MicroAmount `json:"providerCost,omitempty"`
 	// ProviderID is the provider's id of an accepted message (for its webhooks).
 	ProviderID string `json:"providerID,omitempty"`
+	// Test marks the records of a test send (kubectl croupier test-send): they count in
+	// no campaign figure.
+	Test bool `json:"test,omitempty"`
 }
 
 // ConsentEntry is one line of the consent ledger.

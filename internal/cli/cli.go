@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,6 +34,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
 )
 
 // Options are the plugin's flags.
@@ -154,6 +156,19 @@ func (o *Options) status() *cobra.Command {
 				return err
 			}
 			sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+			// DELIVERED counts delivery reports, which only some providers send (SMS
+			// aggregators' DLRs, Viber, SendGrid and Mailgun events): a campaign none of
+			// whose channels has such a provider shows "-", not a misleading 0.
+			var policies crmv1.ChannelPolicyList
+			if err := c.List(cmd.Context(), &policies, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			reports := map[crmv1.Channel]bool{}
+			for _, cp := range policies.Items {
+				for _, p := range cp.Spec.Providers {
+					reports[cp.Spec.Channel] = reports[cp.Spec.Channel] || p.Type.DeliveryReports()
+				}
+			}
 			w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "CAMPAIGN\tREADY\tPHASE\tSENT\tDELIVERED\tCONVERTED\tSPENT/BUDGET\tNEXT RUN\tPAUSED")
 			for _, cp := range list.Items {
@@ -170,25 +185,48 @@ func (o *Options) status() *cobra.Command {
 				if ct := cp.Status.Counters; ct != nil {
 					sent, delivered, converted = ct.Sent, ct.Delivered, ct.Converted
 				}
+				deliveredCol := "-"
+				for _, content := range cp.Spec.Contents {
+					for _, m := range content.Messages {
+						if reports[m.Channel] {
+							deliveredCol = strconv.FormatInt(delivered, 10)
+						}
+					}
+				}
 				spend := "-"
 				if sp := cp.Status.Spend; sp != nil && sp.Spent != nil {
-					spend = sp.Spent.Amount + " " + sp.Spent.Currency
+					spend = showMoney(sp.Spent.Amount, sp.Spent.Currency)
 				}
 				if b := cp.Spec.Budget; b != nil && b.Total != nil {
 					if spend == "-" {
-						spend = "0"
+						spend = showMoney("0", b.Total.Currency)
 					}
-					spend += " / " + b.Total.Amount + " " + b.Total.Currency
+					spend += " / " + showMoney(b.Total.Amount, b.Total.Currency)
 				}
 				next := "-"
 				if cp.Status.NextRunTime != nil {
 					next = cp.Status.NextRunTime.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", cp.Name, ready, cp.Status.Phase, sent, delivered, converted, spend, next, paused)
+				phase := string(cp.Status.Phase)
+				if phase == "" {
+					phase = "-" // not reconciled yet
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", cp.Name, ready, phase, sent, deliveredCol, converted, spend, next, paused)
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// showMoney writes an amount in the one form Croupier shows money in: the currency's
+// digits at least ("0.00 AZN", "120.50 AZN", "0.002 AZN"); an amount it cannot read is
+// shown as it is.
+func showMoney(amount, currency string) string {
+	micros, err := money.ParseMicros(amount, currency)
+	if err != nil {
+		return amount + " " + currency
+	}
+	return money.FormatMicrosIn(micros, currency) + " " + currency
 }
 
 func (o *Options) pause(on bool) *cobra.Command {

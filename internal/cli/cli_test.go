@@ -86,6 +86,30 @@ func TestPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A second campaign by SMS, whose aggregator sends delivery reports, with nothing spent.
+	sms := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku", Name: "kyc-sms"}, Spec: crmv1.CampaignSpec{
+		Category: crmv1.CategoryService, Trigger: crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "kyc.passed"}},
+		Steps:    []crmv1.Step{{Name: "notice", Send: &crmv1.SendStep{Content: "kyc"}}},
+		Contents: []crmv1.Content{{Name: "kyc", Messages: []crmv1.Message{{Channel: crmv1.ChannelSMS, Locale: "az", Body: "KYC tamamlandı"}}}},
+		Budget:   &crmv1.Budget{Total: &crmv1.Money{Amount: "100", Currency: "AZN"}}}}
+	if err := c.Create(ctx, sms); err != nil {
+		t.Fatal(err)
+	}
+	sms.Status.Counters = &crmv1.CampaignCounters{Sent: 40, Delivered: 37}
+	if err := c.Status().Update(ctx, sms); err != nil {
+		t.Fatal(err)
+	}
+	for _, cpol := range []*crmv1.ChannelPolicy{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "baku", Name: "sms"}, Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS,
+			Providers: []crmv1.Provider{{Name: "aggregator", Type: crmv1.ProviderSMSRest, Endpoint: "https://sms.example.az/send"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "baku", Name: "push"}, Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelPush,
+			Providers: []crmv1.Provider{{Name: "fcm", Type: crmv1.ProviderFCM, Endpoint: "https://fcm.googleapis.com"}}}},
+	} {
+		if err := c.Create(ctx, cpol); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// leyla has no rights yet: the API server refuses her, and the plugin says so.
 	if out, err := run(t, "status", "--kubeconfig", kubeconfig, "-n", "baku"); err == nil || !strings.Contains(out, "forbidden") {
 		t.Fatalf("status without rights: %v %s", err, out)
@@ -103,9 +127,29 @@ func TestPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := run(t, "status", "--kubeconfig", kubeconfig, "-n", "baku")
-	if err != nil || !strings.Contains(out, "daily-spins") || !strings.Contains(out, "1200") || !strings.Contains(out, "120.5 AZN / 500.00 AZN") ||
+	if err != nil || !strings.Contains(out, "daily-spins") || !strings.Contains(out, "1200") || !strings.Contains(out, "120.50 AZN / 500.00 AZN") ||
 		!strings.Contains(out, "Scheduled") {
 		t.Fatalf("status: %v\n%s", err, out)
+	}
+	// SENT beside DELIVERED; DELIVERED only where a channel has delivery reports; one
+	// money form, nothing spent included.
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = f
+		}
+	}
+	if h := rows["CAMPAIGN"]; len(h) < 6 || h[3] != "SENT" || h[4] != "DELIVERED" {
+		t.Errorf("status header %v: want SENT then DELIVERED", h)
+	}
+	if r := rows["daily-spins"]; len(r) < 5 || r[3] != "1200" || r[4] != "-" {
+		t.Errorf("push campaign row %v: want SENT 1200 and DELIVERED - (push has no delivery reports)", r)
+	}
+	if r := rows["kyc-sms"]; len(r) < 5 || r[3] != "40" || r[4] != "37" {
+		t.Errorf("SMS campaign row %v: want SENT 40 and DELIVERED 37", r)
+	}
+	if !strings.Contains(out, "0.00 AZN / 100.00 AZN") {
+		t.Errorf("a campaign with nothing spent: want \"0.00 AZN / 100.00 AZN\" in\n%s", out)
 	}
 	if out, err := run(t, "pause", "daily-spins", "--kubeconfig", kubeconfig, "-n", "baku"); err != nil || !strings.Contains(out, "paused") {
 		t.Fatalf("pause: %v %s", err, out)

@@ -138,6 +138,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(o.Root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(abs, "etcd")}
+	if o.Log != nil {
+		// The test API server's and etcd's own output belongs in the stack's log, never
+		// between the console's lines.
+		env.ControlPlane.Etcd.Out, env.ControlPlane.Etcd.Err = o.Log, o.Log
+		api := env.ControlPlane.GetAPIServer()
+		api.Out, api.Err = o.Log, o.Log
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd (KUBEBUILDER_ASSETS=%s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
@@ -219,6 +226,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	certFile, keyFile, err := servingCert(filepath.Join(abs, "dispatcher-tls"))
 	if err != nil {
+		return err
+	}
+	if err := sk.reportDeliveries("https://"+o.APIAddr, certFile); err != nil {
 		return err
 	}
 	kube, err := kubernetes.NewForConfig(cfg)

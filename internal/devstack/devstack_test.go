@@ -198,7 +198,16 @@ func TestLocalStackHeadless(t *testing.T) {
 			{Channel: crmv1.ChannelPush, Locale: "az", Subject: "KYC", Body: "Təsdiqləndi"},
 			{Channel: crmv1.ChannelPush, Locale: "ru", Subject: "KYC", Body: "Подтверждено"},
 		}}}}}
-	for _, x := range []*crmv1.Campaign{cp, push} {
+	// By SMS, whose make dev sink answers with delivery reports as the aggregator does.
+	smsCp := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku-casino", Name: "kyc-sms"}, Spec: crmv1.CampaignSpec{
+		Category: crmv1.CategoryService, Priority: 60,
+		Trigger: crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "kyc.passed", Condition: `player.id.startsWith("e2e-")`}},
+		Steps:   []crmv1.Step{{Name: "tell", Send: &crmv1.SendStep{Content: "tell", Channels: []crmv1.Channel{crmv1.ChannelSMS}}}},
+		Contents: []crmv1.Content{{Name: "tell", Messages: []crmv1.Message{
+			{Channel: crmv1.ChannelSMS, Locale: "az", Body: "BakuCasino: KYC tesdiqlendi"},
+			{Channel: crmv1.ChannelSMS, Locale: "ru", Body: "BakuCasino: KYC podtverzhden"},
+		}}}}}
+	for _, x := range []*crmv1.Campaign{cp, push, smsCp} {
 		if err := c.Create(ctx, x); err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +267,7 @@ func TestLocalStackHeadless(t *testing.T) {
 	// The push stand-in speaks FCM HTTP v1 (OAuth token, then messages:send).
 	at := time.Now().UTC().Format(time.RFC3339)
 	for _, ev := range []string{
-		`{"specversion":"1.0","id":"e2e-prof-1","source":"pam.baku-casino","type":"player.profile.updated","subject":"e2e-olga","time":"` + at + `","data":{"pushTokens":[{"platform":"android","token":"fcm-olga"}]}}`,
+		`{"specversion":"1.0","id":"e2e-prof-1","source":"pam.baku-casino","type":"player.profile.updated","subject":"e2e-olga","time":"` + at + `","data":{"phone":"+994501112233","pushTokens":[{"platform":"android","token":"fcm-olga"}]}}`,
 		`{"specversion":"1.0","id":"e2e-kyc-1","source":"pam.baku-casino","type":"kyc.passed","subject":"e2e-olga","time":"` + at + `","data":{}}`,
 	} {
 		if !send(ev) {
@@ -272,5 +281,21 @@ func TestLocalStackHeadless(t *testing.T) {
 	bustest.Eventually(t, 30*time.Second, "the status counters", func() bool {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(cp), cp)
 		return cp.Status.Counters != nil && cp.Status.Counters.Targeted == 2 && cp.Status.Counters.Sent == 2 // olga and the template-named player
+	})
+	// The SMS sink's delivery report reaches the campaign's status: sent and delivered.
+	t.Cleanup(func() {
+		if t.Failed() {
+			raw, _ := os.ReadFile(filepath.Join(filepath.Dir(info.MailDir), "sinks.log"))
+			for _, l := range strings.Split(string(raw), "\n") {
+				if strings.Contains(l, " sms ") {
+					t.Logf("sink: %s", l)
+				}
+			}
+			t.Logf("kyc-sms counters: %+v", smsCp.Status.Counters)
+		}
+	})
+	bustest.Eventually(t, 60*time.Second, "the SMS delivered in the status", func() bool {
+		_ = c.Get(ctx, client.ObjectKeyFromObject(smsCp), smsCp)
+		return smsCp.Status.Counters != nil && smsCp.Status.Counters.Sent == 1 && smsCp.Status.Counters.Delivered == 1
 	})
 }

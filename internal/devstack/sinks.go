@@ -1,9 +1,11 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +41,55 @@ type sinks struct {
 	mails, sms, webhooks, callbacks, pushes atomic.Int64
 	mu                                      sync.Mutex
 	log                                     *os.File
+	// dlr, once set, posts an SMS delivery report to the dispatcher as the aggregator does.
+	dlr atomic.Pointer[func(brand, reference string)]
+	// reports counts the delivery reports the dispatcher took.
+	reports atomic.Int64
+}
+
+// devDLRToken authenticates the SMS sink's delivery reports (the dev Secret's dlrToken).
+const devDLRToken = "dev-dlr"
+
+// reportDeliveries makes the SMS sink answer each message with a delivery report to the
+// dispatcher's smsRest webhook, a moment after taking it, as the aggregator does: so
+// DELIVERED has figures on make dev. caFile verifies the dispatcher's certificate.
+func (s *sinks) reportDeliveries(apiURL, caFile string) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s: no certificate", caFile)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	post := func(brand, reference string) {
+		time.Sleep(200 * time.Millisecond)
+		body, _ := json.Marshal(map[string]string{"reference": reference, "status": "DELIVRD"})
+		for attempt := range 5 {
+			req, _ := http.NewRequest("POST", apiURL+"/v1/brands/"+brand+"/webhooks/smsrest/dev-sms-sink", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+devDLRToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			what := ""
+			if err == nil {
+				answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+				resp.Body.Close()
+				if resp.StatusCode < 300 {
+					s.reports.Add(1)
+					s.note("sms dlr delivered " + reference)
+					return
+				}
+				what = resp.Status + " " + string(answer)
+			} else {
+				what = err.Error()
+			}
+			s.note("sms dlr refused (" + what + "), attempt " + strconv.Itoa(attempt+1))
+			time.Sleep(time.Duration(attempt+1) * time.Second)
+		}
+	}
+	s.dlr.Store(&post)
+	return nil
 }
 
 func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (*sinks, error) {
@@ -58,10 +110,16 @@ func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (
 	}
 	go func() { _ = srv.Serve(l) }()
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /sms", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /sms/{brand}", func(w http.ResponseWriter, r *http.Request) {
 		n := s.sms.Add(1)
-		s.record("sms", r)
+		body := s.record("sms", r)
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": fmt.Sprintf("dev-sms-%d", n)})
+		var msg struct {
+			Reference string `json:"reference"`
+		}
+		if dlr := s.dlr.Load(); dlr != nil && json.Unmarshal(body, &msg) == nil && msg.Reference != "" {
+			go (*dlr)(r.PathValue("brand"), msg.Reference)
+		}
 	})
 	mux.HandleFunc("POST /webhook/messages", func(w http.ResponseWriter, r *http.Request) {
 		s.webhooks.Add(1)
@@ -101,11 +159,19 @@ func startSinks(ctx context.Context, state, smtpSinkAddr, httpSinkAddr string) (
 	return s, nil
 }
 
-func (s *sinks) record(kind string, r *http.Request) {
+// note writes a line of the sinks' own to sinks.log.
+func (s *sinks) note(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.log, "%s %s\n", time.Now().Format(time.RFC3339), line)
+}
+
+func (s *sinks) record(kind string, r *http.Request) []byte {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.log, "%s %s %s\n", time.Now().Format(time.RFC3339), kind, body)
+	return body
 }
 
 // NewSession implements smtp.Backend: every message is accepted and written to a file.
@@ -131,12 +197,31 @@ func (m *mailSession) Data(r io.Reader) error {
 func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAddr string) error {
 	secret := func(name string, data map[string][]byte) error {
 		err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: name}, Data: data})
-		if apierrors.IsAlreadyExists(err) {
-			return nil
+		if !apierrors.IsAlreadyExists(err) {
+			return err
 		}
-		return err
+		// A state directory from an earlier version: add the keys it lacks.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var sec corev1.Secret
+			if err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: name}, &sec); err != nil {
+				return err
+			}
+			missing := false
+			for k, v := range data {
+				if _, ok := sec.Data[k]; !ok {
+					if sec.Data == nil {
+						sec.Data = map[string][]byte{}
+					}
+					sec.Data[k], missing = v, true
+				}
+			}
+			if !missing {
+				return nil
+			}
+			return c.Update(ctx, &sec)
+		})
 	}
-	if err := secret("dev-sms-sink", map[string][]byte{secretkeys.Token: []byte("dev")}); err != nil {
+	if err := secret("dev-sms-sink", map[string][]byte{secretkeys.Token: []byte("dev"), secretkeys.DLRToken: []byte(devDLRToken)}); err != nil {
 		return err
 	}
 	if err := secret("dev-webhook-sink", map[string][]byte{secretkeys.HMACKey: []byte("dev-webhook-key")}); err != nil {
@@ -160,7 +245,7 @@ func pointAtSinks(ctx context.Context, c client.Client, smtpSinkAddr, httpSinkAd
 		},
 		"sms": func(s *crmv1.ChannelPolicySpec) {
 			p := s.Providers[0]
-			p.Name, p.Endpoint, p.SecretRef, p.RateLimit = "dev-sms-sink", "http://"+httpSinkAddr+"/sms", &crmv1.LocalObjectReference{Name: "dev-sms-sink"}, nil
+			p.Name, p.Endpoint, p.SecretRef, p.RateLimit = "dev-sms-sink", "http://"+httpSinkAddr+"/sms/"+brand, &crmv1.LocalObjectReference{Name: "dev-sms-sink"}, nil
 			s.Providers = []crmv1.Provider{p}
 		},
 		"push": func(s *crmv1.ChannelPolicySpec) {

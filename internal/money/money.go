@@ -108,3 +108,20 @@ func FormatMicros(micros int64) string {
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return sign + s
 }
+
+// FormatMicrosIn writes millionths of a unit with at least the currency's digits and
+// more only where the amount has them (a share of a minor unit, as email costs make):
+// 0 -> "0.00", 12_500_000 -> "12.50", 2000 -> "0.002" for AZN. Every amount of money
+// Croupier shows takes this one form.
+func FormatMicrosIn(micros int64, currency string) string {
+	s := FormatMicros(micros)
+	exp := Exponent(currency)
+	if exp == 0 {
+		return s
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) < exp {
+		frac += strings.Repeat("0", exp-len(frac))
+	}
+	return whole + "." + frac
+}

@@ -64,3 +64,16 @@ func TestFormatMicros(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatMicrosIn(t *testing.T) {
+	for _, c := range []struct {
+		micros   int64
+		currency string
+		want     string
+	}{{0, "AZN", "0.00"}, {120_500_000, "AZN", "120.50"}, {2000, "AZN", "0.002"}, {3_000_000, "AZN", "3.00"}, {12_535_000, "AZN", "12.535"},
+		{1_000_000, "JPY", "1"}, {-250_000, "EUR", "-0.25"}, {1_000, "KWD", "0.001"}} {
+		if got := FormatMicrosIn(c.micros, c.currency); got != c.want {
+			t.Errorf("FormatMicrosIn(%d, %s) = %q, want %q", c.micros, c.currency, got, c.want)
+		}
+	}
+}
