@@ -64,6 +64,8 @@ bench:
 	$(GO) test -run '^$$' -bench Decide -benchtime 2s -cpu 1 ./dispatcher/route/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'Pipeline(EveryEvent|OneInTen)' -benchtime 100000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench PipelineLatency -benchtime 25000x ./dispatcher/app/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench SealingCost -benchtime 1x -timeout 60m ./dispatcher/app/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench EraseThousandEvents -benchtime 3x ./dispatcher/app/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Render -benchtime 300000x ./dispatcher/render/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench SendLoopbackHTTP -benchtime 100000x -cpu 1,2 ./dispatcher/channel/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench Pacing -benchtime 1x ./dispatcher/channel/ | tee -a $(BENCH_OUT)

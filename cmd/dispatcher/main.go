@@ -30,15 +30,16 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/app"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/datakey"
 )
 
 func main() {
 	var (
-		natsURL, natsCreds, natsCA, dataDir, listen, inactive string
-		partitions, replicas                                  int
-		noKube                                                bool
-		deprecated                                            []string
-		o                                                     app.Options
+		natsURL, natsCreds, natsCA, dataDir, listen, inactive, wrapFile string
+		partitions, replicas                                            int
+		noKube                                                          bool
+		deprecated                                                      []string
+		o                                                               app.Options
 	)
 	host, _ := os.Hostname()
 	flag.StringVar(&natsURL, "nats-url", "", "NATS server URL(s); empty embeds a server")
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&o.DeliveryInFlight, "delivery-in-flight", 512, "most jobs each channel worker sends at once")
 	flag.DurationVar(&o.DeliveryAckWait, "delivery-ack-wait", channel.DefaultAckWait, "how long after a crash the jobs this replica was sending go to another (more than the longest provider timeout)")
 	flag.BoolVar(&noKube, "no-kubernetes", false, "run without a Kubernetes API (no intake keys, no admin API)")
+	flag.StringVar(&wrapFile, "data-key-wrap-file", "", "file holding the key-encryption key (32 bytes, raw or base64) that wraps every brand's data keys; without it each brand's comes from its integration Secret (dataKeyWrap), and a brand with none stores its data keys unwrapped")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	for _, d := range deprecated {
@@ -89,6 +91,16 @@ func main() {
 		os.Exit(2)
 	}
 	o.InactiveDays = days
+	if wrapFile != "" {
+		raw, err := os.ReadFile(wrapFile)
+		if err == nil {
+			o.DataKeyWrap, err = datakey.ParseKEK(raw)
+		}
+		if err != nil {
+			log.Error("--data-key-wrap-file", "err", err)
+			os.Exit(2)
+		}
+	}
 	if o.DeliveryInFlight < 1 || o.DeliveryInFlight > 65536 {
 		log.Error("--delivery-in-flight: must be between 1 and 65536")
 		os.Exit(2)

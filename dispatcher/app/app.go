@@ -87,6 +87,13 @@ type Options struct {
 	DeliveryAckWait time.Duration
 	// Registry receives the metrics (a new one when nil).
 	Registry *prometheus.Registry
+	// DataKeyWrap, when set, is the key-encryption key of every brand's data keys (a
+	// dispatcher without Kubernetes: --data-key-wrap-file); otherwise each brand's comes
+	// from its integration Secret (dataKeyWrap, dataKeyWrapPrevious).
+	DataKeyWrap []byte
+	// Unsealed turns sealing with the players' data keys off: only to measure its cost in
+	// make bench (no flag sets it).
+	Unsealed bool
 	// RetryBackoff is the first backoff between two rounds of a mandatory message's
 	// channels (default flow.RetryBackoff).
 	RetryBackoff time.Duration
@@ -246,9 +253,16 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	if err != nil {
 		return err
 	}
+	// The brands' keys: from the Secrets their PreferencePolicies name, where there is a
+	// Kubernetes API.
+	var brandKeys ingest.KeySource = ingest.StaticKeys{}
+	if o.Kube != nil {
+		brandKeys = &ingest.SecretKeys{Config: configKV, Secrets: o.Kube.CoreV1()}
+	}
+	keks := dataKeyWrap(o, brandKeys, log)
 	// Channel workers, the inbox and the APIs open what the partition owners sealed.
-	dataKeys := &datakey.Reader{KV: keysKV, Partitions: o.Partitions}
-	keeper := &players.Keeper{JS: pjs, Players: playersKV, Keys: keysKV, Log: log, InactiveDays: o.InactiveDays}
+	dataKeys := &datakey.Reader{KV: keysKV, Partitions: o.Partitions, KEKs: keks}
+	keeper := &players.Keeper{JS: pjs, Players: playersKV, Keys: keysKV, KEKs: keks, Unsealed: o.Unsealed, Log: log, InactiveDays: o.InactiveDays}
 	m := newMetrics(reg, keeper)
 	keeper.Count = func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }
 	m.Partitions.Set(float64(o.Partitions))
@@ -358,10 +372,8 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 
 	mux := http.NewServeMux()
 	intake := &ingest.Intake{JS: pjs, Log: log, Count: func(t, r string) { m.Events.WithLabelValues(t, r).Inc() }}
-	if o.Kube != nil {
-		intake.Keys = &ingest.SecretKeys{Config: configKV, Secrets: o.Kube.CoreV1()}
-	} else {
-		intake.Keys = ingest.StaticKeys{}
+	intake.Keys = brandKeys
+	if o.Kube == nil {
 		log.Warn("no Kubernetes API: intake keys, player tokens and the admin API are unavailable")
 	}
 	service := &prefs.Service{JS: js, KV: prefsKV, Cache: prefsCache, Policy: catalog.Policy, Partitions: o.Partitions}
@@ -589,4 +601,29 @@ func servable(ch crmv1.Channel, f map[crmv1.ProviderType]channel.Factory) bool {
 		}
 	}
 	return false
+}
+
+// dataKeyWrap is where the players' data keys get their key-encryption keys: the flag's
+// key for every brand, else each brand's integration Secret. A brand with neither stores
+// its data keys unwrapped (crypto-shredding still holds: erasure destroys the key; but a
+// copy of the NATS store then carries the keys beside what they seal); each such brand is
+// logged once.
+func dataKeyWrap(o Options, keys ingest.KeySource, log *slog.Logger) datakey.KEKs {
+	if o.DataKeyWrap != nil {
+		kek := [][]byte{o.DataKeyWrap}
+		return func(context.Context, string) ([][]byte, error) { return kek, nil }
+	}
+	var warned sync.Map
+	return func(ctx context.Context, brand string) ([][]byte, error) {
+		k, err := keys.Keys(ctx, brand)
+		if err != nil && !errors.Is(err, ingest.ErrNoKeys) {
+			return nil, err
+		}
+		if len(k.DataKeyWrap) == 0 {
+			if _, done := warned.LoadOrStore(brand, true); !done {
+				log.Warn("the brand's data keys are stored unwrapped: put a 32-byte dataKeyWrap in its integration Secret (or run with --data-key-wrap-file)", "brand", brand)
+			}
+		}
+		return k.DataKeyWrap, nil
+	}
 }

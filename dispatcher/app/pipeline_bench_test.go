@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/app"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
@@ -25,6 +27,11 @@ const pipelinePlayers = 20000
 // Campaign that sends an SMS on every deposit.completed, with players registered; it
 // returns a publisher and the stop function.
 func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
+	return pipelineWith(b, false)
+}
+
+// pipelineWith is pipeline with sealing off when unsealed (to measure what it costs).
+func pipelineWith(b *testing.B, unsealed bool) (jetstream.JetStream, *nats.Conn, func() error) {
 	srv := bustest.Start(b, benchPartitions)
 	pnc, cjs := srv.Connect(b)
 	configureReceipts(b, cjs)
@@ -33,7 +40,8 @@ func pipeline(b *testing.B) (jetstream.JetStream, *nats.Conn, func() error) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stop := start(b, srv, benchPartitions, 1000, "127.0.0.1:0")
+	stop := startWith(b, srv, app.Options{Partitions: benchPartitions, Batch: 1000, HealthAddr: "127.0.0.1:0",
+		Providers: map[crmv1.ProviderType]channel.Factory{}, Unsealed: unsealed})
 	bustest.Eventually(b, 10*time.Second, "every partition leased", func() bool {
 		_, err := js.Consumer(ctx, bus.StreamIntents, "intents-"+fmt.Sprint(benchPartitions-1))
 		return err == nil

@@ -43,6 +43,9 @@ type BrandKeys struct {
 	JWT [][]byte
 	// Link signs unsubscribe and confirmation links (linkKey, else the first HMAC key).
 	Link []byte
+	// DataKeyWrap are the key-encryption keys of the players' data keys (current first,
+	// then the previous one while it is rotated out); none: stored unwrapped.
+	DataKeyWrap [][]byte
 }
 
 // ErrNoKeys means the brand has no PreferencePolicy with integration keys.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
@@ -126,6 +127,15 @@ func (s *SecretKeys) load(ctx context.Context, brand string) (BrandKeys, error) 
 	for _, n := range []string{SecretJWTKey, SecretJWTKeyPrevious} {
 		if v := sec.Data[n]; len(v) > 0 {
 			k.JWT = append(k.JWT, v)
+		}
+	}
+	for _, n := range []string{secretkeys.DataKeyWrap, secretkeys.DataKeyWrapPrevious} {
+		if v := sec.Data[n]; len(v) > 0 {
+			kek, err := datakey.ParseKEK(v)
+			if err != nil {
+				return BrandKeys{}, fmt.Errorf("Secret %s/%s key %s: %w", brand, name, n, err)
+			}
+			k.DataKeyWrap = append(k.DataKeyWrap, kek)
 		}
 	}
 	k.Link = sec.Data[SecretLinkKey]

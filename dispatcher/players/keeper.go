@@ -38,7 +38,12 @@ type Keeper struct {
 	Players jetstream.KeyValue
 	// Keys is the croupier-keys bucket (the players' data keys); opened from JS when nil.
 	Keys jetstream.KeyValue
-	Log  *slog.Logger
+	// KEKs wrap the data keys (nil: stored unwrapped).
+	KEKs datakey.KEKs
+	// Unsealed stores contact data and bodies without sealing them: only to measure what
+	// sealing costs (make bench); erasure then cannot reach old revisions on disk.
+	Unsealed bool
+	Log      *slog.Logger
 	// InactiveDays are the thresholds at which player.inactive is emitted (ascending).
 	InactiveDays []int
 	// Count, when set, counts events by type and result.
@@ -70,16 +75,19 @@ func (k *Keeper) Partitions() []*Partition {
 
 // Open loads a partition's players.
 func (k *Keeper) Open(ctx context.Context, part int, _ uint64) (partition.State, error) {
-	keysKV := k.Keys
-	if keysKV == nil {
-		var err error
-		if keysKV, err = k.JS.KeyValue(ctx, bus.BucketKeys); err != nil {
-			return nil, fmt.Errorf("opening %s: %w", bus.BucketKeys, err)
+	var keys *datakey.Ring
+	if !k.Unsealed {
+		keysKV := k.Keys
+		if keysKV == nil {
+			var err error
+			if keysKV, err = k.JS.KeyValue(ctx, bus.BucketKeys); err != nil {
+				return nil, fmt.Errorf("opening %s: %w", bus.BucketKeys, err)
+			}
 		}
-	}
-	keys, err := datakey.Load(ctx, k.JS, keysKV, part)
-	if err != nil {
-		return nil, err
+		var err error
+		if keys, err = datakey.Load(ctx, k.JS, keysKV, part, k.KEKs); err != nil {
+			return nil, err
+		}
 	}
 	pt, err := Load(ctx, k.Players, part, keys)
 	if err != nil {

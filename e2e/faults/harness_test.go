@@ -423,7 +423,15 @@ func (s *stack) startWith(name string, flags ...string) *proc {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	cmd := exec.Command(dispatcherBin, "--nats-url", s.url(), "--no-kubernetes", "--replica-name", name,
+	// The data keys are wrapped with a key-encryption key from a file, as where the
+	// dispatcher runs without Kubernetes.
+	wrap := filepath.Join(s.dir, "data-key-wrap")
+	if _, err := os.Stat(wrap); err != nil {
+		if err := os.WriteFile(wrap, []byte("c3RhY2std3JhcC1rZXktZm9yLXRoZS1mYXVsdC1zdWk=\n"), 0o600); err != nil {
+			s.tb.Fatal(err)
+		}
+	}
+	cmd := exec.Command(dispatcherBin, "--nats-url", s.url(), "--no-kubernetes", "--replica-name", name, "--data-key-wrap-file", wrap,
 		"--partitions", fmt.Sprint(partitions), "--lease-ttl", leaseTTL.String(), "--batch", fmt.Sprint(batch), "--stall-timeout", "5s",
 		"--api-bind-address", "127.0.0.1:0", "--http-bind-address", "127.0.0.1:0",
 		"--delivery-in-flight", fmt.Sprint(inFlight), "--delivery-ack-wait", "5s", "--sweep-interval", "1h")

@@ -16,9 +16,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,8 +31,10 @@ import (
 
 const (
 	keySize = 32
-	// version is the first byte of a key record and of sealed data.
-	version = 1
+	// version is the first byte of an unwrapped key record and of sealed data;
+	// wrappedVersion that of a key record wrapped with a key-encryption key.
+	version        = 1
+	wrappedVersion = 2
 	// Overhead is what sealing adds to the plaintext.
 	Overhead = 1 + 12 + 16
 )
@@ -81,11 +86,91 @@ func newAEAD(dek []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func decodeKey(b []byte) ([]byte, error) {
-	if len(b) != 1+keySize || b[0] != version {
-		return nil, errors.New("data key record: unknown format")
+// KEKs returns a brand's key-encryption keys, the current one first (then the previous
+// one while it is rotated out); none means the brand's data keys are stored unwrapped.
+type KEKs func(ctx context.Context, brand string) ([][]byte, error)
+
+// ParseKEK reads a key-encryption key as a Secret or a file holds it: 32 bytes, raw or
+// base64 (surrounding space ignored).
+func ParseKEK(b []byte) ([]byte, error) {
+	if len(b) == keySize {
+		return b, nil
 	}
-	return b[1:], nil
+	t := strings.TrimSpace(string(b))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(t); err == nil && len(k) == keySize {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("a key-encryption key must be %d bytes, raw or base64 (openssl rand -base64 32)", keySize)
+}
+
+// kekID names a key-encryption key in the records it wraps (not secret: a hash prefix).
+func kekID(kek []byte) [8]byte {
+	sum := sha256.Sum256(append([]byte("croupier data key wrap\x00"), kek...))
+	return [8]byte(sum[:8])
+}
+
+// encodeKey is the croupier-keys record of dek for name: wrapped with kek (AES-256-GCM,
+// the name as additional data) when there is one, else the key itself.
+func encodeKey(dek []byte, name string, kek []byte) ([]byte, error) {
+	if kek == nil {
+		return append([]byte{version}, dek...), nil
+	}
+	id := kekID(kek)
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+len(id)+aead.NonceSize(), 1+len(id)+aead.NonceSize()+keySize+aead.Overhead())
+	out[0] = wrappedVersion
+	copy(out[1:], id[:])
+	nonce := out[1+len(id):]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(out, nonce, dek, []byte(name)), nil
+}
+
+// decodeKey opens a croupier-keys record for name with one of keks; current reports
+// whether it is wrapped with the first of them (no re-wrap needed).
+func decodeKey(b []byte, name string, keks [][]byte) (dek []byte, current bool, err error) {
+	switch {
+	case len(b) == 1+keySize && b[0] == version:
+		return b[1:], len(keks) == 0, nil
+	case len(b) > 1+8+12 && b[0] == wrappedVersion:
+		id := [8]byte(b[1:9])
+		for i, kek := range keks {
+			if kekID(kek) != id {
+				continue
+			}
+			aead, err := newAEAD(kek)
+			if err != nil {
+				return nil, false, err
+			}
+			n := 9 + aead.NonceSize()
+			dek, err := aead.Open(nil, b[9:n], b[n:], []byte(name))
+			if err != nil {
+				return nil, false, fmt.Errorf("data key of %s: %w", name, err)
+			}
+			return dek, i == 0, nil
+		}
+		return nil, false, fmt.Errorf("the data key of %s is wrapped with a key-encryption key the brand's Secret no longer holds (id %x): restore %s or %s", name, id, "dataKeyWrap", "dataKeyWrapPrevious")
+	}
+	return nil, false, errors.New("data key record: unknown format")
+}
+
+// brandOf is the brand of a key name <brand>.<part>.<player>.
+func brandOf(name string) string {
+	b, _, _ := strings.Cut(name, ".")
+	return b
+}
+
+func (k KEKs) get(ctx context.Context, brand string) ([][]byte, error) {
+	if k == nil {
+		return nil, nil
+	}
+	return k(ctx, brand)
 }
 
 func kvSubject(key string) string { return "$KV." + bus.BucketKeys + "." + key }
@@ -96,31 +181,70 @@ type Ring struct {
 	Part int
 	kv   jetstream.KeyValue
 	js   jetstream.JetStream
+	keks KEKs
 
 	mu      sync.Mutex
 	keys    map[string][]byte
 	pending []string
 }
 
-// Load reads partition part's keys (one watch over the partition's names).
-func Load(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, part int) (*Ring, error) {
-	r := &Ring{Part: part, kv: kv, js: js, keys: map[string][]byte{}}
+// Load reads partition part's keys (one watch over the partition's names), opening
+// wrapped ones with keks. A key wrapped with a brand's previous key-encryption key, or not
+// wrapped while the brand now has one, is stored again wrapped with the current one
+// (conditional on the revision read): rotating the key-encryption key needs no downtime.
+func Load(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, part int, keks KEKs) (*Ring, error) {
+	r := &Ring{Part: part, kv: kv, js: js, keks: keks, keys: map[string][]byte{}}
 	w, err := kv.Watch(ctx, "*."+strconv.Itoa(part)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("loading the data keys of partition %d: %w", part, err)
 	}
+	type stale struct {
+		name string
+		rev  uint64
+	}
+	var rewrap []stale
+	byBrand := map[string][][]byte{}
 	err = bus.Follow(ctx, w, fmt.Sprintf("loading the data keys of partition %d", part), func(e jetstream.KeyValueEntry) error {
-		dek, err := decodeKey(e.Value())
+		brand := brandOf(e.Key())
+		ks, ok := byBrand[brand]
+		if !ok {
+			var err error
+			if ks, err = keks.get(ctx, brand); err != nil {
+				return fmt.Errorf("the key-encryption keys of brand %s: %w", brand, err)
+			}
+			byBrand[brand] = ks
+		}
+		dek, current, err := decodeKey(e.Value(), e.Key(), ks)
 		if err != nil {
-			return fmt.Errorf("%s: %w", e.Key(), err)
+			return err
 		}
 		r.keys[e.Key()] = dek
+		if !current {
+			rewrap = append(rewrap, stale{e.Key(), e.Revision()})
+		}
 		return nil
 	}, func() bool { return true })
 	if err != nil {
 		return nil, err
 	}
+	for _, st := range rewrap {
+		ks := byBrand[brandOf(st.name)]
+		rec, err := encodeKey(r.keys[st.name], st.name, first(ks))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := kv.Update(ctx, st.name, rec, st.rev); err != nil && !bus.Conflict(err) {
+			return nil, fmt.Errorf("re-wrapping the data key of %s: %w", st.name, err)
+		}
+	}
 	return r, nil
+}
+
+func first(keks [][]byte) []byte {
+	if len(keks) == 0 {
+		return nil
+	}
+	return keks[0]
 }
 
 // Len is the number of keys held.
@@ -167,13 +291,26 @@ func (r *Ring) Persist(ctx context.Context) error {
 	r.mu.Lock()
 	names := r.pending
 	r.pending = nil
-	recs := make([][]byte, len(names))
+	deks := make([][]byte, len(names))
 	for i, n := range names {
-		recs[i] = append([]byte{version}, r.keys[n]...)
+		deks[i] = r.keys[n]
 	}
 	r.mu.Unlock()
 	if len(names) == 0 {
 		return nil
+	}
+	recs := make([][]byte, len(names))
+	for i, n := range names {
+		keks, err := r.keks.get(ctx, brandOf(n))
+		if err == nil {
+			recs[i], err = encodeKey(deks[i], n, first(keks))
+		}
+		if err != nil {
+			r.mu.Lock()
+			r.pending = append(r.pending, names[i:]...)
+			r.mu.Unlock()
+			return fmt.Errorf("wrapping the data keys of partition %d: %w", r.Part, err)
+		}
 	}
 	futures := make([]jetstream.PubAckFuture, len(names))
 	var err error
@@ -263,6 +400,8 @@ type Reader struct {
 	KV         jetstream.KeyValue
 	Partitions int
 	Max        int
+	// KEKs opens wrapped keys (nil: keys are stored unwrapped).
+	KEKs KEKs
 
 	mu    sync.Mutex
 	cache map[string][]byte
@@ -282,7 +421,11 @@ func (rd *Reader) key(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading a data key: %w", err)
 	}
-	if dek, err = decodeKey(e.Value()); err != nil {
+	keks, err := rd.KEKs.get(ctx, brandOf(name))
+	if err != nil {
+		return nil, fmt.Errorf("the key-encryption keys of brand %s: %w", brandOf(name), err)
+	}
+	if dek, _, err = decodeKey(e.Value(), name, keks); err != nil {
 		return nil, err
 	}
 	rd.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 	"github.com/croupier-crm/croupier/internal/testenv"
 )
 
@@ -364,6 +366,14 @@ const samplesFieldOwner = "croupier-dev"
 func devIntegrationSecret(ctx context.Context, c client.Client) (*corev1.Secret, error) {
 	var sec corev1.Secret
 	err := c.Get(ctx, client.ObjectKey{Namespace: brand, Name: brand + "-integration"}, &sec)
+	kek := make([]byte, 32)
+	_, _ = rand.Read(kek)
+	if err == nil && len(sec.Data[secretkeys.DataKeyWrap]) == 0 {
+		// A state directory from before data keys were wrapped: the owners re-wrap the
+		// keys they load.
+		sec.Data[secretkeys.DataKeyWrap] = []byte(base64.StdEncoding.EncodeToString(kek))
+		return &sec, c.Update(ctx, &sec)
+	}
 	if err == nil || !apierrors.IsNotFound(err) {
 		return &sec, err
 	}
@@ -375,7 +385,7 @@ func devIntegrationSecret(ctx context.Context, c client.Client) (*corev1.Secret,
 	sec = corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: brand, Name: brand + "-integration"},
 		Data: map[string][]byte{ingest.SecretHMACKey: []byte(random()), ingest.SecretBearerToken: []byte("dev-" + random()),
-			ingest.SecretJWTKey: []byte(random())},
+			ingest.SecretJWTKey: []byte(random()), secretkeys.DataKeyWrap: []byte(base64.StdEncoding.EncodeToString(kek))},
 	}
 	return &sec, c.Create(ctx, &sec)
 }

@@ -24,7 +24,9 @@ import (
 	playerstore "github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/datakey"
 	"github.com/croupier-crm/croupier/internal/devstack"
+	"github.com/croupier-crm/croupier/internal/secretkeys"
 )
 
 type syncBuffer struct {
@@ -94,6 +96,16 @@ func TestMakeDevRunLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataKeys := bustest.DataKeys(t, js, topo.Partitions)
+	// make dev wraps the data keys with the brand's key-encryption key (its Secret).
+	var integration corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "baku-casino", Name: "baku-casino-integration"}, &integration); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := datakey.ParseKEK(integration.Data[secretkeys.DataKeyWrap])
+	if err != nil {
+		t.Fatalf("make dev's integration Secret: %v", err)
+	}
+	dataKeys.KEKs = func(context.Context, string) ([][]byte, error) { return [][]byte{kek}, nil }
 	var playersRaw strings.Builder
 	bustest.Eventually(t, 2*time.Minute, "every simulated player's contacts in the players bucket", func() bool {
 		clear(forbidden)

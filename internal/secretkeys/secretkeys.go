@@ -23,6 +23,11 @@ const (
 	JWTKey          = "jwtKey"
 	JWTKeyPrevious  = "jwtKeyPrevious"
 	LinkKey         = "linkKey"
+	// DataKeyWrap is the brand's key-encryption key (32 bytes, raw or base64): the
+	// players' data keys in croupier-keys are stored wrapped with it;
+	// DataKeyWrapPrevious the one before, still opened while the owners re-wrap.
+	DataKeyWrap         = "dataKeyWrap"
+	DataKeyWrapPrevious = "dataKeyWrapPrevious"
 )
 
 // Keys of provider Secrets (ChannelPolicy spec.providers[].secretRef).
