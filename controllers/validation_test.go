@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -38,7 +39,8 @@ func validPreferencePolicy(ns, name string) *crmv1.PreferencePolicy {
 		Spec: crmv1.PreferencePolicySpec{Categories: []crmv1.CategoryPolicy{
 			{Category: crmv1.CategoryMarketing, Channels: []crmv1.CategoryChannel{{Channel: crmv1.ChannelPush}}},
 			{Category: crmv1.CategoryService, Channels: []crmv1.CategoryChannel{{Channel: crmv1.ChannelSMS}},
-				QuietHours: &crmv1.QuietHours{Start: "23:00", End: "08:00", Action: crmv1.QuietHoursBypass}},
+				QuietHours: &crmv1.QuietHours{Start: "23:00", End: "08:00", Action: crmv1.QuietHoursBypass},
+				RetryFor:   &metav1.Duration{Duration: 30 * time.Minute}},
 		}},
 	}
 }
@@ -137,6 +139,12 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		}), "quietHours.action bypass is only allowed on a mandatory category"},
 		{"bypass on a service category made optional", pref("p3", func(p *crmv1.PreferencePolicy) { p.Spec.Categories[1].Mandatory = ptr.To(false) }), "quietHours.action bypass is only allowed on a mandatory category"},
 		{"mandatory marketing", pref("p4", func(p *crmv1.PreferencePolicy) { p.Spec.Categories[0].Mandatory = ptr.To(true) }), "the marketing category cannot be mandatory"},
+		{"retryFor on marketing", pref("p5", func(p *crmv1.PreferencePolicy) {
+			p.Spec.Categories[0].RetryFor = &metav1.Duration{Duration: time.Hour}
+		}), "retryFor applies to mandatory categories only"},
+		{"retryFor of a week", pref("p6", func(p *crmv1.PreferencePolicy) {
+			p.Spec.Categories[1].RetryFor = &metav1.Duration{Duration: 7 * 24 * time.Hour}
+		}), "retryFor must be between 10s and 72h"},
 		{"cap with window and calendar day", pref("p5", func(p *crmv1.PreferencePolicy) {
 			p.Spec.Categories[0].FrequencyCaps = []crmv1.FrequencyCap{{Max: 2, Window: &metav1.Duration{Duration: 3600e9}, CalendarDay: true}}
 		}), "a frequency cap needs exactly one of window or calendarDay"},

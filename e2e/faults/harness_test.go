@@ -96,6 +96,8 @@ type stack struct {
 	procs map[string]*proc
 	// players is how many players register registered (deposit i is player i%players's).
 	players int
+	// retryFor, when set, is the service category's retryFor in configure's policy.
+	retryFor time.Duration
 }
 
 // node is one nats-server process of the cluster.
@@ -558,7 +560,7 @@ func (s *stack) configure(endpoints []string, campaigns ...bus.ConfigRecord) {
 		PreferencePolicy: &bus.PreferencePolicyConfig{Spec: crmv1.PreferencePolicySpec{DefaultTimeZone: "Asia/Baku", DefaultLanguage: "az", Languages: []string{"az"},
 			DedupWindow: &metav1.Duration{Duration: time.Millisecond},
 			Categories: []crmv1.CategoryPolicy{
-				{Category: crmv1.CategoryService, Channels: webhookOnly},
+				{Category: crmv1.CategoryService, Channels: webhookOnly, RetryFor: retryFor(s.retryFor)},
 				{Category: crmv1.CategoryMarketing, Channels: webhookOnly, FrequencyCaps: []crmv1.FrequencyCap{{Max: 2, Window: &metav1.Duration{Duration: 24 * time.Hour}}}},
 			}}, Mandatory: map[crmv1.Category]bool{crmv1.CategoryService: true}}})
 	var providers []crmv1.Provider
@@ -600,6 +602,13 @@ func receipts() bus.ConfigRecord {
 }
 
 func player(i int) string { return fmt.Sprintf("p-%06d", i) }
+
+func retryFor(d time.Duration) *metav1.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &metav1.Duration{Duration: d}
+}
 
 // register publishes n registrations and waits until they are stored.
 func (s *stack) register(n int) {
