@@ -331,28 +331,57 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 }
 
 // secureDelete overwrites every message of stream on filter (that match accepts, when
-// given) with JetStream's secure delete.
+// given) with JetStream's secure delete. The messages are found in one pass of an ordered
+// consumer (headers only when nothing is matched on the data) instead of a lookup per
+// message.
 func secureDelete(ctx context.Context, js jetstream.JetStream, stream, filter string, match func(*jetstream.RawStreamMsg) bool) error {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
 	}
-	for seq := uint64(1); ; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: match == nil,
+		InactiveThreshold: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+	}
+	var seqs []uint64
+	for left := int(info.NumPending); left > 0; {
+		batch, err := c.Fetch(min(left, 500), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("reading %s %s: %w", stream, filter, err)
 		}
-		seq = m.Sequence + 1
-		if match != nil && !match(m) {
-			continue
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if match != nil && !match(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data()}) {
+				continue
+			}
+			seqs = append(seqs, md.Sequence.Stream)
 		}
-		if err := st.SecureDeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("erasing %s message %d: %w", stream, m.Sequence, err)
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+		}
+		if n == 0 {
+			break
+		}
+		left -= n
+	}
+	// Each overwrite rewrites the message's block file on the server (about 7 ms here),
+	// one at a time under the stream's lock: concurrency does not help.
+	for _, seq := range seqs {
+		if err := st.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("erasing %s message %d: %w", stream, seq, err)
 		}
 	}
+	return nil
 }
 
 // subjectNames says whether a subject of a player's (croupier.<kind>[.<token>].<brand>
