@@ -233,11 +233,43 @@ func (a *Admin) erase(w http.ResponseWriter, r *http.Request, brand string, u us
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
-	if a.awaitTombstone(r.Context(), brand, player, wait) {
+	// Erased: the owner's tombstone (everything Croupier wrote purged, the data key gone)
+	// and the eraser's overwrite of what the platform published about the player.
+	deadline := a.Clock.Now().Add(wait)
+	if a.awaitTombstone(r.Context(), brand, player, wait) && a.awaitOverwritten(r.Context(), brand, player, id, time.Until(deadline)) {
 		ingest.WriteJSON(w, http.StatusOK, EraseResult{Player: player, Status: "erased", Request: id})
 		return
 	}
 	ingest.WriteJSON(w, http.StatusAccepted, EraseResult{Player: player, Status: "queued", Request: id})
+}
+
+// awaitOverwritten waits until the eraser records (AUDIT events-overwritten) that it
+// overwrote the player's events for erasure request id, or wait passes.
+func (a *Admin) awaitOverwritten(ctx context.Context, brand, player, id string, wait time.Duration) bool {
+	if wait <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	c, err := a.JS.OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.AuditSubject(brand, bus.KindPlayer, player)}, InactiveThreshold: 10 * time.Second})
+	if err != nil {
+		return false
+	}
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(time.Until(deadlineOf(ctx))))
+		if err != nil {
+			return false
+		}
+		if e, err := bus.Decode[bus.AuditEntry](m.Data()); err == nil && e.Action == players.AuditOverwritten && strings.Contains(e.Note, id) {
+			return true
+		}
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // awaitTombstone watches the player's croupier-players key until the owner writes the

@@ -114,8 +114,13 @@ func setup(t *testing.T) *fixture {
 	leases := &partition.Leases{KV: bustest.KV(t, js, bus.BucketLeases), Replica: "test", Partitions: parts, TTL: 3 * time.Second, Log: quiet}
 	done := make(chan struct{})
 	lctx, lcancel := context.WithCancel(context.Background())
+	erased := make(chan struct{})
 	go func() { defer close(done); _ = leases.Run(lctx, runner.Callbacks()) }()
-	t.Cleanup(func() { lcancel(); <-done })
+	go func() {
+		defer close(erased)
+		_ = (&players.Eraser{JS: js, Players: keeper.Players, Partitions: parts, Log: quiet, Retry: 200 * time.Millisecond}).Run(lctx)
+	}()
+	t.Cleanup(func() { lcancel(); <-done; <-erased })
 
 	authn, authz, err := api.Delegated(ctx, kube)
 	if err != nil {
@@ -337,6 +342,7 @@ func TestAdminAPIAuthenticatesAuthorizesImportsExportsAndErases(t *testing.T) {
 	if status != 200 || strings.Contains(string(body), "p-1@example.az") || !strings.Contains(string(body), `"erased":true`) {
 		t.Fatalf("export after erasure: %d %s", status, body)
 	}
+	bustest.WaitAudit(t, f.js, "baku", "p-1", players.AuditOverwritten, 30*time.Second)
 	bustest.AssertNowhere(t, f.js, "p-1@example.az")
 
 	// Every admin action is in AUDIT with the actor, and no contact data.

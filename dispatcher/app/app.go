@@ -497,6 +497,15 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			errs <- err
 		}
 	}()
+	// Erased players' events are overwritten on disk outside the partition owners' loops.
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		eraser := &players.Eraser{JS: pjs, Players: playersKV, Partitions: o.Partitions, Log: log}
+		if err := eraser.Run(lctx); err != nil {
+			errs <- err
+		}
+	}()
 	// Channel workers: their own connection, so sends and their outcomes do not queue
 	// behind the partitions' traffic.
 	dopts := nc.Opts

@@ -195,7 +195,8 @@ func (s *PartitionState) deleteEvent(ctx context.Context, seq uint64) error {
 		}
 		s.events = st
 	}
-	return s.events.DeleteMsg(ctx, seq)
+	// Overwritten, not only deleted: the event may carry contact data.
+	return s.events.SecureDeleteMsg(ctx, seq)
 }
 
 // deadLetter moves a message to DEADLETTER with the reason; the batch's flush waits for it.
@@ -265,7 +266,7 @@ func (s *PartitionState) erase(ctx context.Context, ev *ingest.Event) error {
 	}
 	entry := bus.AuditEntry{
 		Time: s.k.Clock.Now().UTC(), Brand: ev.Brand, Kind: bus.KindPlayer, Name: ev.Player, Action: AuditErased,
-		Actor: actor, Note: "erasure request " + ev.ID + ": profile, preferences, state, inbox, events, intents, schedules, deliveries and outcomes purged; consent ledger kept (id only)",
+		Actor: actor, Note: "erasure request " + ev.ID + ": profile, preferences, state, inbox, intents, schedules, deliveries and outcomes purged, data key destroyed; the platform's events are overwritten next (" + AuditOverwritten + "); consent ledger kept (id only)",
 	}
 	b, _ := bus.Encode(entry)
 	if _, err := s.k.JS.Publish(ctx, bus.AuditSubject(ev.Brand, bus.KindPlayer, ev.Player), b, jetstream.WithMsgID("erase/"+ev.Brand+"/"+ev.Player+"/"+ev.ID)); err != nil {
@@ -284,12 +285,13 @@ const (
 )
 
 // PurgePlayer removes a player's keys from croupier-prefs, croupier-state and croupier-inbox
-// (KV purge: no revision survives) and the player's subjects from EVENTS, INTENTS (intents
-// and schedules), DELIVERIES and OUTCOMES. What the platform published about the player
-// (their EVENTS messages and DEADLETTER entries) is overwritten first with JetStream's
-// secure delete: a purge only marks messages deleted, and their bytes stay in the store's
-// block files until compaction. What Croupier wrote with contact data is sealed with the
-// player's data key, which Partition.Erase destroys. croupier-players is the owner's.
+// (KV purge: no revision survives) and the player's subjects from INTENTS (intents and
+// schedules), DELIVERIES and OUTCOMES. What Croupier wrote with contact data is sealed
+// with the player's data key, which Partition.Erase destroys, so a purge (which leaves
+// bytes in the store's blocks until compaction) is enough there. What the platform
+// published about the player (their EVENTS messages and the DEADLETTER entries naming
+// them) is not sealed: the Eraser overwrites it with JetStream's secure delete once the
+// tombstone is written. croupier-players is the owner's.
 func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part int, player string) error {
 	key := bus.PlayerKey(brand, part, player)
 	for _, b := range []string{bus.BucketPrefs, bus.BucketState, bus.BucketInbox} {
@@ -301,18 +303,7 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 			return fmt.Errorf("purging %s: %w", b, err)
 		}
 	}
-	if err := secureDelete(ctx, js, bus.StreamEvents, bus.StoredPlayerEventsFilter(brand, part, player), nil); err != nil {
-		return err
-	}
-	about := func(m *jetstream.RawStreamMsg) bool {
-		dl, err := bus.Decode[bus.DeadLetter](m.Data)
-		return err == nil && subjectNames(dl.Subject, brand, player)
-	}
-	if err := secureDelete(ctx, js, bus.StreamDeadLetter, bus.Root+".deadletter.>", about); err != nil {
-		return err
-	}
 	purges := []struct{ stream, filter string }{
-		{bus.StreamEvents, bus.StoredPlayerEventsFilter(brand, part, player)},
 		{bus.StreamIntents, bus.IntentSubject(brand, part, player)},
 		{bus.StreamIntents, bus.PlayerSchedulesFilter(brand, part, player)},
 		{bus.StreamDeliveries, bus.PlayerDeliveriesFilter(brand, part, player)},
@@ -331,57 +322,33 @@ func PurgePlayer(ctx context.Context, js jetstream.JetStream, brand string, part
 }
 
 // secureDelete overwrites every message of stream on filter (that match accepts, when
-// given) with JetStream's secure delete. The messages are found in one pass of an ordered
-// consumer (headers only when nothing is matched on the data) instead of a lookup per
-// message.
-func secureDelete(ctx context.Context, js jetstream.JetStream, stream, filter string, match func(*jetstream.RawStreamMsg) bool) error {
+// given) with JetStream's secure delete and returns how many. Each message is found with a
+// by-subject lookup from the last one found (the stream API, which a cluster's meta
+// leader routes to the stream leader).
+func secureDelete(ctx context.Context, js jetstream.JetStream, stream, filter string, match func(*jetstream.RawStreamMsg) bool) (int, error) {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: match == nil,
-		InactiveThreshold: 10 * time.Second})
-	if err != nil {
-		return fmt.Errorf("reading %s %s: %w", stream, filter, err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("reading %s %s: %w", stream, filter, err)
-	}
-	var seqs []uint64
-	for left := int(info.NumPending); left > 0; {
-		batch, err := c.Fetch(min(left, 500), jetstream.FetchMaxWait(5*time.Second))
+	n := 0
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, nil
+		}
 		if err != nil {
-			return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+			return n, fmt.Errorf("reading %s %s: %w", stream, filter, err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if match != nil && !match(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data()}) {
-				continue
-			}
-			seqs = append(seqs, md.Sequence.Stream)
+		seq = m.Sequence + 1
+		if match != nil && !match(m) {
+			continue
 		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("reading %s %s: %w", stream, filter, err)
+		// Each overwrite rewrites the message's block file on the server (about 7 ms).
+		if err := st.SecureDeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, fmt.Errorf("erasing %s message %d: %w", stream, m.Sequence, err)
 		}
-		if n == 0 {
-			break
-		}
-		left -= n
+		n++
 	}
-	// Each overwrite rewrites the message's block file on the server (about 7 ms here),
-	// one at a time under the stream's lock: concurrency does not help.
-	for _, seq := range seqs {
-		if err := st.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("erasing %s message %d: %w", stream, seq, err)
-		}
-	}
-	return nil
 }
 
 // subjectNames says whether a subject of a player's (croupier.<kind>[.<token>].<brand>

@@ -112,7 +112,7 @@ func mandatoryOutage(t *testing.T, cluster bool) {
 // outcomesWith are the OUTCOMES records with one of the reasons.
 func (s *stack) outcomesWith(reasons ...string) []bus.Outcome {
 	var out []bus.Outcome
-	s.scan(bus.StreamOutcomes, bus.Root+".outcomes.>", func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
+	s.scan(bus.StreamOutcomes, "", func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		o, err := bus.Decode[bus.Outcome](m.Data())
 		if err != nil {
 			return

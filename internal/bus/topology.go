@@ -178,15 +178,19 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 }
 
 // keysStream is the stream of the croupier-keys bucket: what nats.go makes for a KV bucket,
-// except that it allows deleting messages. An erasure destroys a player's data key with
-// secure delete (every revision overwritten on disk), which a KV bucket's stream (deny
-// delete, a setting no update can lift) refuses.
+// except that it allows deleting messages and reads from the leader only. An erasure
+// destroys a player's data key with secure delete (every revision overwritten on disk),
+// which a KV bucket's stream (deny delete, a setting no update can lift) refuses.
 func keysStream(cfg jetstream.KeyValueConfig) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name: "KV_" + cfg.Bucket, Description: cfg.Description, Subjects: []string{"$KV." + cfg.Bucket + ".>"},
 		MaxMsgsPerSubject: int64(max(cfg.History, 1)), MaxBytes: -1, MaxMsgSize: -1, MaxMsgs: -1, MaxConsumers: -1,
 		Storage: cfg.Storage, Replicas: cfg.Replicas, AllowRollup: true, DenyDelete: false,
-		Duplicates: 2 * time.Minute, AllowDirect: true, Discard: jetstream.DiscardNew,
+		// Reads go to the stream's leader: a direct get may be served by a replica that has
+		// not applied a key the owner just stored, and a channel worker that finds no key
+		// drops the job as an erased player's (seen on the three-node cluster: receipts
+		// lost). Readers cache keys, so the leader sees one read per player and replica.
+		Duplicates: 2 * time.Minute, AllowDirect: false, Discard: jetstream.DiscardNew,
 	}
 }
 

@@ -3,6 +3,7 @@ package bustest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -40,4 +41,18 @@ func Jobs(t testing.TB, js jetstream.JetStream, filter string) []bus.DeliveryJob
 func DataKeys(t testing.TB, js jetstream.JetStream, partitions int) *datakey.Reader {
 	t.Helper()
 	return &datakey.Reader{KV: KV(t, js, bus.BucketKeys), Partitions: partitions}
+}
+
+// WaitAudit waits until the player's AUDIT subject holds an entry with action (an erasure
+// is done when the eraser's "events-overwritten" entry is there), failing after within.
+func WaitAudit(t testing.TB, js jetstream.JetStream, brand, player, action string, within time.Duration) {
+	t.Helper()
+	Eventually(t, within, "the "+action+" AUDIT entry of "+player, func() bool {
+		for _, a := range Collect[bus.AuditEntry](t, js, bus.StreamAudit, bus.AuditSubject(brand, bus.KindPlayer, player)) {
+			if a.Action == action {
+				return true
+			}
+		}
+		return false
+	})
 }
