@@ -172,3 +172,21 @@ func TestGracefulStopPersistsAcksAndHandsOver(t *testing.T) {
 		t.Errorf("%d deposits after the second stop, want %d", d, n+100)
 	}
 }
+
+// putConfig publishes the records in croupier-config as the manager does, under their kind.
+func putConfig(t testing.TB, cfg jetstream.KeyValue, brand string, records ...bus.ConfigRecord) {
+	t.Helper()
+	for _, r := range records {
+		kind := bus.KindCampaign
+		switch {
+		case r.PreferencePolicy != nil:
+			kind = bus.KindPreferencePolicy
+		case r.ChannelPolicy != nil:
+			kind = bus.KindChannelPolicy
+		}
+		b, _ := bus.Encode(r)
+		if _, err := cfg.Put(context.Background(), bus.ConfigKey(brand, kind, r.Name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

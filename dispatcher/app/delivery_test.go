@@ -116,19 +116,7 @@ func TestAFailedChannelFailsOverToTheNextThroughTheOwner(t *testing.T) {
 				{Channel: crmv1.ChannelEmail, Locale: "az", Subject: "Limit", Body: "Limitinizə yaxınlaşırsınız."},
 				{Channel: crmv1.ChannelInApp, Locale: "az", Subject: "Limit", Body: "Limitinizə yaxınlaşırsınız."}}}}}}},
 	}
-	for _, r := range records {
-		kind := bus.KindCampaign
-		switch {
-		case r.PreferencePolicy != nil:
-			kind = bus.KindPreferencePolicy
-		case r.ChannelPolicy != nil:
-			kind = bus.KindChannelPolicy
-		}
-		b, _ := bus.Encode(r)
-		if _, err := cfg.Put(ctx, bus.ConfigKey("baku", kind, r.Name), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putConfig(t, cfg, "baku", records...)
 	stop := startWith(t, srv, app.Options{Secrets: channel.StaticSecrets{"baku/sg": {email.SecretAPIKey: []byte("SG.key")}}})
 	defer func() {
 		if err := stop(); err != nil {

@@ -66,7 +66,7 @@ func TestErasureReachesTheDisk(t *testing.T) {
 		}
 	}
 	body := "Salam {{ .Player.FirstName }}, hesabınız açıldı."
-	for _, r := range []bus.ConfigRecord{rec,
+	putConfig(t, cfg, "baku", []bus.ConfigRecord{rec,
 		{Kind: "ChannelPolicy", Brand: "baku", Name: "inapp", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelInApp,
 			Providers: []crmv1.Provider{{Name: "inbox", Type: crmv1.ProviderInApp}}}}},
 		{Kind: "ChannelPolicy", Brand: "baku", Name: "email", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelEmail,
@@ -78,19 +78,7 @@ func TestErasureReachesTheDisk(t *testing.T) {
 			Contents: []crmv1.Content{{Name: "hello", Messages: []crmv1.Message{
 				{Channel: crmv1.ChannelEmail, Locale: "az", Subject: "Xoş gəlmisiniz", Body: body},
 				{Channel: crmv1.ChannelInApp, Locale: "az", Subject: "Xoş gəlmisiniz", Body: body}}}}}}},
-	} {
-		kind := bus.KindCampaign
-		switch {
-		case r.PreferencePolicy != nil:
-			kind = bus.KindPreferencePolicy
-		case r.ChannelPolicy != nil:
-			kind = bus.KindChannelPolicy
-		}
-		b, _ := bus.Encode(r)
-		if _, err := cfg.Put(ctx, bus.ConfigKey("baku", kind, r.Name), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	}...)
 	stop := startWith(t, srv, app.Options{Secrets: channel.StaticSecrets{"baku/sg": {email.SecretAPIKey: []byte("SG.key")}}})
 	stopped := false
 	defer func() {

@@ -70,7 +70,6 @@ func (r *receiver) count() int {
 // the given retryFor, and registers n players.
 func mandatoryBrand(t *testing.T, js jetstreamPublisher, brand, endpoint string, retryFor time.Duration, n int) {
 	t.Helper()
-	ctx := context.Background()
 	webhookOnly := []crmv1.CategoryChannel{{Channel: crmv1.ChannelWebhook, Default: crmv1.OptedIn}}
 	records := []bus.ConfigRecord{
 		{Kind: "PreferencePolicy", Brand: brand, Name: brand, UID: "pp-" + brand, Generation: 1,
@@ -88,20 +87,7 @@ func mandatoryBrand(t *testing.T, js jetstreamPublisher, brand, endpoint string,
 				Contents: []crmv1.Content{{Name: "receipt", Messages: []crmv1.Message{{Channel: crmv1.ChannelWebhook, Locale: "az",
 					Body: "{{ .Event.depositId }}: depozit qəbul edildi."}}}}}}},
 	}
-	cfg := bustest.KV(t, js.js, bus.BucketConfig)
-	for _, r := range records {
-		kind := bus.KindCampaign
-		switch {
-		case r.PreferencePolicy != nil:
-			kind = bus.KindPreferencePolicy
-		case r.ChannelPolicy != nil:
-			kind = bus.KindChannelPolicy
-		}
-		b, _ := bus.Encode(r)
-		if _, err := cfg.Put(ctx, bus.ConfigKey(brand, kind, r.Name), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putConfig(t, bustest.KV(t, js.js, bus.BucketConfig), brand, records...)
 	for i := range n {
 		p := fmt.Sprintf("p-%d", i)
 		js.publish(t, brand, p, "player.registered", "reg-"+p, `{"country":"AZ","language":"az","timeZone":"Asia/Baku","currency":"AZN"}`)
