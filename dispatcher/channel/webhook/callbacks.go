@@ -133,12 +133,17 @@ func (c *Callbacks) follow(ctx context.Context, cons jetstream.Consumer, stream 
 	})
 }
 
+// reasonMandatoryUndelivered is flow.ReasonMandatoryUndelivered (flow is not imported
+// here): a mandatory message given up at its deadline fails like an exhausted chain.
+const reasonMandatoryUndelivered = "MandatoryUndelivered"
+
 // fromOutcome maps the outcomes the casino hears about.
 func fromOutcome(m jetstream.Msg) *Callback {
 	data := m.Data()
 	// Most outcomes are decisions that send: skip them without decoding.
 	if !bytes.Contains(data, []byte(`"result":"sent"`)) && !bytes.Contains(data, []byte(`"result":"delivered"`)) &&
-		!bytes.Contains(data, []byte(`"result":"clicked"`)) && !bytes.Contains(data, []byte(`AllChannelsFailed`)) {
+		!bytes.Contains(data, []byte(`"result":"clicked"`)) && !bytes.Contains(data, []byte(`AllChannelsFailed`)) &&
+		!bytes.Contains(data, []byte(reasonMandatoryUndelivered)) {
 		return nil
 	}
 	var o bus.Outcome
@@ -154,7 +159,7 @@ func fromOutcome(m jetstream.Msg) *Callback {
 		cb.Type = CallbackDelivered
 	case o.Kind == bus.OutcomeReport && o.Result == bus.ReportClicked:
 		cb.Type = CallbackClicked
-	case o.Reason == string(route.ReasonAllChannelsFailed):
+	case o.Reason == string(route.ReasonAllChannelsFailed), o.Reason == reasonMandatoryUndelivered:
 		cb.Type, cb.Reason = CallbackFailed, o.Detail
 	default:
 		return nil

@@ -93,6 +93,7 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	publish(bus.Outcome{DecisionID: "d-1", Kind: bus.OutcomeAttempt, Result: channel.ResultSent, Channel: crmv1.ChannelEmail, Provider: "relay", Campaign: "welcome"})
 	publish(bus.Outcome{DecisionID: "d-1", Kind: bus.OutcomeReport, Result: bus.ReportDelivered, Channel: crmv1.ChannelEmail, Provider: "sendgrid"})
 	publish(bus.Outcome{DecisionID: "d-2", Kind: bus.OutcomeDecision, Result: "suppress", Reason: string(route.ReasonAllChannelsFailed), Detail: "push, inApp", Campaign: "cashback"})
+	publish(bus.Outcome{DecisionID: "d-3", Kind: bus.OutcomeFailover, Result: "suppress", Reason: "MandatoryUndelivered", Detail: "undelivered: tried [sms] in 4 rounds", Campaign: "receipt"})
 	ev := `{"specversion":"1.0","id":"b-1","source":"bonus-engine","type":"bonus.activated","subject":"p-1","data":{"bonusId":"fs-20","campaign":"daily-spins","value":"0","currency":"AZN"}}`
 	if _, err := js.Publish(ctx, bus.EventSubject("baku", "p-1", "bonus.activated"), []byte(ev)); err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	bustest.Eventually(t, 10*time.Second, "sent, delivered, the retried failed callback and the grant", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got["/sent"]) == 1 && len(got["/delivered"]) == 1 && len(got["/failed"]) == 1 && len(got["/rewards"]) == 1
+		return len(got["/sent"]) == 1 && len(got["/delivered"]) == 1 && len(got["/failed"]) == 2 && len(got["/rewards"]) == 1
 	})
 	bustest.Eventually(t, 10*time.Second, "the undeliverable callback dead-lettered", func() bool {
 		return len(bustest.ReadAll(t, js, bus.StreamDeadLetter, bus.DeadLetterSubject(bus.StreamEvents))) == 1
@@ -117,8 +118,16 @@ func TestCallbacksAreSignedRetriedAndDeadLettered(t *testing.T) {
 	if s := got["/sent"][0]; s.Type != webhook.CallbackSent || s.DecisionID != "d-1" || s.Channel != crmv1.ChannelEmail || s.Provider != "relay" || s.Player != "p-1" {
 		t.Fatalf("sent callback %+v", s)
 	}
-	if f := got["/failed"][0]; f.Type != webhook.CallbackFailed || f.DecisionID != "d-2" || f.Reason != "push, inApp" || posts["/failed"] != 2 {
+	failed := map[string]webhook.Callback{}
+	for _, f := range got["/failed"] {
+		failed[f.DecisionID] = f
+	}
+	if f := failed["d-2"]; f.Type != webhook.CallbackFailed || f.Reason != "push, inApp" || posts["/failed"] != 3 {
 		t.Fatalf("failed callback %+v after %d posts", f, posts["/failed"])
+	}
+	// A mandatory message given up at its deadline is a failure the casino hears of too.
+	if f := failed["d-3"]; f.Type != webhook.CallbackFailed || f.Campaign != "receipt" {
+		t.Fatalf("the undelivered mandatory message's callback %+v", f)
 	}
 	if r := got["/rewards"][0]; r.Type != webhook.CallbackRewardGranted || r.Bonus != grant.ID || r.Grant == nil ||
 		r.Grant.Value != grant.Value || r.Grant.Reward.Cashback == nil || r.Player != "p-1" || r.Campaign != "weekly-cashback" {
