@@ -300,10 +300,18 @@ func (r *Ring) Persist(ctx context.Context) error {
 		return nil
 	}
 	recs := make([][]byte, len(names))
+	byBrand := map[string][]byte{} // one KEK lookup per brand and batch, not per key
 	for i, n := range names {
-		keks, err := r.keks.get(ctx, brandOf(n))
+		kek, ok := byBrand[brandOf(n)]
+		var err error
+		if !ok {
+			var keks [][]byte
+			keks, err = r.keks.get(ctx, brandOf(n))
+			kek = first(keks)
+			byBrand[brandOf(n)] = kek
+		}
 		if err == nil {
-			recs[i], err = encodeKey(deks[i], n, first(keks))
+			recs[i], err = encodeKey(deks[i], n, kek)
 		}
 		if err != nil {
 			r.mu.Lock()
