@@ -345,7 +345,7 @@ func (a *Admin) export(w http.ResponseWriter, r *http.Request, brand string, u u
 		}
 		switch kvs.bucket {
 		case bus.BucketPlayers:
-			p, err := players.DecodeRecord(e.Value(), opener(ctx, a.DataKeys))
+			p, _, err := players.Read(ctx, kv, brand, part, player, opener(ctx, a.DataKeys))
 			if err != nil {
 				ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "reading the profile: " + err.Error()})
 				return

@@ -154,15 +154,8 @@ func (c *Coupons) inSegment(ctx context.Context, brand, segment, player string) 
 	if b == nil || b.Segments[segment] == nil {
 		return false, nil
 	}
-	e, err := c.Players.Get(ctx, bus.PlayerKey(brand, bus.Partition(player, c.Partitions), player))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	p, err := players.DecodeRecord(e.Value(), opener(ctx, c.DataKeys))
-	if err != nil {
+	p, found, err := players.Read(ctx, c.Players, brand, bus.Partition(player, c.Partitions), player, opener(ctx, c.DataKeys))
+	if err != nil || !found {
 		return false, err
 	}
 	if p.Erased {

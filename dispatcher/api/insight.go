@@ -126,15 +126,8 @@ func (in *Insight) player(ctx context.Context, brand, id string) (*players.Playe
 	if err != nil {
 		return nil, err
 	}
-	e, err := kv.Get(ctx, bus.PlayerKey(brand, bus.Partition(id, in.Partitions), id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	p, err := players.DecodeRecord(e.Value(), opener(ctx, in.DataKeys))
-	if err != nil {
+	p, found, err := players.Read(ctx, kv, brand, bus.Partition(id, in.Partitions), id, opener(ctx, in.DataKeys))
+	if err != nil || !found {
 		return nil, err
 	}
 	return &p, nil

@@ -201,15 +201,14 @@ func TestErasureReachesTheDisk(t *testing.T) {
 func playerRecord(t *testing.T, kv jetstream.KeyValue, keys *datakey.Reader, id string) (players.Player, bool) {
 	t.Helper()
 	ctx := context.Background()
-	e, err := kv.Get(ctx, bus.PlayerKey("baku", bus.Partition(id, parts), id))
-	if err != nil {
-		return players.Player{}, false
-	}
-	p, err := players.DecodeRecord(e.Value(), func(brand, player string, sealed []byte) ([]byte, error) {
+	p, found, err := players.Read(ctx, kv, "baku", bus.Partition(id, parts), id, func(brand, player string, sealed []byte) ([]byte, error) {
 		return keys.Open(ctx, brand, player, sealed)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !found {
+		return players.Player{}, false
 	}
 	return p, true
 }

@@ -379,7 +379,9 @@ func TestCapHoldsAcrossContendingOwners(t *testing.T) {
 	stored := bustest.KV(t, a.js, bus.BucketPlayers)
 	bustest.Eventually(t, 10*time.Second, "the players stored, their push tokens sealed", func() bool {
 		e, err := stored.Get(context.Background(), bus.PlayerKey("baku", 0, "p-6"))
-		return err == nil && strings.Contains(string(e.Value()), `"sealed"`) && !strings.Contains(string(e.Value()), "tok-p-6")
+		c, cerr := stored.Get(context.Background(), players.ContactKey("baku", 0, "p-6"))
+		return err == nil && cerr == nil && len(c.Value()) > 0 && !strings.Contains(string(e.Value()), "tok-p-6") &&
+			!strings.Contains(string(c.Value()), "tok-p-6")
 	})
 	// A sends the two marketing messages (two offers) the 24h cap allows p-5.
 	publishIntent(t, a.js, spins("c-1", "p-5", noon))

@@ -74,16 +74,15 @@ func publish(t *testing.T, js jetstream.JetStream, brand, player, typ string, bo
 func getPlayer(t *testing.T, js jetstream.JetStream, parts int, brand, id string) (players.Player, bool) {
 	t.Helper()
 	kv := bustest.KV(t, js, bus.BucketPlayers)
-	e, err := kv.Get(context.Background(), bus.PlayerKey(brand, bus.Partition(id, parts), id))
-	if err != nil {
-		return players.Player{}, false
-	}
 	keys := &datakey.Reader{KV: bustest.KV(t, js, bus.BucketKeys), Partitions: parts}
-	p, err := players.DecodeRecord(e.Value(), func(brand, player string, sealed []byte) ([]byte, error) {
+	p, found, err := players.Read(context.Background(), kv, brand, bus.Partition(id, parts), id, func(brand, player string, sealed []byte) ([]byte, error) {
 		return keys.Open(context.Background(), brand, player, sealed)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !found {
+		return players.Player{}, false
 	}
 	return p, true
 }

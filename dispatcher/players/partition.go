@@ -26,8 +26,12 @@ var ErrFenced = errors.New("partition fenced: croupier-players changed under thi
 
 type entry struct {
 	Player
-	rev   uint64
-	dirty bool
+	rev uint64
+	// contactRev is the revision of the player's ContactKey (0: none stored), print the
+	// fingerprint of the sealed part stored there (0: not known to be stored).
+	contactRev uint64
+	print      uint64
+	dirty      bool
 }
 
 // Partition is one partition's players in memory: the index segments are evaluated against
@@ -42,6 +46,9 @@ type Partition struct {
 	mu     sync.RWMutex
 	brands map[string]*brandIndex
 	dirty  []*entry
+	// orphans are the revisions of ContactKeys found without a record (a first write cut
+	// short), by key: a player created later writes over them.
+	orphans map[string]uint64
 }
 
 // brandIndex is a brand's players: by id, and in one slice that full scans walk (a slice
@@ -64,8 +71,8 @@ func NewPartition(part int) *Partition {
 }
 
 // Load reads partition part's players from croupier-players (a watch delivers every
-// current value in one ordered stream, much faster than a get per key), opening their
-// sealed parts with keys.
+// current value in one ordered stream, much faster than a get per key), then their sealed
+// parts (ContactKey), opened with keys.
 func Load(ctx context.Context, kv jetstream.KeyValue, part int, keys *datakey.Ring) (*Partition, error) {
 	pt := NewPartition(part)
 	pt.Keys = keys
@@ -73,11 +80,14 @@ func Load(ctx context.Context, kv jetstream.KeyValue, part int, keys *datakey.Ri
 	if keys != nil {
 		open = keys.Open
 	}
-	w, err := kv.Watch(ctx, "*."+strconv.Itoa(part)+".*", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("loading partition %d: %w", part, err)
+	follow := func(filter, what string, fn func(e jetstream.KeyValueEntry) error) error {
+		w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+		if err != nil {
+			return fmt.Errorf("loading partition %d: %w", part, err)
+		}
+		return bus.Follow(ctx, w, fmt.Sprintf("loading %s of partition %d", what, part), fn, func() bool { return true })
 	}
-	err = bus.Follow(ctx, w, fmt.Sprintf("loading partition %d", part), func(e jetstream.KeyValueEntry) error {
+	err := follow("*."+strconv.Itoa(part)+".*", "the players", func(e jetstream.KeyValueEntry) error {
 		p, err := DecodeRecord(e.Value(), open)
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", e.Key(), err)
@@ -86,9 +96,43 @@ func Load(ctx context.Context, kv jetstream.KeyValue, part int, keys *datakey.Ri
 		en.Intern()
 		pt.brand(en.Brand).put(en)
 		return nil
-	}, func() bool { return true })
+	})
 	if err != nil {
 		return nil, err
+	}
+	err = follow("*."+strconv.Itoa(part)+".*"+contactSuffix, "the players' sealed parts", func(e jetstream.KeyValueEntry) error {
+		brand, rest, _ := strings.Cut(e.Key(), ".")
+		_, id, _ := strings.Cut(strings.TrimSuffix(rest, contactSuffix), ".")
+		var en *entry
+		if bi := pt.brands[brand]; bi != nil {
+			en = bi.byID[id]
+		}
+		if en == nil || en.Erased {
+			if pt.orphans == nil {
+				pt.orphans = map[string]uint64{}
+			}
+			pt.orphans[e.Key()] = e.Revision()
+			return nil
+		}
+		if err := OpenContact(&en.Player, e.Value(), open); err != nil {
+			return fmt.Errorf("loading %s: %w", e.Key(), err)
+		}
+		en.contactRev, en.print = e.Revision(), contactPrint(&en.Player)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, bi := range pt.brands {
+		for _, en := range bi.all {
+			// No stored part: known to be stored when there is nothing to store. A part
+			// found embedded in the record (the former layout) moves at the next write.
+			if en.print == 0 {
+				if part := sealedPart(&en.Player); part.empty() {
+					en.print = contactPrint(&en.Player)
+				}
+			}
+		}
 	}
 	return pt, nil
 }
@@ -141,6 +185,10 @@ func (pt *Partition) Apply(ev *ingest.Event, seq uint64) Result {
 	en, ok := m.byID[ev.Player]
 	if !ok {
 		en = &entry{Player: Player{ID: strings.Clone(ev.Player), Brand: in(ev.Brand)}}
+		if rev, ok := pt.orphans[ContactKey(ev.Brand, pt.Part, ev.Player)]; ok {
+			en.contactRev = rev
+			delete(pt.orphans, ContactKey(ev.Brand, pt.Part, ev.Player))
+		}
 		m.put(en)
 	}
 	if en.Erased {
@@ -207,24 +255,35 @@ func (pt *Partition) Brands() []string {
 
 // Flush writes every changed player to croupier-players with asynchronous puts, each
 // conditional on the revision this owner last saw (the fence), and waits for them all. A
-// refused write returns ErrFenced.
+// player's sealed part is sealed and written first (ContactKey), and only when it changed.
+// A refused write returns ErrFenced.
 func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 	pt.mu.Lock()
 	dirty := pt.dirty
 	pt.dirty = nil
-	type pending struct {
-		en  *entry
-		ack jetstream.PubAckFuture
+	type contact struct {
+		en    *entry
+		box   []byte
+		print uint64
 	}
-	var sealer Sealer
-	if pt.Keys != nil {
-		sealer = pt.Keys
-	}
+	var contacts []contact
 	recs := make([][]byte, 0, len(dirty))
 	var err error
 	for _, en := range dirty {
 		en.dirty = false
-		b, e := EncodeRecord(&en.Player, sealer)
+		b, e := EncodeRecord(&en.Player, pt.Keys != nil)
+		if e == nil && pt.Keys != nil {
+			if pr := contactPrint(&en.Player); pr != en.print {
+				var box []byte
+				if box, e = SealContact(&en.Player, pt.Keys); e == nil {
+					if len(box) == 0 && en.contactRev == 0 {
+						en.print = pr // nothing stored, nothing to store
+					} else {
+						contacts = append(contacts, contact{en, box, pr})
+					}
+				}
+			}
+		}
 		if e != nil {
 			err = e
 			break
@@ -232,13 +291,53 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 		recs = append(recs, b)
 	}
 	pt.mu.Unlock()
-	// A key created for this flush is stored before any record sealed with it.
+	// A key created for this flush is stored before anything sealed with it.
 	if err == nil && pt.Keys != nil {
 		if e := pt.Keys.Persist(ctx); errors.Is(e, datakey.ErrTaken) {
 			return ErrFenced
 		} else if e != nil {
 			err = e
 		}
+	}
+	fenced := false
+	// The sealed parts are stored before the records: a record never stands without the
+	// contact data it had.
+	if err == nil && len(contacts) > 0 {
+		acks := make([]jetstream.PubAckFuture, 0, len(contacts))
+		pt.mu.RLock()
+		for _, c := range contacts {
+			f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, ContactKey(c.en.Brand, pt.Part, c.en.ID)), c.box,
+				jetstream.WithExpectLastSequencePerSubject(c.en.contactRev), jetstream.WithStallWait(stallWait))
+			if e != nil {
+				err = e
+				break
+			}
+			acks = append(acks, f)
+		}
+		pt.mu.RUnlock()
+		for i, f := range acks {
+			select {
+			case a := <-f.Ok():
+				pt.mu.Lock()
+				contacts[i].en.contactRev, contacts[i].en.print = a.Sequence, contacts[i].print
+				pt.mu.Unlock()
+			case e := <-f.Err():
+				if bus.Conflict(e) {
+					fenced = true
+				} else if err == nil {
+					err = e
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if fenced {
+		return ErrFenced
+	}
+	type pending struct {
+		en  *entry
+		ack jetstream.PubAckFuture
 	}
 	ps := make([]pending, 0, len(recs))
 	if err == nil {
@@ -255,7 +354,6 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 		}
 		pt.mu.RUnlock()
 	}
-	fenced := false
 	for _, p := range ps {
 		select {
 		case a := <-p.ack.Ok():
@@ -296,8 +394,10 @@ func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 // that makes later events for the id be dropped, and the player's data key is destroyed.
 func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id string, at time.Time) error {
 	key := bus.PlayerKey(brand, pt.Part, id)
-	if err := kv.Purge(ctx, key); err != nil {
-		return fmt.Errorf("purging %s: %w", bus.BucketPlayers, err)
+	for _, k := range []string{ContactKey(brand, pt.Part, id), key} {
+		if err := kv.Purge(ctx, k); err != nil {
+			return fmt.Errorf("purging %s: %w", bus.BucketPlayers, err)
+		}
 	}
 	tomb := Player{ID: id, Brand: brand, Erased: true, LastActivity: UnixOf(at)}
 	b, _ := json.Marshal(&tomb)
@@ -319,10 +419,11 @@ func (pt *Partition) Erase(ctx context.Context, kv jetstream.KeyValue, brand, id
 		// In place: a pending flush of this entry then writes the tombstone, not the
 		// erased profile.
 		en.Player, en.rev, en.dirty = tomb, rev, false
+		en.contactRev, en.print = 0, contactPrint(&tomb)
 		return nil
 	}
 	tomb.ID = strings.Clone(id)
-	m.put(&entry{Player: tomb, rev: rev})
+	m.put(&entry{Player: tomb, rev: rev, print: contactPrint(&tomb)})
 	return nil
 }
 

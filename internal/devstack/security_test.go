@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -115,15 +116,17 @@ func TestMakeDevRunLeaksNothing(t *testing.T) {
 			return false
 		}
 		for _, k := range keys {
-			e, err := kv.Get(ctx, k)
-			if err != nil {
+			// <brand>.<part>.<player>: the record; the sealed part is read with it.
+			toks := strings.Split(k, ".")
+			if len(toks) != 3 {
 				continue
 			}
+			part, _ := strconv.Atoi(toks[1])
 			// The contact data is sealed: opened with the player's data key.
-			p, err := playerstore.DecodeRecord(e.Value(), func(brand, player string, sealed []byte) ([]byte, error) {
+			p, found, err := playerstore.Read(ctx, kv, toks[0], part, toks[2], func(brand, player string, sealed []byte) ([]byte, error) {
 				return dataKeys.Open(ctx, brand, player, sealed)
 			})
-			if err != nil {
+			if err != nil || !found {
 				continue
 			}
 			opened, _ := json.Marshal(p)
