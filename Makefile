@@ -25,27 +25,38 @@ verify: generate manifests ## Fails when regeneration changes the generated file
 
 .PHONY: fmt
 fmt:
-	gofmt -l -w api controllers internal cmd dispatcher 2>/dev/null || true
+	gofmt -l -w api controllers internal cmd dispatcher console 2>/dev/null || true
 
 .PHONY: vet
 vet:
 	$(GO) vet ./...
 
 .PHONY: build
-build: ## Builds everything; bin/ gets the manager, the dispatcher and the kubectl plugin.
+build: console ## Builds everything; bin/ gets the manager, the dispatcher, the console and the kubectl plugin.
 	$(GO) build ./...
-	$(GO) build -o bin/ ./cmd/manager ./cmd/dispatcher ./cmd/kubectl-croupier
+	$(GO) build -o bin/ ./cmd/manager ./cmd/dispatcher ./cmd/console ./cmd/kubectl-croupier
+
+WEB := console/web
+# npm packages from the lock file, installed again only when the lock file changes.
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+.PHONY: console
+console: $(WEB)/node_modules/.package-lock.json ## The console's front end (TypeScript, Vite) into console/web/dist, embedded by go build.
+	find $(WEB)/dist -mindepth 1 ! -name .gitkeep -delete
+	cd $(WEB) && npm run build
 
 .PHONY: envtest
 envtest: ## Builds kube-apiserver, etcd and kubectl from Go modules (cached).
 	bash hack/build-envtest.sh >/dev/null
 
 .PHONY: test
-test: envtest verify vet ## Runs every test against a real API server and embedded NATS.
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 20m ./...
+test: envtest verify vet console ## Runs every test against a real API server and embedded NATS (and the console in Debian's chromium).
+	cd $(WEB) && npm test
+	CROUPIER_BROWSER_TESTS=required KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: dev
-dev: envtest ## Runs the whole system locally on embedded defaults.
+dev: envtest console ## Runs the whole system locally on embedded defaults (the console included).
 	bash hack/dev.sh
 
 .PHONY: bench

@@ -45,6 +45,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/people"
 	"github.com/croupier-crm/croupier/internal/secretkeys"
 	"github.com/croupier-crm/croupier/internal/testenv"
 )
@@ -60,6 +61,8 @@ type Options struct {
 	// Addresses of the dispatcher's HTTPS API and health/metrics, the manager's metrics
 	// and probes, and the local SMTP and HTTP sinks.
 	APIAddr, HealthAddr, MetricsAddr, ProbeAddr, SMTPAddr, HTTPSinkAddr string
+	// ConsoleAddr is where the web console listens (127.0.0.1:8088).
+	ConsoleAddr string
 	// ParentDeath starts etcd and kube-apiserver through this program's own executable
 	// (see hack/devstack), which sets a parent-death signal before it runs them, so a
 	// stack that is killed takes them along (Linux). Off in tests: the test binary is no
@@ -87,6 +90,10 @@ type Info struct {
 	// MailDir holds the emails the SMTP sink received.
 	MailDir string
 	NATSURL string
+	// ConsoleURL is the web console; People the sample people's tokens by person
+	// (people.Roles).
+	ConsoleURL string
+	People     map[string]string
 }
 
 func (o *Options) defaults() {
@@ -103,6 +110,7 @@ func (o *Options) defaults() {
 	def(&o.ProbeAddr, "127.0.0.1:8081")
 	def(&o.SMTPAddr, "127.0.0.1:2525")
 	def(&o.HTTPSinkAddr, "127.0.0.1:8099")
+	def(&o.ConsoleAddr, "127.0.0.1:8088")
 	if o.NATSPort == 0 {
 		o.NATSPort = 4222
 	}
@@ -256,6 +264,19 @@ func Run(ctx context.Context, o Options) error {
 	case err := <-dispErr:
 		return fmt.Errorf("dispatcher: %w", err)
 	}
+	// The console acts as the signed-in person: the sample people get ServiceAccounts bound
+	// to config/rbac/people's roles, and tokens valid for a day.
+	tokens, err := people.Ensure(ctx, kube, brand, 24*3600)
+	if err != nil {
+		return err
+	}
+	if err := writeTokens(filepath.Join(abs, "tokens"), tokens); err != nil {
+		return err
+	}
+	consoleErr, err := startConsole(ctx, o.ConsoleAddr, cfg, o.Log)
+	if err != nil {
+		return err
+	}
 	// The lines printed below work at once only when the brand's policy is published.
 	if err := waitPublished(ctx, c, brand); err != nil {
 		return err
@@ -282,19 +303,27 @@ func Run(ctx context.Context, o Options) error {
                messages and the casino callbacks in %[5]s/sinks.log (HTTP sink %[13]s).
   plugin       export CROUPIER_DISPATCHER=https://127.0.0.1:8443 CROUPIER_DISPATCHER_CA=%[9]s
                make build && PATH=$PWD/bin:%[3]s:$PATH kubectl croupier -n %[2]s status
+  console      http://127.0.0.1:8088 (sign in with a token below: each person's own RBAC applies; also in %[5]s/tokens/)
+  marketer     %[16]s
+  analyst      %[17]s
+  ops-manager  %[18]s
+  support      %[19]s
   metrics      http://127.0.0.1:8080/metrics (manager), http://127.0.0.1:8090/metrics (dispatcher)
   simulator    %[14]d players (%[10]s and up), a casino day in %[15]s (flags: -players, -speed)
 Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 `, kubeconfig, brand, kubectlDir(), srv.ClientURL(), state, topo.Partitions, token, string(sec.Data[ingest.SecretHMACKey]), certFile,
-		samplePlayer, playerJWT, o.SMTPAddr, o.HTTPSinkAddr, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second))
-	fmt.Fprint(o.Out, strings.NewReplacer("127.0.0.1:8443", o.APIAddr, "127.0.0.1:8080", o.MetricsAddr, "127.0.0.1:8090", o.HealthAddr).Replace(welcome))
+		samplePlayer, playerJWT, o.SMTPAddr, o.HTTPSinkAddr, simPlayers, (time.Duration(float64(24*time.Hour) / max(simSpeed, 1))).Round(time.Second),
+		tokens["marketer"], tokens["analyst"], tokens["ops-manager"], tokens["support-agent"])
+	fmt.Fprint(o.Out, strings.NewReplacer("127.0.0.1:8443", o.APIAddr, "127.0.0.1:8080", o.MetricsAddr, "127.0.0.1:8090", o.HealthAddr,
+		"127.0.0.1:8088", o.ConsoleAddr).Replace(welcome))
 	sim := &simulator{js: js, players: simPlayers, speed: max(simSpeed, 1)}
 	if simPlayers > 0 {
 		go sim.run(ctx)
 	}
 	line := &summaryLine{sim: sim, sinks: sk, c: c, metrics: "http://" + o.HealthAddr + "/metrics"}
 	if o.Ready != nil {
-		o.Ready <- Info{Kubeconfig: kubeconfig, APIURL: "https://" + o.APIAddr, Token: token, MailDir: filepath.Join(abs, "mail"), NATSURL: srv.ClientURL()}
+		o.Ready <- Info{Kubeconfig: kubeconfig, APIURL: "https://" + o.APIAddr, Token: token, MailDir: filepath.Join(abs, "mail"), NATSURL: srv.ClientURL(),
+			ConsoleURL: "http://" + o.ConsoleAddr, People: tokens}
 	}
 
 	tick := time.NewTicker(5 * time.Second)
@@ -309,6 +338,8 @@ Ctrl-C stops everything; the next 'make dev' resumes with the same data.
 			return fmt.Errorf("dispatcher: %w", err)
 		case err := <-mgrErr:
 			return err
+		case err := <-consoleErr:
+			return fmt.Errorf("console: %w", err)
 		case <-tick.C:
 			fmt.Fprintf(o.Out, "\r%s", line.next(ctx))
 		}

@@ -82,7 +82,7 @@ func runStack(t *testing.T, tweaks ...func(*devstack.Options)) (devstack.Info, c
 	go func() {
 		o := devstack.Options{Root: filepath.Join("..", ".."), NATSPort: -1,
 			APIAddr: freeAddr(t), HealthAddr: freeAddr(t), MetricsAddr: freeAddr(t), ProbeAddr: freeAddr(t),
-			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready}
+			SMTPAddr: freeAddr(t), HTTPSinkAddr: freeAddr(t), ConsoleAddr: freeAddr(t), StatsInterval: 500 * time.Millisecond, Ready: ready}
 		for _, tw := range tweaks {
 			tw(&o)
 		}

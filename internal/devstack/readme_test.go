@@ -1,6 +1,7 @@
 package devstack_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,19 @@ func TestPrintedAndREADMELinesWork(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // another second: another event id
 	if got := sh(t, work, nil, signed); !strings.Contains(got, `"accepted":1`) {
 		t.Fatalf("the signed curl line:\n%s\nanswered %s", signed, got)
+	}
+	// The console line: the page, and a printed person's token signs in and reads the
+	// brand's campaigns as that person.
+	consoleURL := strings.Fields(printed(t, welcome, "console"))[0]
+	marketer := printed(t, welcome, "marketer")
+	page := sh(t, work, nil, "curl -sS "+consoleURL+"/")
+	if !strings.Contains(page, "Croupier") {
+		t.Fatalf("the console at %s answered:\n%s", consoleURL, page)
+	}
+	campaigns := sh(t, work, nil, fmt.Sprintf(`jar=$(mktemp); curl -sS -c "$jar" -H 'Content-Type: application/json' -d '{"token":"%s"}' %s/api/session >/dev/null
+curl -sS -b "$jar" %s/api/brands/baku-casino/campaigns`, marketer, consoleURL, consoleURL))
+	if !strings.Contains(campaigns, `"name":"welcome-series"`) {
+		t.Fatalf("the marketer's campaigns through the console:\n%s", campaigns)
 	}
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {

@@ -1,0 +1,235 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/console"
+	"github.com/croupier-crm/croupier/console/kube"
+	"github.com/croupier-crm/croupier/console/web"
+	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/people"
+	"github.com/croupier-crm/croupier/internal/testenv"
+)
+
+const ns = "baku-casino"
+
+// chromium is Debian's browser (.ci/run installs it). Without it, or without the built
+// front end, the test is skipped, unless CROUPIER_BROWSER_TESTS=required (make test).
+func chromium(t *testing.T) string {
+	t.Helper()
+	required := os.Getenv("CROUPIER_BROWSER_TESTS") == "required"
+	if _, ok := web.Assets(); !ok {
+		if required {
+			t.Fatal("the console's front end is not built (make console)")
+		}
+		t.Skip("the console's front end is not built (make console)")
+	}
+	for _, p := range []string{os.Getenv("CROUPIER_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	if required {
+		t.Fatal("no chromium: apt-get install chromium")
+	}
+	t.Skip("no chromium (apt-get install chromium)")
+	return ""
+}
+
+// browse starts a headless chromium with a fresh profile and no network of its own.
+func browse(t *testing.T, bin string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("lang", "en-US"),
+		chromedp.WindowSize(1400, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs browser actions, failing when nothing a person would see appears for a minute.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		t.Fatalf("%s: %v\npage: %s", what, err, html)
+	}
+}
+
+// value reads what a browser action returns.
+func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(c, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// until waits until a JavaScript predicate holds in the page.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Minute))
+}
+
+// TestConsoleInABrowser drives the console in Debian's chromium against a real API server:
+// the marketer signs in, watches a counter move live, pauses a campaign (found paused on
+// the API server); the analyst finds no pause control and reads the brand; text from the
+// API (a condition message with markup) is shown as text.
+func TestConsoleInABrowser(t *testing.T) {
+	bin := chromium(t)
+	env, err := testenv.Start(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx := context.Background()
+	admin, err := client.New(env.Config, client.Options{Scheme: kube.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifests.ReadDir(filepath.Join("..", "config", "rbac", "people"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "" {
+			if err := admin.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := people.Ensure(ctx, kubernetes.NewForConfigOrDie(env.Config), ns, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := manifests.ReadDir(filepath.Join("..", "config", "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range samples {
+		if u.GetKind() == "Campaign" {
+			u.SetNamespace(ns)
+			u.SetName("spring-promo")
+			if err := admin.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	h, err := console.New(console.Options{Cluster: &kube.Cluster{Host: env.Config.Host, CA: env.Config.CAData}, Brands: []string{ns}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	setStatus := func(mut func(*crmv1.Campaign)) {
+		t.Helper()
+		var cp crmv1.Campaign
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil {
+			t.Fatal(err)
+		}
+		mut(&cp)
+		if err := admin.Status().Update(ctx, &cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signIn := func(b context.Context, person string) {
+		t.Helper()
+		run(t, b, "signing in as "+person,
+			chromedp.Navigate(srv.URL+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
+			chromedp.SetValue(chromedp.CSS(`textarea[name=token]`), tokens[person]),
+			// React reads the field from its input event.
+			chromedp.SendKeys(chromedp.CSS(`textarea[name=token]`), " "),
+			chromedp.WaitEnabled(chromedp.CSS(`button[type=submit]`)),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign="spring-promo"]`)),
+		)
+	}
+	counter := func(name string) string {
+		return fmt.Sprintf(`tr[data-campaign="spring-promo"] td[data-counter=%q]`, name)
+	}
+
+	marketer := browse(t, bin)
+	signIn(marketer, "marketer")
+	who := value(t, marketer, chromedp.Text(chromedp.CSS(`[data-testid=who]`)))
+	if !strings.Contains(who, people.Account("marketer")) {
+		t.Errorf("header: %q", who)
+	}
+	// The manager writes counters into the status: the open dashboard shows them.
+	setStatus(func(cp *crmv1.Campaign) {
+		cp.Status.Counters = &crmv1.CampaignCounters{Targeted: 1200, Sent: 1180, Delivered: 1017, Suppressed: map[string]int64{"QuietHours": 7}}
+	})
+	run(t, marketer, "the delivered counter moves live",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=live].live`)),
+		until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "1,017"`, counter("delivered"))),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=suppressed]`)),
+	)
+	run(t, marketer, "pausing", chromedp.Click(chromedp.CSS(`[data-testid="pause-spring-promo"]`)),
+		until(`document.querySelector('[data-testid="pause-spring-promo"]')?.textContent === "Resume"`))
+	var cp crmv1.Campaign
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil || !cp.Spec.Paused {
+		t.Errorf("the Campaign after the marketer's pause: paused=%v %v", cp.Spec.Paused, err)
+	}
+
+	// A condition message with markup is shown as text on the campaign's page.
+	setStatus(func(cp *crmv1.Campaign) {
+		meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Invalid",
+			Message: `<img src=x onerror="document.body.dataset.owned=1">`})
+	})
+	run(t, marketer, "a message with markup",
+		chromedp.Click(chromedp.CSS(`tr[data-campaign="spring-promo"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=figures]`)),
+		until(`document.body.textContent.includes('<img src=x onerror')`),
+	)
+	owned := value(t, marketer, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || document.querySelector('main img') !== null`))
+	text := value(t, marketer, chromedp.Location())
+	if owned {
+		t.Error("markup from the API ran in the page")
+	}
+	if !strings.HasSuffix(text, "/brands/"+ns+"/campaigns/spring-promo") {
+		t.Errorf("the campaign's page is not in the URL: %s", text)
+	}
+
+	analyst := browse(t, bin)
+	signIn(analyst, "analyst")
+	run(t, analyst, "the analyst's dashboard", chromedp.WaitVisible(chromedp.CSS(`.note`)))
+	pauses := value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid^="pause-"]').length`))
+	if pauses != 0 {
+		t.Errorf("the analyst sees %d pause controls", pauses)
+	}
+}

@@ -1,0 +1,300 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/console"
+	"github.com/croupier-crm/croupier/console/kube"
+	"github.com/croupier-crm/croupier/console/live"
+	"github.com/croupier-crm/croupier/internal/manifests"
+	"github.com/croupier-crm/croupier/internal/people"
+	"github.com/croupier-crm/croupier/internal/testenv"
+)
+
+const ns = "baku-casino"
+
+type fixture struct {
+	url    string
+	tokens map[string]string
+	admin  client.Client
+}
+
+var fx fixture
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start(true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer func() { _ = env.Stop() }()
+		ctx := context.Background()
+		admin, err := client.New(env.Config, client.Options{Scheme: kube.Scheme})
+		if err != nil {
+			panic(err)
+		}
+		objs, err := manifests.ReadDir(filepath.Join("..", "..", "config", "rbac", "people"))
+		if err != nil {
+			panic(err)
+		}
+		for _, u := range objs {
+			if u.GetKind() != "" {
+				if err := admin.Create(ctx, u); err != nil {
+					panic(err)
+				}
+			}
+		}
+		if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			panic(err)
+		}
+		cs := kubernetes.NewForConfigOrDie(env.Config)
+		tokens, err := people.Ensure(ctx, cs, ns, 3600)
+		if err != nil {
+			panic(err)
+		}
+		h, err := console.New(console.Options{Cluster: &kube.Cluster{Host: env.Config.Host, CA: env.Config.CAData}, Brands: []string{ns}}, nil)
+		if err != nil {
+			panic(err)
+		}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		fx = fixture{url: srv.URL, tokens: tokens, admin: admin}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// browser is a person's browser: a cookie jar and the CSRF token from sign-in.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	csrf string
+}
+
+func signIn(t *testing.T, person string) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &browser{t: t, c: &http.Client{Jar: jar}}
+	code, body := b.do("POST", "/api/session", fmt.Sprintf(`{"token":%q}`, fx.tokens[person]), nil)
+	if code != 200 {
+		t.Fatalf("sign-in as %s: %d %s", person, code, body)
+	}
+	var me struct{ User, CSRF string }
+	_ = json.Unmarshal([]byte(body), &me)
+	if !strings.HasSuffix(me.User, ":"+people.Account(person)) || me.CSRF == "" {
+		t.Fatalf("sign-in as %s: %s", person, body)
+	}
+	b.csrf = me.CSRF
+	return b
+}
+
+func (b *browser) do(method, path, body string, hdr map[string]string) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, fx.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if method != "GET" {
+		req.Header.Set("Origin", fx.url)
+	}
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+func (b *browser) mutate(method, path, body string) (int, string) {
+	return b.do(method, path, body, map[string]string{"X-CSRF-Token": b.csrf})
+}
+
+func sampleCampaign(t *testing.T, name string) {
+	t.Helper()
+	objs, err := manifests.ReadDir(filepath.Join("..", "..", "config", "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() == "Campaign" {
+			u.SetNamespace(ns)
+			u.SetName(name)
+			if err := fx.admin.Create(context.Background(), u); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatal("no Campaign among the samples")
+}
+
+// TestPeopleActAsThemselves: the console signs people in with their token and makes every
+// call as them: the marketer pauses a campaign, the analyst's pause is refused by the API
+// server (403), and neither gets anything without a session, a CSRF token or their own
+// origin.
+func TestPeopleActAsThemselves(t *testing.T) {
+	sampleCampaign(t, "spring-promo")
+	marketer, analyst := signIn(t, "marketer"), signIn(t, "analyst")
+
+	code, body := analyst.do("GET", "/api/brands/"+ns+"/campaigns", "", nil)
+	var rows []live.Row
+	if code != 200 || json.Unmarshal([]byte(body), &rows) != nil || len(rows) != 1 || rows[0].Name != "spring-promo" {
+		t.Fatalf("the analyst's campaign list: %d %s", code, body)
+	}
+	// What the front end shows follows the rules the API server reports.
+	for person, want := range map[*browser]bool{marketer: true, analyst: false} {
+		code, body := person.do("GET", "/api/brands/"+ns+"/access", "", nil)
+		var a kube.Access
+		if code != 200 || json.Unmarshal([]byte(body), &a) != nil {
+			t.Fatalf("access: %d %s", code, body)
+		}
+		if got := a.Can("crm.croupier.dev", "campaigns", "patch"); got != want {
+			t.Errorf("may patch campaigns: %v, want %v (%s)", got, want, body)
+		}
+	}
+
+	if code, body := analyst.mutate("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true}`); code != 403 || !strings.Contains(body, "forbidden") {
+		t.Errorf("the analyst's pause: %d %s, want 403 from the API server", code, body)
+	}
+	if code, body := marketer.do("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true}`, nil); code != 403 || !strings.Contains(body, "CSRF") {
+		t.Errorf("a pause without the CSRF token: %d %s", code, body)
+	}
+	if code, body := marketer.do("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true}`,
+		map[string]string{"X-CSRF-Token": marketer.csrf, "Origin": "https://evil.example"}); code != 403 {
+		t.Errorf("a pause from another origin: %d %s", code, body)
+	}
+	if code, body := marketer.do("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true}`,
+		map[string]string{"X-CSRF-Token": analyst.csrf}); code != 403 {
+		t.Errorf("a pause with another person's CSRF token: %d %s", code, body)
+	}
+	if code, body := marketer.mutate("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":"yes"}`); code != 400 || !strings.Contains(body, "paused") {
+		t.Errorf("a malformed pause: %d %s", code, body)
+	}
+	if code, body := marketer.mutate("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true}`); code != 200 {
+		t.Fatalf("the marketer's pause: %d %s", code, body)
+	}
+	var cp crmv1.Campaign
+	if err := fx.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil || !cp.Spec.Paused {
+		t.Fatalf("after the pause: %v %v", cp.Spec.Paused, err)
+	}
+	manager := ""
+	for _, mf := range cp.ManagedFields {
+		if strings.Contains(string(mf.FieldsV1.Raw), "paused") {
+			manager = mf.Manager
+		}
+	}
+	if manager != "croupier-console" {
+		t.Errorf("spec.paused is managed by %q, want croupier-console", manager)
+	}
+
+	// No session, a forged cookie, a refused token, a bad path, an oversized body.
+	anon := &browser{t: t, c: &http.Client{}}
+	if code, _ := anon.do("GET", "/api/brands/"+ns+"/campaigns", "", nil); code != 401 {
+		t.Errorf("without a session: %d", code)
+	}
+	if code, _ := anon.do("GET", "/api/me", "", map[string]string{"Cookie": "croupier_session=AAAA" + strings.Repeat("B", 80)}); code != 401 {
+		t.Errorf("a forged cookie: %d", code)
+	}
+	if code, body := anon.do("POST", "/api/session", `{"token":"not-a-token"}`, nil); code != 401 || !strings.Contains(body, "refused") {
+		t.Errorf("a refused token: %d %s", code, body)
+	}
+	if code, body := anon.do("POST", "/api/session", `{"token":"`+strings.Repeat("x", 70000)+`"}`, nil); code != 413 {
+		t.Errorf("an oversized sign-in: %d %s", code, body)
+	}
+	if code, body := marketer.do("GET", "/api/brands/Baku_Casino/campaigns", "", nil); code != 400 || !strings.Contains(body, "brand") {
+		t.Errorf("a bad brand: %d %s", code, body)
+	}
+	if code, body := marketer.mutate("PUT", "/api/brands/"+ns+"/campaigns/spring-promo/paused", `{"paused":true,"x":"`+strings.Repeat("x", 2<<20)+`"}`); code != 413 && code != 400 {
+		t.Errorf("an oversized pause: %d %s", code, body)
+	}
+	// The person who signs out has no session left.
+	if code, _ := marketer.mutate("DELETE", "/api/session", ""); code != 204 {
+		t.Errorf("sign-out: %d", code)
+	}
+	if code, _ := marketer.do("GET", "/api/me", "", nil); code != 401 {
+		t.Errorf("after sign-out: %d", code)
+	}
+}
+
+// TestLiveStreamFollowsTheStatus: the dashboard's stream starts with the list and passes
+// on a status change the manager writes.
+func TestLiveStreamFollowsTheStatus(t *testing.T) {
+	sampleCampaign(t, "live-promo")
+	analyst := signIn(t, "analyst")
+	req, _ := http.NewRequest("GET", fx.url+"/api/brands/"+ns+"/live", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := analyst.c.Do(req.WithContext(ctx))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("live: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	events := make(chan live.Event, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var ev live.Event
+				if json.Unmarshal([]byte(d), &ev) == nil {
+					events <- ev
+				}
+			}
+		}
+		close(events)
+	}()
+	next := func() live.Event {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			return ev
+		case <-time.After(time.Minute):
+			t.Fatal("nothing on the stream for a minute")
+		}
+		return live.Event{}
+	}
+	if ev := next(); ev.Kind != "snapshot" || len(ev.Rows) == 0 {
+		t.Fatalf("first event: %+v", ev)
+	}
+	var cp crmv1.Campaign
+	if err := fx.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "live-promo"}, &cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Status.Counters = &crmv1.CampaignCounters{Targeted: 120, Sent: 118, Delivered: 101}
+	if err := fx.admin.Status().Update(ctx, &cp); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := next()
+		if ev.Kind == "upsert" && ev.Rows[0].Name == "live-promo" && ev.Rows[0].Status.Counters != nil && ev.Rows[0].Status.Counters.Delivered == 101 {
+			return
+		}
+	}
+}

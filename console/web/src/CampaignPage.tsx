@@ -1,0 +1,121 @@
+import { useState } from "react";
+import { can } from "./api";
+import { useApp } from "./App";
+import { PauseButton, useAccess } from "./Dashboard";
+import { count, money, suppressedTotals } from "./format";
+import { useLive } from "./live";
+
+export function CampaignPage({ brand, name }: { brand: string; name: string }) {
+  const { t, lang, go } = useApp();
+  const { rows } = useLive(brand);
+  const access = useAccess(brand);
+  const [error, setError] = useState("");
+  const row = rows?.find((r) => r.name === name);
+  const back = (
+    <a
+      href={`/brands/${brand}`}
+      onClick={(e) => {
+        e.preventDefault();
+        go({ page: "dashboard", brand });
+      }}
+    >
+      ← {t("back")}
+    </a>
+  );
+  if (rows && !row)
+    return (
+      <section>
+        {back}
+        <h1>{t("notFound")}</h1>
+      </section>
+    );
+  if (!row) return <section>{back}</section>;
+  const c = row.status.counters ?? {};
+  const figures: [string, string][] = [
+    [t("targeted"), count(lang, c.targeted)],
+    [t("sent"), count(lang, c.sent)],
+    [t("delivered"), count(lang, c.delivered)],
+    [t("failed"), count(lang, c.failed)],
+    [t("converted"), count(lang, c.converted)],
+    [t("rewardsGranted"), count(lang, c.rewardsGranted)],
+    [t("bonusesActivated"), count(lang, c.bonusesActivated)],
+    [t("spend"), money(lang, row.status.spend?.spent)],
+    [t("revenue"), row.status.report?.revenue ? `${row.status.report.revenue} ${row.status.report.currency ?? ""}` : "–"],
+    [t("cpa"), row.status.report?.cpa ? `${row.status.report.cpa} ${row.status.report.currency ?? ""}` : "–"],
+  ];
+  return (
+    <section>
+      {back}
+      <h1>
+        {row.name} {row.paused && <span className="badge">{t("paused")}</span>}
+      </h1>
+      {can(access, "crm.croupier.dev", "campaigns", "patch") && <PauseButton brand={brand} row={row} onError={setError} />}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <dl className="figures" data-testid="figures">
+        {figures.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+      <h2>{t("whyNotSent")}</h2>
+      <table className="grid narrow">
+        <tbody>
+          {suppressedTotals([row]).map(([reason, n]) => (
+            <tr key={reason}>
+              <td>{reason}</td>
+              <td className="num">{count(lang, n)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {row.status.variants && row.status.variants.length > 0 && (
+        <>
+          <h2>{t("experiment")}</h2>
+          <table className="grid" data-testid="variants">
+            <thead>
+              <tr>
+                <th>{t("variant")}</th>
+                <th className="num">{t("players")}</th>
+                <th className="num">{t("converted")}</th>
+                <th className="num">{t("conversionRate")}</th>
+                <th className="num">{t("pValue")}</th>
+                <th>{t("significant")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {row.status.variants.map((v) => (
+                <tr key={v.name}>
+                  <td>{v.name}</td>
+                  <td className="num">{count(lang, v.players)}</td>
+                  <td className="num">{count(lang, v.converted)}</td>
+                  <td className="num">{v.conversionRate ?? "–"}</td>
+                  <td className="num">{v.pValue ?? "–"}</td>
+                  <td>{v.significant ? t("yes") : t("no")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      <h2>{t("conditions")}</h2>
+      <table className="grid">
+        <tbody>
+          {(row.status.conditions ?? []).map((cd) => (
+            <tr key={cd.type}>
+              <td>{cd.type}</td>
+              <td>{cd.status}</td>
+              <td>{cd.reason}</td>
+              <td>{cd.message}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

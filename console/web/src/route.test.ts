@@ -1,0 +1,21 @@
+import { describe, expect, it } from "vitest";
+import { format, parse, type Route } from "./route";
+
+describe("route", () => {
+  it("round-trips every page through the URL", () => {
+    const routes: Route[] = [
+      { page: "signin" },
+      { page: "dashboard", brand: "baku-casino" },
+      { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
+      { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },
+    ];
+    for (const r of routes) {
+      const u = new URL(format(r), "http://x");
+      expect(parse(u.pathname, u.search)).toEqual(r);
+    }
+  });
+  it("refuses names that are not Kubernetes names", () => {
+    expect(parse("/brands/Baku_Casino")).toEqual({ page: "signin" });
+    expect(parse("/brands/baku/campaigns/<script>")).toEqual({ page: "dashboard", brand: "baku" });
+  });
+});
