@@ -193,6 +193,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The manager writes counters into the status: the open dashboard shows them.
 	setStatus(func(cp *crmv1.Campaign) {
 		cp.Status.Counters = &crmv1.CampaignCounters{Targeted: 1200, Sent: 1180, Delivered: 1017, Suppressed: map[string]int64{"QuietHours": 7}}
+		cp.Status.Channels = []crmv1.ChannelReport{{Channel: crmv1.ChannelSMS, Sent: 1180, Delivered: 1017, Clicked: 41, MessageCost: "23.6"}}
 	})
 	run(t, marketer, "the delivered counter moves live",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=live].live`)),
@@ -215,6 +216,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`tr[data-campaign="spring-promo"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=figures]`)),
 		until(`document.body.textContent.includes('<img src=x onerror')`),
+		// The channel report: the status's per-channel figures.
+		until(`document.querySelector('tr[data-channel=sms]')?.textContent.includes('23.6')`),
 	)
 	owned := value(t, marketer, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || document.querySelector('main img') !== null`))
 	text := value(t, marketer, chromedp.Location())

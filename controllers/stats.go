@@ -173,14 +173,16 @@ func (s *StatsSummer) apply(ctx context.Context, obj statsObject, t totals, boar
 		spend := campaignSpend(&c, t.sum)
 		variants := report.Variants(c.Spec.Experiment, t.sum)
 		rep := report.Campaign(&c.Spec, t.sum)
+		channels := report.Channels(t.sum)
 		tour := tournamentStatus(string(c.UID), boards, t.sum)
 		if c.Status.Counters != nil && equality.Semantic.DeepEqual(*c.Status.Counters, *counters) && equality.Semantic.DeepEqual(c.Status.Spend, spend) &&
 			equality.Semantic.DeepEqual(c.Status.Variants, variants) && equality.Semantic.DeepEqual(c.Status.Report, rep) &&
-			equality.Semantic.DeepEqual(c.Status.Tournament, tour) {
+			equality.Semantic.DeepEqual(c.Status.Tournament, tour) && equality.Semantic.DeepEqual(c.Status.Channels, channels) {
 			return nil
 		}
 		before := c.DeepCopy()
 		c.Status.Counters, c.Status.Spend, c.Status.Variants, c.Status.Report, c.Status.Tournament = counters, spend, variants, rep, tour
+		c.Status.Channels = channels
 		return s.write(ctx, &c, before)
 	case bus.KindSegment:
 		var sg crmv1.Segment

@@ -95,6 +95,14 @@ func TestCronCampaignFiresOnceAtBakuTimeForTenThousandPlayers(t *testing.T) {
 		c = campaign(t, ns, "daily-spins")
 		return c.Status.Counters != nil && c.Status.Counters.Targeted == players && c.Status.Counters.Sent == players
 	})
+	// The same sends, per channel, in the same status write.
+	var perChannel int64
+	for _, ch := range c.Status.Channels {
+		perChannel += ch.Sent
+	}
+	if perChannel != players {
+		t.Fatalf("sent per channel %+v, want %d in all", c.Status.Channels, players)
+	}
 
 	// A reconcile that lost the status (a new leader reading a stale cache) publishes the
 	// same run again: RUNS keeps one, and no owner expands it twice.

@@ -789,6 +789,52 @@ type VariantStatus struct {
 	CPA string `json:"cpa,omitempty"`
 }
 
+// ChannelReport is what a Campaign did on one channel, summed from every partition.
+type ChannelReport struct {
+	// channel is the channel these figures are for.
+	Channel Channel `json:"channel"`
+	// sent is messages a provider of the channel accepted.
+	// +optional
+	Sent int64 `json:"sent,omitempty"`
+	// delivered is messages the provider confirmed delivered (channels with delivery
+	// reports only).
+	// +optional
+	Delivered int64 `json:"delivered,omitempty"`
+	// failed is sends the channel failed (each failover from it counts).
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+	// undelivered is messages accepted but reported undelivered later.
+	// +optional
+	Undelivered int64 `json:"undelivered,omitempty"`
+	// opened is opens reported (email's pixel, push and in-app opens).
+	// +optional
+	Opened int64 `json:"opened,omitempty"`
+	// clicked is clicks on the message's tracked links.
+	// +optional
+	Clicked int64 `json:"clicked,omitempty"`
+	// bounced is hard and soft bounces.
+	// +optional
+	Bounced int64 `json:"bounced,omitempty"`
+	// complaints is spam complaints.
+	// +optional
+	Complaints int64 `json:"complaints,omitempty"`
+	// converted is conversions attributed to the channel: the last channel of the
+	// player's flow a provider took before the goal event (last touch), within the goal
+	// window.
+	// +optional
+	Converted int64 `json:"converted,omitempty"`
+	// messageCost is what the channel's messages cost, settled (decimal, the report's
+	// currency).
+	// +optional
+	MessageCost string `json:"messageCost,omitempty"`
+	// revenue is deposits attributed to the channel as conversions are.
+	// +optional
+	Revenue string `json:"revenue,omitempty"`
+	// cpa is messageCost per attributed conversion.
+	// +optional
+	CPA string `json:"cpa,omitempty"`
+}
+
 // CampaignReport is what a Campaign cost and brought: the figures a CRM team and a CFO
 // read, summed from every partition.
 type CampaignReport struct {
@@ -845,6 +891,12 @@ type CampaignStatus struct {
 	// report is what the campaign cost and brought.
 	// +optional
 	Report *CampaignReport `json:"report,omitempty"`
+	// channels is what the campaign did on each channel it used (docs/analytics.md).
+	// +optional
+	// +kubebuilder:validation:MaxItems=7
+	// +listType=map
+	// +listMapKey=channel
+	Channels []ChannelReport `json:"channels,omitempty"`
 	// tournament is the leaderboard of the campaign's tournament.
 	// +optional
 	Tournament *TournamentStatus `json:"tournament,omitempty"`

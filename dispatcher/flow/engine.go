@@ -89,6 +89,9 @@ type FlowPos struct {
 	Revenue int64  `json:"revenue,omitempty"`
 	// Coupon is the promo code the flow issued last (.Coupon in later messages).
 	Coupon string `json:"coupon,omitempty"`
+	// LastChannel is the channel of the flow's last message a provider took: conversions
+	// and revenue are attributed to it (last touch, docs/analytics.md).
+	LastChannel crmv1.Channel `json:"lastChannel,omitempty"`
 	// Held is set while the flow waits past its due time because its campaign is paused
 	// (by a person or its budget): the owner wakes it as soon as the campaign resumes.
 	Held bool `json:"held,omitempty"`
@@ -106,6 +109,8 @@ type FlowDone struct {
 	Converted bool   `json:"converted,omitempty"`
 	Variant   string `json:"variant,omitempty"`
 	Revenue   int64  `json:"revenue,omitempty"`
+	// LastChannel is the flow's at its end (FlowPos).
+	LastChannel crmv1.Channel `json:"lastChannel,omitempty"`
 }
 
 // Entry is what a player did in a campaign that limits entries or spend: entries (N)
@@ -459,7 +464,7 @@ func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now ti
 	floor := now.Add(-KeepHistory).Unix()
 	ps.Done = slices.DeleteFunc(ps.Done, func(d FlowDone) bool { return d.Ended < floor })
 	ps.Done = append(ps.Done, FlowDone{Campaign: fp.Campaign, Instance: fp.Instance, Started: fp.Started, Ended: now.Unix(), Converted: fp.Converted,
-		Variant: fp.Variant, Revenue: fp.Revenue})
+		Variant: fp.Variant, Revenue: fp.Revenue, LastChannel: fp.LastChannel})
 	if len(ps.Done) > MaxDone {
 		ps.Done = ps.Done[len(ps.Done)-MaxDone:]
 	}
@@ -591,8 +596,11 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 		}
 		return now.Unix()-started <= int64(goalWindow(cp)/time.Second)
 	}
-	count := func(campaign, variant string) {
+	count := func(campaign, variant string, last crmv1.Channel) {
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
+		if last != "" {
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.ChannelStat(last, bus.StatConverted), 1)
+		}
 		if variant != "" {
 			// An arm counts converted players: a player's second converting flow
 			// adds nothing to the arm.
@@ -608,13 +616,13 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 	for i := range ps.Done {
 		if d := &ps.Done[i]; !d.Converted && goal(d.Campaign, d.Started) {
 			d.Converted = true
-			count(d.Campaign, d.Variant)
+			count(d.Campaign, d.Variant, d.LastChannel)
 		}
 	}
 	for _, fp := range ps.Flows {
 		if !fp.Converted && goal(fp.Campaign, fp.Started) {
 			fp.Converted = true
-			count(fp.Campaign, fp.Variant)
+			count(fp.Campaign, fp.Variant, fp.LastChannel)
 		}
 	}
 }
@@ -633,7 +641,7 @@ func goalWindow(cp *Campaign) time.Duration {
 // campaign's revenue and, per experiment arm, the sums Welch's test needs, over players.
 func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time) {
 	seen := map[string]bool{}
-	add := func(campaign, variant string, started int64, revenue *int64) {
+	add := func(campaign, variant string, started int64, revenue *int64, last crmv1.Channel) {
 		cp := b.campaign(campaign)
 		if cp == nil || seen[campaign] || now.Unix()-started > int64(goalWindow(cp)/time.Second) {
 			return
@@ -641,6 +649,9 @@ func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time
 		seen[campaign] = true
 		*revenue += amount
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatRevenue, amount)
+		if last != "" {
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.ChannelStat(last, bus.StatRevenue), amount)
+		}
 		if en := ps.find(cp); variant != "" && en != nil && en.Arm == variant {
 			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenue), amount)
 			// (r + x)^2 - r^2: the sum of squared per-player revenue moves by 2rx + x^2.
@@ -650,11 +661,11 @@ func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time
 		s.markDirty(ps)
 	}
 	for _, fp := range ps.Flows {
-		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue)
+		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue, fp.LastChannel)
 	}
 	for i := range ps.Done {
 		d := &ps.Done[i]
-		add(d.Campaign, d.Variant, d.Started, &d.Revenue)
+		add(d.Campaign, d.Variant, d.Started, &d.Revenue, d.LastChannel)
 	}
 }
 

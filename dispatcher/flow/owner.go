@@ -775,6 +775,9 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 		now := s.o.Clock.Now()
 		oc := &bus.Outcome{Time: now.UTC(), DecisionID: decisionID, Brand: brand, Player: player, Campaign: pd.Intent.Campaign,
 			Step: pd.Intent.Step, Kind: bus.OutcomeFailover, Category: string(pd.Intent.Category), IntentID: pd.Intent.ID}
+		if !pd.Intent.Test {
+			s.stat(brand, bus.KindCampaign, pd.Intent.Campaign, bus.ChannelStat(failed, bus.StatFailed), 1)
+		}
 		if len(pd.Fallbacks) == 0 && pd.Deadline > 0 {
 			s.exhausted(ps, pd, oc, failed, reason, now)
 			return
@@ -907,6 +910,7 @@ func (s *ownerState) undelivered(ps *PlayerState, did string, oc *bus.Outcome, l
 func (s *ownerState) settle(ps *PlayerState, pd *Pending, actual int64) {
 	if actual > 0 && !pd.Intent.Test {
 		s.statArm(ps.Brand, pd.Intent.Campaign, pd.Intent.Variant, bus.StatCostMessages, actual)
+		s.stat(ps.Brand, bus.KindCampaign, pd.Intent.Campaign, bus.ChannelStat(pd.Channel, bus.StatCostMessages), actual)
 	}
 	if pd.Cost <= 0 {
 		return

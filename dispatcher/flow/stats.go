@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
@@ -114,38 +115,94 @@ var (
 )
 
 // countOutcome counts the partition's delivery attempts and reports into the campaigns'
-// counters: a message a provider accepted is sent, one it confirmed is delivered.
+// counters, in all and per channel: a message a provider accepted is sent, one it
+// confirmed is delivered; opens, clicks, bounces and complaints are the providers' and
+// the players' reports. Test sends count nowhere.
 func (s *ownerState) countOutcome(data []byte) {
 	if !bytes.Contains(data, kindAttempt) && !bytes.Contains(data, kindReport) {
 		return // the owner's own decisions
 	}
 	var o struct {
-		Brand      string `json:"brand"`
-		Player     string `json:"player"`
-		Campaign   string `json:"campaign"`
-		Kind       string `json:"kind"`
-		Result     string `json:"result"`
-		DecisionID string `json:"decisionID"`
-		Test       bool   `json:"test"`
+		Brand      string        `json:"brand"`
+		Player     string        `json:"player"`
+		Campaign   string        `json:"campaign"`
+		Kind       string        `json:"kind"`
+		Result     string        `json:"result"`
+		DecisionID string        `json:"decisionID"`
+		Channel    crmv1.Channel `json:"channel"`
+		Test       bool          `json:"test"`
 	}
 	if json.Unmarshal(data, &o) != nil {
 		return
 	}
-	if o.Campaign == "" && o.Kind == bus.OutcomeReport {
-		// A provider's report names the decision only: its campaign is the pending send's.
-		o.Campaign = s.pendingCampaign(o.Brand, o.Player, o.DecisionID)
+	if o.Kind == bus.OutcomeReport && (o.Campaign == "" || o.Channel == "") {
+		// A provider's report names the decision only: its campaign and channel are the
+		// pending send's.
+		campaign, ch := s.pendingSend(o.Brand, o.Player, o.DecisionID)
+		if o.Campaign == "" {
+			o.Campaign = campaign
+		}
+		if o.Channel == "" {
+			o.Channel = ch
+		}
 	}
 	if o.Campaign == "" {
 		return
+	}
+	byChannel := func(counter string) {
+		if o.Channel != "" {
+			s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.ChannelStat(o.Channel, counter), 1)
+		}
 	}
 	switch {
 	case o.Kind == bus.OutcomeAttempt && o.Result == channel.ResultSent:
 		if !o.Test {
 			s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
+			byChannel(bus.StatSent)
+			s.touched(o.Brand, o.Player, o.Campaign, o.Channel)
 		}
 		s.delivered(o.Brand, o.Player, o.DecisionID)
-	case o.Kind == bus.OutcomeReport && o.Result == bus.ReportDelivered:
-		s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
+	case o.Kind == bus.OutcomeReport:
+		if counter := reportStat[o.Result]; counter != "" {
+			if counter == bus.StatDelivered {
+				s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
+			}
+			byChannel(counter)
+		}
+	}
+}
+
+// reportStat is the per-channel counter of each report kind.
+var reportStat = map[string]string{
+	bus.ReportDelivered: bus.StatDelivered, bus.ReportOpened: bus.StatOpened, bus.ReportClicked: bus.StatClicked,
+	bus.ReportHard: bus.StatBounced, bus.ReportSoft: bus.StatBounced, bus.ReportComplaint: bus.StatComplaints,
+	bus.ReportUndelivered: bus.StatUndelivered,
+}
+
+// touched records the channel of a campaign's message a provider took on the player's
+// open flow of that campaign: its later conversion and revenue go to that channel.
+func (s *ownerState) touched(brand, player, campaign string, ch crmv1.Channel) {
+	ps, ok := s.players[brand+"/"+player]
+	if !ok || ch == "" {
+		return
+	}
+	for i := len(ps.Flows) - 1; i >= 0; i-- {
+		if fp := ps.Flows[i]; fp.Campaign == campaign {
+			if fp.LastChannel != ch {
+				fp.LastChannel = ch
+				s.markDirty(ps)
+			}
+			return
+		}
+	}
+	for i := len(ps.Done) - 1; i >= 0; i-- {
+		if d := &ps.Done[i]; d.Campaign == campaign {
+			if d.LastChannel != ch {
+				d.LastChannel = ch
+				s.markDirty(ps)
+			}
+			return
+		}
 	}
 }
 
@@ -166,19 +223,20 @@ func (s *ownerState) delivered(brand, player, did string) {
 	}
 }
 
-// pendingCampaign is the campaign of a player's pending send ("" when none is kept).
-func (s *ownerState) pendingCampaign(brand, player, did string) string {
+// pendingSend is the campaign and channel of a player's pending send ("" when none is
+// kept, or it is a test send).
+func (s *ownerState) pendingSend(brand, player, did string) (string, crmv1.Channel) {
 	ps, ok := s.players[brand+"/"+player]
 	if !ok {
-		return ""
+		return "", ""
 	}
 	for i := range ps.Pending {
 		if pd := &ps.Pending[i]; pd.DecisionID == did {
 			if pd.Intent.Test {
-				return ""
+				return "", ""
 			}
-			return pd.Intent.Campaign
+			return pd.Intent.Campaign, pd.Channel
 		}
 	}
-	return ""
+	return "", ""
 }

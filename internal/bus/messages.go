@@ -497,6 +497,22 @@ const (
 // VariantStat is the counter name of an experiment arm's figure.
 func VariantStat(variant, name string) string { return VariantStatPrefix + variant + "." + name }
 
+// Per-channel counters of a Campaign in PartitionStats: ChannelStat(channel, name), with
+// the names below, StatSent, StatDelivered, StatFailed, StatConverted, StatRevenue and
+// StatCostMessages (docs/analytics.md defines each).
+const (
+	StatOpened      = "opened"
+	StatClicked     = "clicked"
+	StatBounced     = "bounced"
+	StatComplaints  = "complaints"
+	StatUndelivered = "undelivered"
+	// ChannelStatPrefix starts every per-channel counter.
+	ChannelStatPrefix = "channel."
+)
+
+// ChannelStat is the counter name of a campaign's figure on one channel.
+func ChannelStat(ch crmv1.Channel, name string) string { return ChannelStatPrefix + string(ch) + "." + name }
+
 // Budget counters of a Campaign in PartitionStats, in micros of the budget's currency.
 const (
 	StatCostRewards  = "costRewardsMicros"

@@ -71,3 +71,33 @@ func armCost(vs *crmv1.VariantStatus, sum map[string]int64) {
 func minorString(minor int64) string {
 	return strconv.FormatFloat(float64(minor)/100, 'f', 2, 64)
 }
+
+// Channels is a Campaign's figures per channel from its summed counters (ChannelStat),
+// in the order of crmv1's channels; channels with nothing counted are left out.
+func Channels(sum map[string]int64) []crmv1.ChannelReport {
+	var out []crmv1.ChannelReport
+	for _, ch := range channelOrder {
+		get := func(name string) int64 { return sum[bus.ChannelStat(ch, name)] }
+		r := crmv1.ChannelReport{Channel: ch, Sent: get(bus.StatSent), Delivered: get(bus.StatDelivered), Failed: get(bus.StatFailed),
+			Undelivered: get(bus.StatUndelivered), Opened: get(bus.StatOpened), Clicked: get(bus.StatClicked), Bounced: get(bus.StatBounced),
+			Complaints: get(bus.StatComplaints), Converted: get(bus.StatConverted)}
+		cost, revenue := get(bus.StatCostMessages), get(bus.StatRevenue)
+		if r == (crmv1.ChannelReport{Channel: ch}) && cost == 0 && revenue == 0 {
+			continue
+		}
+		if cost > 0 {
+			r.MessageCost = money.FormatMicros(cost)
+		}
+		if revenue > 0 {
+			r.Revenue = minorString(revenue)
+		}
+		if r.Converted > 0 {
+			r.CPA = money.FormatMicros(cost / r.Converted)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+var channelOrder = []crmv1.Channel{crmv1.ChannelEmail, crmv1.ChannelSMS, crmv1.ChannelViber, crmv1.ChannelPush,
+	crmv1.ChannelWebPush, crmv1.ChannelInApp, crmv1.ChannelWebhook}

@@ -63,6 +63,49 @@ export function CampaignPage({ brand, name }: { brand: string; name: string }) {
           </div>
         ))}
       </dl>
+      <h2 id="by-channel">{t("byChannel")}</h2>
+      {(row.status.channels ?? []).length === 0 ? (
+        <p>{t("noChannels")}</p>
+      ) : (
+        <table className="grid" data-testid="channels">
+          <thead>
+            <tr>
+              <th>{t("channel")}</th>
+              <th className="num">{t("sent")}</th>
+              <th className="num">{t("delivered")}</th>
+              <th className="num">{t("opened")}</th>
+              <th className="num">{t("clicked")}</th>
+              <th className="num">{t("bounced")}</th>
+              <th className="num">{t("complaints")}</th>
+              <th className="num">{t("failed")}</th>
+              <th className="num">{t("undelivered")}</th>
+              <th className="num">{t("converted")}</th>
+              <th className="num">{t("messageCost")}</th>
+              <th className="num">{t("revenue")}</th>
+              <th className="num">{t("cpa")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(row.status.channels ?? []).map((c) => (
+              <tr key={c.channel} data-channel={c.channel}>
+                <td>{c.channel}</td>
+                <td className="num">{count(lang, c.sent)}</td>
+                <td className="num">{count(lang, c.delivered)}</td>
+                <td className="num">{count(lang, c.opened)}</td>
+                <td className="num">{count(lang, c.clicked)}</td>
+                <td className="num">{count(lang, c.bounced)}</td>
+                <td className="num">{count(lang, c.complaints)}</td>
+                <td className="num">{count(lang, c.failed)}</td>
+                <td className="num">{count(lang, c.undelivered)}</td>
+                <td className="num">{count(lang, c.converted)}</td>
+                <td className="num">{c.messageCost ?? "–"}</td>
+                <td className="num">{c.revenue ?? "–"}</td>
+                <td className="num">{c.cpa ?? "–"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       <h2>{t("whyNotSent")}</h2>
       <table className="grid narrow">
         <tbody>

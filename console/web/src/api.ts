@@ -34,6 +34,22 @@ export interface VariantStatus {
   cpa?: string;
 }
 
+export interface ChannelReport {
+  channel: string;
+  sent?: number;
+  delivered?: number;
+  failed?: number;
+  undelivered?: number;
+  opened?: number;
+  clicked?: number;
+  bounced?: number;
+  complaints?: number;
+  converted?: number;
+  messageCost?: string;
+  revenue?: string;
+  cpa?: string;
+}
+
 export interface Condition {
   type: string;
   status: string;
@@ -46,6 +62,7 @@ export interface CampaignStatus {
   counters?: Counters;
   spend?: { spent?: Money; remaining?: Money };
   variants?: VariantStatus[];
+  channels?: ChannelReport[];
   report?: { currency?: string; revenue?: string; cpa?: string; rewardCost?: string; messageCost?: string; conversions?: number };
   conditions?: Condition[];
   observedGeneration?: number;

@@ -55,6 +55,15 @@ const en = {
   steps: "Steps",
   generation: "Generation",
   language: "Language",
+  byChannel: "By channel",
+  channel: "Channel",
+  opened: "Opened",
+  clicked: "Clicked",
+  bounced: "Bounced",
+  complaints: "Complaints",
+  undelivered: "Undelivered",
+  messageCost: "Message cost",
+  noChannels: "No message has been sent yet.",
 } as const;
 
 export type Key = keyof typeof en;
@@ -111,6 +120,15 @@ const az: Record<Key, string> = {
   steps: "Addımlar",
   generation: "Nəsil",
   language: "Dil",
+  byChannel: "Kanallar üzrə",
+  channel: "Kanal",
+  opened: "Açılan",
+  clicked: "Klik edilən",
+  bounced: "Geri qayıdan",
+  complaints: "Şikayətlər",
+  undelivered: "Çatdırılmayan",
+  messageCost: "Mesaj xərci",
+  noChannels: "Hələ heç bir mesaj göndərilməyib.",
 };
 
 const ru: Record<Key, string> = {
@@ -165,6 +183,15 @@ const ru: Record<Key, string> = {
   steps: "Шаги",
   generation: "Поколение",
   language: "Язык",
+  byChannel: "По каналам",
+  channel: "Канал",
+  opened: "Открыто",
+  clicked: "Клики",
+  bounced: "Возвраты",
+  complaints: "Жалобы",
+  undelivered: "Не доставлено",
+  messageCost: "Стоимость сообщений",
+  noChannels: "Сообщения ещё не отправлялись.",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

@@ -1,0 +1,88 @@
+package flow_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+// TestChannelCountersAndLastTouch: what the providers and players report about a
+// campaign's messages is counted per channel, a provider's report that names only the
+// decision included; a conversion and its deposit go to the channel of the player's last
+// message a provider took, and a player the campaign never reached converts for the
+// campaign but for no channel. Hand-computed:
+//
+//	p-c0: sent, delivered (the provider names the decision only), clicked; deposits 20.00
+//	p-c1: sent, undelivered later
+//	p-c2: sent, hard bounce
+//	p-c3: no send; deposits 10.00
+//	=> sms: sent 3, delivered 1, clicked 1, undelivered 1, bounced 1, converted 1, revenue 2000
+//	   campaign: sent 3, delivered 1, converted 2, revenue 3000
+func TestChannelCountersAndLastTouch(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	configure(t, srv)
+	_, js := srv.Connect(t)
+	exp := &crmv1.Experiment{GoalEvent: "deposit.completed", GoalWindow: ptrTo(dur(time.Hour)), Variants: []crmv1.Variant{{Name: "all", Weight: 100}}}
+	putCampaign(t, js, "welcome-ch", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
+		Trigger:    crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered"}},
+		Steps:      []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Contents:   []crmv1.Content{sms("hello", "Salam")},
+		Experiment: exp})
+	s := newStack(t, srv, "a", &fakeClock{})
+	s.start(t, 1)
+	players := []string{"p-c0", "p-c1", "p-c2", "p-c3"}
+	for _, p := range players {
+		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
+	}
+	decision := map[string]string{}
+	bustest.Eventually(t, 20*time.Second, "four receipts", func() bool {
+		for _, j := range bustest.Jobs(t, js, bus.DeliveryFilter("sms")) {
+			decision[j.Player] = j.DecisionID
+		}
+		return len(decision) == 4
+	})
+	ctx := context.Background()
+	put := func(o bus.Outcome) {
+		t.Helper()
+		o.Time, o.Brand = time.Now().UTC(), "baku"
+		b, _ := bus.Encode(o)
+		if _, err := js.Publish(ctx, bus.OutcomeSubject("baku", 0, o.Player), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range players[:3] {
+		put(bus.Outcome{DecisionID: decision[p], Player: p, Campaign: "welcome-ch", Kind: bus.OutcomeAttempt, Result: "sent", Channel: crmv1.ChannelSMS})
+	}
+	// As the SMS aggregator's delivery report arrives: the decision only.
+	put(bus.Outcome{DecisionID: decision["p-c0"], Player: "p-c0", Kind: bus.OutcomeReport, Result: bus.ReportDelivered})
+	put(bus.Outcome{DecisionID: decision["p-c0"], Player: "p-c0", Campaign: "welcome-ch", Kind: bus.OutcomeReport, Result: bus.ReportClicked, Channel: crmv1.ChannelSMS})
+	put(bus.Outcome{DecisionID: decision["p-c1"], Player: "p-c1", Kind: bus.OutcomeReport, Result: bus.ReportUndelivered})
+	put(bus.Outcome{DecisionID: decision["p-c2"], Player: "p-c2", Kind: bus.OutcomeReport, Result: bus.ReportHard})
+	ch := func(name string) string { return bus.ChannelStat(crmv1.ChannelSMS, name) }
+	bustest.Eventually(t, 10*time.Second, "the reports counted per channel", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "welcome-ch")
+		return st[ch(bus.StatSent)] == 3 && st[ch(bus.StatDelivered)] == 1 && st[ch(bus.StatClicked)] == 1 &&
+			st[ch(bus.StatUndelivered)] == 1 && st[ch(bus.StatBounced)] == 1 && st[bus.StatSent] == 3 && st[bus.StatDelivered] == 1
+	})
+	for p, amount := range map[string]string{"p-c0": "20.00", "p-c3": "10.00"} {
+		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": amount, "currency": "AZN", "method": "card", "depositId": "d-" + p})
+	}
+	var st map[string]int64
+	bustest.Eventually(t, 10*time.Second, "the conversions attributed", func() bool {
+		st = statsOf(t, js, bus.KindCampaign, "welcome-ch")
+		return st[bus.StatConverted] == 2 && st[bus.StatRevenue] == 3000
+	})
+	if st[ch(bus.StatConverted)] != 1 || st[ch(bus.StatRevenue)] != 2000 {
+		t.Errorf("sms converted %d, revenue %d; want 1 and 2000 (p-c0's deposit; p-c3 was never reached)", st[ch(bus.StatConverted)], st[ch(bus.StatRevenue)])
+	}
+	for k, v := range st {
+		if strings.HasPrefix(k, bus.ChannelStatPrefix) && !strings.HasPrefix(k, ch("")) {
+			t.Errorf("a counter of another channel: %s = %d", k, v)
+		}
+	}
+}
