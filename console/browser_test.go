@@ -96,6 +96,23 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	return v
 }
 
+// shoot writes a screenshot of the page to $CROUPIER_SCREENSHOTS/name.png when that is
+// set (make console-screenshots writes docs/console/).
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("CROUPIER_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := value(t, ctx, chromedp.FullScreenshot(100))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // until waits until a JavaScript predicate holds in the page.
 func until(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Minute))
@@ -200,6 +217,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "1,017"`, counter("delivered"))),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=suppressed]`)),
 	)
+	shoot(t, marketer, "dashboard")
 	run(t, marketer, "pausing", chromedp.Click(chromedp.CSS(`[data-testid="pause-spring-promo"]`)),
 		until(`document.querySelector('[data-testid="pause-spring-promo"]')?.textContent === "Resume"`))
 	var cp crmv1.Campaign
@@ -219,6 +237,36 @@ func TestConsoleInABrowser(t *testing.T) {
 		// The channel report: the status's per-channel figures.
 		until(`document.querySelector('tr[data-channel=sms]')?.textContent.includes('23.6')`),
 	)
+	// The steps as a graph: the trigger and each step, one node each.
+	steps := len(cp.Spec.Steps)
+	run(t, marketer, "the graph of the steps",
+		until(fmt.Sprintf(`document.querySelectorAll('[data-testid=graph] .react-flow__node').length === %d`, steps+1)))
+	shoot(t, marketer, "campaign")
+	// Edit the YAML: the API server's refusal shows on its field, the fix saves.
+	setYAML := func(priority int) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const ta = document.querySelector('[data-testid=yaml]');
+			const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+			set.call(ta, ta.value.replace(/priority: \d+/, 'priority: %d'));
+			ta.dispatchEvent(new Event('input', {bubbles: true}));
+		})()`, priority))
+	}
+	run(t, marketer, "an invalid edit checked",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=yaml]`)),
+		until(`document.querySelector('[data-testid=yaml]').value.includes('priority:')`),
+		setYAML(1000),
+		chromedp.Click(chromedp.CSS(`[data-testid=validate]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=check] li[data-field="spec.priority"]`)),
+	)
+	shoot(t, marketer, "editor-refused")
+	run(t, marketer, "the fixed edit saved",
+		setYAML(61),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=check].ok`)),
+	)
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil || cp.Spec.Priority != 61 {
+		t.Errorf("the Campaign after the console's save: priority %d %v", cp.Spec.Priority, err)
+	}
 	owned := value(t, marketer, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || document.querySelector('main img') !== null`))
 	text := value(t, marketer, chromedp.Location())
 	if owned {
@@ -232,6 +280,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	signIn(analyst, "analyst")
 	run(t, analyst, "the analyst's dashboard", chromedp.WaitVisible(chromedp.CSS(`.note`)))
 	pauses := value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid^="pause-"]').length`))
+	run(t, analyst, "the analyst's campaign page",
+		chromedp.Click(chromedp.CSS(`tr[data-campaign="spring-promo"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=validate]`)))
+	saves := value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=save]').length`))
+	if saves != 0 {
+		t.Errorf("the analyst sees a save control")
+	}
 	if pauses != 0 {
 		t.Errorf("the analyst sees %d pause controls", pauses)
 	}

@@ -56,6 +56,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/brands/{ns}/campaigns", need(s.brand(s.campaigns)))
 	mux.Handle("GET /api/brands/{ns}/campaigns/{name}", need(s.brand(s.campaign)))
 	mux.Handle("PUT /api/brands/{ns}/campaigns/{name}/paused", need(s.brand(s.pause)))
+	mux.Handle("GET /api/brands/{ns}/campaigns/{name}/yaml", need(s.brand(s.campaignYAML)))
+	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/validate", need(s.brand(s.validateCampaign)))
+	mux.Handle("PUT /api/brands/{ns}/campaigns/{name}", need(s.brand(s.saveCampaign)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
@@ -273,6 +276,8 @@ func problem(w http.ResponseWriter, code int, msg string) {
 
 // apiError passes the API server's answer on with its status and message (a 403 names
 // the verb and resource the person lacks).
+func asStatus(err error, se *apierrors.APIStatus) bool { return errors.As(err, se) }
+
 func apiError(w http.ResponseWriter, err error) {
 	var se apierrors.APIStatus
 	if errors.As(err, &se) {

@@ -1,7 +1,11 @@
-import { useState } from "react";
+import { useCallback, useState } from "react";
+import { parse } from "yaml";
+import { Graph } from "./Graph";
+import type { Spec } from "./graph";
 import { can } from "./api";
 import { useApp } from "./App";
 import { PauseButton, useAccess } from "./Dashboard";
+import { Editor } from "./Editor";
 import { count, money, suppressedTotals } from "./format";
 import { useLive } from "./live";
 
@@ -10,6 +14,17 @@ export function CampaignPage({ brand, name }: { brand: string; name: string }) {
   const { rows } = useLive(brand);
   const access = useAccess(brand);
   const [error, setError] = useState("");
+  const [spec, setSpec] = useState<Spec | null>(null);
+  const [yamlError, setYamlError] = useState("");
+  const onYAML = useCallback((y: string) => {
+    try {
+      const o = parse(y) as { spec?: Spec } | null;
+      setSpec(o?.spec ?? null);
+      setYamlError("");
+    } catch (e) {
+      setYamlError((e as Error).message); // the graph keeps the last YAML that parsed
+    }
+  }, []);
   const row = rows?.find((r) => r.name === name);
   const back = (
     <a
@@ -146,6 +161,11 @@ export function CampaignPage({ brand, name }: { brand: string; name: string }) {
           </table>
         </>
       )}
+      <h2 id="flow">{t("steps")}</h2>
+      {spec && <Graph spec={spec} />}
+      {yamlError && <p className="error">{yamlError}</p>}
+      <h2 id="edit">{t("edit")}</h2>
+      <Editor brand={brand} name={name} maySave={can(access, "crm.croupier.dev", "campaigns", "patch")} onYAML={onYAML} />
       <h2>{t("conditions")}</h2>
       <table className="grid">
         <tbody>

@@ -64,6 +64,11 @@ const en = {
   undelivered: "Undelivered",
   messageCost: "Message cost",
   noChannels: "No message has been sent yet.",
+  edit: "Edit",
+  validate: "Check",
+  save: "Save",
+  reload: "Reload",
+  valid: "The API server accepts it.",
 } as const;
 
 export type Key = keyof typeof en;
@@ -129,6 +134,11 @@ const az: Record<Key, string> = {
   undelivered: "Çatdırılmayan",
   messageCost: "Mesaj xərci",
   noChannels: "Hələ heç bir mesaj göndərilməyib.",
+  edit: "Redaktə",
+  validate: "Yoxla",
+  save: "Yadda saxla",
+  reload: "Yenidən yüklə",
+  valid: "API server onu qəbul edir.",
 };
 
 const ru: Record<Key, string> = {
@@ -192,6 +202,11 @@ const ru: Record<Key, string> = {
   undelivered: "Не доставлено",
   messageCost: "Стоимость сообщений",
   noChannels: "Сообщения ещё не отправлялись.",
+  edit: "Редактировать",
+  validate: "Проверить",
+  save: "Сохранить",
+  reload: "Обновить",
+  valid: "API-сервер принимает это.",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

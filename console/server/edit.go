@@ -1,0 +1,248 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+)
+
+// GitOps tracking marks: a Campaign carrying one (or in a namespace carrying one) is
+// Argo CD's or Flux's to apply; the console does not apply over it.
+var gitOpsMarks = []string{
+	"argocd.argoproj.io/instance", "argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance-argocd",
+	"kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name",
+}
+
+// gitOps names the mark that puts obj under GitOps ("" when none does).
+func gitOps(labels, annotations map[string]string) string {
+	for _, m := range gitOpsMarks {
+		if _, ok := labels[m]; ok {
+			return m
+		}
+		if _, ok := annotations[m]; ok {
+			return m
+		}
+	}
+	return ""
+}
+
+// Edit is a Campaign as the editor holds it: YAML, and the resourceVersion it was read at
+// ("" for a new Campaign).
+type Edit struct {
+	YAML            string `json:"yaml"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+// Cause is one thing the API server refused, at a field path (spec.steps[1].branch...).
+type Cause struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Checked is the answer of a validation or a save.
+type Checked struct {
+	OK              bool    `json:"ok"`
+	Error           string  `json:"error,omitempty"`
+	Causes          []Cause `json:"causes,omitempty"`
+	ResourceVersion string  `json:"resourceVersion,omitempty"`
+	YAML            string  `json:"yaml,omitempty"`
+}
+
+// editable is c as the editor shows it: what a person writes, without what the API
+// server and the controllers own.
+func editable(c *crmv1.Campaign) (string, error) {
+	out := map[string]any{"apiVersion": crmv1.GroupVersion.String(), "kind": "Campaign"}
+	md := map[string]any{"name": c.Name, "namespace": c.Namespace}
+	if len(c.Labels) > 0 {
+		md["labels"] = c.Labels
+	}
+	if len(c.Annotations) > 0 {
+		ann := map[string]string{}
+		for k, v := range c.Annotations {
+			if k != "kubectl.kubernetes.io/last-applied-configuration" {
+				ann[k] = v
+			}
+		}
+		if len(ann) > 0 {
+			md["annotations"] = ann
+		}
+	}
+	out["metadata"] = md
+	out["spec"] = c.Spec
+	b, err := yaml.Marshal(out)
+	return string(b), err
+}
+
+// campaignYAML serves GET: the Campaign as YAML and its resourceVersion.
+func (s *Server) campaignYAML(w http.ResponseWriter, r *http.Request, ns string) {
+	c, ok := s.client(w, r)
+	if !ok {
+		return
+	}
+	var cp crmv1.Campaign
+	if err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: r.PathValue("name")}, &cp); err != nil {
+		apiError(w, err)
+		return
+	}
+	y, err := editable(&cp)
+	if err != nil {
+		problem(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Edit{YAML: y, ResourceVersion: cp.ResourceVersion})
+}
+
+// parseEdit reads the request's Campaign and checks it names the path's object.
+func parseEdit(w http.ResponseWriter, r *http.Request, ns string) (*Edit, *crmv1.Campaign, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		problem(w, http.StatusRequestEntityTooLarge, "body: over 1 MiB")
+		return nil, nil, false
+	}
+	var e Edit
+	if err := json.Unmarshal(body, &e); err != nil || strings.TrimSpace(e.YAML) == "" {
+		problem(w, http.StatusBadRequest, `yaml: required ({"yaml": "...", "resourceVersion": "..."})`)
+		return nil, nil, false
+	}
+	var cp crmv1.Campaign
+	if err := yaml.UnmarshalStrict([]byte(e.YAML), &cp); err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "yaml: " + err.Error()})
+		return nil, nil, false
+	}
+	name := r.PathValue("name")
+	var wrong []Cause
+	if cp.Kind != "Campaign" || cp.APIVersion != crmv1.GroupVersion.String() {
+		wrong = append(wrong, Cause{Field: "kind", Message: fmt.Sprintf("must be Campaign in %s", crmv1.GroupVersion)})
+	}
+	if cp.Name != name {
+		wrong = append(wrong, Cause{Field: "metadata.name", Message: fmt.Sprintf("must be %q (the campaign being edited)", name)})
+	}
+	if cp.Namespace != "" && cp.Namespace != ns {
+		wrong = append(wrong, Cause{Field: "metadata.namespace", Message: fmt.Sprintf("must be %q (the brand)", ns)})
+	}
+	if len(wrong) > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the YAML is not this campaign", Causes: wrong})
+		return nil, nil, false
+	}
+	cp.Namespace = ns
+	cp.Status = crmv1.CampaignStatus{}
+	cp.ManagedFields, cp.UID, cp.Generation, cp.CreationTimestamp = nil, "", 0, metav1.Time{}
+	return &e, &cp, true
+}
+
+// validateCampaign serves POST: a server-side dry run of the edit as the person (the API
+// server's schema, CEL rules and admission); nothing is stored.
+func (s *Server) validateCampaign(w http.ResponseWriter, r *http.Request, ns string) {
+	_, cp, ok := parseEdit(w, r, ns)
+	if !ok {
+		return
+	}
+	c, ok := s.client(w, r)
+	if !ok {
+		return
+	}
+	err := c.Patch(r.Context(), applyable(cp), client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership)
+	if err != nil {
+		refused(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Checked{OK: true})
+}
+
+// saveCampaign serves PUT: server-side apply as the person with field manager
+// croupier-console, conditional on the resourceVersion the editor read (a Campaign changed
+// since is a conflict to reload, never overwritten). A Campaign under GitOps is refused:
+// its truth is in Git.
+func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string) {
+	e, cp, ok := parseEdit(w, r, ns)
+	if !ok {
+		return
+	}
+	c, ok := s.client(w, r)
+	if !ok {
+		return
+	}
+	var cur crmv1.Campaign
+	err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: cp.Name}, &cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		if e.ResourceVersion != "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: "the campaign was deleted since you opened it"})
+			return
+		}
+	case err != nil:
+		apiError(w, err)
+		return
+	default:
+		if m := gitOps(cur.Labels, cur.Annotations); m != "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this campaign is applied from Git (%s): change it there, the console does not apply over GitOps", m)})
+			return
+		}
+		if e.ResourceVersion == "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: "a campaign of this name exists: open it to edit it"})
+			return
+		}
+	}
+	if m := gitOps(cp.Labels, cp.Annotations); m != "" {
+		writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("the YAML carries %s: campaigns applied from Git are changed there", m)})
+		return
+	}
+	obj := applyable(cp)
+	obj.ResourceVersion = e.ResourceVersion // the precondition: unchanged since it was read
+	if err := c.Patch(r.Context(), obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if apierrors.IsConflict(err) {
+			writeJSON(w, http.StatusConflict, Checked{Error: "the campaign changed since you opened it (someone saved, or a controller): reload it, your edit is kept in the editor"})
+			return
+		}
+		refused(w, err)
+		return
+	}
+	var saved crmv1.Campaign
+	if err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: cp.Name}, &saved); err != nil {
+		apiError(w, err)
+		return
+	}
+	y, _ := editable(&saved)
+	writeJSON(w, http.StatusOK, Checked{OK: true, ResourceVersion: saved.ResourceVersion, YAML: y})
+}
+
+// applyable is cp as an apply configuration: type metadata set, status left out.
+func applyable(cp *crmv1.Campaign) *crmv1.Campaign {
+	out := cp.DeepCopy()
+	out.APIVersion, out.Kind = crmv1.GroupVersion.String(), "Campaign"
+	return out
+}
+
+// refused answers the API server's refusal with its causes by field (422 for invalid).
+func refused(w http.ResponseWriter, err error) {
+	var se apierrors.APIStatus
+	if !asStatus(err, &se) {
+		problem(w, http.StatusBadGateway, "Kubernetes API server: "+err.Error())
+		return
+	}
+	st := se.Status()
+	out := Checked{Error: st.Message}
+	if st.Details != nil {
+		for _, c := range st.Details.Causes {
+			out.Causes = append(out.Causes, Cause{Field: c.Field, Message: c.Message})
+		}
+	}
+	code := int(st.Code)
+	if code == 0 {
+		code = http.StatusBadGateway
+	}
+	if code == http.StatusForbidden {
+		out.Error = "forbidden: " + st.Message
+	}
+	writeJSON(w, code, out)
+}
