@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -275,9 +276,28 @@ func (s *stack) stopNATS() {
 	}
 }
 
-// startCluster writes three nodes' configurations and starts them.
+// startCluster writes three nodes' configurations and starts them. A port taken between
+// freePort and the node's listen (other test processes run on the machine) starts the
+// cluster again on other ports, up to three times; any other failure ends the test with
+// the node's log.
 func (s *stack) startCluster() {
+	for attempt := 1; ; attempt++ {
+		err := s.tryCluster()
+		if err == nil {
+			return
+		}
+		if attempt == 3 || !errors.Is(err, errPortTaken) {
+			s.tb.Fatal(err)
+		}
+		s.tb.Logf("starting the cluster: %v; again on other ports", err)
+	}
+}
+
+var errPortTaken = errors.New("a port was taken by another process")
+
+func (s *stack) tryCluster() error {
 	const n = 3
+	s.nodes = nil
 	cports := make([]int, n)
 	for i := range n {
 		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("n%d", i+1), port: freePort(s.tb)})
@@ -300,14 +320,32 @@ cluster { name: croupier, listen: 127.0.0.1:%d, routes: [%s] }
 		}
 	}
 	for i := range s.nodes {
-		s.startNode(i)
+		if err := s.launch(i); err != nil {
+			for _, nd := range s.nodes[:i+1] {
+				if nd.cmd != nil && nd.cmd.Process != nil {
+					_ = nd.cmd.Process.Kill()
+					<-nd.done
+				}
+			}
+			return err
+		}
 	}
+	return nil
 }
 
 // startNode starts node i (again) on its storage and waits until it accepts clients.
 func (s *stack) startNode(i int) {
+	if err := s.launch(i); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// launch starts node i and waits until it accepts clients or exits (an error with the
+// end of its log; errPortTaken when its address was in use).
+func (s *stack) launch(i int) error {
 	nd := s.nodes[i]
-	logf, err := os.OpenFile(filepath.Join(s.dir, nd.name+".nats.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logPath := filepath.Join(s.dir, nd.name+".nats.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.tb.Fatal(err)
 	}
@@ -323,10 +361,20 @@ func (s *stack) startNode(i int) {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", nd.port))
 		if err == nil {
 			c.Close()
-			return
+			return nil
+		}
+		select {
+		case <-nd.done:
+			b, _ := os.ReadFile(logPath)
+			tail := string(b[max(0, len(b)-2000):])
+			if strings.Contains(tail, "address already in use") {
+				return fmt.Errorf("nats node %s exited: %w:\n%s", nd.name, errPortTaken, tail)
+			}
+			return fmt.Errorf("nats node %s exited before accepting connections:\n%s", nd.name, tail)
+		default:
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("nats node %s does not accept connections: %v", nd.name, err)
+			return fmt.Errorf("nats node %s does not accept connections: %v", nd.name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
