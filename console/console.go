@@ -28,6 +28,9 @@ type Options struct {
 	// SessionKey is the key itself (tests); neither: a random one.
 	SessionKey              []byte
 	TLSCertFile, TLSKeyFile string
+	// DispatcherURL is the dispatcher's admin API (https://...), DispatcherCA the file of
+	// the CA that signs its certificate; empty URL: no admin reads.
+	DispatcherURL, DispatcherCA string
 }
 
 // New is the console's HTTP handler.
@@ -61,5 +64,10 @@ func New(o Options, log *slog.Logger) (http.Handler, error) {
 	}
 	assets, _ := web.Assets()
 	s := &server.Server{Cluster: cl, Sessions: sm, Brands: o.Brands, Assets: assets, Log: log}
+	if o.DispatcherURL != "" {
+		if s.Dispatcher, err = server.NewDispatcher(o.DispatcherURL, o.DispatcherCA); err != nil {
+			return nil, err
+		}
+	}
 	return s.Handler(), nil
 }

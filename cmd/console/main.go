@@ -27,6 +27,8 @@ func main() {
 	flag.StringVar(&o.SessionKeyFile, "session-key-file", "", "32-byte key sealing session cookies (shared by replicas); empty: a random key, sessions end with the process")
 	flag.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (empty: plain HTTP, for loopback or behind a TLS-terminating proxy)")
 	flag.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key")
+	flag.StringVar(&o.DispatcherURL, "dispatcher-url", "", "the dispatcher's admin API, https://host:port (reports, history, explain read as the person)")
+	flag.StringVar(&o.DispatcherCA, "dispatcher-ca", "", "CA file that signs the dispatcher's certificate (empty: the system's)")
 	flag.Parse()
 	for _, b := range strings.Split(brands, ",") {
 		if b = strings.TrimSpace(b); b != "" {

@@ -38,6 +38,8 @@ type Server struct {
 	// Assets is the built front end (nil: a page saying how to build it).
 	Assets fs.FS
 	Log    *slog.Logger
+	// Dispatcher is the admin API the console reads as the person (nil: none).
+	Dispatcher *Dispatcher
 }
 
 // maxBody bounds what a request may send (a Campaign with its steps is far smaller).
@@ -60,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/validate", need(s.brand(s.validateCampaign)))
 	mux.Handle("PUT /api/brands/{ns}/campaigns/{name}", need(s.brand(s.saveCampaign)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))
+	mux.Handle("GET /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			problem(w, http.StatusNotFound, "no such console API: "+r.Method+" "+r.URL.Path)

@@ -87,12 +87,12 @@ func TestMain(m *testing.M) {
 
 // browser is a person's browser: a cookie jar and the CSRF token from sign-in.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	csrf string
 }
 
-func signIn(t *testing.T, person string) *browser {
+func signIn(t testing.TB, person string) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &browser{t: t, c: &http.Client{Jar: jar}}
@@ -136,7 +136,7 @@ func (b *browser) mutate(method, path, body string) (int, string) {
 	return b.do(method, path, body, map[string]string{"X-CSRF-Token": b.csrf})
 }
 
-func sampleCampaign(t *testing.T, name string) {
+func sampleCampaign(t testing.TB, name string) {
 	t.Helper()
 	objs, err := manifests.ReadDir(filepath.Join("..", "..", "config", "samples"))
 	if err != nil {

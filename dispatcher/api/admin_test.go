@@ -542,6 +542,35 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/campaigns/nope/report", "", 404, "no Campaign nope"},
 		{"a campaign name that is no token", nigar, "GET", "/v1/brands/baku/campaigns/a.b/report", "", 400, `"field":"campaign"`},
 	})
+	// The brand's channel report over a period of its days, hand-computed: sms 10+5+3 sent
+	// (the 99 of 40 days ago outside the period), 8 delivered, 3 converted, 0.10 AZN of
+	// messages (CPA 0.1/3), 45.00 AZN of revenue; email 20 sent, 7 opened.
+	baku, _ := time.LoadLocation("Asia/Baku")
+	today := explainAt.In(baku) // the insight API's clock
+	d0, d1, old := today.AddDate(0, 0, -1).Format(time.DateOnly), today.AddDate(0, 0, -2).Format(time.DateOnly), today.AddDate(0, 0, -40).Format(time.DateOnly)
+	sms, email := crmv1.ChannelSMS, crmv1.ChannelEmail
+	for part, c := range []map[string]int64{
+		{bus.DayStat(d0, sms, bus.StatSent): 10, bus.DayStat(d0, sms, bus.StatDelivered): 8, bus.DayStat(d0, sms, bus.StatCostMessages): 100_000,
+			bus.DayStat(d0, sms, bus.StatConverted): 2, bus.DayStat(d1, sms, bus.StatSent): 5, bus.DayStat(d0, email, bus.StatSent): 20, bus.DayStat(d0, email, bus.StatOpened): 7},
+		{bus.DayStat(d0, sms, bus.StatSent): 3, bus.DayStat(d0, sms, bus.StatConverted): 1, bus.DayStat(d1, sms, bus.StatRevenue): 4500, bus.DayStat(old, sms, bus.StatSent): 99},
+	} {
+		b, _ := bus.Encode(bus.PartitionStats{Brand: "baku", Kind: bus.KindCampaign, Name: "daily-spins", Partition: part, Counters: c})
+		if _, err := stats.Put(ctx, bus.StatsKey("baku", bus.KindCampaign, "daily-spins", part), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	period := "from=" + d1 + "&to=" + d0
+	f.run(t, []step{
+		{"an analyst reads the brand's channel report", nigar, "GET", "/v1/brands/baku/channels/report?" + period, "", 200,
+			`"total":[{"channel":"email","sent":20,"opened":7},{"channel":"sms","sent":18,"delivered":8,"converted":3,"messageCost":"0.1","revenue":"45.00","cpa":"0.033333"}]`},
+		{"one day of it", nigar, "GET", "/v1/brands/baku/channels/report?campaign=daily-spins&from=" + d1 + "&to=" + d1, "", 200,
+			`"campaigns":[{"campaign":"daily-spins","channels":[{"channel":"sms","sent":5,"revenue":"45.00"}]}]`},
+		{"a period older than the day counters", nigar, "GET", "/v1/brands/baku/channels/report?from=" + old, "", 400, `"field":"from"`},
+		{"a date that is no date", nigar, "GET", "/v1/brands/baku/channels/report?to=yesterday", "", 400, `"field":"to"`},
+		{"from after to", nigar, "GET", "/v1/brands/baku/channels/report?from=" + d0 + "&to=" + d1, "", 400, `"field":"from"`},
+		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/channels/report?campaign=nope", "", 404, `"field":"campaign"`},
+		{"the support desk may not", aysel, "GET", "/v1/brands/baku/channels/report", "", 403, "may not get campaigns/report"},
+	})
 	ledger := consent(t, f.js, "p-20")
 	if len(ledger) != 2 || !ledger[0].Granted || ledger[1].Granted || ledger[1].Channel != crmv1.ChannelSMS || ledger[1].Source != prefs.SourceSupport || ledger[1].Actor != "support:aysel" {
 		t.Fatalf("ledger after the desk's changes: %+v", ledger)

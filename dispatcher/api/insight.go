@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +46,108 @@ func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 	mux.Handle("GET /v1/brands/{brand}/players/{player}/explain", a.guard("get", crmv1.AdminPlayersExplain, in.explain))
 	mux.Handle("GET /v1/brands/{brand}/consent/report", a.guard("get", crmv1.AdminConsentReport, in.report))
 	mux.Handle("GET /v1/brands/{brand}/campaigns/{campaign}/report", a.guard("get", crmv1.AdminCampaignsReport, in.campaignReport))
+	mux.Handle("GET /v1/brands/{brand}/channels/report", a.guard("get", crmv1.AdminCampaignsReport, in.channelReport))
+}
+
+// ChannelReportBody is the brand's channel report over a period of its days: each
+// campaign's figures per channel and the channels' totals (docs/analytics.md).
+type ChannelReportBody struct {
+	Brand    string                `json:"brand"`
+	From     string                `json:"from"`
+	To       string                `json:"to"`
+	TimeZone string                `json:"timeZone"`
+	Total    []crmv1.ChannelReport `json:"total"`
+	// Campaigns holds the campaigns with anything counted in the period.
+	Campaigns []CampaignChannels `json:"campaigns"`
+	Read      time.Time          `json:"read"`
+}
+
+// CampaignChannels is one campaign's part of a channel report.
+type CampaignChannels struct {
+	Campaign string                `json:"campaign"`
+	Channels []crmv1.ChannelReport `json:"channels"`
+}
+
+// channelReport serves the brand's channel report: ?from=&to= (YYYY-MM-DD, the brand's
+// days, at most the last bus.DayStatDays; the last 7 days when absent) and optionally
+// ?campaign=.
+func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	b := in.Catalog.Brand(brand)
+	if b == nil {
+		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "nothing is published for brand " + brand})
+		return
+	}
+	loc := time.UTC
+	if b.Policy != nil && b.Policy.DefaultZone != nil {
+		loc = b.Policy.DefaultZone
+	}
+	today := in.Clock.Now().In(loc)
+	q := r.URL.Query()
+	day := func(field, dflt string) (string, bool) {
+		v := q.Get(field)
+		if v == "" {
+			return dflt, true
+		}
+		if _, err := time.Parse(time.DateOnly, v); err != nil {
+			ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: field + ": not a date (YYYY-MM-DD)", Field: field})
+			return "", false
+		}
+		return v, true
+	}
+	to, ok := day("to", today.Format(time.DateOnly))
+	if !ok {
+		return
+	}
+	from, ok := day("from", today.AddDate(0, 0, -6).Format(time.DateOnly))
+	if !ok {
+		return
+	}
+	oldest := today.AddDate(0, 0, -bus.DayStatDays).Format(time.DateOnly)
+	switch {
+	case from > to:
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "from: after to", Field: "from"})
+		return
+	case from < oldest:
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("from: before %s: the dispatcher keeps %d days of day counters (the warehouse export keeps the history)", oldest, bus.DayStatDays), Field: "from"})
+		return
+	}
+	names := make([]string, 0, len(b.Campaigns))
+	if c := q.Get("campaign"); c != "" {
+		if b.Campaigns[c] == nil {
+			ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "no Campaign " + c + " is published in " + brand, Field: "campaign"})
+			return
+		}
+		names = append(names, c)
+	} else {
+		for n := range b.Campaigns {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	out := ChannelReportBody{Brand: brand, From: from, To: to, TimeZone: loc.String(), Campaigns: []CampaignChannels{}, Read: in.Clock.Now().UTC()}
+	total := map[string]int64{}
+	for _, name := range names {
+		sum, err := in.sumStats(r.Context(), brand, bus.KindCampaign, name)
+		if err != nil {
+			ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the counters cannot be read now: " + err.Error()})
+			return
+		}
+		period := map[string]int64{}
+		for k, v := range sum {
+			if d, ch, counter, ok := bus.ParseDayStat(k); ok && d >= from && d <= to {
+				period[bus.ChannelStat(ch, counter)] += v
+				total[bus.ChannelStat(ch, counter)] += v
+			}
+		}
+		if chs := campaignreport.Channels(period); len(chs) > 0 {
+			out.Campaigns = append(out.Campaigns, CampaignChannels{Campaign: name, Channels: chs})
+		}
+	}
+	out.Total = campaignreport.Channels(total)
+	if out.Total == nil {
+		out.Total = []crmv1.ChannelReport{}
+	}
+	ingest.WriteJSON(w, http.StatusOK, out)
 }
 
 // CampaignReportBody is the admin API's campaign report: the same figures the manager

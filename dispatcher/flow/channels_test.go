@@ -35,6 +35,7 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 		Experiment: exp})
 	s := newStack(t, srv, "a", &fakeClock{})
 	s.start(t, 1)
+	start := time.Now()
 	players := []string{"p-c0", "p-c1", "p-c2", "p-c3"}
 	for _, p := range players {
 		register(t, s.js, p, "Asia/Baku", time.Now(), nil)
@@ -80,7 +81,21 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	if st[ch(bus.StatConverted)] != 1 || st[ch(bus.StatRevenue)] != 2000 {
 		t.Errorf("sms converted %d, revenue %d; want 1 and 2000 (p-c0's deposit; p-c3 was never reached)", st[ch(bus.StatConverted)], st[ch(bus.StatRevenue)])
 	}
+	// The same counters on the brand's day (Baku, as the test's policy says or the default).
+	baku, _ := time.LoadLocation("Asia/Baku")
+	days := map[string]bool{start.In(baku).Format(time.DateOnly): true, time.Now().In(baku).Format(time.DateOnly): true}
+	var daySent, dayConverted int64
+	for d := range days {
+		daySent += st[bus.DayStat(d, crmv1.ChannelSMS, bus.StatSent)]
+		dayConverted += st[bus.DayStat(d, crmv1.ChannelSMS, bus.StatConverted)]
+	}
+	if daySent != 3 || dayConverted != 1 {
+		t.Errorf("sms on the day: sent %d, converted %d; want 3 and 1 (%v)", daySent, dayConverted, st)
+	}
 	for k, v := range st {
+		if _, _, _, ok := bus.ParseDayStat(k); ok {
+			continue
+		}
 		if strings.HasPrefix(k, bus.ChannelStatPrefix) && !strings.HasPrefix(k, ch("")) {
 			t.Errorf("a counter of another channel: %s = %d", k, v)
 		}

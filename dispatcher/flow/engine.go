@@ -598,9 +598,7 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 	}
 	count := func(campaign, variant string, last crmv1.Channel) {
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
-		if last != "" {
-			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.ChannelStat(last, bus.StatConverted), 1)
-		}
+		s.chanStat(ps.Brand, campaign, last, bus.StatConverted, 1)
 		if variant != "" {
 			// An arm counts converted players: a player's second converting flow
 			// adds nothing to the arm.
@@ -649,9 +647,7 @@ func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time
 		seen[campaign] = true
 		*revenue += amount
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatRevenue, amount)
-		if last != "" {
-			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.ChannelStat(last, bus.StatRevenue), amount)
-		}
+		s.chanStat(ps.Brand, campaign, last, bus.StatRevenue, amount)
 		if en := ps.find(cp); variant != "" && en != nil && en.Arm == variant {
 			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.VariantStat(variant, bus.StatVariantRevenue), amount)
 			// (r + x)^2 - r^2: the sum of squared per-player revenue moves by 2rx + x^2.

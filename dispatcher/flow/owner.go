@@ -776,7 +776,7 @@ func (s *ownerState) failover(ctx context.Context, brand, player, decisionID str
 		oc := &bus.Outcome{Time: now.UTC(), DecisionID: decisionID, Brand: brand, Player: player, Campaign: pd.Intent.Campaign,
 			Step: pd.Intent.Step, Kind: bus.OutcomeFailover, Category: string(pd.Intent.Category), IntentID: pd.Intent.ID}
 		if !pd.Intent.Test {
-			s.stat(brand, bus.KindCampaign, pd.Intent.Campaign, bus.ChannelStat(failed, bus.StatFailed), 1)
+			s.chanStat(brand, pd.Intent.Campaign, failed, bus.StatFailed, 1)
 		}
 		if len(pd.Fallbacks) == 0 && pd.Deadline > 0 {
 			s.exhausted(ps, pd, oc, failed, reason, now)
@@ -910,7 +910,7 @@ func (s *ownerState) undelivered(ps *PlayerState, did string, oc *bus.Outcome, l
 func (s *ownerState) settle(ps *PlayerState, pd *Pending, actual int64) {
 	if actual > 0 && !pd.Intent.Test {
 		s.statArm(ps.Brand, pd.Intent.Campaign, pd.Intent.Variant, bus.StatCostMessages, actual)
-		s.stat(ps.Brand, bus.KindCampaign, pd.Intent.Campaign, bus.ChannelStat(pd.Channel, bus.StatCostMessages), actual)
+		s.chanStat(ps.Brand, pd.Intent.Campaign, pd.Channel, bus.StatCostMessages, actual)
 	}
 	if pd.Cost <= 0 {
 		return
@@ -1175,6 +1175,7 @@ func (s *ownerState) flushState(ctx context.Context) error {
 			}
 			sd.dirty = false
 			sd.Updated = s.o.Clock.Now().UTC()
+			s.pruneDays(sd)
 			if err := put(bus.BucketStats, key, &sd.PartitionStats, &sd.rev); err != nil {
 				return err
 			}

@@ -149,11 +149,7 @@ func (s *ownerState) countOutcome(data []byte) {
 	if o.Campaign == "" {
 		return
 	}
-	byChannel := func(counter string) {
-		if o.Channel != "" {
-			s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.ChannelStat(o.Channel, counter), 1)
-		}
-	}
+	byChannel := func(counter string) { s.chanStat(o.Brand, o.Campaign, o.Channel, counter, 1) }
 	switch {
 	case o.Kind == bus.OutcomeAttempt && o.Result == channel.ResultSent:
 		if !o.Test {
@@ -168,6 +164,35 @@ func (s *ownerState) countOutcome(data []byte) {
 				s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatDelivered, 1)
 			}
 			byChannel(counter)
+		}
+	}
+}
+
+// chanStat adds delta to a campaign's counter on a channel, in all and on the brand's
+// day (DayStat).
+func (s *ownerState) chanStat(brand, campaign string, ch crmv1.Channel, counter string, delta int64) {
+	if ch == "" {
+		return
+	}
+	s.stat(brand, bus.KindCampaign, campaign, bus.ChannelStat(ch, counter), delta)
+	s.stat(brand, bus.KindCampaign, campaign, bus.DayStat(s.day(brand), ch, counter), delta)
+}
+
+// day is today in the brand's time zone (its PreferencePolicy's defaultTimeZone).
+func (s *ownerState) day(brand string) string {
+	now := s.o.Clock.Now()
+	if b := s.o.Catalog.Brand(brand); b != nil && b.Policy != nil && b.Policy.DefaultZone != nil {
+		now = now.In(b.Policy.DefaultZone)
+	}
+	return now.Format(time.DateOnly)
+}
+
+// pruneDays drops a stats document's day counters older than bus.DayStatDays.
+func (s *ownerState) pruneDays(sd *statsDoc) {
+	floor := s.o.Clock.Now().AddDate(0, 0, -bus.DayStatDays-1).Format(time.DateOnly)
+	for k := range sd.Counters {
+		if day, _, _, ok := bus.ParseDayStat(k); ok && day < floor {
+			delete(sd.Counters, k)
 		}
 	}
 }

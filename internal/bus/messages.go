@@ -511,7 +511,36 @@ const (
 )
 
 // ChannelStat is the counter name of a campaign's figure on one channel.
-func ChannelStat(ch crmv1.Channel, name string) string { return ChannelStatPrefix + string(ch) + "." + name }
+func ChannelStat(ch crmv1.Channel, name string) string {
+	return ChannelStatPrefix + string(ch) + "." + name
+}
+
+// DayStatPrefix starts a campaign's per-channel counters of one day (the brand's day, in
+// its PreferencePolicy's defaultTimeZone): DayStat(day, channel, name). The owner keeps
+// DayStatDays of them; reports over a period sum them.
+const (
+	DayStatPrefix = "day."
+	DayStatDays   = 35
+)
+
+// DayStat is the counter name of a campaign's figure on one channel on one day
+// (YYYY-MM-DD).
+func DayStat(day string, ch crmv1.Channel, name string) string {
+	return DayStatPrefix + day + "." + string(ch) + "." + name
+}
+
+// ParseDayStat splits a DayStat name (ok false for other counters).
+func ParseDayStat(k string) (day string, ch crmv1.Channel, name string, ok bool) {
+	rest, found := strings.CutPrefix(k, DayStatPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.SplitN(rest, ".", 3)
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], crmv1.Channel(parts[1]), parts[2], true
+}
 
 // Budget counters of a Campaign in PartitionStats, in micros of the budget's currency.
 const (

@@ -64,7 +64,7 @@ func NewCommand(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.Dispatcher, "dispatcher", dflt, "the dispatcher's admin API URL (env CROUPIER_DISPATCHER)")
 	root.PersistentFlags().StringVar(&o.DispatcherCA, "dispatcher-ca", os.Getenv("CROUPIER_DISPATCHER_CA"), "CA file that signs the dispatcher's certificate (env CROUPIER_DISPATCHER_CA; make dev prints its own)")
 	root.PersistentFlags().BoolVar(&o.Insecure, "insecure-skip-dispatcher-verify", false, "do not verify the dispatcher's certificate (make dev's is self-signed)")
-	root.AddCommand(o.status(), o.preview(), o.testSend(), o.explain(), o.history(), o.pause(true), o.pause(false), o.canI())
+	root.AddCommand(o.status(), o.report(), o.preview(), o.testSend(), o.explain(), o.history(), o.pause(true), o.pause(false), o.canI())
 	return root
 }
 
@@ -216,6 +216,68 @@ func (o *Options) status() *cobra.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// report prints what a campaign did, in all and per channel (status.report and
+// status.channels as the manager sums them; docs/analytics.md defines each figure).
+func (o *Options) report() *cobra.Command {
+	return &cobra.Command{
+		Use:   "report CAMPAIGN",
+		Short: "What a campaign did: sends, conversions, cost, revenue, CPA, in all and per channel",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := o.namespace()
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var cp crmv1.Campaign
+			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &cp); err != nil {
+				return err
+			}
+			ct := cp.Status.Counters
+			if ct == nil {
+				ct = &crmv1.CampaignCounters{}
+			}
+			w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "campaign\t%s/%s\n", ns, cp.Name)
+			fmt.Fprintf(w, "targeted\t%d\nsent\t%d\ndelivered\t%d\nfailed\t%d\nconverted\t%d\nrewards granted\t%d\nbonuses activated\t%d\n",
+				ct.Targeted, ct.Sent, ct.Delivered, ct.Failed, ct.Converted, ct.RewardsGranted, ct.BonusesActivated)
+			if r := cp.Status.Report; r != nil {
+				fmt.Fprintf(w, "message cost\t%s\nreward cost\t%s\nrevenue\t%s\ncpa\t%s\n", showMoney(r.MessageCost, r.Currency),
+					showMoney(r.RewardCost, r.Currency), showMoney(r.Revenue, r.Currency), dash(r.CPA, r.Currency))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if len(cp.Status.Channels) == 0 {
+				return nil
+			}
+			currency := ""
+			if r := cp.Status.Report; r != nil {
+				currency = r.Currency
+			}
+			fmt.Fprintln(o.Out)
+			w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA")
+			for _, ch := range cp.Status.Channels {
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
+					ch.Bounced, ch.Complaints, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+// dash is an amount in Croupier's money form, or "-" when there is none.
+func dash(amount, currency string) string {
+	if amount == "" {
+		return "-"
+	}
+	return showMoney(amount, currency)
 }
 
 // showMoney writes an amount in the one form Croupier shows money in: the currency's

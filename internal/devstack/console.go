@@ -20,11 +20,12 @@ import (
 
 // startConsole serves the web console on addr until ctx ends. It knows the API server's
 // address and CA from cfg and nothing of cfg's credentials.
-func startConsole(ctx context.Context, addr string, cfg *rest.Config, logTo io.Writer) (<-chan error, error) {
+func startConsole(ctx context.Context, addr string, cfg *rest.Config, dispatcherURL, dispatcherCA string, logTo io.Writer) (<-chan error, error) {
 	if logTo == nil {
 		logTo = io.Discard
 	}
-	h, err := console.New(console.Options{Cluster: &kube.Cluster{Host: cfg.Host, CA: cfg.CAData}, Brands: []string{brand}},
+	h, err := console.New(console.Options{Cluster: &kube.Cluster{Host: cfg.Host, CA: cfg.CAData}, Brands: []string{brand},
+		DispatcherURL: dispatcherURL, DispatcherCA: dispatcherCA},
 		slog.New(slog.NewJSONHandler(logTo, nil)).With("component", "console"))
 	if err != nil {
 		return nil, err

@@ -273,7 +273,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := writeTokens(filepath.Join(abs, "tokens"), tokens); err != nil {
 		return err
 	}
-	consoleErr, err := startConsole(ctx, o.ConsoleAddr, cfg, o.Log)
+	consoleErr, err := startConsole(ctx, o.ConsoleAddr, cfg, "https://"+o.APIAddr, certFile, o.Log)
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,18 @@ curl -sS -b "$jar" %s/api/brands/baku-casino/campaigns`, marketer, consoleURL, c
 	if !strings.Contains(campaigns, `"name":"welcome-series"`) {
 		t.Fatalf("the marketer's campaigns through the console:\n%s", campaigns)
 	}
+	// The dispatcher's admin API through the console, as the person: the analyst reads the
+	// brand's channel report, the support agent is refused by the dispatcher.
+	adminRead := func(token string) string {
+		return sh(t, work, nil, fmt.Sprintf(`jar=$(mktemp); curl -sS -c "$jar" -H 'Content-Type: application/json' -d '{"token":"%s"}' %s/api/session >/dev/null
+curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/report`, token, consoleURL, consoleURL))
+	}
+	if got := adminRead(printed(t, welcome, "analyst")); !strings.Contains(got, `"total":`) || !strings.HasSuffix(got, " 200") {
+		t.Fatalf("the analyst's channel report through the console: %s", got)
+	}
+	if got := adminRead(printed(t, welcome, "support")); !strings.HasSuffix(got, " 403") || !strings.Contains(got, "campaigns/report") {
+		t.Fatalf("the support agent's channel report through the console: %s", got)
+	}
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {
 		cmd := exec.Command("bash", "-c", prefs)
