@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +18,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console"
 	"github.com/croupier-crm/croupier/console/kube"
-	"github.com/croupier-crm/croupier/console/web"
+	"github.com/croupier-crm/croupier/internal/browsertest"
 	"github.com/croupier-crm/croupier/internal/manifests"
 	"github.com/croupier-crm/croupier/internal/people"
 	"github.com/croupier-crm/croupier/internal/testenv"
@@ -29,101 +26,12 @@ import (
 
 const ns = "baku-casino"
 
-// chromium is Debian's browser (.ci/run installs it). Without it, or without the built
-// front end, the test is skipped, unless CROUPIER_BROWSER_TESTS=required (make test).
-func chromium(t *testing.T) string {
-	t.Helper()
-	required := os.Getenv("CROUPIER_BROWSER_TESTS") == "required"
-	if _, ok := web.Assets(); !ok {
-		if required {
-			t.Fatal("the console's front end is not built (make console)")
-		}
-		t.Skip("the console's front end is not built (make console)")
-	}
-	for _, p := range []string{os.Getenv("CROUPIER_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	if required {
-		t.Fatal("no chromium: apt-get install chromium")
-	}
-	t.Skip("no chromium (apt-get install chromium)")
-	return ""
-}
-
-// browse starts a headless chromium with a fresh profile and no network of its own.
-func browse(t *testing.T, bin string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("lang", "en-US"),
-		chromedp.WindowSize(1400, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs browser actions, failing when nothing a person would see appears for a minute.
-func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := chromedp.Do(c, actions...); err != nil {
-		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
-		t.Fatalf("%s: %v\npage: %s", what, err, html)
-	}
-}
-
-// value reads what a browser action returns.
-func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	v, err := chromedp.Run(c, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// shoot writes a screenshot of the page to $CROUPIER_SCREENSHOTS/name.png when that is
-// set (make console-screenshots writes docs/console/).
-func shoot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("CROUPIER_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png := value(t, ctx, chromedp.FullScreenshot(100))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// until waits until a JavaScript predicate holds in the page.
-func until(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Minute))
-}
-
 // TestConsoleInABrowser drives the console in Debian's chromium against a real API server:
 // the marketer signs in, watches a counter move live, pauses a campaign (found paused on
 // the API server); the analyst finds no pause control and reads the brand; text from the
 // API (a condition message with markup) is shown as text.
 func TestConsoleInABrowser(t *testing.T) {
-	bin := chromium(t)
+	bin := browsertest.Chromium(t)
 	env, err := testenv.Start(true)
 	if err != nil {
 		t.Fatal(err)
@@ -186,24 +94,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	signIn := func(b context.Context, person string) {
 		t.Helper()
-		run(t, b, "signing in as "+person,
-			chromedp.Navigate(srv.URL+"/"),
-			chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
-			chromedp.SetValue(chromedp.CSS(`textarea[name=token]`), tokens[person]),
-			// React reads the field from its input event.
-			chromedp.SendKeys(chromedp.CSS(`textarea[name=token]`), " "),
-			chromedp.WaitEnabled(chromedp.CSS(`button[type=submit]`)),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-			chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign="spring-promo"]`)),
-		)
+		browsertest.SignIn(t, b, srv.URL, tokens[person], "spring-promo")
 	}
 	counter := func(name string) string {
 		return fmt.Sprintf(`tr[data-campaign="spring-promo"] td[data-counter=%q]`, name)
 	}
 
-	marketer := browse(t, bin)
+	marketer := browsertest.Browse(t, bin)
 	signIn(marketer, "marketer")
-	who := value(t, marketer, chromedp.Text(chromedp.CSS(`[data-testid=who]`)))
+	who := browsertest.Value(t, marketer, chromedp.Text(chromedp.CSS(`[data-testid=who]`)))
 	if !strings.Contains(who, people.Account("marketer")) {
 		t.Errorf("header: %q", who)
 	}
@@ -212,14 +111,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		cp.Status.Counters = &crmv1.CampaignCounters{Targeted: 1200, Sent: 1180, Delivered: 1017, Suppressed: map[string]int64{"QuietHours": 7}}
 		cp.Status.Channels = []crmv1.ChannelReport{{Channel: crmv1.ChannelSMS, Sent: 1180, Delivered: 1017, Clicked: 41, MessageCost: "23.6"}}
 	})
-	run(t, marketer, "the delivered counter moves live",
+	browsertest.Run(t, marketer, "the delivered counter moves live",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=live].live`)),
-		until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "1,017"`, counter("delivered"))),
+		browsertest.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "1,017"`, counter("delivered"))),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=suppressed]`)),
 	)
-	shoot(t, marketer, "dashboard")
-	run(t, marketer, "pausing", chromedp.Click(chromedp.CSS(`[data-testid="pause-spring-promo"]`)),
-		until(`document.querySelector('[data-testid="pause-spring-promo"]')?.textContent === "Resume"`))
+	browsertest.Shoot(t, marketer, "dashboard")
+	browsertest.Run(t, marketer, "pausing", chromedp.Click(chromedp.CSS(`[data-testid="pause-spring-promo"]`)),
+		browsertest.Until(`document.querySelector('[data-testid="pause-spring-promo"]')?.textContent === "Resume"`))
 	var cp crmv1.Campaign
 	if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil || !cp.Spec.Paused {
 		t.Errorf("the Campaign after the marketer's pause: paused=%v %v", cp.Spec.Paused, err)
@@ -230,18 +129,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Invalid",
 			Message: `<img src=x onerror="document.body.dataset.owned=1">`})
 	})
-	run(t, marketer, "a message with markup",
+	browsertest.Run(t, marketer, "a message with markup",
 		chromedp.Click(chromedp.CSS(`tr[data-campaign="spring-promo"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=figures]`)),
-		until(`document.body.textContent.includes('<img src=x onerror')`),
+		browsertest.Until(`document.body.textContent.includes('<img src=x onerror')`),
 		// The channel report: the status's per-channel figures.
-		until(`document.querySelector('tr[data-channel=sms]')?.textContent.includes('23.6')`),
+		browsertest.Until(`document.querySelector('tr[data-channel=sms]')?.textContent.includes('23.6')`),
 	)
 	// The steps as a graph: the trigger and each step, one node each.
 	steps := len(cp.Spec.Steps)
-	run(t, marketer, "the graph of the steps",
-		until(fmt.Sprintf(`document.querySelectorAll('[data-testid=graph] .react-flow__node').length === %d`, steps+1)))
-	shoot(t, marketer, "campaign")
+	browsertest.Run(t, marketer, "the graph of the steps",
+		browsertest.Until(fmt.Sprintf(`document.querySelectorAll('[data-testid=graph] .react-flow__node').length === %d`, steps+1)))
+	browsertest.Shoot(t, marketer, "campaign")
 	// Edit the YAML: the API server's refusal shows on its field, the fix saves.
 	setYAML := func(priority int) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
@@ -251,15 +150,15 @@ func TestConsoleInABrowser(t *testing.T) {
 			ta.dispatchEvent(new Event('input', {bubbles: true}));
 		})()`, priority))
 	}
-	run(t, marketer, "an invalid edit checked",
+	browsertest.Run(t, marketer, "an invalid edit checked",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=yaml]`)),
-		until(`document.querySelector('[data-testid=yaml]').value.includes('priority:')`),
+		browsertest.Until(`document.querySelector('[data-testid=yaml]').value.includes('priority:')`),
 		setYAML(1000),
 		chromedp.Click(chromedp.CSS(`[data-testid=validate]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=check] li[data-field="spec.priority"]`)),
 	)
-	shoot(t, marketer, "editor-refused")
-	run(t, marketer, "the fixed edit saved",
+	browsertest.Shoot(t, marketer, "editor-refused")
+	browsertest.Run(t, marketer, "the fixed edit saved",
 		setYAML(61),
 		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=check].ok`)),
@@ -267,8 +166,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "spring-promo"}, &cp); err != nil || cp.Spec.Priority != 61 {
 		t.Errorf("the Campaign after the console's save: priority %d %v", cp.Spec.Priority, err)
 	}
-	owned := value(t, marketer, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || document.querySelector('main img') !== null`))
-	text := value(t, marketer, chromedp.Location())
+	owned := browsertest.Value(t, marketer, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || document.querySelector('main img') !== null`))
+	text := browsertest.Value(t, marketer, chromedp.Location())
 	if owned {
 		t.Error("markup from the API ran in the page")
 	}
@@ -276,14 +175,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("the campaign's page is not in the URL: %s", text)
 	}
 
-	analyst := browse(t, bin)
+	analyst := browsertest.Browse(t, bin)
 	signIn(analyst, "analyst")
-	run(t, analyst, "the analyst's dashboard", chromedp.WaitVisible(chromedp.CSS(`.note`)))
-	pauses := value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid^="pause-"]').length`))
-	run(t, analyst, "the analyst's campaign page",
+	browsertest.Run(t, analyst, "the analyst's dashboard", chromedp.WaitVisible(chromedp.CSS(`.note`)))
+	pauses := browsertest.Value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid^="pause-"]').length`))
+	browsertest.Run(t, analyst, "the analyst's campaign page",
 		chromedp.Click(chromedp.CSS(`tr[data-campaign="spring-promo"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=validate]`)))
-	saves := value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=save]').length`))
+	saves := browsertest.Value(t, analyst, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=save]').length`))
 	if saves != 0 {
 		t.Errorf("the analyst sees a save control")
 	}

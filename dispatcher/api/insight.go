@@ -59,7 +59,15 @@ type ChannelReportBody struct {
 	Total    []crmv1.ChannelReport `json:"total"`
 	// Campaigns holds the campaigns with anything counted in the period.
 	Campaigns []CampaignChannels `json:"campaigns"`
-	Read      time.Time          `json:"read"`
+	// Days is the total day by day, with ?by=day (days with nothing counted left out).
+	Days []DayChannels `json:"days,omitempty"`
+	Read time.Time     `json:"read"`
+}
+
+// DayChannels is one day of a channel report.
+type DayChannels struct {
+	Day      string                `json:"day"`
+	Channels []crmv1.ChannelReport `json:"channels"`
 }
 
 // CampaignChannels is one campaign's part of a channel report.
@@ -69,8 +77,8 @@ type CampaignChannels struct {
 }
 
 // channelReport serves the brand's channel report: ?from=&to= (YYYY-MM-DD, the brand's
-// days, at most the last bus.DayStatDays; the last 7 days when absent) and optionally
-// ?campaign=.
+// days, at most the last bus.DayStatDays; the last 7 days when absent), optionally
+// ?campaign= and ?by=day.
 func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
 	b := in.Catalog.Brand(brand)
 	if b == nil {
@@ -125,7 +133,13 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 		sort.Strings(names)
 	}
 	out := ChannelReportBody{Brand: brand, From: from, To: to, TimeZone: loc.String(), Campaigns: []CampaignChannels{}, Read: in.Clock.Now().UTC()}
+	byDay := q.Get("by") == "day"
+	if by := q.Get("by"); by != "" && !byDay {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "by: only day", Field: "by"})
+		return
+	}
 	total := map[string]int64{}
+	days := map[string]map[string]int64{}
 	for _, name := range names {
 		sum, err := in.sumStats(r.Context(), brand, bus.KindCampaign, name)
 		if err != nil {
@@ -137,6 +151,12 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 			if d, ch, counter, ok := bus.ParseDayStat(k); ok && d >= from && d <= to {
 				period[bus.ChannelStat(ch, counter)] += v
 				total[bus.ChannelStat(ch, counter)] += v
+				if byDay {
+					if days[d] == nil {
+						days[d] = map[string]int64{}
+					}
+					days[d][bus.ChannelStat(ch, counter)] += v
+				}
 			}
 		}
 		if chs := campaignreport.Channels(period); len(chs) > 0 {
@@ -144,6 +164,19 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 		}
 	}
 	out.Total = campaignreport.Channels(total)
+	if byDay {
+		keys := make([]string, 0, len(days))
+		for d := range days {
+			keys = append(keys, d)
+		}
+		sort.Strings(keys)
+		out.Days = []DayChannels{}
+		for _, d := range keys {
+			if chs := campaignreport.Channels(days[d]); len(chs) > 0 {
+				out.Days = append(out.Days, DayChannels{Day: d, Channels: chs})
+			}
+		}
+	}
 	if out.Total == nil {
 		out.Total = []crmv1.ChannelReport{}
 	}

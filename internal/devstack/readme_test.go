@@ -1,7 +1,10 @@
 package devstack_test
 
 import (
+	"github.com/chromedp/chromedp"
+
 	"fmt"
+	"github.com/croupier-crm/croupier/internal/browsertest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +98,27 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 	if got := adminRead(printed(t, welcome, "support")); !strings.HasSuffix(got, " 403") || !strings.Contains(got, "campaigns/report") {
 		t.Fatalf("the support agent's channel report through the console: %s", got)
 	}
+	// In the browser: the analyst opens a campaign's figures day by day, which the console
+	// reads from the dispatcher's channel report as the analyst (the period in the URL).
+	b := browsertest.Browse(t, browsertest.Chromium(t))
+	browsertest.SignIn(t, b, consoleURL, printed(t, welcome, "analyst"), "payment-received")
+	// A withdrawal of the sample player: the payment-received service notice goes out, and
+	// today's row appears (the page is opened again until the owner's counters hold it).
+	withdrawal := strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(deposit, "deposit.completed", "withdrawal.completed"),
+		`"method":"card","depositId"`, `"withdrawalId"`), `"id":"dep-`, `"id":"wd-`)
+	if got := sh(t, work, nil, withdrawal); !strings.Contains(got, `"accepted":1`) {
+		t.Fatalf("the withdrawal:\n%s\nanswered %s", withdrawal, got)
+	}
+	bustest.Eventually(t, 2*time.Minute, "today's payment-received figures in the console", func() bool {
+		browsertest.Run(t, b, "payment-received day by day",
+			chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/payment-received?by=day"),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=period]`)),
+			browsertest.Until(`!!document.querySelector('[data-testid=period-days], [data-testid=period-empty], [data-testid=period] [role=alert]')`))
+		if alert := browsertest.Value(t, b, chromedp.Evaluate[string](`document.querySelector('[data-testid=period] [role=alert]')?.textContent ?? ""`)); alert != "" {
+			t.Fatalf("the day-by-day figures: %s", alert)
+		}
+		return browsertest.Value(t, b, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=period-days] tr[data-channel]')`))
+	})
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {
 		cmd := exec.Command("bash", "-c", prefs)

@@ -62,7 +62,7 @@ export function App() {
   if (!checked) page = null;
   else if (!me || route.page === "signin") page = <SignIn onSignedIn={signedIn} />;
   else if (route.page === "dashboard") page = <Dashboard brand={route.brand} />;
-  else page = <CampaignPage brand={route.brand} name={route.campaign} />;
+  else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} />;
 
   return (
     <AppContext.Provider value={{ lang, t, go, me }}>

@@ -6,10 +6,11 @@ import { can } from "./api";
 import { useApp } from "./App";
 import { PauseButton, useAccess } from "./Dashboard";
 import { Editor } from "./Editor";
+import { Period } from "./Period";
 import { count, money, suppressedTotals } from "./format";
 import { useLive } from "./live";
 
-export function CampaignPage({ brand, name }: { brand: string; name: string }) {
+export function CampaignPage({ brand, name, from, to }: { brand: string; name: string; from?: string; to?: string }) {
   const { t, lang, go } = useApp();
   const { rows } = useLive(brand);
   const access = useAccess(brand);
@@ -121,6 +122,8 @@ export function CampaignPage({ brand, name }: { brand: string; name: string }) {
           </tbody>
         </table>
       )}
+      <h2 id="by-day">{t("byDay")}</h2>
+      <Period brand={brand} name={name} from={from} to={to} onPeriod={(f, tt) => go({ page: "campaign", brand, campaign: name, by: "day", from: f || undefined, to: tt || undefined })} />
       <h2>{t("whyNotSent")}</h2>
       <table className="grid narrow">
         <tbody>

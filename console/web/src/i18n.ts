@@ -69,6 +69,11 @@ const en = {
   save: "Save",
   reload: "Reload",
   valid: "The API server accepts it.",
+  byDay: "By day",
+  day: "Day",
+  from: "From",
+  to: "To",
+  nothingInPeriod: "Nothing was counted in this period.",
 } as const;
 
 export type Key = keyof typeof en;
@@ -139,6 +144,11 @@ const az: Record<Key, string> = {
   save: "Yadda saxla",
   reload: "Yenidən yüklə",
   valid: "API server onu qəbul edir.",
+  byDay: "Günlər üzrə",
+  day: "Gün",
+  from: "Başlanğıc",
+  to: "Son",
+  nothingInPeriod: "Bu dövrdə heç nə sayılmayıb.",
 };
 
 const ru: Record<Key, string> = {
@@ -207,6 +217,11 @@ const ru: Record<Key, string> = {
   save: "Сохранить",
   reload: "Обновить",
   valid: "API-сервер принимает это.",
+  byDay: "По дням",
+  day: "День",
+  from: "С",
+  to: "По",
+  nothingInPeriod: "За этот период ничего не учтено.",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

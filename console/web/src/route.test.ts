@@ -8,6 +8,7 @@ describe("route", () => {
       { page: "dashboard", brand: "baku-casino" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },
+      { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "day", from: "2026-12-01", to: "2026-12-07" },
     ];
     for (const r of routes) {
       const u = new URL(format(r), "http://x");
@@ -17,5 +18,6 @@ describe("route", () => {
   it("refuses names that are not Kubernetes names", () => {
     expect(parse("/brands/Baku_Casino")).toEqual({ page: "signin" });
     expect(parse("/brands/baku/campaigns/<script>")).toEqual({ page: "dashboard", brand: "baku" });
+    expect(parse("/brands/baku/campaigns/x", "?by=<b>&from=yesterday&to=2026-12-07")).toEqual({ page: "campaign", brand: "baku", campaign: "x", to: "2026-12-07" });
   });
 });

@@ -3,16 +3,24 @@
 export type Route =
   | { page: "signin" }
   | { page: "dashboard"; brand: string }
-  | { page: "campaign"; brand: string; campaign: string; by?: string };
+  | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const date = /^\d{4}-\d{2}-\d{2}$/;
 
 export function parse(pathname: string, search = ""): Route {
   const parts = pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "brands" && parts[1] && label.test(parts[1])) {
     if (parts[2] === "campaigns" && parts[3] && label.test(parts[3])) {
-      const by = new URLSearchParams(search).get("by") ?? undefined;
-      return by ? { page: "campaign", brand: parts[1], campaign: parts[3], by } : { page: "campaign", brand: parts[1], campaign: parts[3] };
+      const q = new URLSearchParams(search);
+      const r: Route = { page: "campaign", brand: parts[1], campaign: parts[3] };
+      const by = q.get("by");
+      if (by === "day" || by === "channel") r.by = by;
+      for (const k of ["from", "to"] as const) {
+        const v = q.get(k);
+        if (v && date.test(v)) r[k] = v;
+      }
+      return r;
     }
     return { page: "dashboard", brand: parts[1] };
   }
@@ -26,7 +34,11 @@ export function format(r: Route): string {
     case "dashboard":
       return `/brands/${encodeURIComponent(r.brand)}`;
     case "campaign": {
-      const q = r.by ? `?by=${encodeURIComponent(r.by)}` : "";
+      const p = new URLSearchParams();
+      if (r.by) p.set("by", r.by);
+      if (r.from) p.set("from", r.from);
+      if (r.to) p.set("to", r.to);
+      const q = p.size > 0 ? `?${p.toString()}` : "";
       return `/brands/${encodeURIComponent(r.brand)}/campaigns/${encodeURIComponent(r.campaign)}${q}`;
     }
   }
