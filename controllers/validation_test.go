@@ -93,6 +93,19 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"weights do not sum to 100", camp("c3", func(c *crmv1.Campaign) {
 			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "b", Weight: 30}}, ControlPercent: 10, GoalEvent: "deposit.completed"}
 		}), "variant weights plus controlPercent must sum to 100"},
+		{"an attribution window of 120 days", pref("p-attr", func(p *crmv1.PreferencePolicy) {
+			p.Spec.Attribution = &crmv1.Attribution{WindowDays: 120}
+		}), "spec.attribution.windowDays"},
+		{"an attribution model that is none", pref("p-attr2", func(p *crmv1.PreferencePolicy) {
+			p.Spec.Attribution = &crmv1.Attribution{Model: "FirstTouch"}
+		}), "spec.attribution.model"},
+		{"a goal beside an experiment", camp("c3g", func(c *crmv1.Campaign) {
+			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 100}}, GoalEvent: "deposit.completed"}
+			c.Spec.Goal = &crmv1.Goal{Event: "deposit.completed"}
+		}), "goal is for campaigns without an experiment"},
+		{"a goal window that is no duration", camp("c3w", func(c *crmv1.Campaign) {
+			c.Spec.Goal = &crmv1.Goal{Event: "deposit.completed", Window: &metav1.Duration{Duration: -time.Hour}}
+		}), "spec.goal.window"},
 		{"duplicate variant names", camp("c4", func(c *crmv1.Campaign) {
 			c.Spec.Experiment = &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 50}, {Name: "a", Weight: 50}}, GoalEvent: "deposit.completed"}
 		}), "variant names must be unique"},

@@ -8,6 +8,7 @@ import (
 
 // CampaignSpec declares a promotion, a drip series or a notification flow.
 //
+// +kubebuilder:validation:XValidation:rule="!(has(self.goal) && has(self.experiment))",message="goal is for campaigns without an experiment: set the experiment's goalEvent and goalWindow instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.trigger.schedule) || has(self.audience)",message="a scheduled campaign needs an audience (audience.segmentRef or audience.rule)"
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.next) || self.steps.exists(t, t.name == s.next))",message="every step's next must name a step of this campaign"
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, !has(s.waitFor) || !has(s.waitFor.onTimeout) || self.steps.exists(t, t.name == s.waitFor.onTimeout))",message="every waitFor.onTimeout must name a step of this campaign"
@@ -70,6 +71,11 @@ type CampaignSpec struct {
 	// experiment splits the audience into variants and a control group.
 	// +optional
 	Experiment *Experiment `json:"experiment,omitempty"`
+	// goal is the conversion of a campaign without an experiment (an experiment's
+	// goalEvent and goalWindow take its place): conversions, CPA and the channels'
+	// attributed conversions count it (docs/analytics.md).
+	// +optional
+	Goal *Goal `json:"goal,omitempty"`
 	// budget caps what the campaign may spend on rewards and messages.
 	// +optional
 	Budget *Budget `json:"budget,omitempty"`
@@ -789,6 +795,19 @@ type VariantStatus struct {
 	CPA string `json:"cpa,omitempty"`
 }
 
+// Goal is what a campaign counts as a conversion.
+type Goal struct {
+	// event is the conversion, e.g. deposit.completed.
+	// +required
+	Event EventType `json:"event"`
+	// window is how long after the player's flow started the event counts (default 7
+	// days).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	Window *metav1.Duration `json:"window,omitempty"`
+}
+
 // ChannelReport is what a Campaign did on one channel, summed from every partition.
 type ChannelReport struct {
 	// channel is the channel these figures are for.
@@ -818,6 +837,9 @@ type ChannelReport struct {
 	// complaints is spam complaints.
 	// +optional
 	Complaints int64 `json:"complaints,omitempty"`
+	// unsubscribes is one-click unsubscribes from the messages' links.
+	// +optional
+	Unsubscribes int64 `json:"unsubscribes,omitempty"`
 	// converted is conversions attributed to the channel: the last channel of the
 	// player's flow a provider took before the goal event (last touch), within the goal
 	// window.

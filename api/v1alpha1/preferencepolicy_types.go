@@ -56,6 +56,9 @@ type PreferencePolicySpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=50
 	GlobalHoldoutPercent int32 `json:"globalHoldoutPercent,omitempty"`
+	// attribution says which channel a conversion is credited to (docs/analytics.md).
+	// +optional
+	Attribution *Attribution `json:"attribution,omitempty"`
 	// integration names the Secret with the brand's intake HMAC key ("hmacKey"), intake
 	// bearer token ("bearerToken") and the key that verifies players' JWTs ("jwtKey").
 	// +optional
@@ -240,4 +243,25 @@ type PreferencePolicyList struct {
 
 func init() {
 	SchemeBuilder.Register(&PreferencePolicy{}, &PreferencePolicyList{})
+}
+
+// AttributionModel is how a conversion is credited to a channel.
+// +kubebuilder:validation:Enum=LastTouch
+type AttributionModel string
+
+// AttributionLastTouch credits the channel of the campaign's last message to the player
+// that a provider accepted.
+const AttributionLastTouch AttributionModel = "LastTouch"
+
+// Attribution is the brand's attribution of conversions to channels.
+type Attribution struct {
+	// model is LastTouch (the default).
+	// +optional
+	Model AttributionModel `json:"model,omitempty"`
+	// windowDays is how many days after that message a conversion is still credited to
+	// its channel (default 7); later ones count for the campaign only.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=90
+	WindowDays int32 `json:"windowDays,omitempty"`
 }

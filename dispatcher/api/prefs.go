@@ -23,7 +23,9 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
+
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Preferences serves the preference centre: players (with the brand's JWT) read and
@@ -320,11 +322,19 @@ type linkClaims struct {
 	Category crmv1.Category `json:"c"`
 	Channel  crmv1.Channel  `json:"h"`
 	Expires  int64          `json:"e"`
+	// Campaign and Decision name the message an unsubscribe link came with.
+	Campaign string `json:"m,omitempty"`
+	Decision string `json:"d,omitempty"`
 }
 
 // Link is a signed link for a purpose ("unsubscribe", "confirm"), "" when the brand has
 // no link key or no public URL is set.
 func (p *Preferences) Link(ctx context.Context, purpose, brand, player string, cat crmv1.Category, ch crmv1.Channel) (string, error) {
+	return p.link(ctx, linkClaims{Purpose: purpose, Brand: brand, Player: player, Category: cat, Channel: ch})
+}
+
+func (p *Preferences) link(ctx context.Context, c linkClaims) (string, error) {
+	brand, purpose := c.Brand, c.Purpose
 	if p.PublicURL == "" {
 		return "", nil
 	}
@@ -336,7 +346,7 @@ func (p *Preferences) Link(ctx context.Context, purpose, brand, player string, c
 	if ttl <= 0 {
 		ttl = 90 * 24 * time.Hour
 	}
-	c := linkClaims{Purpose: purpose, Brand: brand, Player: player, Category: cat, Channel: ch, Expires: p.Clock.Now().Add(ttl).Unix()}
+	c.Expires = p.Clock.Now().Add(ttl).Unix()
 	b, _ := json.Marshal(c)
 	payload := base64.RawURLEncoding.EncodeToString(b)
 	m := hmac.New(sha256.New, keys.Link)
@@ -345,9 +355,10 @@ func (p *Preferences) Link(ctx context.Context, purpose, brand, player string, c
 	return strings.TrimSuffix(p.PublicURL, "/") + "/v1/brands/" + brand + "/" + purpose + "?token=" + url.QueryEscape(tok), nil
 }
 
-// UnsubscribeLink is Link for unsubscribe, in the shape the partition owner calls.
-func (p *Preferences) UnsubscribeLink(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel) string {
-	u, _ := p.Link(ctx, "unsubscribe", brand, player, cat, ch)
+// UnsubscribeLink is Link for unsubscribe, in the shape the partition owner calls: the
+// link names the campaign and decision it came with.
+func (p *Preferences) UnsubscribeLink(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel, campaign, decision string) string {
+	u, _ := p.link(ctx, linkClaims{Purpose: "unsubscribe", Brand: brand, Player: player, Category: cat, Channel: ch, Campaign: campaign, Decision: decision})
 	return u
 }
 
@@ -412,6 +423,17 @@ func (p *Preferences) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		p.Log.Error("unsubscribing", "brand", c.Brand, "player", c.Player, "err", err)
 		writePage(w, http.StatusInternalServerError, "Not saved", "Please try again.", "", "")
 		return
+	}
+	if c.Campaign != "" && c.Decision != "" {
+		// The campaign's unsubscribe, counted by the player's partition owner (once per
+		// message and channel however often the link is used).
+		o := bus.Outcome{Time: p.Clock.Now().UTC(), DecisionID: c.Decision, Brand: c.Brand, Player: c.Player, Campaign: c.Campaign,
+			Kind: bus.OutcomeReport, Category: string(c.Category), Result: bus.ReportUnsubscribed, Reason: prefs.SourceUnsubscribe, Channel: c.Channel}
+		b, _ := bus.Encode(o)
+		subj := bus.OutcomeSubject(c.Brand, bus.Partition(c.Player, p.Service.Partitions), c.Player)
+		if _, err := p.Service.JS.Publish(r.Context(), subj, b, jetstream.WithMsgID("unsubscribed/"+c.Decision+"/"+string(c.Channel))); err != nil {
+			p.Log.Error("recording an unsubscribe", "brand", c.Brand, "campaign", c.Campaign, "err", err)
+		}
 	}
 	writePage(w, http.StatusOK, "Unsubscribed", fmt.Sprintf("You will get no more %s messages by %s.", c.Category, c.Channel), "", "")
 }

@@ -159,6 +159,23 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 	if last := ledger[len(ledger)-1]; last.Granted || last.Channel != crmv1.ChannelEmail || last.Source != prefs.SourceUnsubscribe {
 		t.Fatalf("after unsubscribe %+v", last)
 	}
+	// A message's link names its campaign and decision: the unsubscribe is reported to
+	// the player's partition owner once, however often the link is used.
+	msgLink := p.UnsubscribeLink(ctx, "baku", "p-7", crmv1.CategoryMarketing, crmv1.ChannelSMS, "weekly-cashback", "d-unsub-1")
+	for range 2 {
+		if st, body := do("POST", strings.TrimPrefix(msgLink, srv.URL), "", "List-Unsubscribe=One-Click"); st != 200 {
+			t.Fatalf("one-click from a message: %d %s", st, body)
+		}
+	}
+	var reports []bus.Outcome
+	for _, o := range bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", bus.Partition("p-7", parts), "p-7")) {
+		if o.Result == bus.ReportUnsubscribed {
+			reports = append(reports, o)
+		}
+	}
+	if len(reports) != 1 || reports[0].Campaign != "weekly-cashback" || reports[0].DecisionID != "d-unsub-1" || reports[0].Channel != crmv1.ChannelSMS || reports[0].Kind != bus.OutcomeReport {
+		t.Fatalf("unsubscribe reports: %+v", reports)
+	}
 
 	// SMS STOP in Russian from a differently written number suppresses the address.
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/brands/baku/inbound/sms", strings.NewReader(`{"from":"+994 (50) 123-45-67","text":" стоп "}`))
@@ -211,7 +228,8 @@ func TestPreferenceCentreAndOptOuts(t *testing.T) {
 
 	// The consent report: a marketing push after the withdrawal is a violation.
 	rep, err := in.ConsentReport(ctx, "baku", "")
-	if err != nil || !rep.OK || rep.Withdrawals != 2 || rep.Suppressed != 3 {
+	// Withdrawals: the two above and the SMS one-click of a message.
+	if err != nil || !rep.OK || rep.Withdrawals != 3 || rep.Suppressed != 3 {
 		t.Fatalf("report %+v %v", rep, err)
 	}
 	withdrawnAt := ledger[0].Time

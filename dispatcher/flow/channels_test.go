@@ -27,13 +27,14 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	srv := bustest.Start(t, 1)
 	configure(t, srv)
 	_, js := srv.Connect(t)
-	exp := &crmv1.Experiment{GoalEvent: "deposit.completed", GoalWindow: ptrTo(dur(time.Hour)), Variants: []crmv1.Variant{{Name: "all", Weight: 100}}}
+	// A campaign without an experiment counts its goal (spec.goal).
 	putCampaign(t, js, "welcome-ch", crmv1.CampaignSpec{Category: crmv1.CategoryService, Priority: 50,
-		Trigger:    crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered"}},
-		Steps:      []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
-		Contents:   []crmv1.Content{sms("hello", "Salam")},
-		Experiment: exp})
-	s := newStack(t, srv, "a", &fakeClock{})
+		Trigger:  crmv1.Trigger{Event: &crmv1.EventTrigger{Type: "player.registered"}},
+		Steps:    []crmv1.Step{{Name: "hello", Send: &crmv1.SendStep{Content: "hello"}}},
+		Contents: []crmv1.Content{sms("hello", "Salam")},
+		Goal:     &crmv1.Goal{Event: "deposit.completed", Window: ptrTo(dur(30 * 24 * time.Hour))}})
+	clk := &fakeClock{}
+	s := newStack(t, srv, "a", clk)
 	s.start(t, 1)
 	start := time.Now()
 	players := []string{"p-c0", "p-c1", "p-c2", "p-c3"}
@@ -64,11 +65,13 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	put(bus.Outcome{DecisionID: decision["p-c0"], Player: "p-c0", Campaign: "welcome-ch", Kind: bus.OutcomeReport, Result: bus.ReportClicked, Channel: crmv1.ChannelSMS})
 	put(bus.Outcome{DecisionID: decision["p-c1"], Player: "p-c1", Kind: bus.OutcomeReport, Result: bus.ReportUndelivered})
 	put(bus.Outcome{DecisionID: decision["p-c2"], Player: "p-c2", Kind: bus.OutcomeReport, Result: bus.ReportHard})
+	// As the one-click unsubscribe of p-c2's message reports it.
+	put(bus.Outcome{DecisionID: decision["p-c2"], Player: "p-c2", Campaign: "welcome-ch", Kind: bus.OutcomeReport, Result: bus.ReportUnsubscribed, Channel: crmv1.ChannelSMS})
 	ch := func(name string) string { return bus.ChannelStat(crmv1.ChannelSMS, name) }
 	bustest.Eventually(t, 10*time.Second, "the reports counted per channel", func() bool {
 		st := statsOf(t, js, bus.KindCampaign, "welcome-ch")
 		return st[ch(bus.StatSent)] == 3 && st[ch(bus.StatDelivered)] == 1 && st[ch(bus.StatClicked)] == 1 &&
-			st[ch(bus.StatUndelivered)] == 1 && st[ch(bus.StatBounced)] == 1 && st[bus.StatSent] == 3 && st[bus.StatDelivered] == 1
+			st[ch(bus.StatUndelivered)] == 1 && st[ch(bus.StatBounced)] == 1 && st[ch(bus.StatUnsubscribes)] == 1 && st[bus.StatSent] == 3 && st[bus.StatDelivered] == 1
 	})
 	for p, amount := range map[string]string{"p-c0": "20.00", "p-c3": "10.00"} {
 		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": amount, "currency": "AZN", "method": "card", "depositId": "d-" + p})
@@ -91,6 +94,18 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	}
 	if daySent != 3 || dayConverted != 1 {
 		t.Errorf("sms on the day: sent %d, converted %d; want 3 and 1 (%v)", daySent, dayConverted, st)
+	}
+	// Past the brand's attribution window (7 days by default): p-c1, last reached by SMS,
+	// deposits 8 days later, within the goal's 30 days: a conversion of the campaign, of no
+	// channel.
+	clk.set(time.Now().Add(8 * 24 * time.Hour))
+	publishEvent(t, s.js, "p-c1", "deposit.completed", "dep-late", clk.now(), map[string]any{"amount": "5.00", "currency": "AZN", "method": "card", "depositId": "d-late"})
+	bustest.Eventually(t, 10*time.Second, "the late conversion", func() bool {
+		st = statsOf(t, js, bus.KindCampaign, "welcome-ch")
+		return st[bus.StatConverted] == 3 && st[bus.StatRevenue] == 3500
+	})
+	if st[ch(bus.StatConverted)] != 1 || st[ch(bus.StatRevenue)] != 2000 {
+		t.Errorf("after a conversion past the attribution window: sms converted %d, revenue %d; want still 1 and 2000", st[ch(bus.StatConverted)], st[ch(bus.StatRevenue)])
 	}
 	for k, v := range st {
 		if _, _, _, ok := bus.ParseDayStat(k); ok {

@@ -89,9 +89,11 @@ type FlowPos struct {
 	Revenue int64  `json:"revenue,omitempty"`
 	// Coupon is the promo code the flow issued last (.Coupon in later messages).
 	Coupon string `json:"coupon,omitempty"`
-	// LastChannel is the channel of the flow's last message a provider took: conversions
-	// and revenue are attributed to it (last touch, docs/analytics.md).
+	// LastChannel is the channel of the flow's last message a provider took, at LastTouch
+	// (Unix seconds): conversions and revenue within the brand's attribution window are
+	// attributed to it (last touch, docs/analytics.md).
 	LastChannel crmv1.Channel `json:"lastChannel,omitempty"`
+	LastTouch   int64         `json:"lastTouch,omitempty"`
 	// Held is set while the flow waits past its due time because its campaign is paused
 	// (by a person or its budget): the owner wakes it as soon as the campaign resumes.
 	Held bool `json:"held,omitempty"`
@@ -109,8 +111,9 @@ type FlowDone struct {
 	Converted bool   `json:"converted,omitempty"`
 	Variant   string `json:"variant,omitempty"`
 	Revenue   int64  `json:"revenue,omitempty"`
-	// LastChannel is the flow's at its end (FlowPos).
+	// LastChannel and LastTouch are the flow's at its end (FlowPos).
 	LastChannel crmv1.Channel `json:"lastChannel,omitempty"`
+	LastTouch   int64         `json:"lastTouch,omitempty"`
 }
 
 // Entry is what a player did in a campaign that limits entries or spend: entries (N)
@@ -464,7 +467,7 @@ func (s *ownerState) endFlow(ps *PlayerState, fp *FlowPos, reason string, now ti
 	floor := now.Add(-KeepHistory).Unix()
 	ps.Done = slices.DeleteFunc(ps.Done, func(d FlowDone) bool { return d.Ended < floor })
 	ps.Done = append(ps.Done, FlowDone{Campaign: fp.Campaign, Instance: fp.Instance, Started: fp.Started, Ended: now.Unix(), Converted: fp.Converted,
-		Variant: fp.Variant, Revenue: fp.Revenue, LastChannel: fp.LastChannel})
+		Variant: fp.Variant, Revenue: fp.Revenue, LastChannel: fp.LastChannel, LastTouch: fp.LastTouch})
 	if len(ps.Done) > MaxDone {
 		ps.Done = ps.Done[len(ps.Done)-MaxDone:]
 	}
@@ -591,7 +594,7 @@ func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ st
 func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Time) {
 	goal := func(campaign string, started int64) bool {
 		cp := b.campaign(campaign)
-		if cp == nil || cp.Spec().Experiment == nil || string(cp.Spec().Experiment.GoalEvent) != typ {
+		if cp == nil || goalEvent(cp) != typ {
 			return false
 		}
 		return now.Unix()-started <= int64(goalWindow(cp)/time.Second)
@@ -614,24 +617,52 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 	for i := range ps.Done {
 		if d := &ps.Done[i]; !d.Converted && goal(d.Campaign, d.Started) {
 			d.Converted = true
-			count(d.Campaign, d.Variant, d.LastChannel)
+			count(d.Campaign, d.Variant, attributed(b, d.LastChannel, d.LastTouch, now))
 		}
 	}
 	for _, fp := range ps.Flows {
 		if !fp.Converted && goal(fp.Campaign, fp.Started) {
 			fp.Converted = true
-			count(fp.Campaign, fp.Variant, fp.LastChannel)
+			count(fp.Campaign, fp.Variant, attributed(b, fp.LastChannel, fp.LastTouch, now))
 		}
 	}
 }
 
 // goalWindow is how long after a flow's start its player's goal events and deposits count
-// for the campaign (the experiment's goal window, 7 days by default).
+// for the campaign (the experiment's goal window, else the goal's, 7 days by default).
 func goalWindow(cp *Campaign) time.Duration {
 	if e := cp.Spec().Experiment; e != nil && e.GoalWindow != nil {
 		return e.GoalWindow.Duration
 	}
+	if g := cp.Spec().Goal; g != nil && g.Window != nil {
+		return g.Window.Duration
+	}
 	return 7 * 24 * time.Hour
+}
+
+// attributed is the channel a conversion at now is credited to: the last touch's, when it
+// was within the brand's attribution window ("" otherwise).
+func attributed(b *Brand, last crmv1.Channel, at int64, now time.Time) crmv1.Channel {
+	window := 7 * 24 * time.Hour
+	if b.Policy != nil && b.Policy.AttributionWindow > 0 {
+		window = b.Policy.AttributionWindow
+	}
+	if last == "" || now.Unix()-at > int64(window/time.Second) {
+		return ""
+	}
+	return last
+}
+
+// goalEvent is the campaign's conversion event type ("" when it counts none): the
+// experiment's goal, else the campaign's goal.
+func goalEvent(cp *Campaign) string {
+	if e := cp.Spec().Experiment; e != nil {
+		return string(e.GoalEvent)
+	}
+	if g := cp.Spec().Goal; g != nil {
+		return string(g.Event)
+	}
+	return ""
 }
 
 // earn adds a deposit to the revenue of the campaigns whose flows the player started
@@ -657,11 +688,11 @@ func (s *ownerState) earn(b *Brand, ps *PlayerState, amount int64, now time.Time
 		s.markDirty(ps)
 	}
 	for _, fp := range ps.Flows {
-		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue, fp.LastChannel)
+		add(fp.Campaign, fp.Variant, fp.Started, &fp.Revenue, attributed(b, fp.LastChannel, fp.LastTouch, now))
 	}
 	for i := range ps.Done {
 		d := &ps.Done[i]
-		add(d.Campaign, d.Variant, d.Started, &d.Revenue, d.LastChannel)
+		add(d.Campaign, d.Variant, d.Started, &d.Revenue, attributed(b, d.LastChannel, d.LastTouch, now))
 	}
 }
 

@@ -75,9 +75,10 @@ type Owner struct {
 	StatsEvery time.Duration
 	// RunBatch is the most intents one expansion step publishes (default 10,000).
 	RunBatch int
-	// Links returns a player's one-click unsubscribe URL for a category and channel; nil
+	// Links returns a player's one-click unsubscribe URL for a category and channel, naming
+	// the campaign and decision it came with (counted as the campaign's unsubscribe); nil
 	// or "" when the brand has no link key.
-	Links func(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel) string
+	Links func(ctx context.Context, brand, player string, cat crmv1.Category, ch crmv1.Channel, campaign, decision string) string
 	Log   *slog.Logger
 	Clock clock.Func
 	// Partitions is P, to spread deferred releases of a campaign's rollout rate.
@@ -664,7 +665,7 @@ func (s *ownerState) decide(ctx context.Context, it *bus.Intent, now time.Time) 
 			}
 		}
 		r, err := s.render(ctx, b, cp, content, pp, in.Prefs, &pd)
-		r.Unsubscribe = s.unsubscribe(ctx, it, d.Channel)
+		r.Unsubscribe = s.unsubscribe(ctx, it, d.Channel, did)
 		if err != nil {
 			s.o.Log.Error("rendering a message", "brand", it.Brand, "campaign", it.Campaign, "content", it.Content, "err", err)
 			s.stopped(oc, route.Suppress, ReasonRenderFailed, err.Error())
@@ -945,7 +946,7 @@ func (s *ownerState) issue(ctx context.Context, ps *PlayerState, pd *Pending, no
 		return
 	}
 	r, err := s.render(ctx, b, cp, content, &p, s.o.Prefs.Get(ps.Brand, s.part, ps.Player), pd)
-	r.Unsubscribe = s.unsubscribe(ctx, &pd.Intent, pd.Channel)
+	r.Unsubscribe = s.unsubscribe(ctx, &pd.Intent, pd.Channel, pd.DecisionID)
 	if err != nil {
 		s.o.Log.Error("rendering a message", "brand", ps.Brand, "campaign", cp.Name, "err", err)
 		return
@@ -973,18 +974,22 @@ func (s *ownerState) render(ctx context.Context, b *Brand, cp *Campaign, content
 	for k, v := range pd.Intent.Links {
 		data.Links[k] = v
 	}
-	if u := s.unsubscribe(ctx, &pd.Intent, ch); u != "" {
+	if u := s.unsubscribe(ctx, &pd.Intent, ch, pd.DecisionID); u != "" {
 		data.Links["Unsubscribe"] = u
 	}
 	return m.Execute(content.Name, data)
 }
 
 // unsubscribe is the one-click unsubscribe link of a marketing message, "" otherwise.
-func (s *ownerState) unsubscribe(ctx context.Context, it *bus.Intent, ch crmv1.Channel) string {
+func (s *ownerState) unsubscribe(ctx context.Context, it *bus.Intent, ch crmv1.Channel, decision string) string {
 	if s.o.Links == nil || it.Category != crmv1.CategoryMarketing {
 		return ""
 	}
-	return s.o.Links(ctx, it.Brand, it.Player, it.Category, ch)
+	campaign := it.Campaign
+	if it.Test {
+		campaign, decision = "", "" // a test send counts nowhere
+	}
+	return s.o.Links(ctx, it.Brand, it.Player, it.Category, ch, campaign, decision)
 }
 
 // Address is where a channel reaches a player ("" for inApp and webhook, which use the

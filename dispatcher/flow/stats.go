@@ -201,7 +201,7 @@ func (s *ownerState) pruneDays(sd *statsDoc) {
 var reportStat = map[string]string{
 	bus.ReportDelivered: bus.StatDelivered, bus.ReportOpened: bus.StatOpened, bus.ReportClicked: bus.StatClicked,
 	bus.ReportHard: bus.StatBounced, bus.ReportSoft: bus.StatBounced, bus.ReportComplaint: bus.StatComplaints,
-	bus.ReportUndelivered: bus.StatUndelivered,
+	bus.ReportUndelivered: bus.StatUndelivered, bus.ReportUnsubscribed: bus.StatUnsubscribes,
 }
 
 // touched records the channel of a campaign's message a provider took on the player's
@@ -211,21 +211,18 @@ func (s *ownerState) touched(brand, player, campaign string, ch crmv1.Channel) {
 	if !ok || ch == "" {
 		return
 	}
+	now := s.o.Clock.Now().Unix()
 	for i := len(ps.Flows) - 1; i >= 0; i-- {
 		if fp := ps.Flows[i]; fp.Campaign == campaign {
-			if fp.LastChannel != ch {
-				fp.LastChannel = ch
-				s.markDirty(ps)
-			}
+			fp.LastChannel, fp.LastTouch = ch, now
+			s.markDirty(ps)
 			return
 		}
 	}
 	for i := len(ps.Done) - 1; i >= 0; i-- {
 		if d := &ps.Done[i]; d.Campaign == campaign {
-			if d.LastChannel != ch {
-				d.LastChannel = ch
-				s.markDirty(ps)
-			}
+			d.LastChannel, d.LastTouch = ch, now
+			s.markDirty(ps)
 			return
 		}
 	}

@@ -144,18 +144,21 @@ type CategoryRule struct {
 
 // Policy is a brand's compiled PreferencePolicy, ready for one lookup per decision step.
 type Policy struct {
-	Brand           string
-	Generation      int64
-	Rules           [len(Categories)]*CategoryRule
-	DefaultZone     *time.Location
-	DedupWindow     time.Duration
-	Languages       []string
-	DefaultLanguage string
-	RequireKYC      bool
-	RequireAge      bool
-	ExcludeCooling  bool
-	DoubleOptIn     Set
-	HoldoutPercent  int
+	Brand       string
+	Generation  int64
+	Rules       [len(Categories)]*CategoryRule
+	DefaultZone *time.Location
+	// AttributionWindow is how long after a campaign's last accepted message to a player a
+	// conversion is credited to that message's channel (last touch).
+	AttributionWindow time.Duration
+	DedupWindow       time.Duration
+	Languages         []string
+	DefaultLanguage   string
+	RequireKYC        bool
+	RequireAge        bool
+	ExcludeCooling    bool
+	DoubleOptIn       Set
+	HoldoutPercent    int
 	// IntegrationSecret names the Secret with the brand's keys ("" when none).
 	IntegrationSecret string
 }
@@ -198,6 +201,10 @@ func Compile(brand string, rec *bus.PreferencePolicyConfig, generation int64) (*
 		return nil, fmt.Errorf("spec.defaultTimeZone: %w", err)
 	}
 	p.DefaultZone = loc
+	p.AttributionWindow = 7 * 24 * time.Hour
+	if a := spec.Attribution; a != nil && a.WindowDays > 0 {
+		p.AttributionWindow = time.Duration(a.WindowDays) * 24 * time.Hour
+	}
 	if p.DefaultLanguage == "" {
 		p.DefaultLanguage = "az"
 	}

@@ -79,6 +79,13 @@ func TestCompileRefusalsNameTheField(t *testing.T) {
 	if err != nil || pol.Rule(crmv1.CategoryMarketing).SLA != time.Minute || pol.DedupWindow != time.Hour {
 		t.Errorf("explicit SLA and dedup window: %v %+v", err, pol)
 	}
+	if pol.AttributionWindow != 7*24*time.Hour {
+		t.Errorf("default attribution window %s, want 7 days", pol.AttributionWindow)
+	}
+	spec.Attribution = &crmv1.Attribution{Model: crmv1.AttributionLastTouch, WindowDays: 3}
+	if pol, err = prefs.Compile("baku", &bus.PreferencePolicyConfig{Spec: *spec}, 4); err != nil || pol.AttributionWindow != 72*time.Hour {
+		t.Errorf("attribution over 3 days: %v %v", err, pol.AttributionWindow)
+	}
 }
 
 func TestQuietWindowAcrossMidnight(t *testing.T) {

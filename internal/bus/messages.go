@@ -285,6 +285,8 @@ const (
 	// ReportUndelivered is a message the provider accepted but could not deliver (an SMS
 	// delivery report): the channel failed late.
 	ReportUndelivered = "undelivered"
+	// ReportUnsubscribed is the player's one-click unsubscribe from the message's link.
+	ReportUnsubscribed = "unsubscribed"
 )
 
 // Link is a croupier-links record: where a short link goes and which message it was in.
@@ -501,11 +503,12 @@ func VariantStat(variant, name string) string { return VariantStatPrefix + varia
 // the names below, StatSent, StatDelivered, StatFailed, StatConverted, StatRevenue and
 // StatCostMessages (docs/analytics.md defines each).
 const (
-	StatOpened      = "opened"
-	StatClicked     = "clicked"
-	StatBounced     = "bounced"
-	StatComplaints  = "complaints"
-	StatUndelivered = "undelivered"
+	StatOpened       = "opened"
+	StatClicked      = "clicked"
+	StatBounced      = "bounced"
+	StatComplaints   = "complaints"
+	StatUndelivered  = "undelivered"
+	StatUnsubscribes = "unsubscribes"
 	// ChannelStatPrefix starts every per-channel counter.
 	ChannelStatPrefix = "channel."
 )

@@ -262,10 +262,10 @@ func (o *Options) report() *cobra.Command {
 			}
 			fmt.Fprintln(o.Out)
 			w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA")
+			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tUNSUBSCRIBES\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA")
 			for _, ch := range cp.Status.Channels {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
-					ch.Bounced, ch.Complaints, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency))
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
+					ch.Bounced, ch.Complaints, ch.Unsubscribes, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency))
 			}
 			return w.Flush()
 		},

@@ -156,7 +156,7 @@ func TestPlugin(t *testing.T) {
 		t.Fatalf("report: %v\n%s", err, rep)
 	}
 	for _, want := range []string{"sent               1200", "revenue            900.00 AZN", "cpa                1.338888 AZN",
-		"push     1200  0          310     55       0        0           0       0            70         12.00 AZN     700.00 AZN  0.171428 AZN"} {
+		"push     1200  0          310     55       0        0           0             0       0            70         12.00 AZN     700.00 AZN  0.171428 AZN"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report: no %q in\n%s", want, rep)
 		}

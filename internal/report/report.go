@@ -80,7 +80,7 @@ func Channels(sum map[string]int64) []crmv1.ChannelReport {
 		get := func(name string) int64 { return sum[bus.ChannelStat(ch, name)] }
 		r := crmv1.ChannelReport{Channel: ch, Sent: get(bus.StatSent), Delivered: get(bus.StatDelivered), Failed: get(bus.StatFailed),
 			Undelivered: get(bus.StatUndelivered), Opened: get(bus.StatOpened), Clicked: get(bus.StatClicked), Bounced: get(bus.StatBounced),
-			Complaints: get(bus.StatComplaints), Converted: get(bus.StatConverted)}
+			Complaints: get(bus.StatComplaints), Unsubscribes: get(bus.StatUnsubscribes), Converted: get(bus.StatConverted)}
 		cost, revenue := get(bus.StatCostMessages), get(bus.StatRevenue)
 		if r == (crmv1.ChannelReport{Channel: ch}) && cost == 0 && revenue == 0 {
 			continue

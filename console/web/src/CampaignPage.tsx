@@ -93,6 +93,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
               <th className="num">{t("clicked")}</th>
               <th className="num">{t("bounced")}</th>
               <th className="num">{t("complaints")}</th>
+              <th className="num">{t("unsubscribes")}</th>
               <th className="num">{t("failed")}</th>
               <th className="num">{t("undelivered")}</th>
               <th className="num">{t("converted")}</th>
@@ -111,6 +112,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
                 <td className="num">{count(lang, c.clicked)}</td>
                 <td className="num">{count(lang, c.bounced)}</td>
                 <td className="num">{count(lang, c.complaints)}</td>
+                <td className="num">{count(lang, c.unsubscribes)}</td>
                 <td className="num">{count(lang, c.failed)}</td>
                 <td className="num">{count(lang, c.undelivered)}</td>
                 <td className="num">{count(lang, c.converted)}</td>

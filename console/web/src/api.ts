@@ -44,6 +44,7 @@ export interface ChannelReport {
   clicked?: number;
   bounced?: number;
   complaints?: number;
+  unsubscribes?: number;
   converted?: number;
   messageCost?: string;
   revenue?: string;

@@ -74,6 +74,7 @@ const en = {
   from: "From",
   to: "To",
   nothingInPeriod: "Nothing was counted in this period.",
+  unsubscribes: "Unsubscribes",
 } as const;
 
 export type Key = keyof typeof en;
@@ -149,6 +150,7 @@ const az: Record<Key, string> = {
   from: "Başlanğıc",
   to: "Son",
   nothingInPeriod: "Bu dövrdə heç nə sayılmayıb.",
+  unsubscribes: "Abunəlikdən çıxanlar",
 };
 
 const ru: Record<Key, string> = {
@@ -222,6 +224,7 @@ const ru: Record<Key, string> = {
   from: "С",
   to: "По",
   nothingInPeriod: "За этот период ничего не учтено.",
+  unsubscribes: "Отписки",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };
