@@ -85,16 +85,11 @@ func editable(c *crmv1.Campaign) (string, error) {
 
 // campaignYAML serves GET: the Campaign as YAML and its resourceVersion.
 func (s *Server) campaignYAML(w http.ResponseWriter, r *http.Request, ns string) {
-	c, ok := s.client(w, r)
+	cp, ok := s.getCampaign(w, r, ns)
 	if !ok {
 		return
 	}
-	var cp crmv1.Campaign
-	if err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: r.PathValue("name")}, &cp); err != nil {
-		apiError(w, err)
-		return
-	}
-	y, err := editable(&cp)
+	y, err := editable(cp)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, err.Error())
 		return

@@ -187,17 +187,26 @@ func (s *Server) campaigns(w http.ResponseWriter, r *http.Request, ns string) {
 }
 
 func (s *Server) campaign(w http.ResponseWriter, r *http.Request, ns string) {
-	c, ok := s.client(w, r)
+	cp, ok := s.getCampaign(w, r, ns)
 	if !ok {
 		return
+	}
+	cp.ManagedFields = nil
+	writeJSON(w, http.StatusOK, cp)
+}
+
+// getCampaign reads the path's Campaign as the person (false once the error is answered).
+func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, ns string) (*crmv1.Campaign, bool) {
+	c, ok := s.client(w, r)
+	if !ok {
+		return nil, false
 	}
 	var cp crmv1.Campaign
 	if err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: r.PathValue("name")}, &cp); err != nil {
 		apiError(w, err)
-		return
+		return nil, false
 	}
-	cp.ManagedFields = nil
-	writeJSON(w, http.StatusOK, &cp)
+	return &cp, true
 }
 
 // pause sets spec.paused with a merge patch as the person (field manager

@@ -299,76 +299,32 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 			err = e
 		}
 	}
-	fenced := false
 	// The sealed parts are stored before the records: a record never stands without the
 	// contact data it had.
 	if err == nil && len(contacts) > 0 {
-		acks := make([]jetstream.PubAckFuture, 0, len(contacts))
-		pt.mu.RLock()
-		for _, c := range contacts {
-			f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, ContactKey(c.en.Brand, pt.Part, c.en.ID)), c.box,
-				jetstream.WithExpectLastSequencePerSubject(c.en.contactRev), jetstream.WithStallWait(stallWait))
-			if e != nil {
-				err = e
-				break
-			}
-			acks = append(acks, f)
-		}
-		pt.mu.RUnlock()
-		for i, f := range acks {
-			select {
-			case a := <-f.Ok():
-				pt.mu.Lock()
-				contacts[i].en.contactRev, contacts[i].en.print = a.Sequence, contacts[i].print
-				pt.mu.Unlock()
-			case e := <-f.Err():
-				if bus.Conflict(e) {
-					fenced = true
-				} else if err == nil {
-					err = e
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	if fenced {
-		return ErrFenced
-	}
-	type pending struct {
-		en  *entry
-		ack jetstream.PubAckFuture
-	}
-	ps := make([]pending, 0, len(recs))
-	if err == nil {
-		pt.mu.RLock()
-		for i, b := range recs {
-			en := dirty[i]
-			f, e := js.PublishAsync(kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), b,
-				jetstream.WithExpectLastSequencePerSubject(en.rev), jetstream.WithStallWait(stallWait))
-			if e != nil {
-				err = e
-				break
-			}
-			ps = append(ps, pending{en, f})
-		}
-		pt.mu.RUnlock()
-	}
-	for _, p := range ps {
-		select {
-		case a := <-p.ack.Ok():
-			pt.mu.Lock()
-			p.en.rev = a.Sequence
-			pt.mu.Unlock()
-		case e := <-p.ack.Err():
-			if bus.Conflict(e) {
-				fenced = true
-			} else if err == nil {
-				err = e
-			}
-		case <-ctx.Done():
+		fenced, e := pt.putConditional(ctx, js, len(contacts), func(i int) (string, []byte, uint64) {
+			c := contacts[i]
+			return kvSubject(bus.BucketPlayers, ContactKey(c.en.Brand, pt.Part, c.en.ID)), c.box, c.en.contactRev
+		}, func(i int, seq uint64) { contacts[i].en.contactRev, contacts[i].en.print = seq, contacts[i].print })
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if fenced {
+			return ErrFenced
+		}
+		err = e
+	}
+	fenced := false
+	if err == nil {
+		var e error
+		fenced, e = pt.putConditional(ctx, js, len(recs), func(i int) (string, []byte, uint64) {
+			en := dirty[i]
+			return kvSubject(bus.BucketPlayers, bus.PlayerKey(en.Brand, pt.Part, en.ID)), recs[i], en.rev
+		}, func(i int, seq uint64) { dirty[i].rev = seq })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err = e
 	}
 	if fenced {
 		return ErrFenced
@@ -383,6 +339,43 @@ func (pt *Partition) Flush(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("persisting partition %d: %w", pt.Part, err)
 	}
 	return nil
+}
+
+// putConditional publishes n croupier-players values, each conditional on the revision
+// its key last had (put gives subject, value and revision), waits for them all and calls
+// stored (under the write lock) with each written one's new revision. fenced reports a
+// refused condition, err the first other failure.
+func (pt *Partition) putConditional(ctx context.Context, js jetstream.JetStream, n int,
+	put func(i int) (string, []byte, uint64), stored func(i int, seq uint64)) (fenced bool, err error) {
+	acks := make([]jetstream.PubAckFuture, 0, n)
+	pt.mu.RLock()
+	for i := range n {
+		subj, v, rev := put(i)
+		f, e := js.PublishAsync(subj, v, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithStallWait(stallWait))
+		if e != nil {
+			err = e
+			break
+		}
+		acks = append(acks, f)
+	}
+	pt.mu.RUnlock()
+	for i, f := range acks {
+		select {
+		case a := <-f.Ok():
+			pt.mu.Lock()
+			stored(i, a.Sequence)
+			pt.mu.Unlock()
+		case e := <-f.Err():
+			if bus.Conflict(e) {
+				fenced = true
+			} else if err == nil {
+				err = e
+			}
+		case <-ctx.Done():
+			return fenced, ctx.Err()
+		}
+	}
+	return fenced, err
 }
 
 // stallWait is how long an asynchronous publish waits for room among the pending ones.

@@ -125,6 +125,16 @@ func (o *Options) namespace() (string, error) {
 	return ns, err
 }
 
+// kube is the namespace and a client of the kubeconfig's context.
+func (o *Options) kube() (string, client.Client, error) {
+	ns, err := o.namespace()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := o.client()
+	return ns, c, err
+}
+
 func (o *Options) client() (client.Client, error) {
 	cfg, err := o.Kube.ToRESTConfig()
 	if err != nil {
@@ -143,11 +153,7 @@ func (o *Options) status() *cobra.Command {
 		Short: "Campaigns of the namespace (brand): phase, sends, spend against budget",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			ns, c, err := o.kube()
 			if err != nil {
 				return err
 			}
@@ -226,11 +232,7 @@ func (o *Options) report() *cobra.Command {
 		Short: "What a campaign did: sends, conversions, cost, revenue, CPA, in all and per channel",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			ns, c, err := o.kube()
 			if err != nil {
 				return err
 			}
@@ -303,11 +305,7 @@ func (o *Options) pause(on bool) *cobra.Command {
 			"a sync reverts an edit made here. A campaign paused by its budget (BudgetExhausted) resumes when its budget is raised in the spec.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			ns, c, err := o.kube()
 			if err != nil {
 				return err
 			}
