@@ -17,6 +17,7 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console/kube"
+	"github.com/croupier-crm/croupier/console/session"
 )
 
 // Row is one campaign as the dashboard draws it.
@@ -72,7 +73,7 @@ func Stream(w http.ResponseWriter, r *http.Request, c client.WithWatch, namespac
 	ctx := r.Context()
 	var list crmv1.CampaignList
 	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
-		writeErr(w, err)
+		session.WriteProblem(w, kube.Status(err), err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -143,11 +144,4 @@ func follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, c clien
 			}
 		}
 	}
-}
-
-func writeErr(w http.ResponseWriter, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(kube.Status(err))
-	b, _ := json.Marshal(map[string]string{"error": err.Error()})
-	_, _ = w.Write(b)
 }

@@ -275,16 +275,12 @@ const noAssets = `<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 Build it with <code>make console</code> (npm and Vite, from the lock file in console/web), then build the binary again.</p></body></html>
 `
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func problem(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, session.Problem{Error: msg})
-}
+// The console's answers are the session package's: JSON, never cached; errors as
+// {"error": ...}.
+var (
+	writeJSON = session.WriteJSON
+	problem   = session.WriteProblem
+)
 
 // apiError passes the API server's answer on with its status and message (a 403 names
 // the verb and resource the person lacks).

@@ -165,7 +165,7 @@ const maxSignIn = 64 << 10
 // the body, never in a URL.
 func (m *Manager) SignIn(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
-		problem(w, http.StatusForbidden, "cross-site request refused")
+		WriteProblem(w, http.StatusForbidden, "cross-site request refused")
 		return
 	}
 	var req struct {
@@ -173,41 +173,41 @@ func (m *Manager) SignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignIn))
 	if err != nil {
-		problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("token: the body is over %d bytes", maxSignIn))
+		WriteProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("token: the body is over %d bytes", maxSignIn))
 		return
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		problem(w, http.StatusBadRequest, "body: not JSON with a token field")
+		WriteProblem(w, http.StatusBadRequest, "body: not JSON with a token field")
 		return
 	}
 	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(req.Token), "Bearer "))
 	if token == "" {
-		problem(w, http.StatusBadRequest, "token: required (a ServiceAccount token or an OIDC id_token)")
+		WriteProblem(w, http.StatusBadRequest, "token: required (a ServiceAccount token or an OIDC id_token)")
 		return
 	}
 	id, err := m.Verify(r.Context(), token)
 	if errors.Is(err, ErrRefused) {
-		problem(w, http.StatusUnauthorized, "token: refused by the Kubernetes API server (expired, revoked or not a token of this cluster)")
+		WriteProblem(w, http.StatusUnauthorized, "token: refused by the Kubernetes API server (expired, revoked or not a token of this cluster)")
 		return
 	}
 	if err != nil {
-		problem(w, http.StatusBadGateway, "the Kubernetes API server could not be asked: "+err.Error())
+		WriteProblem(w, http.StatusBadGateway, "the Kubernetes API server could not be asked: "+err.Error())
 		return
 	}
 	csrf := make([]byte, 24)
 	if _, err := rand.Read(csrf); err != nil {
-		problem(w, http.StatusInternalServerError, "session: no randomness")
+		WriteProblem(w, http.StatusInternalServerError, "session: no randomness")
 		return
 	}
 	s := &Session{Token: token, User: id.User, Groups: id.Groups, CSRF: base64.RawURLEncoding.EncodeToString(csrf),
 		Expires: m.now().Add(m.lifetime()).Unix()}
 	v, err := m.seal(s)
 	if err != nil {
-		problem(w, http.StatusInternalServerError, "session: "+err.Error())
+		WriteProblem(w, http.StatusInternalServerError, "session: "+err.Error())
 		return
 	}
 	http.SetCookie(w, m.cookie(v, int(m.lifetime().Seconds())))
-	writeJSON(w, http.StatusOK, me(s))
+	WriteJSON(w, http.StatusOK, me(s))
 }
 
 func (m *Manager) cookie(v string, maxAge int) *http.Cookie {
@@ -222,7 +222,7 @@ func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) {
 
 // Me serves GET (behind Require).
 func (m *Manager) Me(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, me(From(r.Context())))
+	WriteJSON(w, http.StatusOK, me(From(r.Context())))
 }
 
 // Require passes requests with a valid session on, with the session in the context;
@@ -232,13 +232,13 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(Cookie)
 		if err != nil {
-			problem(w, http.StatusUnauthorized, "not signed in")
+			WriteProblem(w, http.StatusUnauthorized, "not signed in")
 			return
 		}
 		s, err := m.open(c.Value)
 		if err != nil {
 			http.SetCookie(w, m.cookie("", -1))
-			problem(w, http.StatusUnauthorized, err.Error())
+			WriteProblem(w, http.StatusUnauthorized, err.Error())
 			return
 		}
 		switch r.Method {
@@ -246,7 +246,7 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 		default:
 			got := r.Header.Get(CSRFHeader)
 			if !sameOrigin(r) || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
-				problem(w, http.StatusForbidden, "CSRF token missing or wrong: reload the console")
+				WriteProblem(w, http.StatusForbidden, "CSRF token missing or wrong: reload the console")
 				return
 			}
 		}
@@ -265,7 +265,8 @@ func sameOrigin(r *http.Request) bool {
 	return ok && host == r.Host
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers v as JSON, never cached.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
@@ -277,6 +278,7 @@ type Problem struct {
 	Error string `json:"error"`
 }
 
-func problem(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, Problem{Error: msg})
+// WriteProblem answers an error: what failed and why.
+func WriteProblem(w http.ResponseWriter, code int, msg string) {
+	WriteJSON(w, code, Problem{Error: msg})
 }

@@ -21,6 +21,9 @@ type statsDoc struct {
 	bus.PartitionStats
 	rev   uint64
 	dirty bool
+	// pruned is the oldest day kept at the last pruneDays: the document is scanned again
+	// only when the day moves on.
+	pruned string
 }
 
 // DefaultStatsEvery is the least time between two writes of a partition's counters.
@@ -187,9 +190,14 @@ func (s *ownerState) day(brand string) string {
 	return now.Format(time.DateOnly)
 }
 
-// pruneDays drops a stats document's day counters older than bus.DayStatDays.
+// pruneDays drops a stats document's day counters older than bus.DayStatDays, once a day
+// per document.
 func (s *ownerState) pruneDays(sd *statsDoc) {
 	floor := s.o.Clock.Now().AddDate(0, 0, -bus.DayStatDays-1).Format(time.DateOnly)
+	if sd.pruned == floor {
+		return
+	}
+	sd.pruned = floor
 	for k := range sd.Counters {
 		if day, _, _, ok := bus.ParseDayStat(k); ok && day < floor {
 			delete(sd.Counters, k)

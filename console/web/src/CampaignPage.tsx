@@ -4,10 +4,10 @@ import { Graph } from "./Graph";
 import type { Spec } from "./graph";
 import { can } from "./api";
 import { useApp } from "./App";
-import { PauseButton, useAccess } from "./Dashboard";
+import { PauseButton, ReasonsTable, useAccess } from "./Dashboard";
 import { Editor } from "./Editor";
 import { Period } from "./Period";
-import { count, money, suppressedTotals } from "./format";
+import { count, money } from "./format";
 import { useLive } from "./live";
 
 export function CampaignPage({ brand, name, from, to }: { brand: string; name: string; from?: string; to?: string }) {
@@ -127,16 +127,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
       <h2 id="by-day">{t("byDay")}</h2>
       <Period brand={brand} name={name} from={from} to={to} onPeriod={(f, tt) => go({ page: "campaign", brand, campaign: name, by: "day", from: f || undefined, to: tt || undefined })} />
       <h2>{t("whyNotSent")}</h2>
-      <table className="grid narrow">
-        <tbody>
-          {suppressedTotals([row]).map(([reason, n]) => (
-            <tr key={reason}>
-              <td>{reason}</td>
-              <td className="num">{count(lang, n)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ReasonsTable rows={[row]} />
       {row.status.variants && row.status.variants.length > 0 && (
         <>
           <h2>{t("experiment")}</h2>

@@ -40,7 +40,6 @@ export function Dashboard({ brand }: { brand: string }) {
   const access = useAccess(brand);
   const [error, setError] = useState("");
   const mayPause = can(access, "crm.croupier.dev", "campaigns", "patch");
-  const totals = suppressedTotals(rows ?? []);
   return (
     <section>
       <h1>
@@ -115,26 +114,33 @@ export function Dashboard({ brand }: { brand: string }) {
         </table>
       )}
       <h2>{t("whyNotSent")}</h2>
-      {totals.length === 0 ? (
-        <p>{t("noSuppressions")}</p>
-      ) : (
-        <table className="grid narrow" data-testid="suppressed">
-          <thead>
-            <tr>
-              <th>{t("reason")}</th>
-              <th className="num">{t("count")}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {totals.map(([reason, n]) => (
-              <tr key={reason}>
-                <td>{reason}</td>
-                <td className="num">{count(lang, n)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ReasonsTable rows={rows ?? []} />
     </section>
+  );
+}
+
+// ReasonsTable is "why not sent": the routing reasons that held messages back, summed over
+// the rows, largest first.
+export function ReasonsTable({ rows }: { rows: Row[] }) {
+  const { t, lang } = useApp();
+  const totals = suppressedTotals(rows);
+  if (totals.length === 0) return <p>{t("noSuppressions")}</p>;
+  return (
+    <table className="grid narrow" data-testid="suppressed">
+      <thead>
+        <tr>
+          <th>{t("reason")}</th>
+          <th className="num">{t("count")}</th>
+        </tr>
+      </thead>
+      <tbody>
+        {totals.map(([reason, n]) => (
+          <tr key={reason}>
+            <td>{reason}</td>
+            <td className="num">{count(lang, n)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
