@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/croupier-crm/croupier/console/gitops"
 	"github.com/croupier-crm/croupier/console/kube"
 	"github.com/croupier-crm/croupier/console/server"
 	"github.com/croupier-crm/croupier/console/session"
@@ -31,6 +32,11 @@ type Options struct {
 	// DispatcherURL is the dispatcher's admin API (https://...), DispatcherCA the file of
 	// the CA that signs its certificate; empty URL: no admin reads.
 	DispatcherURL, DispatcherCA string
+	// GitOpsConfig is the file naming each Git-managed brand's repository (gitops.Config);
+	// GitCredentialsDir holds the Secrets it names, one directory each.
+	GitOpsConfig, GitCredentialsDir string
+	// Git is the setting itself (tests), used instead of GitOpsConfig.
+	Git *gitops.Config
 }
 
 // New is the console's HTTP handler.
@@ -68,6 +74,18 @@ func New(o Options, log *slog.Logger) (http.Handler, error) {
 		if s.Dispatcher, err = server.NewDispatcher(o.DispatcherURL, o.DispatcherCA); err != nil {
 			return nil, err
 		}
+	}
+	gc := o.Git
+	if gc == nil && o.GitOpsConfig != "" {
+		if gc, err = gitops.LoadConfig(o.GitOpsConfig); err != nil {
+			return nil, fmt.Errorf("gitops config: %w", err)
+		}
+	}
+	if gc != nil && len(gc.Repositories) > 0 {
+		if err := gc.Check(); err != nil {
+			return nil, fmt.Errorf("gitops config: %w", err)
+		}
+		s.Git = gitops.New(gc, o.GitCredentialsDir)
 	}
 	return s.Handler(), nil
 }

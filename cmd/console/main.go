@@ -29,6 +29,8 @@ func main() {
 	flag.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key")
 	flag.StringVar(&o.DispatcherURL, "dispatcher-url", "", "the dispatcher's admin API, https://host:port (reports, history, explain read as the person)")
 	flag.StringVar(&o.DispatcherCA, "dispatcher-ca", "", "CA file that signs the dispatcher's certificate (empty: the system's)")
+	flag.StringVar(&o.GitOpsConfig, "gitops-config", "", "file naming the Git repository each brand's edits are committed to (empty or no repositories: edits are applied with server-side apply)")
+	flag.StringVar(&o.GitCredentialsDir, "git-credentials-dir", "", "directory holding the mounted Secret each repository names (username, password or token)")
 	flag.Parse()
 	for _, b := range strings.Split(brands, ",") {
 		if b = strings.TrimSpace(b); b != "" {

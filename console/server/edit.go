@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/console/gitops"
+	"github.com/croupier-crm/croupier/console/session"
 )
 
 // GitOps tracking marks: a Campaign carrying one (or in a namespace carrying one) is
@@ -41,6 +44,8 @@ func gitOps(labels, annotations map[string]string) string {
 type Edit struct {
 	YAML            string `json:"yaml"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
+	// Git is where the YAML was read under GitOps (its commit is the edit's base).
+	Git *gitops.Opened `json:"git,omitempty"`
 }
 
 // Cause is one thing the API server refused, at a field path (spec.steps[1].branch...).
@@ -56,6 +61,8 @@ type Checked struct {
 	Causes          []Cause `json:"causes,omitempty"`
 	ResourceVersion string  `json:"resourceVersion,omitempty"`
 	YAML            string  `json:"yaml,omitempty"`
+	// Git is what a save under GitOps committed (or would: a diff).
+	Git *gitops.Saved `json:"git,omitempty"`
 }
 
 // editable is c as the editor shows it: what a person writes, without what the API
@@ -83,9 +90,10 @@ func editable(c *crmv1.Campaign) (string, error) {
 	return string(b), err
 }
 
-// campaignYAML serves GET: the Campaign as YAML and its resourceVersion.
+// campaignYAML serves GET: the Campaign as YAML and its resourceVersion; under GitOps its
+// document as it is in Git (comments and all) and the commit read.
 func (s *Server) campaignYAML(w http.ResponseWriter, r *http.Request, ns string) {
-	cp, ok := s.getCampaign(w, r, ns)
+	cp, ok := s.getCampaign(w, r, ns) // the person may read it: only then is Git read for them
 	if !ok {
 		return
 	}
@@ -94,7 +102,39 @@ func (s *Server) campaignYAML(w http.ResponseWriter, r *http.Request, ns string)
 		problem(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, Edit{YAML: y, ResourceVersion: cp.ResourceVersion})
+	e := Edit{YAML: y, ResourceVersion: cp.ResourceVersion}
+	if _, managed := s.Git.Manages(ns); managed {
+		o, err := s.Git.Open(r.Context(), ns, "Campaign", cp.Name)
+		if err != nil {
+			s.gitProblem(w, err)
+			return
+		}
+		if !o.New {
+			e.YAML = o.YAML
+		}
+		e.Git = o
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// gitProblem answers a Git failure: a conflict names its fields (409), the rest is the
+// repository's answer (502), never its credentials.
+func (s *Server) gitProblem(w http.ResponseWriter, err error) {
+	var c *gitops.Conflict
+	if errors.As(err, &c) {
+		out := Checked{Error: "not saved: " + c.Error() + ". Reload to see Git's version; your edit stays in the editor"}
+		for _, f := range c.Fields {
+			out.Causes = append(out.Causes, Cause{Field: f, Message: "changed in Git since you opened it"})
+		}
+		writeJSON(w, http.StatusConflict, out)
+		return
+	}
+	if errors.Is(err, gitops.ErrMoved) {
+		writeJSON(w, http.StatusConflict, Checked{Error: err.Error()})
+		return
+	}
+	s.Log.Warn("git", "error", err)
+	writeJSON(w, http.StatusBadGateway, Checked{Error: "Git: " + err.Error()})
 }
 
 // parseEdit reads the request's Campaign and checks it names the path's object.
@@ -142,16 +182,69 @@ func (s *Server) validateCampaign(w http.ResponseWriter, r *http.Request, ns str
 	if !ok {
 		return
 	}
+	if s.dryRun(w, r, cp) {
+		writeJSON(w, http.StatusOK, Checked{OK: true})
+	}
+}
+
+// dryRun applies cp as the person without storing it: the API server's schema, CEL rules,
+// admission and the person's RBAC (a dry run needs the right to write). False: answered.
+func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, cp *crmv1.Campaign) bool {
 	c, ok := s.client(w, r)
 	if !ok {
-		return
+		return false
 	}
 	err := c.Patch(r.Context(), applyable(cp), client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership)
 	if err != nil {
 		refused(w, err)
+		return false
+	}
+	return true
+}
+
+// diffCampaign serves POST .../diff under GitOps: what saving would change in Git now.
+func (s *Server) diffCampaign(w http.ResponseWriter, r *http.Request, ns string) {
+	if _, managed := s.Git.Manages(ns); !managed {
+		problem(w, http.StatusNotFound, "namespace "+ns+" is not saved to Git by this console")
 		return
 	}
-	writeJSON(w, http.StatusOK, Checked{OK: true})
+	e, cp, ok := parseEdit(w, r, ns)
+	if !ok {
+		return
+	}
+	if !s.dryRun(w, r, cp) {
+		return
+	}
+	d, err := s.Git.Diff(r.Context(), ns, "Campaign", cp.Name, gitBase(e), e.YAML)
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Checked{OK: true, Git: d})
+}
+
+func gitBase(e *Edit) string {
+	if e.Git == nil {
+		return ""
+	}
+	return e.Git.Commit
+}
+
+// saveToGit commits the edit to the namespace's repository as the person, after the API
+// server accepted it in a dry run as them (so Git gets only what they may apply, and only
+// what the API server would take).
+func (s *Server) saveToGit(w http.ResponseWriter, r *http.Request, ns string, e *Edit, cp *crmv1.Campaign) {
+	if !s.dryRun(w, r, cp) {
+		return
+	}
+	// Without git.commit the edit is a new campaign: if Git has one of that name, the
+	// save is a conflict (open it to edit it).
+	saved, err := s.Git.Save(r.Context(), ns, "Campaign", cp.Name, gitBase(e), e.YAML, gitops.Person{Name: session.From(r.Context()).User})
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Checked{OK: true, Git: saved})
 }
 
 // saveCampaign serves PUT: server-side apply as the person with field manager
@@ -167,6 +260,10 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string)
 	if !ok {
 		return
 	}
+	if _, managed := s.Git.Manages(ns); managed {
+		s.saveToGit(w, r, ns, e, cp)
+		return
+	}
 	var cur crmv1.Campaign
 	err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: cp.Name}, &cur)
 	switch {
@@ -180,7 +277,7 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string)
 		return
 	default:
 		if m := gitOps(cur.Labels, cur.Annotations); m != "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this campaign is applied from Git (%s): change it there, the console does not apply over GitOps", m)})
+			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this campaign is applied from Git (%s): change it there, or configure the console to save this brand to Git", m)})
 			return
 		}
 		if e.ResourceVersion == "" {
@@ -240,4 +337,27 @@ func refused(w http.ResponseWriter, err error) {
 		out.Error = "forbidden: " + st.Message
 	}
 	writeJSON(w, code, out)
+}
+
+// pauseInGit commits spec.paused to the campaign's document in Git.
+func (s *Server) pauseInGit(w http.ResponseWriter, r *http.Request, ns, name string, paused bool) {
+	o, err := s.Git.Open(r.Context(), ns, "Campaign", name)
+	if err == nil && o.New {
+		err = fmt.Errorf("campaign %s is not in %s (%s): it cannot be paused through Git", name, o.Repository, o.File)
+	}
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	edit, err := gitops.Set(o.YAML, paused, "spec", "paused")
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	saved, err := s.Git.Save(r.Context(), ns, "Campaign", name, o.Commit, edit, gitops.Person{Name: session.From(r.Context()).User})
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Checked{OK: true, Git: saved})
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/console/gitops"
 	"github.com/croupier-crm/croupier/console/kube"
 	"github.com/croupier-crm/croupier/console/live"
 	"github.com/croupier-crm/croupier/console/session"
@@ -40,6 +41,8 @@ type Server struct {
 	Log    *slog.Logger
 	// Dispatcher is the admin API the console reads as the person (nil: none).
 	Dispatcher *Dispatcher
+	// Git saves the edits of the brands whose truth is a Git repository (nil: none).
+	Git *gitops.Git
 }
 
 // maxBody bounds what a request may send (a Campaign with its steps is far smaller).
@@ -61,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/brands/{ns}/campaigns/{name}/yaml", need(s.brand(s.campaignYAML)))
 	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/validate", need(s.brand(s.validateCampaign)))
 	mux.Handle("PUT /api/brands/{ns}/campaigns/{name}", need(s.brand(s.saveCampaign)))
+	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/diff", need(s.brand(s.diffCampaign)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))
 	mux.Handle("GET /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -231,6 +235,15 @@ func (s *Server) pause(w http.ResponseWriter, r *http.Request, ns string) {
 	cp := &crmv1.Campaign{}
 	cp.Namespace, cp.Name = ns, r.PathValue("name")
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"paused": *req.Paused}})
+	if _, managed := s.Git.Manages(ns); managed {
+		// Under GitOps a pause is a commit like any edit: checked as the person first.
+		if err := c.Patch(r.Context(), cp, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager), client.DryRunAll); err != nil {
+			apiError(w, err)
+			return
+		}
+		s.pauseInGit(w, r, ns, cp.Name, *req.Paused)
+		return
+	}
 	if err := c.Patch(r.Context(), cp, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager)); err != nil {
 		apiError(w, err)
 		return

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console"
@@ -37,6 +38,7 @@ type fixture struct {
 	url    string
 	tokens map[string]string
 	admin  client.Client
+	env    *envtest.Environment
 }
 
 var fx fixture
@@ -79,7 +81,7 @@ func TestMain(m *testing.M) {
 		}
 		srv := httptest.NewServer(h)
 		defer srv.Close()
-		fx = fixture{url: srv.URL, tokens: tokens, admin: admin}
+		fx = fixture{url: srv.URL, tokens: tokens, admin: admin, env: env}
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -90,13 +92,19 @@ type browser struct {
 	t    testing.TB
 	c    *http.Client
 	csrf string
+	url  string
 }
 
 func signIn(t testing.TB, person string) *browser {
 	t.Helper()
+	return signInAt(t, fx.url, fx.tokens, person)
+}
+
+func signInAt(t testing.TB, url string, tokens map[string]string, person string) *browser {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, c: &http.Client{Jar: jar}}
-	code, body := b.do("POST", "/api/session", fmt.Sprintf(`{"token":%q}`, fx.tokens[person]), nil)
+	b := &browser{t: t, c: &http.Client{Jar: jar}, url: url}
+	code, body := b.do("POST", "/api/session", fmt.Sprintf(`{"token":%q}`, tokens[person]), nil)
 	if code != 200 {
 		t.Fatalf("sign-in as %s: %d %s", person, code, body)
 	}
@@ -111,10 +119,10 @@ func signIn(t testing.TB, person string) *browser {
 
 func (b *browser) do(method, path, body string, hdr map[string]string) (int, string) {
 	b.t.Helper()
-	req, _ := http.NewRequest(method, fx.url+path, strings.NewReader(body))
+	req, _ := http.NewRequest(method, b.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if method != "GET" {
-		req.Header.Set("Origin", fx.url)
+		req.Header.Set("Origin", b.url)
 	}
 	for k, v := range hdr {
 		if v == "" {
@@ -215,7 +223,7 @@ func TestPeopleActAsThemselves(t *testing.T) {
 	}
 
 	// No session, a forged cookie, a refused token, a bad path, an oversized body.
-	anon := &browser{t: t, c: &http.Client{}}
+	anon := &browser{t: t, c: &http.Client{}, url: fx.url}
 	if code, _ := anon.do("GET", "/api/brands/"+ns+"/campaigns", "", nil); code != 401 {
 		t.Errorf("without a session: %d", code)
 	}

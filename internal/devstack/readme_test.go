@@ -1,10 +1,8 @@
 package devstack_test
 
 import (
-	"github.com/chromedp/chromedp"
-
+	"context"
 	"fmt"
-	"github.com/croupier-crm/croupier/internal/browsertest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/internal/browsertest"
 	"github.com/croupier-crm/croupier/internal/bustest"
 	"github.com/croupier-crm/croupier/internal/devstack"
 	"github.com/croupier-crm/croupier/internal/testenv"
@@ -59,7 +63,7 @@ func sh(t *testing.T, dir string, env []string, script string) string {
 // --insecure-skip-dispatcher-verify), kubectl from the path make dev names.
 func TestPrintedAndREADMELinesWork(t *testing.T) {
 	out := &syncBuffer{}
-	info, _ := startStack(t, func(o *devstack.Options) { o.Out, o.Players = out, 5 })
+	info, kc := startStack(t, func(o *devstack.Options) { o.Out, o.Players = out, 5 })
 	welcome := out.String()
 	work := t.TempDir()
 
@@ -119,6 +123,14 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		}
 		return browsertest.Value(t, b, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=period-days] tr[data-channel]')`))
 	})
+	buildInTheBrowser(t, consoleURL, printed(t, welcome, "marketer"), kc)
+	// The analyst sees the campaign's graph, and no palette, form or save to change it.
+	browsertest.Run(t, b, "the analyst on the built campaign",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/builder-promo"),
+		chromedp.WaitVisible(chromedp.CSS(`.react-flow__node[data-id="branch-1"]`)))
+	if n := browsertest.Value(t, b, chromedp.Evaluate[int](`document.querySelectorAll('[data-palette], [data-testid=save], [data-testid=delete-step]').length`)); n != 0 {
+		t.Fatalf("the analyst is offered %d edit controls", n)
+	}
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {
 		cmd := exec.Command("bash", "-c", prefs)
@@ -166,5 +178,63 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		if !strings.Contains(got, want) {
 			t.Errorf("the README's block printed no %q:\n%s", want, got)
 		}
+	}
+}
+
+// buildInTheBrowser: the marketer builds a two-branch campaign without YAML (drag kinds
+// from the palette onto the graph, drag outlets onto steps), sees the API server's
+// complaint on the branch node, fixes it in the step's form, saves, and the campaign is
+// Ready on the API server as the builder drew it.
+func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client) {
+	m := browsertest.Browse(t, browsertest.Chromium(t))
+	browsertest.SignIn(t, m, consoleURL, token, "welcome-series")
+	node := func(id string) string { return `.react-flow__node[data-id="` + id + `"]` }
+	browsertest.Run(t, m, "naming a new campaign",
+		chromedp.Click(chromedp.CSS(`[data-testid=new-campaign]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=new-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-name]`), "builder-promo"),
+		chromedp.Click(chromedp.CSS(`[data-testid=new-start]`)),
+		chromedp.WaitVisible(chromedp.CSS(node("welcome"))))
+	for _, k := range []string{"branch", "send", "exit"} {
+		browsertest.Run(t, m, "dragging "+k+" onto the graph",
+			chromedp.DragAndDrop(chromedp.CSS(`[data-palette="`+k+`"]`), chromedp.CSS(`[data-testid=graph]`)),
+			chromedp.WaitVisible(chromedp.CSS(node(k+"-1"))))
+	}
+	browsertest.Run(t, m, "connecting the branch's first case to the send",
+		chromedp.DragAndDrop(chromedp.CSS(node("branch-1")+` .react-flow__handle[data-handleid="case-0"]`), chromedp.CSS(node("send-1")+` .react-flow__handle.target`)),
+		browsertest.Until(`!!document.querySelector('.react-flow__edge[data-id="branch-1->send-1:case-0"], [data-testid="rf__edge-branch-1->send-1:case-0"]')`))
+	browsertest.Run(t, m, "connecting otherwise to the exit",
+		chromedp.DragAndDrop(chromedp.CSS(node("branch-1")+` .react-flow__handle[data-handleid="otherwise"]`), chromedp.CSS(node("exit-1")+` .react-flow__handle.target`)),
+		browsertest.Until(`!!document.querySelector('[data-testid="rf__edge-branch-1->exit-1:otherwise"]')`))
+	// The case has no condition yet: the API server's dry run says so, on the branch.
+	browsertest.Run(t, m, "the API server's complaint on the branch node",
+		browsertest.Until(`(document.querySelector('`+node("branch-1")+` [data-testid=node-error]')?.textContent ?? "").includes("when")`))
+	browsertest.Shoot(t, m, "builder")
+	when := `input[data-field="spec.steps[1].branch.cases[0].when"]`
+	browsertest.Run(t, m, "fixing the condition in the branch's form",
+		chromedp.Click(chromedp.CSS(node("branch-1"))),
+		chromedp.WaitVisible(chromedp.CSS(when)),
+		chromedp.SendKeys(chromedp.CSS(when), "player.betCount > 0"),
+		browsertest.Until(`!document.querySelector('[data-testid=node-error]')`),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		browsertest.Until(`location.pathname === "/brands/baku-casino/campaigns/builder-promo"`))
+	bustest.Eventually(t, 2*time.Minute, "the built campaign Ready", func() bool {
+		var cp crmv1.Campaign
+		if kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "builder-promo"}, &cp) != nil {
+			return false
+		}
+		return meta.IsStatusConditionTrue(cp.Status.Conditions, "Ready")
+	})
+	var cp crmv1.Campaign
+	if err := kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "builder-promo"}, &cp); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range cp.Spec.Steps {
+		got = append(got, s.Name)
+	}
+	b := cp.Spec.Steps[1].Branch
+	if strings.Join(got, ",") != "welcome,branch-1,send-1,exit-1" || b == nil || len(b.Cases) != 1 || b.Cases[0].When != "player.betCount > 0" || b.Cases[0].Next != "send-1" || b.Otherwise != "exit-1" {
+		t.Fatalf("the campaign on the API server is not what was built: %+v", cp.Spec.Steps)
 	}
 }

@@ -2,6 +2,7 @@ import { createContext, useCallback, useContext, useEffect, useState } from "rea
 import { call, setCSRF, type Me } from "./api";
 import { langs, pickLang, translate, type Key, type Lang } from "./i18n";
 import { format, parse, type Route } from "./route";
+import { NewCampaign } from "./NewCampaign";
 import { SignIn } from "./SignIn";
 import { Dashboard } from "./Dashboard";
 import { CampaignPage } from "./CampaignPage";
@@ -62,6 +63,7 @@ export function App() {
   if (!checked) page = null;
   else if (!me || route.page === "signin") page = <SignIn onSignedIn={signedIn} />;
   else if (route.page === "dashboard") page = <Dashboard brand={route.brand} />;
+  else if (route.page === "new") page = <NewCampaign brand={route.brand} />;
   else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} />;
 
   return (

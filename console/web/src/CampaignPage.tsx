@@ -1,11 +1,11 @@
-import { useCallback, useState } from "react";
+import { useMemo, useRef, useState } from "react";
 import { parse } from "yaml";
-import { Graph } from "./Graph";
+import { Builder } from "./Builder";
 import type { Spec } from "./graph";
 import { can } from "./api";
 import { useApp } from "./App";
 import { PauseButton, ReasonsTable, useAccess } from "./Dashboard";
-import { Editor } from "./Editor";
+import { Editor, useCampaignEdit, type CampaignEdit } from "./Editor";
 import { Period } from "./Period";
 import { count, money } from "./format";
 import { useLive } from "./live";
@@ -15,17 +15,8 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
   const { rows } = useLive(brand);
   const access = useAccess(brand);
   const [error, setError] = useState("");
-  const [spec, setSpec] = useState<Spec | null>(null);
-  const [yamlError, setYamlError] = useState("");
-  const onYAML = useCallback((y: string) => {
-    try {
-      const o = parse(y) as { spec?: Spec } | null;
-      setSpec(o?.spec ?? null);
-      setYamlError("");
-    } catch (e) {
-      setYamlError((e as Error).message); // the graph keeps the last YAML that parsed
-    }
-  }, []);
+  const state = useCampaignEdit(brand, name);
+  const mayEdit = can(access, "crm.croupier.dev", "campaigns", "patch");
   const row = rows?.find((r) => r.name === name);
   const back = (
     <a
@@ -157,11 +148,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
           </table>
         </>
       )}
-      <h2 id="flow">{t("steps")}</h2>
-      {spec && <Graph spec={spec} />}
-      {yamlError && <p className="error">{yamlError}</p>}
-      <h2 id="edit">{t("edit")}</h2>
-      <Editor brand={brand} name={name} maySave={can(access, "crm.croupier.dev", "campaigns", "patch")} onYAML={onYAML} />
+      <Workbench state={state} mayEdit={mayEdit} />
       <h2>{t("conditions")}</h2>
       <table className="grid">
         <tbody>
@@ -176,5 +163,45 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
         </tbody>
       </table>
     </section>
+  );
+}
+
+// useSpec is the spec of the YAML being edited; while the YAML does not parse, the last
+// spec that did (and the parser's message).
+export function useSpec(yaml: string | undefined): { spec: Spec | null; error: string } {
+  const last = useRef<Spec | null>(null);
+  return useMemo(() => {
+    if (yaml === undefined) return { spec: null, error: "" };
+    try {
+      const o = parse(yaml) as { spec?: Spec } | null;
+      last.current = o?.spec ?? {};
+      return { spec: last.current, error: "" };
+    } catch (e) {
+      return { spec: last.current, error: (e as Error).message };
+    }
+  }, [yaml]);
+}
+
+// Workbench is the builder (graph, palette, forms) over the YAML tab: two views of one text.
+export function Workbench({ state, mayEdit, onSaved }: { state: CampaignEdit; mayEdit: boolean; onSaved?: Parameters<typeof Editor>[0]["onSaved"] }) {
+  const { t } = useApp();
+  const { spec, error } = useSpec(state.edit?.yaml);
+  return (
+    <>
+      <h2 id="flow">{mayEdit ? t("builder") : t("steps")}</h2>
+      {spec && state.edit && <Builder spec={spec} yaml={state.edit.yaml} setYAML={mayEdit ? state.setYAML : undefined} causes={state.causes} editable={mayEdit} />}
+      {error && <p className="error">{error}</p>}
+      {state.causes.some((c) => !c.field) && (
+        <ul className="error" data-testid="causes">
+          {state.causes
+            .filter((c) => !c.field)
+            .map((c, i) => (
+              <li key={i}>{c.message}</li>
+            ))}
+        </ul>
+      )}
+      <h2 id="edit">{t("yamlTab")}</h2>
+      <Editor state={state} maySave={mayEdit} onSaved={onSaved} />
+    </>
   );
 }

@@ -49,6 +49,20 @@ export function Dashboard({ brand }: { brand: string }) {
         </span>
       </h1>
       {access && !mayPause && <p className="note">{t("readOnly")}</p>}
+      {can(access, "crm.croupier.dev", "campaigns", "create") && (
+        <p>
+          <a
+            href={`/brands/${brand}/new`}
+            data-testid="new-campaign"
+            onClick={(e) => {
+              e.preventDefault();
+              go({ page: "new", brand });
+            }}
+          >
+            + {t("newCampaign")}
+          </a>
+        </p>
+      )}
       {error && (
         <p className="error" role="alert">
           {error}

@@ -35,6 +35,10 @@ export interface GraphEdge {
   source: string;
   target: string;
   label?: string;
+  // handle is the source's outlet (next, case-N, otherwise, timeout, refused); implicit
+  // edges are the walk on to the following step, set by no field.
+  handle: string;
+  implicit?: boolean;
 }
 
 export const triggerId = "(trigger)";
@@ -53,7 +57,7 @@ function detail(s: Step): string {
     case "waitFor":
       return `${s.waitFor!.event} ≤ ${s.waitFor!.timeout}`;
     case "branch":
-      return `${s.branch!.cases.length} case(s)`;
+      return `${(s.branch!.cases ?? []).length} case(s)`;
     case "grant":
       return s.grant!.reward;
     case "exit":
@@ -67,32 +71,32 @@ export function toGraph(spec: Spec): { nodes: GraphNode[]; edges: GraphEdge[] } 
   const trig = spec.trigger?.event ? spec.trigger.event.type : spec.trigger?.schedule ? `${spec.trigger.schedule.cron} ${spec.trigger.schedule.timeZone ?? ""}`.trim() : "";
   const nodes: GraphNode[] = [{ id: triggerId, kind: "trigger", label: "trigger", detail: trig }];
   const edges: GraphEdge[] = [];
-  const edge = (source: string, target: string | undefined, label?: string) => {
+  const edge = (source: string, target: string | undefined, handle: string, label?: string, implicit?: boolean) => {
     if (!target) return;
-    edges.push({ id: `${source}->${target}${label ? `:${label}` : ""}`, source, target, ...(label ? { label } : {}) });
+    edges.push({ id: `${source}->${target}:${handle}`, source, target, handle, ...(label ? { label } : {}), ...(implicit ? { implicit } : {}) });
   };
-  const after = (i: number) => steps[i].next ?? steps[i + 1]?.name;
-  if (steps.length > 0) edge(triggerId, steps[0].name);
+  const after = (i: number, handle = "next", label?: string) => edge(steps[i].name, steps[i].next ?? steps[i + 1]?.name, handle, label, steps[i].next === undefined);
+  if (steps.length > 0) edge(triggerId, steps[0].name, "next", undefined, true);
   steps.forEach((s, i) => {
     const kind = kindOf(s);
     nodes.push({ id: s.name, kind, label: s.name, detail: detail(s) });
     switch (kind) {
       case "branch":
-        s.branch!.cases.forEach((c) => edge(s.name, c.next, c.when));
-        edge(s.name, s.branch!.otherwise, "otherwise");
+        (s.branch!.cases ?? []).forEach((c, k) => edge(s.name, c.next, `case-${k}`, c.when));
+        edge(s.name, s.branch!.otherwise, "otherwise", "otherwise");
         break;
       case "waitFor":
-        edge(s.name, after(i), s.waitFor!.event);
-        edge(s.name, s.waitFor!.onTimeout, "timeout");
+        after(i, "next", s.waitFor!.event);
+        edge(s.name, s.waitFor!.onTimeout, "timeout", "timeout");
         break;
       case "grant":
-        edge(s.name, after(i));
-        edge(s.name, s.grant!.onRefused, "refused");
+        after(i);
+        edge(s.name, s.grant!.onRefused, "refused", "refused");
         break;
       case "exit":
         break;
       default:
-        edge(s.name, after(i));
+        after(i);
     }
   });
   return { nodes, edges };
@@ -104,7 +108,7 @@ export function layout(nodes: GraphNode[], edges: GraphEdge[], width = 220, heig
   g.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 56 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of nodes) g.setNode(n.id, { width, height });
-  for (const e of edges) g.setEdge(e.source, e.target);
+  for (const e of edges) if (e.source !== e.target) g.setEdge(e.source, e.target);
   dagre.layout(g);
   const out = new Map<string, { x: number; y: number }>();
   for (const n of nodes) {

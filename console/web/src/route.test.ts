@@ -6,6 +6,7 @@ describe("route", () => {
     const routes: Route[] = [
       { page: "signin" },
       { page: "dashboard", brand: "baku-casino" },
+      { page: "new", brand: "baku-casino" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "day", from: "2026-12-01", to: "2026-12-07" },

@@ -3,6 +3,7 @@
 export type Route =
   | { page: "signin" }
   | { page: "dashboard"; brand: string }
+  | { page: "new"; brand: string }
   | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -22,6 +23,7 @@ export function parse(pathname: string, search = ""): Route {
       }
       return r;
     }
+    if (parts[2] === "new" && parts.length === 3) return { page: "new", brand: parts[1] };
     return { page: "dashboard", brand: parts[1] };
   }
   return { page: "signin" };
@@ -33,6 +35,8 @@ export function format(r: Route): string {
       return "/";
     case "dashboard":
       return `/brands/${encodeURIComponent(r.brand)}`;
+    case "new":
+      return `/brands/${encodeURIComponent(r.brand)}/new`;
     case "campaign": {
       const p = new URLSearchParams();
       if (r.by) p.set("by", r.by);
