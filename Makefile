@@ -58,7 +58,7 @@ test: envtest verify vet console ## Runs every test against a real API server an
 .PHONY: console-screenshots
 console-screenshots: envtest console ## Screenshots of the console for docs/console.md (not part of make test).
 	CROUPIER_SCREENSHOTS=$(abspath docs/console) CROUPIER_BROWSER_TESTS=required KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) \
-	  $(GO) test -count=1 -run TestConsoleInABrowser ./console/
+	  $(GO) test -count=1 -run 'TestConsoleInABrowser|TestPrintedAndREADMELinesWork' ./console/ ./internal/devstack/
 
 .PHONY: dev
 dev: envtest console ## Runs the whole system locally on embedded defaults (the console included).

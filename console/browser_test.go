@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,12 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console"
+	"github.com/croupier-crm/croupier/console/gitops"
 	"github.com/croupier-crm/croupier/console/kube"
 	"github.com/croupier-crm/croupier/internal/browsertest"
+	"github.com/croupier-crm/croupier/internal/gittest"
 	"github.com/croupier-crm/croupier/internal/manifests"
 	"github.com/croupier-crm/croupier/internal/people"
 	"github.com/croupier-crm/croupier/internal/testenv"
@@ -141,6 +145,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	browsertest.Run(t, marketer, "the graph of the steps",
 		browsertest.Until(fmt.Sprintf(`document.querySelectorAll('[data-testid=graph] .react-flow__node').length === %d`, steps+1)))
 	browsertest.Shoot(t, marketer, "campaign")
+	// A step selected on the graph opens its form.
+	browsertest.Run(t, marketer, "a step's form",
+		chromedp.Click(chromedp.CSS(`.react-flow__node[data-id="welcome"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=step-form][data-step="welcome"]`)))
 	// Edit the YAML: the API server's refusal shows on its field, the fix saves.
 	setYAML := func(priority int) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
@@ -188,5 +196,74 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	if pauses != 0 {
 		t.Errorf("the analyst sees %d pause controls", pauses)
+	}
+
+	saveUnderGitOps(t, bin, env.Config, admin)
+}
+
+// saveUnderGitOps: in a brand whose truth is a Git repository, the marketer's edit is
+// reviewed as a diff and committed to the bare repository on disk, by the marketer, the
+// file otherwise byte for byte as it was.
+func saveUnderGitOps(t *testing.T, bin string, cfg *rest.Config, admin client.Client) {
+	const gns = "baku-git"
+	ctx := context.Background()
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gns}}); err != nil {
+		t.Fatal(err)
+	}
+	sample, err := os.ReadFile(filepath.Join("..", "config", "samples", "baku-casino.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const file = "brands/baku-git/crm.yaml"
+	repo := gittest.New(t, map[string]string{file: string(sample)})
+	creds := filepath.Join(t.TempDir(), "git")
+	_ = os.MkdirAll(creds, 0o700)
+	_ = os.WriteFile(filepath.Join(creds, "username"), []byte(repo.User), 0o600)
+	_ = os.WriteFile(filepath.Join(creds, "password"), []byte(repo.Pass), 0o600)
+	h, err := console.New(console.Options{Cluster: &kube.Cluster{Host: cfg.Host, CA: cfg.CAData}, Brands: []string{gns},
+		Git:               &gitops.Config{Repositories: []gitops.Repository{{Namespace: gns, URL: repo.URL, Path: "brands/baku-git", CredentialsSecret: "git"}}},
+		GitCredentialsDir: filepath.Dir(creds)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	objs, _ := manifests.ReadDir(filepath.Join("..", "config", "samples"))
+	for _, u := range objs {
+		if u.GetKind() == "Campaign" && u.GetName() == "welcome-series" {
+			u.SetNamespace(gns)
+			u.SetLabels(map[string]string{"argocd.argoproj.io/instance": gns})
+			if err := admin.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tokens, err := people.Ensure(ctx, kubernetes.NewForConfigOrDie(cfg), gns, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := browsertest.Browse(t, bin)
+	browsertest.SignIn(t, m, srv.URL, tokens["marketer"], "welcome-series")
+	browsertest.Run(t, m, "an edit reviewed as a diff and committed to Git",
+		chromedp.Navigate(srv.URL+"/brands/"+gns+"/campaigns/welcome-series"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=git-note]`)),
+		browsertest.Until(`document.querySelector('[data-testid=yaml]').value.includes('# Sized for a day of sign-ups')`),
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const ta = document.querySelector('[data-testid=yaml]');
+			const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+			set.call(ta, ta.value.replace('timeout: 72h', 'timeout: 48h'));
+			ta.dispatchEvent(new Event('input', {bubbles: true}));
+		})()`),
+		chromedp.Click(chromedp.CSS(`[data-testid=diff]`)),
+		browsertest.Until(`(document.querySelector('[data-testid=diff-text]')?.textContent ?? '').includes('+        timeout: 48h')`),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=committed]`)),
+	)
+	browsertest.Shoot(t, m, "gitops-commit")
+	if got := repo.Show(t, "main", file); got != strings.Replace(string(sample), "timeout: 72h", "timeout: 48h", 1) {
+		t.Fatal("the commit in the bare repository is not the sample with the one line changed")
+	}
+	if a := gittest.Git(t, repo.Bare, "log", "-1", "--format=%an"); !strings.HasSuffix(a, ":"+people.Account("marketer")) {
+		t.Fatalf("the commit's author is %q", a)
 	}
 }

@@ -28,8 +28,8 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/campaigncheck"
 	"github.com/croupier-crm/croupier/internal/money"
-	"github.com/croupier-crm/croupier/internal/rules"
 	"github.com/croupier-crm/croupier/internal/templates"
 )
 
@@ -44,7 +44,7 @@ const (
 )
 
 // cronParser reads five-field cron expressions and descriptors such as @daily.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var cronParser = campaigncheck.Cron
 
 type campaignKind struct {
 	client.Client
@@ -58,16 +58,10 @@ func (campaignKind) spec(c *crmv1.Campaign) any { return c.Spec }
 
 func (k campaignKind) compile(ctx context.Context, c *crmv1.Campaign) (*bus.ConfigRecord, error) {
 	spec := c.Spec.DeepCopy()
-	if err := checkTrigger(&spec.Trigger); err != nil {
-		return nil, err
+	if p := campaigncheck.Spec(spec); p != nil {
+		return nil, invalid(p.Field, "%s", p.Message)
 	}
 	if err := k.checkAudience(ctx, c.Namespace, spec.Audience); err != nil {
-		return nil, err
-	}
-	if err := checkSteps(spec.Steps); err != nil {
-		return nil, err
-	}
-	if err := checkExperiment(spec); err != nil {
 		return nil, err
 	}
 	cmHashes, err := k.inlineContents(ctx, c.Namespace, spec)
@@ -98,38 +92,10 @@ func (k campaignKind) compile(ctx context.Context, c *crmv1.Campaign) (*bus.Conf
 	return &bus.ConfigRecord{Campaign: cfg}, nil
 }
 
-func checkTrigger(t *crmv1.Trigger) error {
-	if s := t.Schedule; s != nil {
-		if _, err := cronParser.Parse(s.Cron); err != nil {
-			return invalid("spec.trigger.schedule.cron", "%q is not a valid cron expression: %v", s.Cron, err)
-		}
-		if _, err := time.LoadLocation(zoneOf(s)); err != nil {
-			return invalid("spec.trigger.schedule.timeZone", "unknown IANA time zone %q", s.TimeZone)
-		}
-	}
-	if e := t.Event; e != nil && e.Condition != "" {
-		if _, err := rules.Compile(rules.EventRule, e.Condition); err != nil {
-			return invalid("spec.trigger.event.condition", "%v", err)
-		}
-	}
-	return nil
-}
-
-func zoneOf(s *crmv1.ScheduleTrigger) string {
-	if s.TimeZone == "" {
-		return "Asia/Baku"
-	}
-	return s.TimeZone
-}
-
 func (k campaignKind) checkAudience(ctx context.Context, ns string, a *crmv1.Audience) error {
 	switch {
 	case a == nil:
 		return nil
-	case a.Rule != "":
-		if _, err := rules.Compile(rules.PlayerRule, a.Rule); err != nil {
-			return invalid("spec.audience.rule", "%v", err)
-		}
 	case a.SegmentRef != nil:
 		var seg crmv1.Segment
 		err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.SegmentRef.Name}, &seg)
@@ -137,53 +103,6 @@ func (k campaignKind) checkAudience(ctx context.Context, ns string, a *crmv1.Aud
 			return &specError{Reason: crmv1.ReasonDependencyNotFound, Message: fmt.Sprintf("spec.audience.segmentRef: Segment %q not found in this namespace", a.SegmentRef.Name)}
 		}
 		return err
-	}
-	return nil
-}
-
-// checkExperiment refuses variant content overrides that name no content of the campaign.
-func checkExperiment(spec *crmv1.CampaignSpec) error {
-	if spec.Experiment == nil {
-		return nil
-	}
-	names := map[string]bool{}
-	for _, c := range spec.Contents {
-		names[c.Name] = true
-	}
-	for _, v := range spec.Experiment.Variants {
-		for _, o := range v.Contents {
-			for _, n := range []struct{ field, name string }{{"content", o.Content}, {"use", o.Use}} {
-				if !names[n.name] {
-					return invalid(fmt.Sprintf("spec.experiment.variants[%s].contents[%s].%s", v.Name, o.Content, n.field), "%q is not a content of this campaign", n.name)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func checkSteps(steps []crmv1.Step) error {
-	for i := range steps {
-		s := &steps[i]
-		field := fmt.Sprintf("spec.steps[%s]", s.Name)
-		if w := s.WaitFor; w != nil && w.Condition != "" {
-			if _, err := rules.Compile(rules.EventRule, w.Condition); err != nil {
-				return invalid(field+".waitFor.condition", "%v", err)
-			}
-		}
-		if b := s.Branch; b != nil {
-			for j, c := range b.Cases {
-				if _, err := rules.Compile(rules.PlayerRule, c.When); err != nil {
-					return invalid(fmt.Sprintf("%s.branch.cases[%d].when", field, j), "%v", err)
-				}
-			}
-		}
-		if n := s.Next; n == s.Name {
-			return invalid(field+".next", "a step cannot be its own next step")
-		}
-		if g := s.Grant; g != nil && g.OnRefused == s.Name {
-			return invalid(field+".grant.onRefused", "a grant step cannot be its own onRefused step")
-		}
 	}
 	return nil
 }
@@ -498,7 +417,7 @@ func (k campaignKind) observe(ctx context.Context, c *crmv1.Campaign, t time.Tim
 	st.NextRunTime = nil
 	if s := c.Spec.Trigger.Schedule; s != nil {
 		if sched, err := cronParser.Parse(s.Cron); err == nil {
-			loc, _ := time.LoadLocation(zoneOf(s))
+			loc, _ := time.LoadLocation(campaigncheck.Zone(s))
 			if err := k.runDue(ctx, c, s, sched, t); err != nil {
 				return 0, err
 			}
@@ -552,7 +471,7 @@ func (k campaignKind) runDue(ctx context.Context, c *crmv1.Campaign, s *crmv1.Sc
 	grace := s.Reach()
 	// After a long downtime only the runs within reach of the policy matter; the latest
 	// older one is recorded as missed.
-	loc, _ := time.LoadLocation(zoneOf(s))
+	loc, _ := time.LoadLocation(campaigncheck.Zone(s))
 	var missed time.Time
 	if horizon := t.Add(-grace - time.Minute); from.Before(horizon) {
 		scan := from

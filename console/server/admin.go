@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -58,8 +59,20 @@ var adminReads = []func(p []string) bool{
 	func(p []string) bool { return len(p) == 2 && p[0] == "consent" && p[1] == "report" },
 }
 
-// admin passes GET /api/brands/{ns}/admin/{path...} to the dispatcher's
-// /v1/brands/{ns}/{path...} as the person; the dispatcher's answer comes back as it is.
+// adminWrites are the admin API's writes the console passes on, by method (the session's
+// CSRF token checked first): a test send of a campaign's step to a seed player, and the
+// support desk's preference change on a player's request.
+var adminWrites = map[string][]func(p []string) bool{
+	http.MethodPost: {func(p []string) bool { return len(p) == 3 && p[0] == "campaigns" && p[2] == "testsend" }},
+	http.MethodPut:  {func(p []string) bool { return len(p) == 3 && p[0] == "players" && p[2] == "preferences" }},
+}
+
+// playerID is a player's id as the dispatcher takes it (bus.CheckToken).
+var playerID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// admin passes GET (and the few POST) /api/brands/{ns}/admin/{path...} to the
+// dispatcher's /v1/brands/{ns}/{path...} as the person; the dispatcher's answer comes
+// back as it is.
 func (s *Server) admin(w http.ResponseWriter, r *http.Request, ns string) {
 	if s.Dispatcher == nil {
 		problem(w, http.StatusServiceUnavailable, "the console has no dispatcher configured (--dispatcher-url)")
@@ -68,16 +81,20 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, ns string) {
 	rest := r.PathValue("path")
 	parts := strings.Split(rest, "/")
 	allowed := false
-	for _, ok := range adminReads {
+	list := adminReads
+	if r.Method != http.MethodGet {
+		list = adminWrites[r.Method]
+	}
+	for _, ok := range list {
 		allowed = allowed || ok(parts)
 	}
-	for _, p := range parts {
-		if !objectName.MatchString(p) {
+	for i, p := range parts {
+		if !objectName.MatchString(p) && (i != 1 || parts[0] != "players" || !playerID.MatchString(p)) {
 			allowed = false
 		}
 	}
 	if !allowed {
-		problem(w, http.StatusNotFound, "path: not an admin API read the console passes on: "+rest)
+		problem(w, http.StatusNotFound, "path: not an admin API call the console passes on: "+r.Method+" "+rest)
 		return
 	}
 	target := s.Dispatcher.URL + "/v1/brands/" + ns + "/" + rest
@@ -86,10 +103,17 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, ns string) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	var body io.Reader
+	if r.Method != http.MethodGet {
+		body = r.Body // bounded by the console's request limit
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+session.From(r.Context()).Token)
 	req.Header.Set("Accept", "application/json")

@@ -17,6 +17,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console/gitops"
 	"github.com/croupier-crm/croupier/console/session"
+	"github.com/croupier-crm/croupier/internal/campaigncheck"
 )
 
 // GitOps tracking marks: a Campaign carrying one (or in a namespace carrying one) is
@@ -195,11 +196,34 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, cp *crmv1.Campai
 		return false
 	}
 	err := c.Patch(r.Context(), applyable(cp), client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership)
+	p := managerVerdict(cp)
 	if err != nil {
-		refused(w, err)
+		refused(w, err, p...)
+		return false
+	}
+	if len(p) > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: " + p[0].Field + ": " + p[0].Message, Causes: p})
 		return false
 	}
 	return true
+}
+
+// managerVerdict is what the manager's controller would refuse in cp that the API server
+// cannot check (CEL conditions, cron, zones: campaigncheck, the controller's own code),
+// with steps named by index as the API server names them.
+func managerVerdict(cp *crmv1.Campaign) []Cause {
+	p := campaigncheck.Spec(&cp.Spec)
+	if p == nil {
+		return nil
+	}
+	field := p.Field
+	for i, st := range cp.Spec.Steps {
+		if pre := "spec.steps[" + st.Name + "]"; strings.HasPrefix(field, pre) {
+			field = fmt.Sprintf("spec.steps[%d]%s", i, strings.TrimPrefix(field, pre))
+			break
+		}
+	}
+	return []Cause{{Field: field, Message: p.Message}}
 }
 
 // diffCampaign serves POST .../diff under GitOps: what saving would change in Git now.
@@ -289,6 +313,10 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string)
 		writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("the YAML carries %s: campaigns applied from Git are changed there", m)})
 		return
 	}
+	if p := managerVerdict(cp); len(p) > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: " + p[0].Field + ": " + p[0].Message, Causes: p})
+		return
+	}
 	obj := applyable(cp)
 	obj.ResourceVersion = e.ResourceVersion // the precondition: unchanged since it was read
 	if err := c.Patch(r.Context(), obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
@@ -315,8 +343,9 @@ func applyable(cp *crmv1.Campaign) *crmv1.Campaign {
 	return out
 }
 
-// refused answers the API server's refusal with its causes by field (422 for invalid).
-func refused(w http.ResponseWriter, err error) {
+// refused answers the API server's refusal with its causes by field (422 for invalid),
+// and more causes found beside it for an invalid object.
+func refused(w http.ResponseWriter, err error, more ...Cause) {
 	var se apierrors.APIStatus
 	if !asStatus(err, &se) {
 		problem(w, http.StatusBadGateway, "Kubernetes API server: "+err.Error())
@@ -332,6 +361,9 @@ func refused(w http.ResponseWriter, err error) {
 	code := int(st.Code)
 	if code == 0 {
 		code = http.StatusBadGateway
+	}
+	if code == http.StatusUnprocessableEntity {
+		out.Causes = append(out.Causes, more...)
 	}
 	if code == http.StatusForbidden {
 		out.Error = "forbidden: " + st.Message

@@ -67,6 +67,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/diff", need(s.brand(s.diffCampaign)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))
 	mux.Handle("GET /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
+	mux.Handle("POST /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
+	mux.Handle("PUT /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			problem(w, http.StatusNotFound, "no such console API: "+r.Method+" "+r.URL.Path)

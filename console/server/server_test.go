@@ -346,6 +346,23 @@ func TestEditValidateAndSave(t *testing.T) {
 	if code, body := marketer.mutate("POST", "/api/brands/"+ns+"/campaigns/edit-promo/validate", edit("spec: [unclosed", "")); code != 422 || !strings.Contains(body, "yaml") {
 		t.Errorf("broken YAML: %d %s", code, body)
 	}
+	// A CEL condition that does not compile: the API server takes it, the manager would
+	// not; the console says so on the step's field, by index, on a check and on a save.
+	if !strings.Contains(ed.YAML, "when: player.betCount > 0") {
+		t.Fatalf("the sample's branch is not there:\n%s", ed.YAML)
+	}
+	cel := strings.Replace(ed.YAML, "when: player.betCount > 0", "when: player.betCount >", 1)
+	for _, m := range []string{"POST", "PUT"} {
+		path := "/api/brands/" + ns + "/campaigns/edit-promo"
+		if m == "POST" {
+			path += "/validate"
+		}
+		code, body = marketer.mutate(m, path, edit(cel, ed.ResourceVersion))
+		_ = json.Unmarshal([]byte(body), &ck)
+		if code != 422 || len(ck.Causes) != 1 || ck.Causes[0].Field != "spec.steps[5].branch.cases[0].when" || !strings.Contains(ck.Error, "manager") {
+			t.Fatalf("%s of a CEL condition that does not compile: %d %s", m, code, body)
+		}
+	}
 	good := priority.ReplaceAllString(ed.YAML, "  priority: 77")
 	if code, body := marketer.mutate("POST", "/api/brands/"+ns+"/campaigns/edit-promo/validate", edit(good, ed.ResourceVersion)); code != 200 {
 		t.Fatalf("the dry run of priority 77: %d %s", code, body)

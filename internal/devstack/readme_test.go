@@ -131,6 +131,7 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 	if n := browsertest.Value(t, b, chromedp.Evaluate[int](`document.querySelectorAll('[data-palette], [data-testid=save], [data-testid=delete-step]').length`)); n != 0 {
 		t.Fatalf("the analyst is offered %d edit controls", n)
 	}
+	supportDesk(t, consoleURL, printed(t, welcome, "support"))
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {
 		cmd := exec.Command("bash", "-c", prefs)
@@ -229,6 +230,24 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 	if err := kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "builder-promo"}, &cp); err != nil {
 		t.Fatal(err)
 	}
+	// From its page: a test send of its first step to the sample player, through the
+	// dispatcher's admin API as the marketer (retried until the dispatcher has loaded it).
+	bustest.Eventually(t, 2*time.Minute, "a test send from the builder", func() bool {
+		browsertest.Run(t, m, "the built campaign's page",
+			chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/builder-promo"),
+			chromedp.WaitVisible(chromedp.CSS(node("welcome"))),
+			// The page settles (its figures by day arrive) before a step is clicked.
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=period-empty], [data-testid=period-days]`)),
+			chromedp.Click(chromedp.CSS(node("welcome"))))
+		if !browsertest.Value(t, m, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=testsend-player]')`)) {
+			return false
+		}
+		browsertest.Run(t, m, "a test send",
+			chromedp.SendKeys(chromedp.CSS(`[data-testid=testsend-player]`), "p-100000"),
+			chromedp.Click(chromedp.CSS(`[data-testid=testsend-run]`)),
+			browsertest.Until(`!!document.querySelector('[data-testid=testsend] [role=status], [data-testid=testsend] .error')`))
+		return browsertest.Value(t, m, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=testsend] [role=status]')`))
+	})
 	var got []string
 	for _, s := range cp.Spec.Steps {
 		got = append(got, s.Name)
@@ -237,4 +256,39 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 	if strings.Join(got, ",") != "welcome,branch-1,send-1,exit-1" || b == nil || len(b.Cases) != 1 || b.Cases[0].When != "player.betCount > 0" || b.Cases[0].Next != "send-1" || b.Otherwise != "exit-1" {
 		t.Fatalf("the campaign on the API server is not what was built: %+v", cp.Spec.Steps)
 	}
+}
+
+// supportDesk: the support agent signs in, finds no campaigns but the player lookup, opens
+// the sample player (their history holds the withdrawal's notice) and withdraws a consent
+// on the player's request; the page then shows it withdrawn as the dispatcher has it.
+func supportDesk(t *testing.T, consoleURL, token string) {
+	s := browsertest.Browse(t, browsertest.Chromium(t))
+	browsertest.Run(t, s, "the support agent signs in",
+		chromedp.Navigate(consoleURL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
+		chromedp.SetValue(chromedp.CSS(`textarea[name=token]`), token),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=token]`), " "),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=player-id]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=player-id]`), "p-100000"),
+		chromedp.Click(chromedp.CSS(`[data-testid=player-lookup] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=prefs] [data-toggle]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=history] tr[data-result]`)))
+	if n := browsertest.Value(t, s, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=campaigns]').length`)); n != 0 {
+		t.Fatal("the support agent sees campaigns")
+	}
+	cell := browsertest.Value(t, s, chromedp.Evaluate[string](`[...document.querySelectorAll('[data-testid=prefs] td[data-state=granted] [data-toggle]')][0]?.dataset.toggle ?? ""`))
+	if cell == "" {
+		t.Fatal("no granted consent to withdraw on the sample player's page")
+	}
+	browsertest.Run(t, s, "withdrawing "+cell+" on the player's request",
+		chromedp.Click(chromedp.CSS(`[data-toggle="`+cell+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=pref-changed]`)),
+		chromedp.Reload(),
+		browsertest.Until(`document.querySelector('[data-pref="`+cell+`"]')?.dataset.state === "withdrawn"`))
+	browsertest.Shoot(t, s, "player")
+	browsertest.Run(t, s, "granting "+cell+" again",
+		chromedp.Click(chromedp.CSS(`[data-toggle="`+cell+`"]`)),
+		chromedp.Reload(),
+		browsertest.Until(`document.querySelector('[data-pref="`+cell+`"]')?.dataset.state === "granted"`))
 }

@@ -3,6 +3,7 @@ import { call, setCSRF, type Me } from "./api";
 import { langs, pickLang, translate, type Key, type Lang } from "./i18n";
 import { format, parse, type Route } from "./route";
 import { NewCampaign } from "./NewCampaign";
+import { PlayerPage } from "./PlayerPage";
 import { SignIn } from "./SignIn";
 import { Dashboard } from "./Dashboard";
 import { CampaignPage } from "./CampaignPage";
@@ -64,6 +65,7 @@ export function App() {
   else if (!me || route.page === "signin") page = <SignIn onSignedIn={signedIn} />;
   else if (route.page === "dashboard") page = <Dashboard brand={route.brand} />;
   else if (route.page === "new") page = <NewCampaign brand={route.brand} />;
+  else if (route.page === "player") page = <PlayerPage brand={route.brand} player={route.player} />;
   else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} />;
 
   return (

@@ -1,12 +1,13 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Background, Controls, Handle, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
-import { addStep, connect, deleteStep, disconnect, handlesOf, kinds, renameStep, setField, stepOfField, type Handle as Outlet } from "./builder";
+import { addStep, connect, deleteStep, disconnect, handlesOf, kinds, renameStep, setField, stepOfField, type Handle as Outlet } from "./flowedit";
 import { Field } from "./Form";
 import { kindOf, layout, toGraph, triggerId, type Spec, type Step, type StepKind } from "./graph";
 import { at, campaignSchema } from "./schema";
 import type { Cause } from "./Editor";
 import { useApp } from "./App";
+import { AudiencePreview, TestSend } from "./Preview";
 
 interface StepData extends Record<string, unknown> {
   kind: StepKind | "trigger";
@@ -49,7 +50,7 @@ const nodeTypes = { step: StepNode };
 // graph to add a step, drag from a step's outlet onto another step to connect them, select
 // a step to edit it in its form or delete it, and the campaign's other parts in forms drawn
 // from the CRD's schema. Every change is an edit of the YAML, which stays the truth.
-export function Builder({ spec, yaml, setYAML, causes, editable }: { spec: Spec; yaml: string; setYAML?: (y: string) => void; causes: Cause[]; editable: boolean }) {
+export function Builder({ brand, name, saved, spec, yaml, setYAML, causes, editable }: { brand: string; name: string; saved: boolean; spec: Spec; yaml: string; setYAML?: (y: string) => void; causes: Cause[]; editable: boolean }) {
   const { t } = useApp();
   const steps = useMemo(() => spec.steps ?? [], [spec]);
   const [selected, setSelected] = useState<string>("");
@@ -214,7 +215,10 @@ export function Builder({ spec, yaml, setYAML, causes, editable }: { spec: Spec;
         <aside className="panel" data-testid="panel">
           {problem && <p className="error">{problem}</p>}
           {step ? (
-            <StepForm step={step} index={index} steps={steps} readOnly={readOnly} causes={causeMap} errors={byStep.get(step.name) ?? []} set={set} rename={(to) => change((y) => renameStep(y, step.name, to))} onDelete={remove} />
+            <>
+              <StepForm step={step} index={index} steps={steps} readOnly={readOnly} causes={causeMap} errors={byStep.get(step.name) ?? []} set={set} rename={(to) => change((y) => renameStep(y, step.name, to))} onDelete={remove} />
+              {saved && editable && step.send && <TestSend brand={brand} name={name} step={step.name} />}
+            </>
           ) : selectedEdge && !readOnly ? (
             <div>
               <p>
@@ -229,7 +233,10 @@ export function Builder({ spec, yaml, setYAML, causes, editable }: { spec: Spec;
               )}
             </div>
           ) : (
-            <Sections spec={spec} readOnly={readOnly} causes={causeMap} set={set} />
+            <>
+              {saved && <AudiencePreview brand={brand} name={name} />}
+              <Sections spec={spec} readOnly={readOnly} causes={causeMap} set={set} />
+            </>
           )}
         </aside>
       </div>

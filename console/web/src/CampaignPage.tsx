@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from "react";
 import { parse } from "yaml";
 import { Builder } from "./Builder";
+import { stepOfField } from "./flowedit";
 import type { Spec } from "./graph";
 import { can } from "./api";
 import { useApp } from "./App";
@@ -148,7 +149,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
           </table>
         </>
       )}
-      <Workbench state={state} mayEdit={mayEdit} />
+      <Workbench brand={brand} name={name} saved state={state} mayEdit={mayEdit} />
       <h2>{t("conditions")}</h2>
       <table className="grid">
         <tbody>
@@ -183,21 +184,24 @@ export function useSpec(yaml: string | undefined): { spec: Spec | null; error: s
 }
 
 // Workbench is the builder (graph, palette, forms) over the YAML tab: two views of one text.
-export function Workbench({ state, mayEdit, onSaved }: { state: CampaignEdit; mayEdit: boolean; onSaved?: Parameters<typeof Editor>[0]["onSaved"] }) {
+export function Workbench({ brand, name, saved, state, mayEdit, onSaved }: { brand: string; name: string; saved: boolean; state: CampaignEdit; mayEdit: boolean; onSaved?: Parameters<typeof Editor>[0]["onSaved"] }) {
   const { t } = useApp();
   const { spec, error } = useSpec(state.edit?.yaml);
+  // Causes about no step (the spec's own rules, its other fields) are listed here; the
+  // rest are drawn on their step.
+  const loose = state.causes.filter((c) => !stepOfField(c.field, spec?.steps ?? []));
   return (
     <>
       <h2 id="flow">{mayEdit ? t("builder") : t("steps")}</h2>
-      {spec && state.edit && <Builder spec={spec} yaml={state.edit.yaml} setYAML={mayEdit ? state.setYAML : undefined} causes={state.causes} editable={mayEdit} />}
+      {spec && state.edit && <Builder brand={brand} name={name} saved={saved} spec={spec} yaml={state.edit.yaml} setYAML={mayEdit ? state.setYAML : undefined} causes={state.causes} editable={mayEdit} />}
       {error && <p className="error">{error}</p>}
-      {state.causes.some((c) => !c.field) && (
+      {loose.length > 0 && (
         <ul className="error" data-testid="causes">
-          {state.causes
-            .filter((c) => !c.field)
-            .map((c, i) => (
-              <li key={i}>{c.message}</li>
-            ))}
+          {loose.map((c, i) => (
+            <li key={i}>
+              {c.field && <code>{c.field}</code>} {c.message}
+            </li>
+          ))}
         </ul>
       )}
       <h2 id="edit">{t("yamlTab")}</h2>

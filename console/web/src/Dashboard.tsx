@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { call, can, type Access, type Row } from "./api";
 import { useApp } from "./App";
+import { PlayerLookup } from "./PlayerPage";
 import { count, money, suppressedTotals } from "./format";
 import { useLive } from "./live";
 
@@ -36,10 +37,21 @@ export function PauseButton({ brand, row, onError }: { brand: string; row: Row; 
 
 export function Dashboard({ brand }: { brand: string }) {
   const { t, lang, go } = useApp();
-  const { rows, connected } = useLive(brand);
   const access = useAccess(brand);
+  // People who may not list campaigns (the support desk) get no stream to be refused.
+  const { rows, connected } = useLive(brand, access !== null && can(access, "crm.croupier.dev", "campaigns", "list"));
   const [error, setError] = useState("");
   const mayPause = can(access, "crm.croupier.dev", "campaigns", "patch");
+  const mayList = can(access, "crm.croupier.dev", "campaigns", "list");
+  const mayLookup = can(access, "admin.crm.croupier.dev", "players/history", "get");
+  if (access && !mayList)
+    // The support desk reads players, not campaigns.
+    return (
+      <section>
+        <h1>{brand}</h1>
+        {mayLookup ? <PlayerLookup brand={brand} /> : <p className="note">{t("nothingHere")}</p>}
+      </section>
+    );
   return (
     <section>
       <h1>
@@ -49,6 +61,7 @@ export function Dashboard({ brand }: { brand: string }) {
         </span>
       </h1>
       {access && !mayPause && <p className="note">{t("readOnly")}</p>}
+      {mayLookup && <PlayerLookup brand={brand} />}
       {can(access, "crm.croupier.dev", "campaigns", "create") && (
         <p>
           <a

@@ -68,7 +68,7 @@ function Building({ brand, name }: { brand: string; name: string }) {
       <h1>
         {t("newCampaign")}: {name}
       </h1>
-      <Workbench state={state} mayEdit onSaved={() => go({ page: "campaign", brand, campaign: name })} />
+      <Workbench brand={brand} name={name} saved={false} state={state} mayEdit onSaved={() => go({ page: "campaign", brand, campaign: name })} />
     </section>
   );
 }

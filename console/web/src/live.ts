@@ -24,10 +24,11 @@ export function apply(rows: Row[], ev: LiveEvent): Row[] {
 
 // useLive follows a brand's campaigns over server-sent events (the browser reconnects by
 // itself; each connection starts with a snapshot).
-export function useLive(brand: string): { rows: Row[] | null; connected: boolean } {
+export function useLive(brand: string, enabled = true): { rows: Row[] | null; connected: boolean } {
   const [rows, setRows] = useState<Row[] | null>(null);
   const [connected, setConnected] = useState(false);
   useEffect(() => {
+    if (!enabled) return;
     const es = new EventSource(`/api/brands/${encodeURIComponent(brand)}/live`);
     es.onopen = () => setConnected(true);
     es.onerror = () => setConnected(false);
@@ -36,6 +37,6 @@ export function useLive(brand: string): { rows: Row[] | null; connected: boolean
       setRows((cur) => apply(cur ?? [], ev));
     };
     return () => es.close();
-  }, [brand]);
+  }, [brand, enabled]);
   return { rows, connected };
 }

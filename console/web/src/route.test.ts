@@ -7,6 +7,7 @@ describe("route", () => {
       { page: "signin" },
       { page: "dashboard", brand: "baku-casino" },
       { page: "new", brand: "baku-casino" },
+      { page: "player", brand: "baku-casino", player: "P_100-0" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "day", from: "2026-12-01", to: "2026-12-07" },
@@ -19,6 +20,7 @@ describe("route", () => {
   it("refuses names that are not Kubernetes names", () => {
     expect(parse("/brands/Baku_Casino")).toEqual({ page: "signin" });
     expect(parse("/brands/baku/campaigns/<script>")).toEqual({ page: "dashboard", brand: "baku" });
+    expect(parse("/brands/baku/players/a%2Fb")).toEqual({ page: "dashboard", brand: "baku" });
     expect(parse("/brands/baku/campaigns/x", "?by=<b>&from=yesterday&to=2026-12-07")).toEqual({ page: "campaign", brand: "baku", campaign: "x", to: "2026-12-07" });
   });
 });

@@ -4,10 +4,12 @@ export type Route =
   | { page: "signin" }
   | { page: "dashboard"; brand: string }
   | { page: "new"; brand: string }
+  | { page: "player"; brand: string; player: string }
   | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const date = /^\d{4}-\d{2}-\d{2}$/;
+const player = /^[A-Za-z0-9_-]{1,128}$/;
 
 export function parse(pathname: string, search = ""): Route {
   const parts = pathname.split("/").filter(Boolean).map(decodeURIComponent);
@@ -24,6 +26,7 @@ export function parse(pathname: string, search = ""): Route {
       return r;
     }
     if (parts[2] === "new" && parts.length === 3) return { page: "new", brand: parts[1] };
+    if (parts[2] === "players" && parts[3] && player.test(parts[3])) return { page: "player", brand: parts[1], player: parts[3] };
     return { page: "dashboard", brand: parts[1] };
   }
   return { page: "signin" };
@@ -37,6 +40,8 @@ export function format(r: Route): string {
       return `/brands/${encodeURIComponent(r.brand)}`;
     case "new":
       return `/brands/${encodeURIComponent(r.brand)}/new`;
+    case "player":
+      return `/brands/${encodeURIComponent(r.brand)}/players/${encodeURIComponent(r.player)}`;
     case "campaign": {
       const p = new URLSearchParams();
       if (r.by) p.set("by", r.by);

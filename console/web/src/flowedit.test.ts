@@ -1,7 +1,23 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
-import { addCase, addStep, connect, deleteStep, disconnect, renameStep, setField, stepOfField } from "./builder";
+import { parse, parseAllDocuments } from "yaml";
+import { addCase, addStep, connect, deleteStep, disconnect, renameStep, setField, stepOfField } from "./flowedit";
 import { toGraph, type Spec } from "./graph";
+import type { Handle } from "./flowedit";
+
+const samples = fileURLToPath(new URL("../../../config/samples/", import.meta.url));
+
+function sampleTexts(): { name: string; text: string }[] {
+  const out: { name: string; text: string }[] = [];
+  for (const f of readdirSync(samples).filter((f) => f.endsWith(".yaml")))
+    for (const d of parseAllDocuments(readFileSync(join(samples, f), "utf8"))) {
+      const o = d.toJS();
+      if (o?.kind === "Campaign") out.push({ name: o.metadata.name, text: d.toString() });
+    }
+  return out;
+}
 
 const base = `apiVersion: crm.croupier.dev/v1alpha1
 kind: Campaign
@@ -64,5 +80,21 @@ describe("builder", () => {
     expect(stepOfField("spec.steps[welcome].branch.cases[0].when", s)).toBe("welcome");
     expect(stepOfField("spec.steps[7].x", s)).toBe("");
     expect(stepOfField("spec.priority", s)).toBe("");
+  });
+});
+
+describe("graph <-> spec over every sample", () => {
+  it("re-drawing each edge the graph shows, and adding then deleting a step, leaves the spec as it was", () => {
+    const all = sampleTexts();
+    expect(all.length).toBeGreaterThan(5);
+    for (const { name, text } of all) {
+      const before = spec(text);
+      let y = text;
+      for (const e of toGraph(before).edges.filter((e) => !e.implicit && e.source !== "(trigger)")) y = connect(y, e.source, e.handle as Handle, e.target);
+      expect(spec(y), name).toEqual(before);
+      expect(toGraph(spec(y)), name).toEqual(toGraph(before));
+      const added = addStep(y, "delay");
+      expect(spec(deleteStep(added.text, added.name)), name).toEqual(before);
+    }
   });
 });
