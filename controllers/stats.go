@@ -218,8 +218,9 @@ func (s *StatsSummer) write(ctx context.Context, obj client.Object, before clien
 
 func campaignCounters(sum map[string]int64) *crmv1.CampaignCounters {
 	c := &crmv1.CampaignCounters{
-		Targeted: sum[bus.StatTargeted], Sent: sum[bus.StatSent], Delivered: sum[bus.StatDelivered],
-		Failed: sum[bus.StatFailed], Converted: sum[bus.StatConverted], RewardsGranted: sum[bus.StatRewardsGranted],
+		Launched: sum[bus.StatLaunched], Targeted: sum[bus.StatTargeted], Sent: sum[bus.StatSent], Delivered: sum[bus.StatDelivered],
+		Failed: sum[bus.StatFailed], Converted: sum[bus.StatConverted], Leads: sum[bus.StatLeads],
+		RewardsGranted: sum[bus.StatRewardsGranted], RewardsCancelled: sum[bus.StatRewardsCancelled],
 		BonusesActivated: sum[bus.StatBonusesActivated], CouponsRedeemed: sum[bus.StatCouponsRedeemed],
 	}
 	keys := make([]string, 0, len(sum))

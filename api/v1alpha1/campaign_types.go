@@ -715,6 +715,11 @@ const (
 
 // CampaignCounters count what happened to a Campaign's messages, over every partition.
 type CampaignCounters struct {
+	// launched counts the times the campaign's trigger or run reached a player (once per
+	// trigger event or run and player), whether or not the player then entered its flow
+	// (already in it, entry limit, control group).
+	// +optional
+	Launched int64 `json:"launched,omitempty"`
 	// targeted players (intents made).
 	// +optional
 	Targeted int64 `json:"targeted,omitempty"`
@@ -730,9 +735,17 @@ type CampaignCounters struct {
 	// converted players (goal event within the goal window).
 	// +optional
 	Converted int64 `json:"converted,omitempty"`
+	// leads counts conversions that were a registration or a first deposit (the goal
+	// event player.registered, or deposit.completed with data.first true).
+	// +optional
+	Leads int64 `json:"leads,omitempty"`
 	// rewardsGranted counts bonuses granted.
 	// +optional
 	RewardsGranted int64 `json:"rewardsGranted,omitempty"`
+	// rewardsCancelled counts grant steps that granted nothing: the budget, a per-player
+	// cap, an empty coupon pool or the bonus engine refused it.
+	// +optional
+	RewardsCancelled int64 `json:"rewardsCancelled,omitempty"`
 	// bonusesActivated counts bonus.activated events naming the campaign (the bonus
 	// engine's confirmation that a player took a granted bonus).
 	// +optional
@@ -855,6 +868,16 @@ type ChannelReport struct {
 	// cpa is messageCost per attributed conversion.
 	// +optional
 	CPA string `json:"cpa,omitempty"`
+	// leads counts the conversions attributed to the channel that were a registration
+	// or a first deposit.
+	// +optional
+	Leads int64 `json:"leads,omitempty"`
+	// cpl is messageCost / leads on this channel.
+	// +optional
+	CPL string `json:"cpl,omitempty"`
+	// roi is (revenue - messageCost) / messageCost on this channel.
+	// +optional
+	ROI string `json:"roi,omitempty"`
 }
 
 // CampaignReport is what a Campaign cost and brought: the figures a CRM team and a CFO
@@ -882,6 +905,16 @@ type CampaignReport struct {
 	// cpa is (rewardCost + messageCost) / conversions.
 	// +optional
 	CPA string `json:"cpa,omitempty"`
+	// leads counts the conversions that were a registration or a first deposit.
+	// +optional
+	Leads int64 `json:"leads,omitempty"`
+	// cpl is the cost per lead: (rewardCost + messageCost) / leads.
+	// +optional
+	CPL string `json:"cpl,omitempty"`
+	// roi is the return on what the campaign cost: (revenue - cost) / cost, as a ratio
+	// ("1.50" is 150%).
+	// +optional
+	ROI string `json:"roi,omitempty"`
 }
 
 // CampaignStatus is the observed state of a Campaign.

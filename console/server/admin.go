@@ -60,11 +60,15 @@ var adminReads = []func(p []string) bool{
 }
 
 // adminWrites are the admin API's writes the console passes on, by method (the session's
-// CSRF token checked first): a test send of a campaign's step to a seed player, and the
-// support desk's preference change on a player's request.
+// CSRF token checked first): a test send of a campaign's step to a seed player, the
+// template studio's preview, and the support desk's preference change on a player's
+// request.
 var adminWrites = map[string][]func(p []string) bool{
-	http.MethodPost: {func(p []string) bool { return len(p) == 3 && p[0] == "campaigns" && p[2] == "testsend" }},
-	http.MethodPut:  {func(p []string) bool { return len(p) == 3 && p[0] == "players" && p[2] == "preferences" }},
+	http.MethodPost: {
+		func(p []string) bool { return len(p) == 3 && p[0] == "campaigns" && p[2] == "testsend" },
+		func(p []string) bool { return len(p) == 1 && p[0] == "render" }, // the template studio's preview
+	},
+	http.MethodPut: {func(p []string) bool { return len(p) == 3 && p[0] == "players" && p[2] == "preferences" }},
 }
 
 // playerID is a player's id as the dispatcher takes it (bus.CheckToken).

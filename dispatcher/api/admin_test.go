@@ -524,7 +524,7 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	}
 	f.run(t, []step{
 		{"an analyst reads a campaign's report", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 200,
-			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175"}`},
+			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175","roi":"11.39"}`},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 403, "may not get campaigns/report"},
 		{"operations send a test to a seed player", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20"}`, 202, `"step":"offer","content":"spins"`},
 		{"a test send to a step that does not send", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20","step":"nope"}`, 400, `"field":"step"`},
@@ -544,7 +544,8 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	})
 	// The brand's channel report over a period of its days, hand-computed: sms 10+5+3 sent
 	// (the 99 of 40 days ago outside the period), 8 delivered, 3 converted, 0.10 AZN of
-	// messages (CPA 0.1/3), 45.00 AZN of revenue; email 20 sent, 7 opened.
+	// messages (CPA 0.1/3), 45.00 AZN of revenue (ROI (45.00-0.10)/0.10 = 449; on the day
+	// with the cost but not the revenue, -1); email 20 sent, 7 opened.
 	baku, _ := time.LoadLocation("Asia/Baku")
 	today := explainAt.In(baku) // the insight API's clock
 	d0, d1, old := today.AddDate(0, 0, -1).Format(time.DateOnly), today.AddDate(0, 0, -2).Format(time.DateOnly), today.AddDate(0, 0, -40).Format(time.DateOnly)
@@ -562,17 +563,38 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 	period := "from=" + d1 + "&to=" + d0
 	f.run(t, []step{
 		{"an analyst reads the brand's channel report", nigar, "GET", "/v1/brands/baku/channels/report?" + period, "", 200,
-			`"total":[{"channel":"email","sent":20,"opened":7},{"channel":"sms","sent":18,"delivered":8,"converted":3,"messageCost":"0.1","revenue":"45.00","cpa":"0.033333"}]`},
+			`"total":[{"channel":"email","sent":20,"opened":7},{"channel":"sms","sent":18,"delivered":8,"converted":3,"messageCost":"0.1","revenue":"45.00","cpa":"0.033333","roi":"449.00"}]`},
 		{"one day of it", nigar, "GET", "/v1/brands/baku/channels/report?campaign=daily-spins&from=" + d1 + "&to=" + d1, "", 200,
 			`"campaigns":[{"campaign":"daily-spins","channels":[{"channel":"sms","sent":5,"revenue":"45.00"}]}]`},
 		{"day by day", nigar, "GET", "/v1/brands/baku/channels/report?by=day&" + period, "", 200,
-			`"days":[{"day":"` + d1 + `","channels":[{"channel":"sms","sent":5,"revenue":"45.00"}]},{"day":"` + d0 + `","channels":[{"channel":"email","sent":20,"opened":7},{"channel":"sms","sent":13,"delivered":8,"converted":3,"messageCost":"0.1","cpa":"0.033333"}]}]`},
+			`"days":[{"day":"` + d1 + `","channels":[{"channel":"sms","sent":5,"revenue":"45.00"}]},{"day":"` + d0 + `","channels":[{"channel":"email","sent":20,"opened":7},{"channel":"sms","sent":13,"delivered":8,"converted":3,"messageCost":"0.1","cpa":"0.033333","roi":"-1.00"}]}]`},
 		{"by something else", nigar, "GET", "/v1/brands/baku/channels/report?by=week", "", 400, `"field":"by"`},
 		{"a period older than the day counters", nigar, "GET", "/v1/brands/baku/channels/report?from=" + old, "", 400, `"field":"from"`},
 		{"a date that is no date", nigar, "GET", "/v1/brands/baku/channels/report?to=yesterday", "", 400, `"field":"to"`},
 		{"from after to", nigar, "GET", "/v1/brands/baku/channels/report?from=" + d0 + "&to=" + d1, "", 400, `"field":"from"`},
 		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/channels/report?campaign=nope", "", 404, `"field":"campaign"`},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/channels/report", "", 403, "may not get campaigns/report"},
+	})
+	// The template studio's preview: the dispatcher's renderer, for a sample profile or a
+	// player it knows; an SMS's encoding and segments; which locale each brand language
+	// gets; a broken template named by its message and field, the others still shown.
+	render := `{"campaign":"welcome","sample":{"firstName":"Aysel"},"messages":[` +
+		`{"channel":"sms","locale":"az","body":"Salam, {{ .Player.FirstName }}! Bonusunuz hazırdır: ə ş ğ"},` +
+		`{"channel":"email","locale":"ru","subject":"Привет, {{ .Player.FirstName }}","format":"html","body":"<p>{{ .Player.FirstName }} &lt;3</p>"},` +
+		`{"channel":"push","locale":"az","body":"{{ .Player.FirstName"}]}`
+	f.run(t, []step{
+		{"the studio's preview for a sample profile", importer, "POST", "/v1/brands/baku/render", render, 200,
+			`"messages":[{"channel":"sms","locale":"az","text":"Salam, Aysel! Bonusunuz hazırdır: ə ş ğ","sms":{"encoding":"UCS-2","segments":1,"characters":39}},` +
+				`{"channel":"email","locale":"ru","subject":"Привет, Aysel","html":"\u003cp\u003eAysel \u0026lt;3\u003c/p\u003e"},` +
+				`{"channel":"push","locale":"az","error":`},
+		{"the broken one named", importer, "POST", "/v1/brands/baku/render", render, 200, `"error":"messages[2].body: template: messages[2].body:1: unclosed action","field":"messages[2].body"}]`},
+		{"the locale each language gets", importer, "POST", "/v1/brands/baku/render", render, 200, `"fallback":{"email":{"az":"ru","en":"ru","ru":"ru"},"push":{"az":"az","en":"az","ru":"az"},"sms":{"az":"az","en":"az","ru":"az"}}`},
+		{"for a player the dispatcher knows", importer, "POST", "/v1/brands/baku/render", `{"player":"p-20","messages":[{"channel":"sms","locale":"az","body":"{{ .Player.Country }} {{ .Player.Currency }}"}]}`, 200,
+			`"text":"AZ AZN","sms":{"encoding":"GSM-7","segments":1,"characters":6}}`},
+		{"for a player it does not know", importer, "POST", "/v1/brands/baku/render", `{"player":"p-404","messages":[{"channel":"sms","locale":"az","body":"x"}]}`, 404, `"field":"player"`},
+		{"without messages", importer, "POST", "/v1/brands/baku/render", `{"sample":{}}`, 400, `"field":"messages"`},
+		{"an unknown field", importer, "POST", "/v1/brands/baku/render", `{"messages":[],"html":"x"}`, 400, "html"},
+		{"the support desk may not", aysel, "POST", "/v1/brands/baku/render", render, 403, "may not get campaigns/preview"},
 	})
 	ledger := consent(t, f.js, "p-20")
 	if len(ledger) != 2 || !ledger[0].Granted || ledger[1].Granted || ledger[1].Channel != crmv1.ChannelSMS || ledger[1].Source != prefs.SourceSupport || ledger[1].Actor != "support:aysel" {

@@ -47,6 +47,9 @@ func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 	mux.Handle("GET /v1/brands/{brand}/consent/report", a.guard("get", crmv1.AdminConsentReport, in.report))
 	mux.Handle("GET /v1/brands/{brand}/campaigns/{campaign}/report", a.guard("get", crmv1.AdminCampaignsReport, in.campaignReport))
 	mux.Handle("GET /v1/brands/{brand}/channels/report", a.guard("get", crmv1.AdminCampaignsReport, in.channelReport))
+	// The studio's preview reads a player's profile to fill the templates: the right to
+	// preview campaigns covers it.
+	mux.Handle("POST /v1/brands/{brand}/render", a.guard("get", crmv1.AdminCampaignsPreview, in.render))
 }
 
 // ChannelReportBody is the brand's channel report over a period of its days: each

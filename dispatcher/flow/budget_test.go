@@ -93,6 +93,12 @@ func TestBudgetCapStopsGrantsAndSettlesCosts(t *testing.T) {
 	if len(grants) != 3 {
 		t.Fatalf("%d grants, want 3", len(grants))
 	}
+	// The refused grant is the campaign's one cancelled reward; the paused campaign
+	// launched nothing for the last two deposits.
+	bustest.Eventually(t, 10*time.Second, "the cancelled reward counted", func() bool {
+		st := statsOf(t, js, bus.KindCampaign, "deposit-bonus")
+		return st[bus.StatRewardsCancelled] == 1 && st[bus.StatRewardsGranted] == 3 && st[bus.StatLaunched] == 4
+	})
 	if g := grants[0]; g.Value.Minor != 100 || g.Value.Currency != "AZN" || g.Reward.FreeSpins == nil || g.Player != "p-b1" ||
 		g.ID != bus.RewardGrantID("deposit-bonus", "bonus", "p-b1", g.ID[strings.LastIndexByte(g.ID, '.')+1:]) {
 		t.Fatalf("grant %+v", g)

@@ -73,8 +73,9 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 		return st[ch(bus.StatSent)] == 3 && st[ch(bus.StatDelivered)] == 1 && st[ch(bus.StatClicked)] == 1 &&
 			st[ch(bus.StatUndelivered)] == 1 && st[ch(bus.StatBounced)] == 1 && st[ch(bus.StatUnsubscribes)] == 1 && st[bus.StatSent] == 3 && st[bus.StatDelivered] == 1
 	})
+	// p-c0's is a first deposit (a lead); p-c3's is not marked first.
 	for p, amount := range map[string]string{"p-c0": "20.00", "p-c3": "10.00"} {
-		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": amount, "currency": "AZN", "method": "card", "depositId": "d-" + p})
+		publishEvent(t, s.js, p, "deposit.completed", "dep-"+p, time.Now(), map[string]any{"amount": amount, "currency": "AZN", "method": "card", "depositId": "d-" + p, "first": p == "p-c0"})
 	}
 	var st map[string]int64
 	bustest.Eventually(t, 10*time.Second, "the conversions attributed", func() bool {
@@ -83,6 +84,10 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	})
 	if st[ch(bus.StatConverted)] != 1 || st[ch(bus.StatRevenue)] != 2000 {
 		t.Errorf("sms converted %d, revenue %d; want 1 and 2000 (p-c0's deposit; p-c3 was never reached)", st[ch(bus.StatConverted)], st[ch(bus.StatRevenue)])
+	}
+	if st[bus.StatLeads] != 1 || st[ch(bus.StatLeads)] != 1 || st[bus.StatLaunched] != 4 || st[bus.StatTargeted] != 4 {
+		t.Errorf("leads %d (sms %d), launched %d, targeted %d; want 1, 1, 4, 4 (p-c0's first deposit; four registrations)",
+			st[bus.StatLeads], st[ch(bus.StatLeads)], st[bus.StatLaunched], st[bus.StatTargeted])
 	}
 	// The same counters on the brand's day (Baku, as the test's policy says or the default).
 	baku, _ := time.LoadLocation("Asia/Baku")

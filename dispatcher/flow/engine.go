@@ -237,6 +237,7 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 	if e := ps.find(cp); e != nil && e.Joined && cp.Tournament != nil {
 		return // in the race already: a tournament campaign triggered by every bet joins once, silently
 	}
+	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatLaunched, 1)
 	for _, fp := range ps.Flows {
 		if fp.Campaign == cp.Name {
 			s.flowOutcome(ps, cp.Name, "", ReasonAlreadyInFlow, "a flow of this campaign is still at step "+fp.Step, now)
@@ -436,6 +437,8 @@ func (s *ownerState) grant(ctx context.Context, b *Brand, cp *Campaign, ps *Play
 	if granted {
 		result = "granted"
 		s.statArm(ps.Brand, cp.Name, fp.Variant, bus.StatRewardsGranted, 1)
+	} else {
+		s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatRewardsCancelled, 1)
 	}
 	s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(g.ID), Brand: ps.Brand, Player: ps.Player, Campaign: cp.Name,
 		Step: st.Name, Kind: OutcomeFlow, Category: string(cp.Spec().Category), Result: result, Reason: reason, Detail: detail})
@@ -554,7 +557,7 @@ func (s *ownerState) resume(ctx context.Context, it *bus.Intent, now time.Time) 
 }
 
 // awaken moves the player's flows waiting for this event on, and counts conversions.
-func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ string, rp func() (*rules.Player, *rules.Event), now time.Time) {
+func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ string, lead bool, rp func() (*rules.Player, *rules.Event), now time.Time) {
 	ps, ok := s.players[brand+"/"+player]
 	if !ok {
 		return
@@ -586,12 +589,13 @@ func (s *ownerState) awaken(ctx context.Context, b *Brand, brand, player, typ st
 		}
 		s.walk(ctx, b, cp, ps, fp, cp.Next(fp.Step), now)
 	}
-	s.convert(b, ps, typ, now)
+	s.convert(b, ps, typ, lead, now)
 }
 
 // convert counts a conversion for each campaign whose experiment's goal is this event and
-// whose flow started within the goal window, once per flow.
-func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Time) {
+// whose flow started within the goal window, once per flow; a lead (a registration or a
+// first deposit) counts as one too.
+func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, lead bool, now time.Time) {
 	goal := func(campaign string, started int64) bool {
 		cp := b.campaign(campaign)
 		if cp == nil || goalEvent(cp) != typ {
@@ -602,6 +606,10 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, now time.Tim
 	count := func(campaign, variant string, last crmv1.Channel) {
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
 		s.chanStat(ps.Brand, campaign, last, bus.StatConverted, 1)
+		if lead {
+			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatLeads, 1)
+			s.chanStat(ps.Brand, campaign, last, bus.StatLeads, 1)
+		}
 		if variant != "" {
 			// An arm counts converted players: a player's second converting flow
 			// adds nothing to the arm.

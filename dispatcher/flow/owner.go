@@ -486,7 +486,9 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 		}
 		return rp, re
 	}
-	s.awaken(ctx, b, ev.Brand, ev.Player, ev.Type, view, now)
+	// A lead: a registration, or a first deposit (the platform marks it data.first).
+	lead := ev.Type == ingest.TypeRegistered || (ev.Type == ingest.TypeDepositCompleted && ev.Data.First != nil && *ev.Data.First)
+	s.awaken(ctx, b, ev.Brand, ev.Player, ev.Type, lead, view, now)
 	if ev.Type == ingest.TypeDepositCompleted && ev.Data.Currency != nil && *ev.Data.Currency == p.Currency {
 		if ps, ok := s.players[ev.Brand+"/"+ev.Player]; ok {
 			s.earn(b, ps, ev.AmountMinor, now)
@@ -961,13 +963,7 @@ func (s *ownerState) render(ctx context.Context, b *Brand, cp *Campaign, content
 	if m == nil {
 		return render.Rendered{}, fmt.Errorf("content %s has no %s message", content.Name, ch)
 	}
-	attrs := make(map[string]string, len(p.Attrs))
-	for _, a := range p.Attrs {
-		attrs[a.Key] = a.Value
-	}
-	data := &render.Data{Campaign: cp.Name, Links: map[string]string{}, Coupon: pd.Intent.Coupon,
-		Player: render.PlayerData(map[string]any{"ID": p.ID, "Country": p.Country, "Language": p.Language,
-			"Currency": p.Currency, "VIPLevel": p.VIPLevel}, attrs)}
+	data := &render.Data{Campaign: cp.Name, Links: map[string]string{}, Coupon: pd.Intent.Coupon, Player: render.PlayerOf(p)}
 	if len(pd.Intent.Event) > 0 {
 		_ = json.Unmarshal(pd.Intent.Event, &data.Event)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/templates"
@@ -207,3 +208,14 @@ var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // ("<no value>" under missingkey=zero with map data), as Helm does: "Salam, !" rather than
 // "Salam, <no value>!". html/template already prints nothing.
 var noValue = strings.NewReplacer("<no value>", "")
+
+// PlayerOf is .Player for a player as the dispatcher keeps them: the profile's fields a
+// template may show and the attributes (firstName from the platform's attrs, ...).
+func PlayerOf(p *players.Player) map[string]any {
+	attrs := make(map[string]string, len(p.Attrs))
+	for _, a := range p.Attrs {
+		attrs[a.Key] = a.Value
+	}
+	return PlayerData(map[string]any{"ID": p.ID, "Country": p.Country, "Language": p.Language,
+		"Currency": p.Currency, "VIPLevel": p.VIPLevel}, attrs)
+}

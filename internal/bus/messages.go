@@ -404,6 +404,9 @@ type PartitionStats struct {
 // StatSuppressedPrefix + the routing reason.
 const (
 	StatTargeted         = "targeted"
+	StatLaunched         = "launched"
+	StatLeads            = "leads"
+	StatRewardsCancelled = "rewardsCancelled"
 	StatBonusesActivated = "bonusesActivated"
 	StatCouponsRedeemed  = "couponsRedeemed"
 	StatSent             = "sent"

@@ -246,11 +246,11 @@ func (o *Options) report() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "campaign\t%s/%s\n", ns, cp.Name)
-			fmt.Fprintf(w, "targeted\t%d\nsent\t%d\ndelivered\t%d\nfailed\t%d\nconverted\t%d\nrewards granted\t%d\nbonuses activated\t%d\n",
-				ct.Targeted, ct.Sent, ct.Delivered, ct.Failed, ct.Converted, ct.RewardsGranted, ct.BonusesActivated)
+			fmt.Fprintf(w, "launched\t%d\ntargeted\t%d\nsent\t%d\ndelivered\t%d\nfailed\t%d\nconverted\t%d\nleads\t%d\nrewards granted\t%d\nrewards cancelled\t%d\nbonuses activated\t%d\n",
+				ct.Launched, ct.Targeted, ct.Sent, ct.Delivered, ct.Failed, ct.Converted, ct.Leads, ct.RewardsGranted, ct.RewardsCancelled, ct.BonusesActivated)
 			if r := cp.Status.Report; r != nil {
-				fmt.Fprintf(w, "message cost\t%s\nreward cost\t%s\nrevenue\t%s\ncpa\t%s\n", showMoney(r.MessageCost, r.Currency),
-					showMoney(r.RewardCost, r.Currency), showMoney(r.Revenue, r.Currency), dash(r.CPA, r.Currency))
+				fmt.Fprintf(w, "message cost\t%s\nreward cost\t%s\nrevenue\t%s\ncpa\t%s\ncpl\t%s\nroi\t%s\n", showMoney(r.MessageCost, r.Currency),
+					showMoney(r.RewardCost, r.Currency), showMoney(r.Revenue, r.Currency), dash(r.CPA, r.Currency), dash(r.CPL, r.Currency), ratio(r.ROI))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -264,10 +264,11 @@ func (o *Options) report() *cobra.Command {
 			}
 			fmt.Fprintln(o.Out)
 			w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tUNSUBSCRIBES\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA")
+			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tUNSUBSCRIBES\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA\tLEADS\tCPL\tROI")
 			for _, ch := range cp.Status.Channels {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
-					ch.Bounced, ch.Complaints, ch.Unsubscribes, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency))
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
+					ch.Bounced, ch.Complaints, ch.Unsubscribes, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency),
+					ch.Leads, dash(ch.CPL, currency), ratio(ch.ROI))
 			}
 			return w.Flush()
 		},
@@ -515,4 +516,13 @@ func clientCert(cfg *rest.Config) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("the kubeconfig's client certificate: %w", err)
 	}
 	return &c, nil
+}
+
+// ratio writes an ROI ratio with its percentage ("1.50 (150%)"), or "-".
+func ratio(r string) string {
+	f, err := strconv.ParseFloat(r, 64)
+	if r == "" || err != nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%.0f%%)", r, f*100)
 }

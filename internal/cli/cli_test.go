@@ -81,7 +81,8 @@ func TestPlugin(t *testing.T) {
 	cp.Status.Phase = crmv1.PhaseScheduled
 	cp.Status.Counters = &crmv1.CampaignCounters{Sent: 1200, Delivered: 1100, Converted: 90}
 	cp.Status.Spend = &crmv1.SpendStatus{Spent: &crmv1.Money{Amount: "120.5", Currency: "AZN"}}
-	cp.Status.Report = &crmv1.CampaignReport{Currency: "AZN", MessageCost: "12", RewardCost: "108.5", Revenue: "900.00", Conversions: 90, CPA: "1.338888"}
+	cp.Status.Report = &crmv1.CampaignReport{Currency: "AZN", MessageCost: "12", RewardCost: "108.5", Revenue: "900.00", Conversions: 90, CPA: "1.338888",
+		Leads: 30, CPL: "4.016666", ROI: "6.47"}
 	cp.Status.Channels = []crmv1.ChannelReport{{Channel: crmv1.ChannelPush, Sent: 1200, Opened: 310, Clicked: 55, Converted: 70, MessageCost: "12", Revenue: "700.00", CPA: "0.171428"}}
 	cp.Status.Conditions = []metav1.Condition{{Type: crmv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Published", Message: "published", LastTransitionTime: metav1.Now()}}
 	if err := c.Status().Update(ctx, cp); err != nil {
@@ -156,6 +157,7 @@ func TestPlugin(t *testing.T) {
 		t.Fatalf("report: %v\n%s", err, rep)
 	}
 	for _, want := range []string{"sent               1200", "revenue            900.00 AZN", "cpa                1.338888 AZN",
+		"cpl                4.016666 AZN", "roi                6.47 (647%)",
 		"push     1200  0          310     55       0        0           0             0       0            70         12.00 AZN     700.00 AZN  0.171428 AZN"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report: no %q in\n%s", want, rep)

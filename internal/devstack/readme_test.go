@@ -248,6 +248,25 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 			browsertest.Until(`!!document.querySelector('[data-testid=testsend] [role=status], [data-testid=testsend] .error')`))
 		return browsertest.Value(t, m, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=testsend] [role=status]')`))
 	})
+	// The template studio: the welcome push in az and ru rendered by the dispatcher for the
+	// sample profile, the brand's third language shown missing with its fallback, an edit
+	// previewed at once, and markup in it shown as text.
+	push := `[data-testid=studio] [data-channel=push]`
+	browsertest.Run(t, m, "the studio's previews",
+		chromedp.ScrollIntoView(chromedp.CSS(`[data-testid=studio]`)),
+		browsertest.Until(`(document.querySelector('`+push+` [data-locale=az] [data-testid=preview-push]')?.textContent ?? "").includes("Aysel")`),
+		browsertest.Until(`(document.querySelector('`+push+` [data-locale=en] [data-testid=missing]')?.textContent ?? "").includes("az")`),
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const ta = document.querySelector('`+push+` [data-locale=az] textarea');
+			const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+			set.call(ta, 'Salam, {{ .Player.FirstName }}! <img src=x onerror="document.body.dataset.owned=1">');
+			ta.dispatchEvent(new Event('input', {bubbles: true}));
+		})()`),
+		browsertest.Until(`(document.querySelector('`+push+` [data-locale=az] .push-body')?.textContent ?? "").includes('<img src=x')`))
+	browsertest.Shoot(t, m, "studio")
+	if browsertest.Value(t, m, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || !!document.querySelector('[data-testid=studio] img')`)) {
+		t.Fatal("markup in a template ran in the studio")
+	}
 	var got []string
 	for _, s := range cp.Spec.Steps {
 		got = append(got, s.Name)

@@ -54,8 +54,10 @@ func TestCampaignReport(t *testing.T) {
 		t.Fatalf("nothing happened yet: %+v", r)
 	}
 	r := Campaign(spec, map[string]int64{bus.StatRewardsGranted: 40, bus.StatCostRewards: 40_000_000, bus.StatCostMessages: 1_500_000,
-		bus.StatConverted: 8, bus.StatRevenue: 123_450})
-	if r.Currency != "AZN" || r.Grants != 40 || r.RewardCost != "40" || r.MessageCost != "1.5" || r.Revenue != "1234.50" || r.CPA != "5.1875" {
+		bus.StatConverted: 8, bus.StatRevenue: 123_450, bus.StatLeads: 4})
+	// cost 41.50; CPA 41.50/8; CPL 41.50/4 = 10.375; ROI (1234.50-41.50)/41.50 = 28.7469...
+	if r.Currency != "AZN" || r.Grants != 40 || r.RewardCost != "40" || r.MessageCost != "1.5" || r.Revenue != "1234.50" || r.CPA != "5.1875" ||
+		r.Leads != 4 || r.CPL != "10.375" || r.ROI != "28.75" {
 		t.Fatalf("report %+v", r)
 	}
 	e := &crmv1.Experiment{Variants: []crmv1.Variant{{Name: "a", Weight: 100}}}
@@ -67,8 +69,9 @@ func TestCampaignReport(t *testing.T) {
 }
 
 // TestChannels: the per-channel figures from summed counters, hand-computed: email sent
-// 1,000 messages for 2.50 (2,500,000 micros) and 5 attributed conversions (CPA 0.50) with
-// 120.00 of deposits; SMS failed twice and cost nothing; push counted nothing (left out).
+// 1,000 messages for 2.50 (2,500,000 micros) and 5 attributed conversions (CPA 0.50), 2 of
+// them leads, with 120.00 of deposits; SMS failed twice and cost nothing; push counted
+// nothing (left out).
 func TestChannels(t *testing.T) {
 	sum := map[string]int64{
 		bus.ChannelStat(crmv1.ChannelEmail, bus.StatSent): 1000, bus.ChannelStat(crmv1.ChannelEmail, bus.StatOpened): 310,
@@ -76,10 +79,13 @@ func TestChannels(t *testing.T) {
 		bus.ChannelStat(crmv1.ChannelEmail, bus.StatComplaints): 1, bus.ChannelStat(crmv1.ChannelEmail, bus.StatConverted): 5,
 		bus.ChannelStat(crmv1.ChannelEmail, bus.StatCostMessages): 2_500_000, bus.ChannelStat(crmv1.ChannelEmail, bus.StatRevenue): 12_000,
 		bus.ChannelStat(crmv1.ChannelSMS, bus.StatFailed): 2, bus.StatSent: 1000,
+		bus.ChannelStat(crmv1.ChannelEmail, bus.StatLeads): 2,
 	}
 	got := Channels(sum)
 	want := []crmv1.ChannelReport{
-		{Channel: crmv1.ChannelEmail, Sent: 1000, Opened: 310, Clicked: 42, Bounced: 7, Complaints: 1, Converted: 5, MessageCost: "2.5", Revenue: "120.00", CPA: "0.5"},
+		// CPL 2.50/2; ROI (120.00-2.50)/2.50 = 47.
+		{Channel: crmv1.ChannelEmail, Sent: 1000, Opened: 310, Clicked: 42, Bounced: 7, Complaints: 1, Converted: 5, MessageCost: "2.5", Revenue: "120.00", CPA: "0.5",
+			Leads: 2, CPL: "1.25", ROI: "47.00"},
 		{Channel: crmv1.ChannelSMS, Failed: 2},
 	}
 	if !reflect.DeepEqual(got, want) {

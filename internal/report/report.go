@@ -46,13 +46,27 @@ func Campaign(spec *crmv1.CampaignSpec, sum map[string]int64) *crmv1.CampaignRep
 	if grants == 0 && rewards == 0 && messages == 0 && conv == 0 && revenue == 0 {
 		return nil
 	}
-	r := &crmv1.CampaignReport{Currency: Currency(spec), Grants: grants, Conversions: conv,
+	leads := sum[bus.StatLeads]
+	r := &crmv1.CampaignReport{Currency: Currency(spec), Grants: grants, Conversions: conv, Leads: leads,
 		RewardCost: money.FormatMicros(rewards), MessageCost: money.FormatMicros(messages),
 		Revenue: minorString(revenue)}
 	if conv > 0 {
 		r.CPA = money.FormatMicros((rewards + messages) / conv)
 	}
+	if leads > 0 {
+		r.CPL = money.FormatMicros((rewards + messages) / leads)
+	}
+	r.ROI = ROI(revenue, rewards+messages)
 	return r
+}
+
+// ROI is (revenue - cost) / cost as a ratio with two decimals, revenue in minor units of
+// a two-digit currency and cost in micros; "" when nothing was spent.
+func ROI(revenueMinor, costMicros int64) string {
+	if costMicros <= 0 {
+		return ""
+	}
+	return strconv.FormatFloat(float64(revenueMinor*10_000-costMicros)/float64(costMicros), 'f', 2, 64)
 }
 
 // armCost fills an arm's grants, cost and CPA.
@@ -80,7 +94,8 @@ func Channels(sum map[string]int64) []crmv1.ChannelReport {
 		get := func(name string) int64 { return sum[bus.ChannelStat(ch, name)] }
 		r := crmv1.ChannelReport{Channel: ch, Sent: get(bus.StatSent), Delivered: get(bus.StatDelivered), Failed: get(bus.StatFailed),
 			Undelivered: get(bus.StatUndelivered), Opened: get(bus.StatOpened), Clicked: get(bus.StatClicked), Bounced: get(bus.StatBounced),
-			Complaints: get(bus.StatComplaints), Unsubscribes: get(bus.StatUnsubscribes), Converted: get(bus.StatConverted)}
+			Complaints: get(bus.StatComplaints), Unsubscribes: get(bus.StatUnsubscribes), Converted: get(bus.StatConverted),
+			Leads: get(bus.StatLeads)}
 		cost, revenue := get(bus.StatCostMessages), get(bus.StatRevenue)
 		if r == (crmv1.ChannelReport{Channel: ch}) && cost == 0 && revenue == 0 {
 			continue
@@ -94,6 +109,10 @@ func Channels(sum map[string]int64) []crmv1.ChannelReport {
 		if r.Converted > 0 {
 			r.CPA = money.FormatMicros(cost / r.Converted)
 		}
+		if r.Leads > 0 {
+			r.CPL = money.FormatMicros(cost / r.Leads)
+		}
+		r.ROI = ROI(revenue, cost)
 		out = append(out, r)
 	}
 	return out

@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from "react";
 import { parse } from "yaml";
 import { Builder } from "./Builder";
+import { Studio } from "./Studio";
 import { stepOfField } from "./flowedit";
 import type { Spec } from "./graph";
 import { can } from "./api";
@@ -8,7 +9,7 @@ import { useApp } from "./App";
 import { PauseButton, ReasonsTable, useAccess } from "./Dashboard";
 import { Editor, useCampaignEdit, type CampaignEdit } from "./Editor";
 import { Period } from "./Period";
-import { count, money } from "./format";
+import { count, money, roi } from "./format";
 import { useLive } from "./live";
 
 export function CampaignPage({ brand, name, from, to }: { brand: string; name: string; from?: string; to?: string }) {
@@ -40,6 +41,7 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
   if (!row) return <section>{back}</section>;
   const c = row.status.counters ?? {};
   const figures: [string, string][] = [
+    [t("launched"), count(lang, c.launched)],
     [t("targeted"), count(lang, c.targeted)],
     [t("sent"), count(lang, c.sent)],
     [t("delivered"), count(lang, c.delivered)],
@@ -47,9 +49,13 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
     [t("converted"), count(lang, c.converted)],
     [t("rewardsGranted"), count(lang, c.rewardsGranted)],
     [t("bonusesActivated"), count(lang, c.bonusesActivated)],
+    [t("rewardsCancelled"), count(lang, c.rewardsCancelled)],
+    [t("leads"), count(lang, c.leads)],
     [t("spend"), money(lang, row.status.spend?.spent)],
     [t("revenue"), row.status.report?.revenue ? `${row.status.report.revenue} ${row.status.report.currency ?? ""}` : "–"],
     [t("cpa"), row.status.report?.cpa ? `${row.status.report.cpa} ${row.status.report.currency ?? ""}` : "–"],
+    [t("cpl"), row.status.report?.cpl ? `${row.status.report.cpl} ${row.status.report.currency ?? ""}` : "–"],
+    [t("roi"), roi(row.status.report?.roi)],
   ];
   return (
     <section>
@@ -92,6 +98,9 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
               <th className="num">{t("messageCost")}</th>
               <th className="num">{t("revenue")}</th>
               <th className="num">{t("cpa")}</th>
+              <th className="num">{t("leads")}</th>
+              <th className="num">{t("cpl")}</th>
+              <th className="num">{t("roi")}</th>
             </tr>
           </thead>
           <tbody>
@@ -111,6 +120,9 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
                 <td className="num">{c.messageCost ?? "–"}</td>
                 <td className="num">{c.revenue ?? "–"}</td>
                 <td className="num">{c.cpa ?? "–"}</td>
+                <td className="num">{count(lang, c.leads)}</td>
+                <td className="num">{c.cpl ?? "–"}</td>
+                <td className="num">{roi(c.roi)}</td>
               </tr>
             ))}
           </tbody>
@@ -203,6 +215,10 @@ export function Workbench({ brand, name, saved, state, mayEdit, onSaved }: { bra
             </li>
           ))}
         </ul>
+      )}
+      <h2 id="studio">{t("studio")}</h2>
+      {spec && state.edit && (
+        <Studio brand={brand} campaign={name} contents={(spec as { contents?: Parameters<typeof Studio>[0]["contents"] }).contents ?? []} yaml={state.edit.yaml} setYAML={mayEdit ? state.setYAML : undefined} />
       )}
       <h2 id="edit">{t("yamlTab")}</h2>
       <Editor state={state} maySave={mayEdit} onSaved={onSaved} />

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { call, can, type Access, type Row } from "./api";
 import { useApp } from "./App";
 import { PlayerLookup } from "./PlayerPage";
-import { count, money, suppressedTotals } from "./format";
+import { count, money, roi, suppressedTotals } from "./format";
 import { useLive } from "./live";
 
 export function useAccess(brand: string): Access | null {
@@ -89,14 +89,19 @@ export function Dashboard({ brand }: { brand: string }) {
               <th>{t("name")}</th>
               <th>{t("phase")}</th>
               <th>{t("ready")}</th>
+              <th className="num">{t("launched")}</th>
               <th className="num">{t("targeted")}</th>
               <th className="num">{t("sent")}</th>
               <th className="num">{t("delivered")}</th>
+              <th className="num">{t("opened")}</th>
+              <th className="num">{t("clicked")}</th>
               <th className="num">{t("converted")}</th>
               <th className="num">{t("bonusesActivated")}</th>
+              <th className="num">{t("rewardsCancelled")}</th>
               <th className="num">{t("failed")}</th>
               <th className="num">{t("spend")}</th>
               <th className="num">{t("budget")}</th>
+              <th className="num">{t("roi")}</th>
               <th className="num">{t("cpa")}</th>
               {mayPause && <th />}
             </tr>
@@ -104,6 +109,8 @@ export function Dashboard({ brand }: { brand: string }) {
           <tbody>
             {rows.map((r) => {
               const c = r.status.counters ?? {};
+              // Opens and clicks are counted per channel (docs/analytics.md); the row sums them.
+              const sum = (k: "opened" | "clicked") => (r.status.channels ?? []).reduce((n, ch) => n + (ch[k] ?? 0), 0);
               return (
                 <tr key={r.name} data-campaign={r.name}>
                   <td>
@@ -120,14 +127,19 @@ export function Dashboard({ brand }: { brand: string }) {
                   </td>
                   <td>{r.status.phase ?? "–"}</td>
                   <td title={r.message}>{r.ready === "True" ? "✓" : r.reason || "–"}</td>
+                  <td className="num" data-counter="launched">{count(lang, c.launched)}</td>
                   <td className="num" data-counter="targeted">{count(lang, c.targeted)}</td>
                   <td className="num" data-counter="sent">{count(lang, c.sent)}</td>
                   <td className="num" data-counter="delivered">{count(lang, c.delivered)}</td>
+                  <td className="num" data-counter="opened">{count(lang, sum("opened"))}</td>
+                  <td className="num" data-counter="clicked">{count(lang, sum("clicked"))}</td>
                   <td className="num" data-counter="converted">{count(lang, c.converted)}</td>
                   <td className="num" data-counter="bonusesActivated">{count(lang, c.bonusesActivated)}</td>
+                  <td className="num" data-counter="rewardsCancelled">{count(lang, c.rewardsCancelled)}</td>
                   <td className="num" data-counter="failed">{count(lang, c.failed)}</td>
                   <td className="num">{money(lang, r.status.spend?.spent)}</td>
                   <td className="num">{money(lang, r.budget?.total ?? r.budget?.perPeriod?.amount)}</td>
+                  <td className="num" data-counter="roi">{roi(r.status.report?.roi)}</td>
                   <td className="num">{r.status.report?.cpa ? `${r.status.report.cpa} ${r.status.report.currency ?? ""}` : "–"}</td>
                   {mayPause && (
                     <td>

@@ -13,7 +13,10 @@ export interface Money {
 }
 
 export interface Counters {
+  launched?: number;
   targeted?: number;
+  leads?: number;
+  rewardsCancelled?: number;
   sent?: number;
   delivered?: number;
   failed?: number;
@@ -49,6 +52,9 @@ export interface ChannelReport {
   messageCost?: string;
   revenue?: string;
   cpa?: string;
+  leads?: number;
+  cpl?: string;
+  roi?: string;
 }
 
 export interface Condition {
@@ -64,7 +70,7 @@ export interface CampaignStatus {
   spend?: { spent?: Money; remaining?: Money };
   variants?: VariantStatus[];
   channels?: ChannelReport[];
-  report?: { currency?: string; revenue?: string; cpa?: string; rewardCost?: string; messageCost?: string; conversions?: number };
+  report?: { currency?: string; revenue?: string; cpa?: string; rewardCost?: string; messageCost?: string; conversions?: number; leads?: number; cpl?: string; roi?: string };
   conditions?: Condition[];
   observedGeneration?: number;
 }

@@ -21,3 +21,10 @@ export function suppressedTotals(rows: { status: { counters?: { suppressed?: Rec
   }
   return [...sum.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
+
+// roi writes a return-on-cost ratio ("1.50") as a percentage ("150%"), "–" when none.
+export function roi(r: string | undefined): string {
+  if (!r) return "–";
+  const f = Number(r);
+  return Number.isFinite(f) ? `${Math.round(f * 100)}%` : "–";
+}

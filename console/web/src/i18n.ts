@@ -114,6 +114,20 @@ const en = {
   time: "Time",
   result: "Result",
   nothingHere: "Your roles give you nothing to see in this brand.",
+  launched: "Launched",
+  rewardsCancelled: "Cancelled",
+  leads: "Leads",
+  cpl: "CPL",
+  noContents: "This campaign has no contents yet.",
+  desktop: "Desktop width",
+  mobile: "Mobile width",
+  missingLocale: "No message in this language: its players get",
+  missingNothing: "No message in this language, and nothing to fall back to.",
+  subject: "Subject",
+  bodyInConfigMap: "The body is in ConfigMap",
+  segments: "segment(s)",
+  characters: "characters",
+  studio: "Template studio",
 } as const;
 
 export type Key = keyof typeof en;
@@ -229,6 +243,20 @@ const az: Record<Key, string> = {
   time: "Vaxt",
   result: "Nəticə",
   nothingHere: "Rollarınız bu brenddə görmək üçün heç nə vermir.",
+  launched: "Başladılıb",
+  rewardsCancelled: "Ləğv edilib",
+  leads: "Lidlər",
+  cpl: "CPL",
+  noContents: "Bu kampaniyanın hələ məzmunu yoxdur.",
+  desktop: "Masaüstü eni",
+  mobile: "Mobil en",
+  missingLocale: "Bu dildə mesaj yoxdur: oyunçuları bunu alır:",
+  missingNothing: "Bu dildə mesaj yoxdur və əvəzedici də yoxdur.",
+  subject: "Mövzu",
+  bodyInConfigMap: "Mətn ConfigMap-dadır:",
+  segments: "seqment",
+  characters: "simvol",
+  studio: "Şablon studiyası",
 };
 
 const ru: Record<Key, string> = {
@@ -342,6 +370,20 @@ const ru: Record<Key, string> = {
   time: "Время",
   result: "Результат",
   nothingHere: "Ваши роли не дают здесь ничего видеть.",
+  launched: "Запущено",
+  rewardsCancelled: "Отменено",
+  leads: "Лиды",
+  cpl: "CPL",
+  noContents: "У этой кампании ещё нет содержимого.",
+  desktop: "Ширина компьютера",
+  mobile: "Мобильная ширина",
+  missingLocale: "Нет сообщения на этом языке: игроки получат",
+  missingNothing: "Нет сообщения на этом языке и нечем заменить.",
+  subject: "Тема",
+  bodyInConfigMap: "Текст в ConfigMap",
+  segments: "сегмент(ов)",
+  characters: "символов",
+  studio: "Студия шаблонов",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

@@ -1,0 +1,207 @@
+import { useEffect, useMemo, useRef, useState } from "react";
+import { call } from "./api";
+import { useApp } from "./App";
+import { setField } from "./flowedit";
+
+interface Message {
+  channel: string;
+  locale: string;
+  subject?: string;
+  body?: string;
+  bodyFrom?: { name: string; key: string };
+  format?: string;
+  buttonText?: string;
+  deepLink?: string;
+}
+interface Content {
+  name: string;
+  messages?: Message[];
+}
+interface Rendered {
+  channel: string;
+  locale: string;
+  subject?: string;
+  text?: string;
+  html?: string;
+  error?: string;
+  field?: string;
+  sms?: { encoding: string; segments: number; characters: number };
+}
+interface Answer {
+  messages: Rendered[];
+  languages: string[];
+  defaultLanguage: string;
+  fallback: Record<string, Record<string, string>>;
+  player?: string;
+}
+
+const subjectChannels = new Set(["email", "push", "webPush", "inApp"]);
+
+// Studio edits a campaign's contents: each channel's messages side by side in the brand's
+// languages, each rendered by the dispatcher's own renderer for a chosen player or a sample
+// profile (email at desktop and mobile widths, push as iOS and Android show it, SMS with its
+// encoding and segments, in-app and Viber as cards), and for each language without a
+// message the locale its players would get instead, before anything is saved.
+export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: string; campaign: string; contents: Content[]; yaml: string; setYAML?: (y: string) => void }) {
+  const { t } = useApp();
+  const [ci, setCi] = useState(0);
+  const [player, setPlayer] = useState("");
+  const [firstName, setFirstName] = useState("Aysel");
+  const [answer, setAnswer] = useState<Answer | null>(null);
+  const [error, setError] = useState("");
+  const [width, setWidth] = useState<"desktop" | "mobile">("desktop");
+  const content = contents[Math.min(ci, contents.length - 1)];
+  const messages = useMemo(() => content?.messages ?? [], [content]);
+  const key = JSON.stringify([messages, player, firstName]);
+  const seq = useRef(0);
+  useEffect(() => {
+    if (messages.length === 0) return;
+    const n = ++seq.current;
+    const timer = setTimeout(() => {
+      const body = player ? { campaign, player, messages } : { campaign, sample: { firstName }, messages };
+      call<Answer>("POST", `/api/brands/${encodeURIComponent(brand)}/admin/render`, body)
+        .then((a) => {
+          if (n === seq.current) {
+            setAnswer(a);
+            setError("");
+          }
+        })
+        .catch((e) => n === seq.current && setError((e as Error).message));
+    }, 350);
+    return () => clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, brand, campaign]);
+  if (!content) return <p>{t("noContents")}</p>;
+  const channels = [...new Set(messages.map((m) => m.channel))];
+  const langs = answer?.languages?.length ? answer.languages : [...new Set(messages.map((m) => m.locale))];
+  const set = (mi: number, field: string, v: string) => setYAML?.(setField(yaml, ["spec", "contents", ci, "messages", mi, field], v));
+  const add = (channel: string, locale: string) => {
+    const from = messages.find((m) => m.channel === channel && m.locale === answer?.fallback[channel]?.[locale]) ?? messages.find((m) => m.channel === channel);
+    const copy: Message = { channel, locale, ...(from?.subject ? { subject: from.subject } : {}), body: from?.body ?? "", ...(from?.format ? { format: from.format } : {}) };
+    setYAML?.(setField(yaml, ["spec", "contents", ci, "messages", messages.length], copy));
+  };
+  return (
+    <div className="studio" data-testid="studio">
+      <div className="tabs" role="tablist">
+        {contents.map((c, i) => (
+          <button key={c.name} type="button" role="tab" aria-selected={i === ci} className={i === ci ? "active" : ""} onClick={() => setCi(i)} data-content={c.name}>
+            {c.name}
+          </button>
+        ))}
+      </div>
+      <div className="actions">
+        <label>
+          {t("testPlayer")} <input value={player} onChange={(e) => setPlayer(e.target.value.trim())} placeholder="p-100000" data-testid="studio-player" />
+        </label>
+        {!player && (
+          <label>
+            firstName <input value={firstName} onChange={(e) => setFirstName(e.target.value)} data-testid="studio-firstname" />
+          </label>
+        )}
+        <label>
+          <select value={width} onChange={(e) => setWidth(e.target.value as "desktop" | "mobile")} data-testid="studio-width">
+            <option value="desktop">{t("desktop")}</option>
+            <option value="mobile">{t("mobile")}</option>
+          </select>
+        </label>
+      </div>
+      {error && <p className="error">{error}</p>}
+      {channels.map((ch) => (
+        <div key={ch} className="studio-channel" data-channel={ch}>
+          <h3>{ch}</h3>
+          <div className="studio-row" style={{ gridTemplateColumns: `repeat(${langs.length}, minmax(16rem, 1fr))` }}>
+            {langs.map((l) => {
+              const mi = messages.findIndex((m) => m.channel === ch && m.locale === l);
+              if (mi < 0) {
+                const gets = answer?.fallback[ch]?.[l];
+                return (
+                  <div key={l} className="studio-cell missing" data-locale={l}>
+                    <h4>{l}</h4>
+                    <p className="note" data-testid="missing">
+                      {gets ? `${t("missingLocale")} ${gets}` : t("missingNothing")}
+                    </p>
+                    {setYAML && (
+                      <button type="button" onClick={() => add(ch, l)} data-add-locale={`${ch}/${l}`}>
+                        + {l}
+                      </button>
+                    )}
+                  </div>
+                );
+              }
+              const m = messages[mi];
+              const r = answer?.messages[mi];
+              return (
+                <div key={l} className="studio-cell" data-locale={l}>
+                  <h4>{l}</h4>
+                  {subjectChannels.has(ch) && (
+                    <input readOnly={!setYAML} value={m.subject ?? ""} placeholder={t("subject")} onChange={(e) => set(mi, "subject", e.target.value)} data-field={`messages[${mi}].subject`} />
+                  )}
+                  {m.bodyFrom && !m.body ? (
+                    <p className="note">
+                      {t("bodyInConfigMap")} {m.bodyFrom.name}/{m.bodyFrom.key}
+                    </p>
+                  ) : (
+                    <textarea readOnly={!setYAML} rows={5} value={m.body ?? ""} onChange={(e) => set(mi, "body", e.target.value)} data-field={`messages[${mi}].body`} />
+                  )}
+                  {r?.error && (
+                    <p className="error" data-testid="render-error">
+                      {r.error}
+                    </p>
+                  )}
+                  {r && !r.error && <Frame ch={ch} r={r} m={m} width={width} />}
+                </div>
+              );
+            })}
+          </div>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+// Frame shows a rendered message the way its channel shows it. Text is text; an email's
+// HTML goes into a sandboxed frame without scripts.
+function Frame({ ch, r, m, width }: { ch: string; r: Rendered; m: Message; width: "desktop" | "mobile" }) {
+  const { t } = useApp();
+  if (ch === "email")
+    return (
+      <div className="frame email" data-testid="preview-email">
+        <div className="email-subject">{r.subject}</div>
+        <iframe title="email" sandbox="" srcDoc={r.html || `<pre>${escapeHTML(r.text ?? "")}</pre>`} style={{ width: width === "desktop" ? 600 : 375, maxWidth: "100%" }} />
+      </div>
+    );
+  if (ch === "push" || ch === "webPush")
+    return (
+      <div className="frames" data-testid="preview-push">
+        {["iOS", "Android"].map((os) => (
+          <div key={os} className={`frame push ${os.toLowerCase()}`}>
+            <div className="os">{os}</div>
+            <div className="push-title">{r.subject}</div>
+            <div className="push-body">{r.text}</div>
+          </div>
+        ))}
+      </div>
+    );
+  if (ch === "sms")
+    return (
+      <div className="frame sms" data-testid="preview-sms">
+        <div className="bubble">{r.text}</div>
+        {r.sms && (
+          <div className="note" data-testid="sms-facts">
+            {r.sms.encoding}, {r.sms.segments} {t("segments")}, {r.sms.characters} {t("characters")}
+          </div>
+        )}
+      </div>
+    );
+  return (
+    <div className={`frame card ${ch}`} data-testid={`preview-${ch}`}>
+      {r.subject && <div className="push-title">{r.subject}</div>}
+      <div>{r.text}</div>
+      {m.buttonText && <button type="button">{m.buttonText}</button>}
+    </div>
+  );
+}
+
+function escapeHTML(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+}
