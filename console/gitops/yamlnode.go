@@ -326,6 +326,9 @@ func Set(doc string, v any, keys ...string) (string, error) {
 		switch {
 		case i == len(keys)-1 && kn != nil:
 			keepComments(&val, vn)
+			if vn.Kind == yaml.ScalarNode && val.Kind == yaml.ScalarNode && vn.Style != yaml.LiteralStyle && vn.Style != yaml.FoldedStyle {
+				val.Style = vn.Style // 'quoted' stays quoted
+			}
 			m.Content[j+1] = &val
 		case i == len(keys)-1:
 			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, &val)

@@ -66,7 +66,8 @@ var adminReads = []func(p []string) bool{
 var adminWrites = map[string][]func(p []string) bool{
 	http.MethodPost: {
 		func(p []string) bool { return len(p) == 3 && p[0] == "campaigns" && p[2] == "testsend" },
-		func(p []string) bool { return len(p) == 1 && p[0] == "render" }, // the template studio's preview
+		func(p []string) bool { return len(p) == 1 && p[0] == "render" },                      // the template studio's preview
+		func(p []string) bool { return len(p) == 2 && p[0] == "segments" && p[1] == "count" }, // a rule counted while written
 	},
 	http.MethodPut: {func(p []string) bool { return len(p) == 3 && p[0] == "players" && p[2] == "preferences" }},
 }

@@ -137,4 +137,22 @@ func TestEditUnderGitOps(t *testing.T) {
 	if code, _ := analyst.mutate("PUT", base+"/paused", `{"paused": false}`); code != 403 {
 		t.Fatalf("the analyst's pause under GitOps: %d", code)
 	}
+
+	// A Segment's rule from the segment editor: its one line changes in Git (quoted as it
+	// was); a new Segment gets its own file.
+	before := repo.Show(t, "main", file)
+	code, body = marketer.mutate("PUT", "/api/brands/"+gns+"/segments/churn-risk", `{"rule":"player.churnRisk >= 0.6 && player.depositCount > 0","description":"Depositors whose churn risk is high"}`)
+	if code != 200 {
+		t.Fatalf("a segment's rule under GitOps: %d %s", code, body)
+	}
+	want := strings.Replace(before, "rule: 'player.churnRisk >= 0.7 && player.depositCount > 0'", "rule: 'player.churnRisk >= 0.6 && player.depositCount > 0'", 1)
+	if got := repo.Show(t, "main", file); got != want || got == before {
+		t.Fatalf("the segment's document after the edit:\n%s", got)
+	}
+	if code, body = marketer.mutate("PUT", "/api/brands/"+gns+"/segments/high-rollers", `{"rule":"player.avgBet >= 50.0","description":"High rollers"}`); code != 200 {
+		t.Fatalf("a new segment under GitOps: %d %s", code, body)
+	}
+	if got := repo.Show(t, "main", "brands/baku-git/segment-high-rollers.yaml"); !strings.Contains(got, "kind: Segment") || !strings.Contains(got, `rule: "player.avgBet >= 50.0"`) {
+		t.Fatalf("the new segment's file:\n%s", got)
+	}
 }

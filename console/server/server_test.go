@@ -400,3 +400,40 @@ func TestEditValidateAndSave(t *testing.T) {
 		t.Errorf("a save under GitOps: %d %s", code, body)
 	}
 }
+
+// TestSegmentEditor: the segment editor saves a rule as the person (the marketer creates
+// and edits, the analyst is refused by the API server), refuses a rule the controller
+// would not compile with its position, and a stale edit is a conflict.
+func TestSegmentEditor(t *testing.T) {
+	marketer, analyst := signIn(t, "marketer"), signIn(t, "analyst")
+	path := "/api/brands/" + ns + "/segments/vip-az"
+	if code, body := marketer.mutate("PUT", path, `{"rule":"player.vipLevel >=","description":"VIPs"}`); code != 422 || !strings.Contains(body, `"field":"spec.rule"`) {
+		t.Fatalf("a rule that does not compile: %d %s", code, body)
+	}
+	if code, body := analyst.mutate("PUT", path, `{"rule":"player.vipLevel >= 3","description":"VIPs"}`); code != 403 {
+		t.Fatalf("the analyst's segment: %d %s", code, body)
+	}
+	code, body := marketer.mutate("PUT", path, `{"rule":"player.vipLevel >= 3 && player.country == \"AZ\"","description":"VIPs in Azerbaijan"}`)
+	var row server.SegmentRow
+	if code != 200 || json.Unmarshal([]byte(body), &row) != nil || row.ResourceVersion == "" {
+		t.Fatalf("the marketer's new segment: %d %s", code, body)
+	}
+	var sg crmv1.Segment
+	if err := fx.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "vip-az"}, &sg); err != nil || sg.Spec.Rule != `player.vipLevel >= 3 && player.country == "AZ"` {
+		t.Fatalf("the segment on the API server: %+v %v", sg.Spec, err)
+	}
+	edit := func(rule, rv string) string {
+		b, _ := json.Marshal(server.SegmentEdit{Rule: rule, Description: "VIPs", ResourceVersion: rv})
+		return string(b)
+	}
+	if code, body := marketer.mutate("PUT", path, edit("player.vipLevel >= 4", row.ResourceVersion)); code != 200 {
+		t.Fatalf("an edit: %d %s", code, body)
+	}
+	if code, body := marketer.mutate("PUT", path, edit("player.vipLevel >= 5", row.ResourceVersion)); code != 409 {
+		t.Fatalf("a stale edit: %d %s", code, body)
+	}
+	code, body = analyst.do("GET", "/api/brands/"+ns+"/segments", "", nil)
+	if code != 200 || !strings.Contains(body, `"rule":"player.vipLevel \u003e= 4"`) {
+		t.Fatalf("the analyst's list: %d %s", code, body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -14,6 +15,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/rules"
 )
 
 // Campaigns serves the campaign tools of the admin API behind `kubectl croupier`: a test
@@ -25,12 +27,59 @@ type Campaigns struct {
 	Clock      clock.Func
 	// Preview gathers a dry run from every partition owner (app.PreviewClient).
 	Preview func(r *http.Request, brand, campaign string) (*bus.Preview, error)
+	// Count gathers how many of a brand's players a rule selects (app.GatherCount).
+	Count func(r *http.Request, brand, rule string) (*bus.Preview, error)
 }
 
 // Register adds the routes behind the admin guard.
 func (c *Campaigns) Register(mux *http.ServeMux, a *Admin) {
 	mux.Handle("POST /v1/brands/{brand}/campaigns/{campaign}/testsend", a.guard("create", crmv1.AdminCampaignsTestSend, c.testSend))
 	mux.Handle("GET /v1/brands/{brand}/campaigns/{campaign}/preview", a.guard("get", crmv1.AdminCampaignsPreview, c.preview))
+	// A Segment's rule counted while it is written: who it would reach, as a preview does.
+	mux.Handle("POST /v1/brands/{brand}/segments/count", a.guard("get", crmv1.AdminCampaignsPreview, c.count))
+}
+
+// CountRequest is a player rule to count (a Segment's spec.rule).
+type CountRequest struct {
+	Rule string `json:"rule"`
+}
+
+// Counted is how many of the brand's players the rule selects now, and from which
+// partitions (Missing: partitions no owner answered for in time).
+type Counted struct {
+	Rule       string `json:"rule"`
+	Count      int64  `json:"count"`
+	Partitions []int  `json:"partitions"`
+	Missing    []int  `json:"missing,omitempty"`
+}
+
+func (c *Campaigns) count(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+	var req CountRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		bodyProblem(w, err, "the body must be {\"rule\": \"...\"}: ")
+		return
+	}
+	if strings.TrimSpace(req.Rule) == "" {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "rule: required", Field: "rule"})
+		return
+	}
+	// Compiled as the Segment controller compiles it: a rule it would refuse is refused here.
+	if _, err := rules.Compile(rules.PlayerRule, req.Rule); err != nil {
+		ingest.WriteProblem(w, http.StatusUnprocessableEntity, ingest.Problem{Error: err.Error(), Field: "rule"})
+		return
+	}
+	if c.Count == nil {
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "counts are not served by this dispatcher"})
+		return
+	}
+	p, err := c.Count(r, brand, req.Rule)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the count could not be gathered: " + err.Error()})
+		return
+	}
+	ingest.WriteJSON(w, http.StatusOK, Counted{Rule: req.Rule, Count: p.Audience, Partitions: p.Partitions, Missing: p.Missing})
 }
 
 // TestSendRequest names the seed player and, optionally, the send step (default: the

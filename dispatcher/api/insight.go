@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -194,13 +195,21 @@ type CampaignReportBody struct {
 	Counters map[string]int64      `json:"counters"`
 	Report   *crmv1.CampaignReport `json:"report,omitempty"`
 	Variants []crmv1.VariantStatus `json:"variants,omitempty"`
-	Read     time.Time             `json:"read"`
+	// By and Segments: with ?by=vip|country|rfm, the figures by that dimension.
+	By       string                      `json:"by,omitempty"`
+	Segments []campaignreport.SegmentRow `json:"segments,omitempty"`
+	Read     time.Time                   `json:"read"`
 }
 
 func (in *Insight) campaignReport(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
 	name := r.PathValue("campaign")
 	if err := bus.CheckToken("campaign", name); err != nil {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: err.Error(), Field: "campaign"})
+		return
+	}
+	by := r.URL.Query().Get("by")
+	if by != "" && !slices.Contains(bus.Dims, by) {
+		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "by: one of " + strings.Join(bus.Dims, ", "), Field: "by"})
 		return
 	}
 	b := in.Catalog.Brand(brand)
@@ -218,8 +227,12 @@ func (in *Insight) campaignReport(w http.ResponseWriter, r *http.Request, brand 
 		return
 	}
 	spec := cp.Spec()
-	ingest.WriteJSON(w, http.StatusOK, CampaignReportBody{Brand: brand, Campaign: name, Counters: sum,
-		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()})
+	body := CampaignReportBody{Brand: brand, Campaign: name, Counters: sum,
+		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()}
+	if by != "" {
+		body.By, body.Segments = by, campaignreport.Segments(sum, by)
+	}
+	ingest.WriteJSON(w, http.StatusOK, body)
 }
 
 // sumStats sums an object's counters over the partitions in croupier-stats.

@@ -412,6 +412,11 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 				defer cancel()
 				return flow.GatherPreview(ctx, nc, brand, campaign, o.Partitions)
+			},
+			Count: func(r *http.Request, brand, rule string) (*bus.Preview, error) {
+				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+				defer cancel()
+				return flow.GatherCount(ctx, nc, brand, rule, o.Partitions)
 			}}).Register(mux, admin)
 	}
 	mux.Handle("POST /v1/brands/{brand}/events", intake)
@@ -487,6 +492,13 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	go func() {
 		defer leasesRunning.Done()
 		if err := flow.ServePreviews(lctx, nc, owner); err != nil {
+			errs <- err
+		}
+	}()
+	leasesRunning.Add(1)
+	go func() {
+		defer leasesRunning.Done()
+		if err := flow.ServeCounts(lctx, nc, owner); err != nil {
 			errs <- err
 		}
 	}()

@@ -85,6 +85,15 @@ func TestChannelCountersAndLastTouch(t *testing.T) {
 	if st[ch(bus.StatConverted)] != 1 || st[ch(bus.StatRevenue)] != 2000 {
 		t.Errorf("sms converted %d, revenue %d; want 1 and 2000 (p-c0's deposit; p-c3 was never reached)", st[ch(bus.StatConverted)], st[ch(bus.StatRevenue)])
 	}
+	// By dimension: the four registered in Azerbaijan (register's country) at VIP level 0:
+	// 4 targeted, 3 sent, 2 converted.
+	for _, d := range []struct{ dim, value string }{{bus.DimCountry, "AZ"}, {bus.DimVIP, "0"}} {
+		if st[bus.SegmentStat(d.dim, d.value, bus.StatTargeted)] != 4 || st[bus.SegmentStat(d.dim, d.value, bus.StatSent)] != 3 ||
+			st[bus.SegmentStat(d.dim, d.value, bus.StatConverted)] != 2 {
+			t.Errorf("by %s %s: targeted %d, sent %d, converted %d; want 4, 3, 2", d.dim, d.value, st[bus.SegmentStat(d.dim, d.value, bus.StatTargeted)],
+				st[bus.SegmentStat(d.dim, d.value, bus.StatSent)], st[bus.SegmentStat(d.dim, d.value, bus.StatConverted)])
+		}
+	}
 	if st[bus.StatLeads] != 1 || st[ch(bus.StatLeads)] != 1 || st[bus.StatLaunched] != 4 || st[bus.StatTargeted] != 4 {
 		t.Errorf("leads %d (sms %d), launched %d, targeted %d; want 1, 1, 4, 4 (p-c0's first deposit; four registrations)",
 			st[bus.StatLeads], st[ch(bus.StatLeads)], st[bus.StatLaunched], st[bus.StatTargeted])

@@ -275,6 +275,7 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 		}
 	}
 	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
+	s.dimStat(ps.Brand, cp.Name, ps.Player, bus.StatTargeted)
 	s.walk(ctx, b, cp, ps, fp, cp.Spec().Steps[0].Name, now)
 }
 
@@ -606,6 +607,7 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, lead bool, n
 	count := func(campaign, variant string, last crmv1.Channel) {
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
 		s.chanStat(ps.Brand, campaign, last, bus.StatConverted, 1)
+		s.dimStat(ps.Brand, campaign, ps.Player, bus.StatConverted)
 		if lead {
 			s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatLeads, 1)
 			s.chanStat(ps.Brand, campaign, last, bus.StatLeads, 1)

@@ -13,11 +13,14 @@ import (
 
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/rules"
 )
 
 type previewAsk struct {
 	brand, campaign string
-	reply           chan *bus.Preview
+	// rule, when set, asks how many of the partition's players it selects instead.
+	rule  *rules.Program
+	reply chan *bus.Preview
 }
 
 // preview runs the dry run over this partition's members, in the owner's goroutine.
@@ -84,6 +87,10 @@ func (s *ownerState) answerPreviews(now time.Time) {
 	for {
 		select {
 		case ask := <-s.asks:
+			if ask.rule != nil {
+				ask.reply <- s.countRule(ask.brand, ask.rule, now)
+				continue
+			}
 			ask.reply <- s.preview(ask.brand, ask.campaign, now)
 		default:
 			return
@@ -91,17 +98,38 @@ func (s *ownerState) answerPreviews(now time.Time) {
 	}
 }
 
+// countRule is how many of the partition's players of brand the rule selects (Audience).
+func (s *ownerState) countRule(brand string, rule *rules.Program, now time.Time) *bus.Preview {
+	p := bus.NewPreview(brand, "")
+	p.Partitions = []int{s.part}
+	if err := s.pt.Select(brand, now, rule, func(string) { p.Audience++ }); err != nil {
+		s.o.Log.Warn("a counted rule failed for some players", "brand", brand, "err", err)
+	}
+	return p
+}
+
 // Preview is the dry run over the partitions this dispatcher owns.
 func (o *Owner) Preview(ctx context.Context, brand, campaign string) *bus.Preview {
+	return o.ask(ctx, previewAsk{brand: brand, campaign: campaign})
+}
+
+// Count is how many players of brand the rule selects in the partitions this dispatcher
+// owns.
+func (o *Owner) Count(ctx context.Context, brand string, rule *rules.Program) *bus.Preview {
+	return o.ask(ctx, previewAsk{brand: brand, rule: rule})
+}
+
+func (o *Owner) ask(ctx context.Context, a previewAsk) *bus.Preview {
 	o.mu.Lock()
 	states := slices.Collect(maps.Values(o.open))
 	o.mu.Unlock()
-	sum := bus.NewPreview(brand, campaign)
+	sum := bus.NewPreview(a.brand, a.campaign)
 	replies := make(chan *bus.Preview, len(states))
+	a.reply = replies
 	asked := 0
 	for _, st := range states {
 		select {
-		case st.asks <- previewAsk{brand: brand, campaign: campaign, reply: replies}:
+		case st.asks <- a:
 			asked++
 		default: // this partition is busy with other previews: reported missing
 		}
@@ -138,9 +166,44 @@ func ServePreviews(ctx context.Context, nc *nats.Conn, o *Owner) error {
 	return nil
 }
 
+// ServeCounts answers rule counts for the partitions this dispatcher owns until ctx ends
+// (the rule, compiled here as the controller compiles a Segment's, is the request's body).
+func ServeCounts(ctx context.Context, nc *nats.Conn, o *Owner) error {
+	sub, err := nc.Subscribe(bus.CountFilter, func(m *nats.Msg) {
+		tokens := strings.Split(m.Subject, ".")
+		if len(tokens) != 3 || m.Reply == "" {
+			return
+		}
+		prog, err := rules.Compile(rules.PlayerRule, string(m.Data))
+		if err != nil {
+			return // the asker compiled it first; nothing to count
+		}
+		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		defer cancel()
+		raw, _ := json.Marshal(o.Count(ctx, tokens[2], prog))
+		_ = m.Respond(raw)
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	_ = sub.Unsubscribe()
+	return nil
+}
+
+// GatherCount asks every replica how many of the brand's players rule selects and sums
+// the answers as GatherPreview does (Audience is the count).
+func GatherCount(ctx context.Context, nc *nats.Conn, brand, rule string, partitions int) (*bus.Preview, error) {
+	return gather(ctx, nc, bus.CountSubject(brand), []byte(rule), bus.NewPreview(brand, ""), partitions)
+}
+
 // GatherPreview asks every dispatcher replica for its partitions' dry run and sums the
 // answers until all partitions are covered or ctx ends (the rest reported missing).
 func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, partitions int) (*bus.Preview, error) {
+	return gather(ctx, nc, bus.PreviewSubject(brand, campaign), nil, bus.NewPreview(brand, campaign), partitions)
+}
+
+func gather(ctx context.Context, nc *nats.Conn, subject string, data []byte, sum *bus.Preview, partitions int) (*bus.Preview, error) {
 	inbox := nats.NewInbox()
 	replies := make(chan *nats.Msg, 64)
 	sub, err := nc.ChanSubscribe(inbox, replies)
@@ -148,10 +211,9 @@ func GatherPreview(ctx context.Context, nc *nats.Conn, brand, campaign string, p
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(bus.PreviewSubject(brand, campaign), inbox, nil); err != nil {
+	if err := nc.PublishRequest(subject, inbox, data); err != nil {
 		return nil, err
 	}
-	sum := bus.NewPreview(brand, campaign)
 	seen := map[int]bool{}
 	for len(seen) < partitions {
 		select {

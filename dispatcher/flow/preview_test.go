@@ -41,7 +41,9 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 		ncs <- nc
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
+		cnc, _ := srv.Connect(t)
 		go func() { _ = flow.ServePreviews(ctx, <-ncs, s.owner) }()
+		go func() { _ = flow.ServeCounts(ctx, cnc, s.owner) }()
 	}
 	// Six Azerbaijani players (two without a phone: no SMS) and two from elsewhere.
 	var ids []string
@@ -89,5 +91,15 @@ func TestPreviewAcrossTwoDispatchers(t *testing.T) {
 	defer cancel()
 	if q, err := flow.GatherPreview(ctx, nc, "baku", "nope", 2); err != nil || q.Audience != 0 {
 		t.Fatalf("unknown campaign: %+v %v", q, err)
+	}
+	// A Segment's rule being written, counted over both partitions: the six Azerbaijani
+	// players; those of them reading Russian: players 1 and 5.
+	for rule, want := range map[string]int64{`player.country == "AZ"`: 6, `player.country == "AZ" && player.language == "ru"`: 2, `player.vipLevel > 100`: 0} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		q, err := flow.GatherCount(ctx, nc, "baku", rule, 2)
+		cancel()
+		if err != nil || q.Audience != want || len(q.Missing) != 0 || fmt.Sprint(q.Partitions) != "[0 1]" {
+			t.Fatalf("count of %s: %+v %v, want %d", rule, q, err, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,6 +159,7 @@ func (s *ownerState) countOutcome(data []byte) {
 		if !o.Test {
 			s.stat(o.Brand, bus.KindCampaign, o.Campaign, bus.StatSent, 1)
 			byChannel(bus.StatSent)
+			s.dimStat(o.Brand, o.Campaign, o.Player, bus.StatSent)
 			s.touched(o.Brand, o.Player, o.Campaign, o.Channel)
 		}
 		s.delivered(o.Brand, o.Player, o.DecisionID)
@@ -169,6 +171,24 @@ func (s *ownerState) countOutcome(data []byte) {
 			byChannel(counter)
 		}
 	}
+}
+
+// dimStat adds one to a campaign's counter for the player's VIP level, country and RFM
+// segment (SegmentStat), as the player is now.
+func (s *ownerState) dimStat(brand, campaign, player, counter string) {
+	vip, country, rfm, ok := s.pt.Dims(brand, player)
+	if !ok {
+		return
+	}
+	token := func(v string) string {
+		if v == "" || strings.ContainsAny(v, ".*> ") {
+			return bus.NoValue
+		}
+		return v
+	}
+	s.stat(brand, bus.KindCampaign, campaign, bus.SegmentStat(bus.DimVIP, strconv.Itoa(int(vip)), counter), 1)
+	s.stat(brand, bus.KindCampaign, campaign, bus.SegmentStat(bus.DimCountry, token(country), counter), 1)
+	s.stat(brand, bus.KindCampaign, campaign, bus.SegmentStat(bus.DimRFM, token(rfm), counter), 1)
 }
 
 // chanStat adds delta to a campaign's counter on a channel, in all and on the brand's

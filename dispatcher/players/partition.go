@@ -223,6 +223,22 @@ func (pt *Partition) Get(brand, id string) (Player, bool) {
 	return en.Player, true
 }
 
+// Dims are a player's VIP level, country and RFM segment (the dimensions campaign figures
+// are also counted by), without copying the player; ok false when unknown.
+func (pt *Partition) Dims(brand, id string) (vip int32, country, rfm string, ok bool) {
+	pt.mu.RLock()
+	defer pt.mu.RUnlock()
+	bi := pt.brands[brand]
+	if bi == nil {
+		return 0, "", "", false
+	}
+	en, found := bi.byID[id]
+	if !found {
+		return 0, "", "", false
+	}
+	return en.Player.VIPLevel, en.Player.Country, en.Player.RFM.Segment, true
+}
+
 // Each calls fn with every live (not erased) player of brand under the read lock; fn must
 // not keep p. It stops when fn returns false.
 func (pt *Partition) Each(brand string, fn func(p *Player) bool) {

@@ -516,6 +516,40 @@ const (
 	ChannelStatPrefix = "channel."
 )
 
+// Segment dimensions a campaign's targeted, sent and converted players are also counted by
+// (SegmentStat): the player's VIP level, country and RFM segment at that moment.
+const (
+	DimVIP     = "vip"
+	DimCountry = "country"
+	DimRFM     = "rfm"
+	// SegmentStatPrefix starts every per-dimension counter.
+	SegmentStatPrefix = "by."
+	// NoValue is the value of a dimension the player has none of.
+	NoValue = "none"
+)
+
+// Dims are the dimensions in the order reports list them.
+var Dims = []string{DimVIP, DimCountry, DimRFM}
+
+// SegmentStat is the counter name of a campaign's figure for the players with value in
+// dimension dim: by.<dim>.<value>.<name>.
+func SegmentStat(dim, value, name string) string {
+	return SegmentStatPrefix + dim + "." + value + "." + name
+}
+
+// ParseSegmentStat splits a SegmentStat name (ok false for other counters).
+func ParseSegmentStat(k string) (dim, value, name string, ok bool) {
+	rest, found := strings.CutPrefix(k, SegmentStatPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
 // ChannelStat is the counter name of a campaign's figure on one channel.
 func ChannelStat(ch crmv1.Channel, name string) string {
 	return ChannelStatPrefix + string(ch) + "." + name

@@ -246,3 +246,10 @@ func PreviewSubject(brand, campaign string) string {
 
 // PreviewFilter subscribes a replica to every preview request.
 const PreviewFilter = Root + ".preview.*.*"
+
+// CountSubject is where the number of a brand's players a rule selects (a Segment being
+// written) is asked of every replica, the rule in the request: croupier.count.<brand>.
+func CountSubject(brand string) string { return Root + ".count." + brand }
+
+// CountFilter subscribes a replica to every count request.
+const CountFilter = Root + ".count.*"

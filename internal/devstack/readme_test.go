@@ -267,6 +267,42 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 	if browsertest.Value(t, m, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || !!document.querySelector('[data-testid=studio] img')`)) {
 		t.Fatal("markup in a template ran in the studio")
 	}
+
+	// The drill-down by country, in the URL: its rows sum to the campaign's targeted
+	// players in its status (read until both have the same moment's counters).
+	bustest.Eventually(t, 2*time.Minute, "welcome-series by country equal to its status", func() bool {
+		browsertest.Run(t, m, "welcome-series by country",
+			chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/welcome-series?by=country"),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=breakdown] [data-dim=country].active`)),
+			browsertest.Until(`!!document.querySelector('[data-testid=breakdown-rows], [data-testid=breakdown-empty], [data-testid=breakdown] [role=alert]')`))
+		sum := browsertest.Value(t, m, chromedp.Evaluate[int](`[...document.querySelectorAll('[data-testid=breakdown-rows] tr[data-value] td:nth-child(2)')].reduce((n, td) => n + Number(td.textContent.replace(/[^0-9]/g, "")), 0)`))
+		var cp crmv1.Campaign
+		if kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "welcome-series"}, &cp) != nil || cp.Status.Counters == nil {
+			return false
+		}
+		return sum > 0 && int64(sum) == cp.Status.Counters.Targeted
+	})
+	browsertest.Shoot(t, m, "by-country")
+
+	// A Segment built without CEL: one condition, the dispatcher's live count of the
+	// players it selects, saved as the marketer; the controller then counts its members.
+	browsertest.Run(t, m, "a segment from the builder",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/segments"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=segments] tr[data-segment=depositors]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-segment-name]`), "azerbaijan"),
+		chromedp.Click(chromedp.CSS(`[data-testid=new-segment]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-cond]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-cond]`)),
+		browsertest.Until(`document.querySelector('[data-testid=cel-of-builder]')?.textContent === 'player.country == "AZ"'`),
+		browsertest.Until(`/: \d+$/.test(document.querySelector('[data-testid=segment-count]')?.textContent ?? "")`),
+		chromedp.Click(chromedp.CSS(`[data-testid=segment-save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=segment-result].ok`)))
+	browsertest.Shoot(t, m, "segment")
+	bustest.Eventually(t, 2*time.Minute, "the built segment evaluated", func() bool {
+		var sg crmv1.Segment
+		return kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "azerbaijan"}, &sg) == nil &&
+			sg.Spec.Rule == `player.country == "AZ"` && sg.Status.MemberCount != nil
+	})
 	var got []string
 	for _, s := range cp.Spec.Steps {
 		got = append(got, s.Name)

@@ -4,6 +4,7 @@
 package report
 
 import (
+	"sort"
 	"strconv"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
@@ -120,3 +121,53 @@ func Channels(sum map[string]int64) []crmv1.ChannelReport {
 
 var channelOrder = []crmv1.Channel{crmv1.ChannelEmail, crmv1.ChannelSMS, crmv1.ChannelViber, crmv1.ChannelPush,
 	crmv1.ChannelWebPush, crmv1.ChannelInApp, crmv1.ChannelWebhook}
+
+// SegmentRow is a campaign's figures for the players with one value of a dimension (a VIP
+// level, a country, an RFM segment) when they were counted.
+type SegmentRow struct {
+	Value     string `json:"value"`
+	Targeted  int64  `json:"targeted,omitempty"`
+	Sent      int64  `json:"sent,omitempty"`
+	Converted int64  `json:"converted,omitempty"`
+	// ConversionRate is converted / targeted with four decimals.
+	ConversionRate string `json:"conversionRate,omitempty"`
+}
+
+// Segments is a campaign's figures by one dimension from its summed counters
+// (SegmentStat), the values with the most targeted players first.
+func Segments(sum map[string]int64, dim string) []SegmentRow {
+	rows := map[string]*SegmentRow{}
+	for k, v := range sum {
+		d, value, name, ok := bus.ParseSegmentStat(k)
+		if !ok || d != dim {
+			continue
+		}
+		r := rows[value]
+		if r == nil {
+			r = &SegmentRow{Value: value}
+			rows[value] = r
+		}
+		switch name {
+		case bus.StatTargeted:
+			r.Targeted += v
+		case bus.StatSent:
+			r.Sent += v
+		case bus.StatConverted:
+			r.Converted += v
+		}
+	}
+	out := make([]SegmentRow, 0, len(rows))
+	for _, r := range rows {
+		if r.Targeted > 0 {
+			r.ConversionRate = strconv.FormatFloat(float64(r.Converted)/float64(r.Targeted), 'f', 4, 64)
+		}
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Targeted != out[j].Targeted {
+			return out[i].Targeted > out[j].Targeted
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out
+}

@@ -4,6 +4,7 @@ import { langs, pickLang, translate, type Key, type Lang } from "./i18n";
 import { format, parse, type Route } from "./route";
 import { NewCampaign } from "./NewCampaign";
 import { PlayerPage } from "./PlayerPage";
+import { SegmentsPage } from "./Segments";
 import { SignIn } from "./SignIn";
 import { Dashboard } from "./Dashboard";
 import { CampaignPage } from "./CampaignPage";
@@ -66,7 +67,8 @@ export function App() {
   else if (route.page === "dashboard") page = <Dashboard brand={route.brand} />;
   else if (route.page === "new") page = <NewCampaign brand={route.brand} />;
   else if (route.page === "player") page = <PlayerPage brand={route.brand} player={route.player} />;
-  else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} />;
+  else if (route.page === "segments") page = <SegmentsPage brand={route.brand} segment={route.segment} />;
+  else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} by={route.by} />;
 
   return (
     <AppContext.Provider value={{ lang, t, go, me }}>

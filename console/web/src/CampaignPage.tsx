@@ -1,5 +1,6 @@
 import { useMemo, useRef, useState } from "react";
 import { parse } from "yaml";
+import { Breakdown, dims, type Dim } from "./Breakdown";
 import { Builder } from "./Builder";
 import { Studio } from "./Studio";
 import { stepOfField } from "./flowedit";
@@ -12,7 +13,7 @@ import { Period } from "./Period";
 import { count, money, roi } from "./format";
 import { useLive } from "./live";
 
-export function CampaignPage({ brand, name, from, to }: { brand: string; name: string; from?: string; to?: string }) {
+export function CampaignPage({ brand, name, from, to, by }: { brand: string; name: string; from?: string; to?: string; by?: string }) {
   const { t, lang, go } = useApp();
   const { rows } = useLive(brand);
   const access = useAccess(brand);
@@ -130,6 +131,8 @@ export function CampaignPage({ brand, name, from, to }: { brand: string; name: s
       )}
       <h2 id="by-day">{t("byDay")}</h2>
       <Period brand={brand} name={name} from={from} to={to} onPeriod={(f, tt) => go({ page: "campaign", brand, campaign: name, by: "day", from: f || undefined, to: tt || undefined })} />
+      <h2 id="by-segment">{t("bySegment")}</h2>
+      <Breakdown brand={brand} name={name} dim={(dims as readonly string[]).includes(by ?? "") ? (by as Dim) : undefined} onDim={(d) => go({ page: "campaign", brand, campaign: name, by: d })} />
       <h2>{t("whyNotSent")}</h2>
       <ReasonsTable rows={[row]} />
       {row.status.variants && row.status.variants.length > 0 && (

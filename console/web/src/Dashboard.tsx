@@ -62,6 +62,18 @@ export function Dashboard({ brand }: { brand: string }) {
       </h1>
       {access && !mayPause && <p className="note">{t("readOnly")}</p>}
       {mayLookup && <PlayerLookup brand={brand} />}
+      <p>
+        <a
+          href={`/brands/${brand}/segments`}
+          data-testid="segments-link"
+          onClick={(e) => {
+            e.preventDefault();
+            go({ page: "segments", brand });
+          }}
+        >
+          {t("segments")}
+        </a>
+      </p>
       {can(access, "crm.croupier.dev", "campaigns", "create") && (
         <p>
           <a

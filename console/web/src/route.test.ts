@@ -8,8 +8,11 @@ describe("route", () => {
       { page: "dashboard", brand: "baku-casino" },
       { page: "new", brand: "baku-casino" },
       { page: "player", brand: "baku-casino", player: "P_100-0" },
+      { page: "segments", brand: "baku-casino" },
+      { page: "segments", brand: "baku-casino", segment: "vip-azerbaijan" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },
+      { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "country" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "day", from: "2026-12-01", to: "2026-12-07" },
     ];
     for (const r of routes) {

@@ -5,6 +5,7 @@ export type Route =
   | { page: "dashboard"; brand: string }
   | { page: "new"; brand: string }
   | { page: "player"; brand: string; player: string }
+  | { page: "segments"; brand: string; segment?: string }
   | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -18,7 +19,7 @@ export function parse(pathname: string, search = ""): Route {
       const q = new URLSearchParams(search);
       const r: Route = { page: "campaign", brand: parts[1], campaign: parts[3] };
       const by = q.get("by");
-      if (by === "day" || by === "channel") r.by = by;
+      if (by === "day" || by === "channel" || by === "vip" || by === "country" || by === "rfm") r.by = by;
       for (const k of ["from", "to"] as const) {
         const v = q.get(k);
         if (v && date.test(v)) r[k] = v;
@@ -27,6 +28,8 @@ export function parse(pathname: string, search = ""): Route {
     }
     if (parts[2] === "new" && parts.length === 3) return { page: "new", brand: parts[1] };
     if (parts[2] === "players" && parts[3] && player.test(parts[3])) return { page: "player", brand: parts[1], player: parts[3] };
+    if (parts[2] === "segments" && !parts[3]) return { page: "segments", brand: parts[1] };
+    if (parts[2] === "segments" && parts[3] && label.test(parts[3])) return { page: "segments", brand: parts[1], segment: parts[3] };
     return { page: "dashboard", brand: parts[1] };
   }
   return { page: "signin" };
@@ -40,6 +43,8 @@ export function format(r: Route): string {
       return `/brands/${encodeURIComponent(r.brand)}`;
     case "new":
       return `/brands/${encodeURIComponent(r.brand)}/new`;
+    case "segments":
+      return `/brands/${encodeURIComponent(r.brand)}/segments${r.segment ? `/${encodeURIComponent(r.segment)}` : ""}`;
     case "player":
       return `/brands/${encodeURIComponent(r.brand)}/players/${encodeURIComponent(r.player)}`;
     case "campaign": {
