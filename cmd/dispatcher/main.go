@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -80,6 +81,9 @@ func main() {
 	flag.DurationVar(&o.DeliveryAckWait, "delivery-ack-wait", channel.DefaultAckWait, "how long after a crash the jobs this replica was sending go to another (more than the longest provider timeout)")
 	flag.BoolVar(&noKube, "no-kubernetes", false, "run without a Kubernetes API (no intake keys, no admin API)")
 	flag.StringVar(&wrapFile, "data-key-wrap-file", "", "file holding the key-encryption key (32 bytes, raw or base64) that wraps every brand's data keys; without it each brand's comes from its integration Secret (dataKeyWrap), and a brand with none stores its data keys unwrapped")
+	var exportKeyFile string
+	flag.StringVar(&o.ExportDir, "export-dir", "", "directory the warehouse export writes to (brand=/date=/ Parquet and NDJSON, docs/export.md); empty: no export")
+	flag.StringVar(&exportKeyFile, "export-key-file", "", "file holding the secret (at least 16 bytes) each brand's player-id pseudonymisation key is derived from")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	for _, d := range deprecated {
@@ -100,6 +104,17 @@ func main() {
 			log.Error("--data-key-wrap-file", "err", err)
 			os.Exit(2)
 		}
+	}
+	if o.ExportDir != "" {
+		raw, err := os.ReadFile(exportKeyFile)
+		if err == nil && len(bytes.TrimSpace(raw)) < 16 {
+			err = errors.New("at least 16 bytes are needed")
+		}
+		if err != nil {
+			log.Error("--export-key-file", "err", err)
+			os.Exit(2)
+		}
+		o.ExportKey = bytes.TrimSpace(raw)
 	}
 	if o.DeliveryInFlight < 1 || o.DeliveryInFlight > 65536 {
 		log.Error("--delivery-in-flight: must be between 1 and 65536")

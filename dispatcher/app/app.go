@@ -32,6 +32,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel/sms"
 	"github.com/croupier-crm/croupier/dispatcher/channel/viber"
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
+	"github.com/croupier-crm/croupier/dispatcher/export"
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/partition"
@@ -91,6 +92,10 @@ type Options struct {
 	// dispatcher without Kubernetes: --data-key-wrap-file); otherwise each brand's comes
 	// from its integration Secret (dataKeyWrap, dataKeyWrapPrevious).
 	DataKeyWrap []byte
+	// ExportDir, when set, runs the warehouse export (dispatcher/export) into that
+	// directory, pseudonymising player ids with keys derived from ExportKey per brand.
+	ExportDir string
+	ExportKey []byte
 	// Unsealed turns sealing with the players' data keys off: only to measure its cost in
 	// make bench (no flag sets it).
 	Unsealed bool
@@ -502,6 +507,19 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			errs <- err
 		}
 	}()
+	if o.ExportDir != "" {
+		if len(o.ExportKey) < 16 {
+			return errors.New("the warehouse export needs a key of at least 16 bytes (--export-key-file)")
+		}
+		exp := &export.Exporter{JS: js, Sink: export.Dir(o.ExportDir), Key: export.BrandKeys(o.ExportKey), Log: log.With("component", "export")}
+		leasesRunning.Add(1)
+		go func() {
+			defer leasesRunning.Done()
+			if err := exp.Run(lctx); err != nil && lctx.Err() == nil {
+				errs <- err
+			}
+		}()
+	}
 	leasesRunning.Add(1)
 	go func() {
 		defer leasesRunning.Done()

@@ -126,6 +126,11 @@ func (o *Options) defaults() {
 func Run(ctx context.Context, o Options) error {
 	o.defaults()
 	state := o.State
+	// The warehouse export writes under .croupier/export/ with a key made once.
+	exportKey, err := stateSecret(filepath.Join(state, "export.key"))
+	if err != nil {
+		return err
+	}
 	simPlayers, simSpeed := o.Players, o.Speed
 
 	abs, err := filepath.Abs(state)
@@ -257,6 +262,7 @@ func Run(ctx context.Context, o Options) error {
 			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
 			APIAddr: o.APIAddr, HealthAddr: o.HealthAddr, Kube: kube, Ready: dispReady,
 			PublicURL: "https://" + o.APIAddr, TLSCertFile: certFile, TLSKeyFile: keyFile,
+			ExportDir: filepath.Join(state, "export"), ExportKey: exportKey,
 		})
 	}()
 	select {
@@ -478,4 +484,20 @@ func kubectlDir() string {
 func playerToken(sec *corev1.Secret, player string) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": player, "brand": brand,
 		"exp": time.Now().Add(24 * time.Hour).Unix()}).SignedString(sec.Data[ingest.SecretJWTKey])
+}
+
+// stateSecret reads a secret kept in the state directory, making it on first use.
+func stateSecret(file string) ([]byte, error) {
+	if b, err := os.ReadFile(file); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	b = []byte(hex.EncodeToString(b))
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(file, b, 0o600)
 }

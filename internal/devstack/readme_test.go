@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,18 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		t.Fatalf("the README's PATH names another kubectl than k8s-%s:\n%s", testenv.K8sVersion, block)
 	}
 	state := filepath.Dir(info.Kubeconfig)
+	// The warehouse export: make dev writes the brand's outcomes under .croupier/export/,
+	// Parquet beside NDJSON, players pseudonymised.
+	bustest.Eventually(t, 2*time.Minute, "the export under .croupier/export", func() bool {
+		pq, _ := filepath.Glob(filepath.Join(state, "export", "brand=baku-casino", "date=*", "outcomes-*.parquet"))
+		nd, _ := filepath.Glob(filepath.Join(state, "export", "brand=baku-casino", "date=*", "outcomes-*.ndjson"))
+		if len(pq) == 0 || len(nd) == 0 {
+			return false
+		}
+		b, err := os.ReadFile(nd[0])
+		line := strings.SplitN(string(b), "\n", 2)[0]
+		return err == nil && strings.Contains(line, `"schema_version":1`) && regexp.MustCompile(`"player":"[0-9a-f]{64}"`).MatchString(line)
+	})
 	// The control plane is recorded for the next start to stop if this one gets killed.
 	if pids, err := os.ReadFile(filepath.Join(state, "stack.pids")); err != nil || !strings.Contains(string(pids), " etcd\n") || !strings.Contains(string(pids), " kube-apiserver\n") {
 		t.Fatalf("stack.pids: %q %v", pids, err)

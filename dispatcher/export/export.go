@@ -1,0 +1,409 @@
+// Package export copies what the dispatcher decided and did to the casino's data
+// warehouse: every OUTCOMES record (each decision and attempt with its reason, channel,
+// provider and cost) as Parquet and as NDJSON, partitioned brand=<b>/date=<d>/, with the
+// players' ids pseudonymised by a per-brand HMAC key, and with each batch the ids erased
+// since the batch before, so copies downstream can honour erasure. It runs in the
+// dispatcher, off unless configured (docs/export.md).
+//
+// At least once: a batch's files are written (to a temporary name, then renamed) before
+// its messages are acknowledged; a crash in between writes the same records again in a
+// later batch, with the same record ids (the stream's sequence), so loaders dedup on id.
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/croupier-crm/croupier/internal/bus"
+)
+
+// SchemaVersion is the version of Record's columns; a change of meaning or a removed
+// column makes a new version (docs/export.md keeps every version).
+const SchemaVersion = 1
+
+// Record is one OUTCOMES record as the warehouse gets it.
+type Record struct {
+	// ID is stable across redeliveries: "o-" and the OUTCOMES stream sequence.
+	ID     string    `parquet:"id" json:"id"`
+	Schema int32     `parquet:"schema_version" json:"schema_version"`
+	Brand  string    `parquet:"brand" json:"brand"`
+	Time   time.Time `parquet:"time,timestamp(millisecond)" json:"time"`
+	// Player is HMAC-SHA256(brand key, player id), hex: the same player always gets the
+	// same pseudonym within a brand; the id itself never leaves.
+	Player     string `parquet:"player" json:"player"`
+	DecisionID string `parquet:"decision_id" json:"decision_id"`
+	Campaign   string `parquet:"campaign,optional" json:"campaign,omitempty"`
+	Step       string `parquet:"step,optional" json:"step,omitempty"`
+	Kind       string `parquet:"kind" json:"kind"`
+	Category   string `parquet:"category,optional" json:"category,omitempty"`
+	Result     string `parquet:"result" json:"result"`
+	Reason     string `parquet:"reason,optional" json:"reason,omitempty"`
+	Channel    string `parquet:"channel,optional" json:"channel,omitempty"`
+	Provider   string `parquet:"provider,optional" json:"provider,omitempty"`
+	Locale     string `parquet:"locale,optional" json:"locale,omitempty"`
+	Attempt    int32  `parquet:"attempt" json:"attempt,omitempty"`
+	// CostMicros is what a sent message cost at its provider (micros of Currency).
+	CostMicros int64  `parquet:"cost_micros" json:"cost_micros,omitempty"`
+	Currency   string `parquet:"currency,optional" json:"currency,omitempty"`
+	Test       bool   `parquet:"test" json:"test,omitempty"`
+}
+
+// Erasure is a player erased since the batch before (by pseudonym).
+type Erasure struct {
+	ID     string    `json:"id"`
+	Schema int32     `json:"schema_version"`
+	Brand  string    `json:"brand"`
+	Player string    `json:"player"`
+	Erased time.Time `json:"erased"`
+}
+
+// Sink stores a batch's files.
+type Sink interface {
+	// Put stores data at path (slash-separated, relative), replacing what is there.
+	Put(ctx context.Context, path string, data []byte) error
+}
+
+// Dir is a Sink writing under a directory: to a temporary name, synced, then renamed,
+// so a reader never sees half a file.
+type Dir string
+
+// Put writes data at path under the directory.
+func (d Dir) Put(_ context.Context, path string, data []byte) error {
+	full := filepath.Join(string(d), filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(full), "."+filepath.Base(full)+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, full)
+}
+
+// Exporter copies OUTCOMES and the erasures to a Sink.
+type Exporter struct {
+	JS   jetstream.JetStream
+	Sink Sink
+	// Key is the HMAC key pseudonymising a brand's player ids (nil: the brand is not
+	// exported: no id leaves unkeyed).
+	Key func(brand string) []byte
+	// Batch bounds the records of a batch (default 10,000); Wait how long a batch waits
+	// to fill (default 5 s).
+	Batch int
+	Wait  time.Duration
+	// AckWait is how long a batch may take before its messages are delivered again
+	// (default 2 min).
+	AckWait time.Duration
+	Log     *slog.Logger
+	// crashAfter, in tests, stops a batch after that many files were written, before
+	// anything is acknowledged (a crash mid-batch).
+	crashAfter int
+	erased     map[string]bool // brand/pseudonym
+}
+
+// Consumer names (durable, on OUTCOMES and AUDIT).
+const (
+	ConsumerOutcomes = "croupier-export"
+	ConsumerErasures = "croupier-export-erasures"
+)
+
+var errCrash = errors.New("export: crashed mid-batch (test)")
+
+func (e *Exporter) defaults() {
+	if e.Batch <= 0 {
+		e.Batch = 10_000
+	}
+	if e.Wait <= 0 {
+		e.Wait = 5 * time.Second
+	}
+	if e.AckWait <= 0 {
+		e.AckWait = 2 * time.Minute
+	}
+	if e.Log == nil {
+		e.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// BrandKeys derives each brand's pseudonymisation key from one secret:
+// HMAC-SHA256(secret, "croupier-export/" + brand). Brands never share pseudonyms, and
+// replacing the secret gives every player new ones (say so to the warehouse first).
+func BrandKeys(secret []byte) func(brand string) []byte {
+	return func(brand string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("croupier-export/" + brand))
+		return m.Sum(nil)
+	}
+}
+
+// Pseudonym is a player's id under the brand's key.
+func Pseudonym(key []byte, player string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(player))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Run exports until ctx ends.
+func (e *Exporter) Run(ctx context.Context) error {
+	e.defaults()
+	if err := e.loadErased(ctx); err != nil {
+		return fmt.Errorf("export: reading the erasures so far: %w", err)
+	}
+	outcomes, err := e.JS.CreateOrUpdateConsumer(ctx, bus.StreamOutcomes, jetstream.ConsumerConfig{
+		// Each message acknowledged on its own: an ack of all below a sequence would also
+		// acknowledge a crashed batch's messages still owed a redelivery.
+		Durable: ConsumerOutcomes, AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.AckWait,
+		MaxAckPending: -1, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("export: the OUTCOMES consumer: %w", err)
+	}
+	erasures, err := e.JS.CreateOrUpdateConsumer(ctx, bus.StreamAudit, jetstream.ConsumerConfig{
+		Durable: ConsumerErasures, AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.AckWait,
+		FilterSubject: bus.Root + ".audit.*." + bus.KindPlayer + ".*", DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return fmt.Errorf("export: the erasure consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		if err := e.batch(ctx, outcomes, erasures); err != nil {
+			if ctx.Err() != nil || errors.Is(err, errCrash) {
+				return err
+			}
+			e.Log.Warn("export batch failed; it is delivered again", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// loadErased reads every erasure recorded so far, so an erased player's records never
+// leave again after a restart.
+func (e *Exporter) loadErased(ctx context.Context) error {
+	e.erased = map[string]bool{}
+	c, err := e.JS.OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.Root + ".audit.*." + bus.KindPlayer + ".*"}})
+	if err != nil {
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	for pending := info.NumPending; pending > 0; {
+		batch, err := c.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if brand, player, ok := erasure(m.Data()); ok {
+				if key := e.Key(brand); key != nil {
+					e.erased[brand+"/"+Pseudonym(key, player)] = true
+				}
+			}
+		}
+		if n == 0 {
+			break
+		}
+		pending -= uint64(n)
+	}
+	return nil
+}
+
+func erasure(data []byte) (brand, player string, ok bool) {
+	a, err := bus.Decode[bus.AuditEntry](data)
+	if err != nil || a.Kind != bus.KindPlayer || a.Action != ActionErased {
+		return "", "", false
+	}
+	return a.Brand, a.Name, true
+}
+
+// ActionErased is the AUDIT action the owner appends when it erased a player
+// (players.AuditErased).
+const ActionErased = "erased"
+
+type part struct {
+	brand, date string
+	records     []Record
+	erasures    []Erasure
+}
+
+// batch writes one batch and acknowledges it.
+func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consumer) error {
+	parts := map[string]*part{}
+	get := func(brand, date string) *part {
+		k := brand + "/" + date
+		if parts[k] == nil {
+			parts[k] = &part{brand: brand, date: date}
+		}
+		return parts[k]
+	}
+	// Erasures first: a player erased now has no record in this batch or any after.
+	var acks []jetstream.Msg
+	eb, err := erasures.FetchNoWait(1000)
+	if err != nil {
+		return err
+	}
+	for m := range eb.Messages() {
+		acks = append(acks, m)
+		brand, player, ok := erasure(m.Data())
+		if !ok {
+			continue
+		}
+		key := e.Key(brand)
+		if key == nil {
+			continue
+		}
+		md, _ := m.Metadata()
+		pseudo := Pseudonym(key, player)
+		e.erased[brand+"/"+pseudo] = true
+		at := time.Now().UTC()
+		if md != nil {
+			at = md.Timestamp.UTC()
+		}
+		p := get(brand, at.Format(time.DateOnly))
+		p.erasures = append(p.erasures, Erasure{ID: "e-" + strconv.FormatUint(seq(md), 10), Schema: SchemaVersion, Brand: brand, Player: pseudo, Erased: at})
+	}
+	ob, err := outcomes.Fetch(e.Batch, jetstream.FetchMaxWait(e.Wait))
+	if err != nil {
+		return err
+	}
+	var first, lastSeq uint64
+	outcomesIn := 0
+	for m := range ob.Messages() {
+		acks = append(acks, m)
+		outcomesIn++
+		md, _ := m.Metadata()
+		s := seq(md)
+		if first == 0 {
+			first = s
+		}
+		lastSeq = s
+		o, err := bus.Decode[bus.Outcome](m.Data())
+		if err != nil || o.Brand == "" {
+			continue
+		}
+		key := e.Key(o.Brand)
+		if key == nil {
+			continue
+		}
+		pseudo := Pseudonym(key, o.Player)
+		if e.erased[o.Brand+"/"+pseudo] {
+			continue
+		}
+		r := Record{ID: "o-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: o.Brand, Time: o.Time.UTC(), Player: pseudo,
+			DecisionID: o.DecisionID, Campaign: o.Campaign, Step: o.Step, Kind: o.Kind, Category: o.Category, Result: o.Result,
+			Reason: o.Reason, Channel: string(o.Channel), Provider: o.Provider, Locale: o.Locale, Attempt: int32(o.Attempt), Test: o.Test}
+		if c := o.ProviderCost; c != nil {
+			r.CostMicros, r.Currency = c.Micros, c.Currency
+		}
+		get(o.Brand, r.Time.Format(time.DateOnly)).records = append(get(o.Brand, r.Time.Format(time.DateOnly)).records, r)
+	}
+	if err := ob.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if len(acks) == 0 {
+		return nil
+	}
+	name := "batch-" + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(lastSeq, 10)
+	if outcomesIn == 0 {
+		name = "batch-erasures-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	}
+	keys := make([]string, 0, len(parts))
+	for k := range parts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	written := 0
+	for _, k := range keys {
+		p := parts[k]
+		dir := "brand=" + p.brand + "/date=" + p.date + "/"
+		if len(p.records) > 0 {
+			pq, err := parquetOf(p.records)
+			if err != nil {
+				return err
+			}
+			if err := e.Sink.Put(ctx, dir+"outcomes-"+name+".parquet", pq); err != nil {
+				return err
+			}
+			written++
+			if e.crashAfter > 0 && written >= e.crashAfter {
+				return errCrash
+			}
+			if err := e.Sink.Put(ctx, dir+"outcomes-"+name+".ndjson", ndjson(p.records)); err != nil {
+				return err
+			}
+			written++
+		}
+		if len(p.erasures) > 0 {
+			if err := e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", ndjson(p.erasures)); err != nil {
+				return err
+			}
+			written++
+		}
+	}
+	// Written: now the messages may go.
+	for _, m := range acks {
+		if err := m.Ack(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func seq(md *jetstream.MsgMetadata) uint64 {
+	if md == nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+func parquetOf(rs []Record) ([]byte, error) {
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[Record](&b, parquet.Compression(&parquet.Zstd))
+	if _, err := w.Write(rs); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func ndjson[T any](rs []T) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for i := range rs {
+		_ = enc.Encode(&rs[i])
+	}
+	return b.Bytes()
+}
