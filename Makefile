@@ -4,6 +4,7 @@ GO ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 K8S_VERSION ?= 1.36.3
 ENVTEST_ASSETS ?= $(HOME)/.cache/croupier/k8s-$(K8S_VERSION)
+VERSITYGW ?= $(HOME)/.cache/croupier/versitygw-v1.8.0/versitygw
 
 .PHONY: all
 all: build
@@ -47,13 +48,14 @@ console: $(WEB)/node_modules/.package-lock.json ## The console's front end (Type
 	cd $(WEB) && npm run build
 
 .PHONY: envtest
-envtest: ## Builds kube-apiserver, etcd and kubectl from Go modules (cached).
+envtest: ## Builds kube-apiserver, etcd and kubectl from Go modules (cached), and the S3 gateway the export's tests use.
 	bash hack/build-envtest.sh >/dev/null
+	bash hack/build-versitygw.sh >/dev/null
 
 .PHONY: test
 test: envtest verify vet console ## Runs every test against a real API server and embedded NATS (and the console in Debian's chromium).
 	cd $(WEB) && npm test
-	CROUPIER_BROWSER_TESTS=required KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 20m ./...
+	CROUPIER_BROWSER_TESTS=required CROUPIER_S3_TESTS=required CROUPIER_VERSITYGW=$(VERSITYGW) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: console-screenshots
 console-screenshots: envtest console ## Screenshots of the console for docs/console.md (not part of make test).
@@ -96,6 +98,7 @@ bench:
 	$(GO) test -run '^$$' -bench Redeem -benchtime 5000x ./dispatcher/reward/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench DispatcherLoad -benchtime 100000x ./e2e/faults/ | tee -a $(BENCH_OUT)
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench Dashboard200Campaigns -benchtime 20x ./console/server/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench BenchmarkExport -benchtime 100000x ./dispatcher/export/ | tee -a $(BENCH_OUT)
 	$(GO) run ./hack/benchdoc -in $(BENCH_OUT) -out docs/benchmarks.md
 
 .PHONY: reliability

@@ -84,6 +84,8 @@ func main() {
 	var exportKeyFile string
 	flag.StringVar(&o.ExportDir, "export-dir", "", "directory the warehouse export writes to (brand=/date=/ Parquet and NDJSON, docs/export.md); empty: no export")
 	flag.StringVar(&exportKeyFile, "export-key-file", "", "file holding the secret (at least 16 bytes) each brand's player-id pseudonymisation key is derived from")
+	flag.StringVar(&o.ExportS3Endpoint, "export-s3-endpoint", "", "S3-compatible endpoint the warehouse export writes to instead of a directory, https://host[:port][/prefix] (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the pod's IAM role)")
+	flag.StringVar(&o.ExportS3Bucket, "export-s3-bucket", "", "the bucket of --export-s3-endpoint")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	for _, d := range deprecated {
@@ -105,7 +107,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if o.ExportDir != "" {
+	if o.ExportDir != "" || o.ExportS3Endpoint != "" {
 		raw, err := os.ReadFile(exportKeyFile)
 		if err == nil && len(bytes.TrimSpace(raw)) < 16 {
 			err = errors.New("at least 16 bytes are needed")

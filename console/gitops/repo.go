@@ -146,6 +146,15 @@ func (g *Git) Manages(ns string) (*Repository, bool) {
 	return r, ok
 }
 
+// repository is ns's repository, or why there is none.
+func (g *Git) repository(ns string) (*Repository, error) {
+	r, ok := g.Manages(ns)
+	if !ok {
+		return nil, fmt.Errorf("namespace %s has no Git repository configured", ns)
+	}
+	return r, nil
+}
+
 func (g *Git) secret(r *Repository, key string) string {
 	if r.CredentialsSecret == "" || g.credentialsDir == "" {
 		return ""
@@ -260,9 +269,9 @@ type Opened struct {
 
 // Open reads kind/name from the branch's head.
 func (g *Git) Open(ctx context.Context, ns, kind, name string) (*Opened, error) {
-	r, ok := g.Manages(ns)
-	if !ok {
-		return nil, fmt.Errorf("namespace %s has no Git repository configured", ns)
+	r, err := g.repository(ns)
+	if err != nil {
+		return nil, err
 	}
 	co, err := g.clone(ctx, r)
 	if err != nil {
@@ -361,9 +370,9 @@ func unified(file, before, after string) string {
 
 // Diff is what saving edit would change in Git now, without saving.
 func (g *Git) Diff(ctx context.Context, ns, kind, name, baseCommit, edit string) (*Saved, error) {
-	r, ok := g.Manages(ns)
-	if !ok {
-		return nil, fmt.Errorf("namespace %s has no Git repository configured", ns)
+	r, err := g.repository(ns)
+	if err != nil {
+		return nil, err
 	}
 	co, err := g.clone(ctx, r)
 	if err != nil {
@@ -381,9 +390,9 @@ func (g *Git) Diff(ctx context.Context, ns, kind, name, baseCommit, edit string)
 // refused because the branch moved is retried on the new head (the edit re-applied field
 // by field); a field changed there too is a *Conflict, never overwritten.
 func (g *Git) Save(ctx context.Context, ns, kind, name, baseCommit, edit string, who Person) (*Saved, error) {
-	r, ok := g.Manages(ns)
-	if !ok {
-		return nil, fmt.Errorf("namespace %s has no Git repository configured", ns)
+	r, err := g.repository(ns)
+	if err != nil {
+		return nil, err
 	}
 	mu, _ := g.locks.LoadOrStore(ns, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()

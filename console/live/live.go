@@ -34,6 +34,8 @@ type Row struct {
 	Labels     map[string]string    `json:"labels,omitempty"`
 	Steps      int                  `json:"steps"`
 	Variants   []crmv1.Variant      `json:"variants,omitempty"`
+	// Tournament says a reward of the campaign is a tournament (it has standings).
+	Tournament bool `json:"tournament,omitempty"`
 }
 
 // RowOf is c as a dashboard row.
@@ -42,6 +44,9 @@ func RowOf(c *crmv1.Campaign) Row {
 		Labels: c.Labels, Steps: len(c.Spec.Steps), Category: string(c.Spec.Category)}
 	if c.Spec.Experiment != nil {
 		r.Variants = c.Spec.Experiment.Variants
+	}
+	for _, rw := range c.Spec.Rewards {
+		r.Tournament = r.Tournament || rw.Tournament != nil
 	}
 	for _, cond := range c.Status.Conditions {
 		if cond.Type == "Ready" {

@@ -51,7 +51,7 @@ func NewDispatcher(base, caFile string) (*Dispatcher, error) {
 var adminReads = []func(p []string) bool{
 	func(p []string) bool { return len(p) == 2 && p[0] == "channels" && p[1] == "report" },
 	func(p []string) bool {
-		return len(p) == 3 && p[0] == "campaigns" && (p[2] == "report" || p[2] == "preview")
+		return len(p) == 3 && p[0] == "campaigns" && (p[2] == "report" || p[2] == "preview" || p[2] == "standings")
 	},
 	func(p []string) bool {
 		return len(p) == 3 && p[0] == "players" && (p[2] == "history" || p[2] == "explain" || p[2] == "preferences")

@@ -165,6 +165,7 @@ func setup(t *testing.T) *fixture {
 	preferences.RegisterAdmin(mux, admin)
 	preferences.Register(mux)
 	insight.RegisterAdmin(mux, admin)
+	(&api.Leaderboards{Stats: bustest.KV(t, js, bus.BucketStats), Catalog: catalog, Partitions: parts}).RegisterAdmin(mux, admin)
 	(&api.CouponImport{Store: &reward.Coupons{KV: bustest.KV(t, js, bus.BucketCoupons)}}).Register(mux, admin)
 	// The preview's gathering over NATS is tested with real owners in dispatcher/flow;
 	// here the route, its authorization and its answer.
@@ -535,6 +536,9 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 			`"by":"country","segments":[{"value":"AZ","targeted":4,"converted":1,"conversionRate":"0.2500"},{"value":"TR","targeted":2,"conversionRate":"0.0000"}]`},
 		{"by VIP level, nothing counted", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report?by=vip", "", 200, `"by":"vip","read"`},
 		{"by something else", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report?by=age", "", 400, `"field":"by"`},
+		// The staff's standings route: guarded like reports (the board itself is tested in flow).
+		{"standings of a campaign that is no tournament", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/standings", "", 404, "no tournament Campaign daily-spins"},
+		{"standings are a report", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/standings", "", 403, "may not get campaigns/report"},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 403, "may not get campaigns/report"},
 		{"operations send a test to a seed player", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20"}`, 202, `"step":"offer","content":"spins"`},
 		{"a test send to a step that does not send", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20","step":"nope"}`, 400, `"field":"step"`},

@@ -7,6 +7,9 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/apiserver/pkg/authentication/user"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 
 	"github.com/croupier-crm/croupier/dispatcher/flow"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
@@ -51,6 +54,15 @@ func (l *Leaderboards) Register(mux *http.ServeMux, p *Preferences) {
 	mux.Handle("GET /v1/brands/{brand}/me/leaderboards/{campaign}", p.player(func(w http.ResponseWriter, r *http.Request, brand, player string) {
 		l.serve(w, r, brand, player, true)
 	}))
+}
+
+// RegisterAdmin adds the staff's view of a tournament's standings to the admin API (the
+// console's tournament page): the same board, read by people allowed campaign reports.
+func (l *Leaderboards) RegisterAdmin(mux *http.ServeMux, a *Admin) {
+	mux.Handle("GET /v1/brands/{brand}/campaigns/{campaign}/standings", a.guard("get", crmv1.AdminCampaignsReport,
+		func(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {
+			l.serve(w, r, brand, "", false)
+		}))
 }
 
 func (l *Leaderboards) platform(w http.ResponseWriter, r *http.Request) {

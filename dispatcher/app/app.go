@@ -96,6 +96,9 @@ type Options struct {
 	// directory, pseudonymising player ids with keys derived from ExportKey per brand.
 	ExportDir string
 	ExportKey []byte
+	// ExportS3Endpoint and ExportS3Bucket, when set instead, export into an
+	// S3-compatible bucket (credentials from the environment).
+	ExportS3Endpoint, ExportS3Bucket string
 	// Unsealed turns sealing with the players' data keys off: only to measure its cost in
 	// make bench (no flag sets it).
 	Unsealed bool
@@ -397,7 +400,8 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		return err
 	}
 	(&api.Redirects{JS: pjs, Links: linksKV, Partitions: o.Partitions}).Register(mux)
-	(&api.Leaderboards{Stats: statsKV, Catalog: catalog, Keys: intake.Keys, Partitions: o.Partitions}).Register(mux, prefsAPI)
+	leaderboards := &api.Leaderboards{Stats: statsKV, Catalog: catalog, Keys: intake.Keys, Partitions: o.Partitions}
+	leaderboards.Register(mux, prefsAPI)
 	(&api.Coupons{Store: couponStore, Keys: intake.Keys, JS: pjs, Players: playersKV, Catalog: catalog,
 		Partitions: o.Partitions, Log: log, DataKeys: dataKeys}).Register(mux)
 	feedsDone := make(chan struct{})
@@ -411,6 +415,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 		admin.Register(mux)
 		prefsAPI.RegisterAdmin(mux, admin)
 		insight.RegisterAdmin(mux, admin)
+		leaderboards.RegisterAdmin(mux, admin)
 		(&api.CouponImport{Store: couponStore}).Register(mux, admin)
 		(&api.Campaigns{JS: pjs, Catalog: catalog, Partitions: o.Partitions,
 			Preview: func(r *http.Request, brand, campaign string) (*bus.Preview, error) {
@@ -507,11 +512,22 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			errs <- err
 		}
 	}()
-	if o.ExportDir != "" {
+	if o.ExportDir != "" || o.ExportS3Endpoint != "" {
 		if len(o.ExportKey) < 16 {
 			return errors.New("the warehouse export needs a key of at least 16 bytes (--export-key-file)")
 		}
-		exp := &export.Exporter{JS: js, Sink: export.Dir(o.ExportDir), Key: export.BrandKeys(o.ExportKey), Log: log.With("component", "export")}
+		var sink export.Sink = export.Dir(o.ExportDir)
+		if o.ExportS3Endpoint != "" {
+			if o.ExportDir != "" {
+				return errors.New("the warehouse export goes to a directory or to a bucket, not both")
+			}
+			s3, err := export.NewS3(o.ExportS3Endpoint, o.ExportS3Bucket)
+			if err != nil {
+				return err
+			}
+			sink = s3
+		}
+		exp := &export.Exporter{JS: js, Sink: sink, Key: export.BrandKeys(o.ExportKey), Log: log.With("component", "export")}
 		leasesRunning.Add(1)
 		go func() {
 			defer leasesRunning.Done()

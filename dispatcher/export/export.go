@@ -63,6 +63,27 @@ type Record struct {
 	Test       bool   `parquet:"test" json:"test,omitempty"`
 }
 
+// Reward is one bonus a campaign granted (REWARDS), as the warehouse gets it: what it was
+// and what it was worth. Its grant id (which names the player) does not leave, nor a
+// coupon's code.
+type Reward struct {
+	// ID is "r-" and the REWARDS stream sequence.
+	ID         string    `parquet:"id" json:"id"`
+	Schema     int32     `parquet:"schema_version" json:"schema_version"`
+	Brand      string    `parquet:"brand" json:"brand"`
+	Granted    time.Time `parquet:"granted,timestamp(millisecond)" json:"granted"`
+	Player     string    `parquet:"player" json:"player"`
+	Campaign   string    `parquet:"campaign" json:"campaign"`
+	Step       string    `parquet:"step" json:"step"`
+	Kind       string    `parquet:"kind" json:"kind"`
+	ValueMinor int64     `parquet:"value_minor" json:"value_minor"`
+	Currency   string    `parquet:"currency" json:"currency"`
+	Basis      string    `parquet:"basis,optional" json:"basis,omitempty"`
+	Variant    string    `parquet:"variant,optional" json:"variant,omitempty"`
+	Coupon     bool      `parquet:"coupon" json:"coupon,omitempty"`
+	Expires    time.Time `parquet:"expires,timestamp(millisecond),optional" json:"expires,omitzero"`
+}
+
 // Erasure is a player erased since the batch before (by pseudonym).
 type Erasure struct {
 	ID     string    `json:"id"`
@@ -128,9 +149,10 @@ type Exporter struct {
 	erased     map[string]bool // brand/pseudonym
 }
 
-// Consumer names (durable, on OUTCOMES and AUDIT).
+// Consumer names (durable, on OUTCOMES, REWARDS and AUDIT).
 const (
 	ConsumerOutcomes = "croupier-export"
+	ConsumerRewards  = "croupier-export-rewards"
 	ConsumerErasures = "croupier-export-erasures"
 )
 
@@ -183,6 +205,12 @@ func (e *Exporter) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("export: the OUTCOMES consumer: %w", err)
 	}
+	rewards, err := e.JS.CreateOrUpdateConsumer(ctx, bus.StreamRewards, jetstream.ConsumerConfig{
+		Durable: ConsumerRewards, AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.AckWait,
+		MaxAckPending: -1, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("export: the REWARDS consumer: %w", err)
+	}
 	erasures, err := e.JS.CreateOrUpdateConsumer(ctx, bus.StreamAudit, jetstream.ConsumerConfig{
 		Durable: ConsumerErasures, AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.AckWait,
 		FilterSubject: bus.Root + ".audit.*." + bus.KindPlayer + ".*", DeliverPolicy: jetstream.DeliverNewPolicy})
@@ -190,7 +218,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 		return fmt.Errorf("export: the erasure consumer: %w", err)
 	}
 	for ctx.Err() == nil {
-		if err := e.batch(ctx, outcomes, erasures); err != nil {
+		if err := e.batch(ctx, outcomes, rewards, erasures); err != nil {
 			if ctx.Err() != nil || errors.Is(err, errCrash) {
 				return err
 			}
@@ -254,12 +282,24 @@ const ActionErased = "erased"
 type part struct {
 	brand, date string
 	records     []Record
+	rewards     []Reward
 	erasures    []Erasure
 }
 
 // batch writes one batch and acknowledges it.
-func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consumer) error {
+func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstream.Consumer) error {
 	parts := map[string]*part{}
+	// One HMAC per player and batch: a batch holds many records of the same players.
+	pseudonyms := map[string]string{}
+	pseudonym := func(brand string, key []byte, player string) string {
+		k := brand + "/" + player
+		p, ok := pseudonyms[k]
+		if !ok {
+			p = Pseudonym(key, player)
+			pseudonyms[k] = p
+		}
+		return p
+	}
 	get := func(brand, date string) *part {
 		k := brand + "/" + date
 		if parts[k] == nil {
@@ -316,7 +356,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consu
 		if key == nil {
 			continue
 		}
-		pseudo := Pseudonym(key, o.Player)
+		pseudo := pseudonym(o.Brand, key, o.Player)
 		if e.erased[o.Brand+"/"+pseudo] {
 			continue
 		}
@@ -331,11 +371,49 @@ func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consu
 	if err := ob.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	rb, err := rewards.FetchNoWait(e.Batch)
+	if err != nil {
+		return err
+	}
+	var firstReward, lastReward uint64
+	for m := range rb.Messages() {
+		acks = append(acks, m)
+		md, _ := m.Metadata()
+		s := seq(md)
+		if firstReward == 0 {
+			firstReward = s
+		}
+		lastReward = s
+		g, err := bus.Decode[bus.RewardGrant](m.Data())
+		if err != nil || g.Brand == "" {
+			continue
+		}
+		key := e.Key(g.Brand)
+		if key == nil {
+			continue
+		}
+		pseudo := pseudonym(g.Brand, key, g.Player)
+		if e.erased[g.Brand+"/"+pseudo] {
+			continue
+		}
+		r := Reward{ID: "r-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: g.Brand, Granted: g.Granted.UTC(), Player: pseudo,
+			Campaign: g.Campaign, Step: g.Step, Kind: rewardKind(g), ValueMinor: g.Value.Minor, Currency: g.Value.Currency,
+			Basis: g.Basis, Variant: g.Variant, Coupon: g.Coupon != "", Expires: g.Expires.UTC()}
+		if g.Expires.IsZero() {
+			r.Expires = time.Time{}
+		}
+		p := get(g.Brand, r.Granted.Format(time.DateOnly))
+		p.rewards = append(p.rewards, r)
+	}
 	if len(acks) == 0 {
 		return nil
 	}
 	name := "batch-" + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(lastSeq, 10)
-	if outcomesIn == 0 {
+	switch {
+	case outcomesIn > 0:
+	case lastReward > 0:
+		name = "batch-r" + strconv.FormatUint(firstReward, 10) + "-" + strconv.FormatUint(lastReward, 10)
+	default:
 		name = "batch-erasures-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
 	keys := make([]string, 0, len(parts))
@@ -347,22 +425,11 @@ func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consu
 	for _, k := range keys {
 		p := parts[k]
 		dir := "brand=" + p.brand + "/date=" + p.date + "/"
-		if len(p.records) > 0 {
-			pq, err := parquetOf(p.records)
-			if err != nil {
-				return err
-			}
-			if err := e.Sink.Put(ctx, dir+"outcomes-"+name+".parquet", pq); err != nil {
-				return err
-			}
-			written++
-			if e.crashAfter > 0 && written >= e.crashAfter {
-				return errCrash
-			}
-			if err := e.Sink.Put(ctx, dir+"outcomes-"+name+".ndjson", ndjson(p.records)); err != nil {
-				return err
-			}
-			written++
+		if err := putTable(ctx, e, dir+"outcomes-"+name, p.records, &written); err != nil {
+			return err
+		}
+		if err := putTable(ctx, e, dir+"rewards-"+name, p.rewards, &written); err != nil {
+			return err
 		}
 		if len(p.erasures) > 0 {
 			if err := e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", ndjson(p.erasures)); err != nil {
@@ -380,6 +447,30 @@ func (e *Exporter) batch(ctx context.Context, outcomes, erasures jetstream.Consu
 	return nil
 }
 
+// putTable writes rows as base.parquet and base.ndjson (nothing for no rows), counting the
+// files written (a test's crash comes after crashAfter of them).
+func putTable[T any](ctx context.Context, e *Exporter, base string, rows []T, written *int) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	pq, err := parquetOf(rows)
+	if err != nil {
+		return err
+	}
+	if err := e.Sink.Put(ctx, base+".parquet", pq); err != nil {
+		return err
+	}
+	*written++
+	if e.crashAfter > 0 && *written >= e.crashAfter {
+		return errCrash
+	}
+	if err := e.Sink.Put(ctx, base+".ndjson", ndjson(rows)); err != nil {
+		return err
+	}
+	*written++
+	return nil
+}
+
 func seq(md *jetstream.MsgMetadata) uint64 {
 	if md == nil {
 		return 0
@@ -387,9 +478,26 @@ func seq(md *jetstream.MsgMetadata) uint64 {
 	return md.Sequence.Stream
 }
 
-func parquetOf(rs []Record) ([]byte, error) {
+// rewardKind names what a grant gave.
+func rewardKind(g bus.RewardGrant) string {
+	switch r := g.Reward; {
+	case r.FreeSpins != nil:
+		return "freeSpins"
+	case r.MatchDeposit != nil:
+		return "matchDeposit"
+	case r.Cashback != nil:
+		return "cashback"
+	case r.Coupon != nil:
+		return "coupon"
+	case r.Tournament != nil:
+		return "tournament"
+	}
+	return "other"
+}
+
+func parquetOf[T any](rs []T) ([]byte, error) {
 	var b bytes.Buffer
-	w := parquet.NewGenericWriter[Record](&b, parquet.Compression(&parquet.Zstd))
+	w := parquet.NewGenericWriter[T](&b, parquet.Compression(&parquet.Snappy))
 	if _, err := w.Write(rs); err != nil {
 		return nil, err
 	}

@@ -52,6 +52,11 @@ func readParquet(t *testing.T, path string) []row {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parquetRows(t, path, b)
+}
+
+func parquetRows(t *testing.T, path string, b []byte) []row {
+	t.Helper()
 	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(b), nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
 	if err != nil {
 		t.Fatalf("arrow-go reading %s: %v", path, err)
@@ -195,9 +200,11 @@ func TestExportAtLeastOncePseudonymisedWithErasures(t *testing.T) {
 	cancel, done := run(e)
 	var byID map[string]row
 	var copies int
+	// Every record, in Parquet and in NDJSON (a batch writes one file after the other: the
+	// NDJSON of the last one may still be coming when its Parquet is there).
 	bustest.Eventually(t, 30*time.Second, "every record of baku exported", func() bool {
 		byID, copies, _, _ = exported(t, dir)
-		return len(byID) == want
+		return len(byID) == want && len(lastNDJSON) == want
 	})
 	// The crashed batch's records are there, written again (same ids, same content: checked
 	// by exported) in the same or another batch file.
@@ -295,4 +302,57 @@ func TestExportAtLeastOncePseudonymisedWithErasures(t *testing.T) {
 		t.Fatalf("%d records of the erased p-2 exported after its erasure", p2After)
 	}
 	_ = jetstream.ErrNoMessages
+}
+
+// TestExportRewards: the bonuses granted go out as their own table: what and how much,
+// for which pseudonym; the grant id (which names the player) and a coupon's code do not.
+func TestExportRewards(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for i, g := range []bus.RewardGrant{
+		{Brand: "baku", Player: "p-7", Campaign: "welcome", Step: "bonus", Value: bus.MinorAmount{Minor: 1000, Currency: "AZN"},
+			Reward: crmv1.Reward{Name: "spins", FreeSpins: &crmv1.FreeSpinsReward{Game: "book-of-ra", Count: 50}}, Granted: at},
+		{Brand: "baku", Player: "p-8", Campaign: "reload", Step: "code", Value: bus.MinorAmount{Minor: 500, Currency: "AZN"}, Coupon: "SECRETCODE1",
+			Reward: crmv1.Reward{Name: "code", Coupon: &crmv1.CouponReward{}}, Granted: at, Basis: "deposit 50.00 AZN"},
+	} {
+		g.ID = bus.RewardGrantID(g.Campaign, g.Step, g.Player, fmt.Sprint(i))
+		b, _ := bus.Encode(g)
+		if _, err := js.Publish(ctx, bus.RewardSubject(g.Brand, g.Player), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	e := &Exporter{JS: js, Sink: Dir(dir), Key: keys, Batch: 10, Wait: 100 * time.Millisecond}
+	c, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(c) }()
+	defer func() { cancel(); <-done }()
+	var files []string
+	bustest.Eventually(t, 20*time.Second, "the rewards table", func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "brand=baku", "date=2026-12-07", "rewards-*"))
+		return len(files) == 2
+	})
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, clear := range []string{"p-7", "p-8", "SECRETCODE1"} {
+			if bytes.Contains(b, []byte(clear)) {
+				t.Fatalf("%s holds %q", f, clear)
+			}
+		}
+		if !strings.HasSuffix(f, ".parquet") {
+			continue
+		}
+		tbl, err := pqarrow.ReadTable(ctx, bytes.NewReader(b), nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := tbl.Column(tbl.Schema().FieldIndices("kind")[0]).Data().Chunks()[0].(*array.String)
+		values := tbl.Column(tbl.Schema().FieldIndices("value_minor")[0]).Data().Chunks()[0].(*array.Int64)
+		if tbl.NumRows() != 2 || kinds.Value(0) != "freeSpins" || values.Value(0) != 1000 || kinds.Value(1) != "coupon" || values.Value(1) != 500 {
+			t.Fatalf("rewards read back: %d rows, %v %v", tbl.NumRows(), kinds, values)
+		}
+		tbl.Release()
+	}
 }

@@ -148,40 +148,37 @@ func (o *Owner) ask(ctx context.Context, a previewAsk) *bus.Preview {
 // ServePreviews answers preview requests for the partitions this dispatcher owns until
 // ctx ends.
 func ServePreviews(ctx context.Context, nc *nats.Conn, o *Owner) error {
-	sub, err := nc.Subscribe(bus.PreviewFilter, func(m *nats.Msg) {
-		tokens := strings.Split(m.Subject, ".")
-		if len(tokens) != 4 || m.Reply == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-		defer cancel()
-		raw, _ := json.Marshal(o.Preview(ctx, tokens[2], tokens[3]))
-		_ = m.Respond(raw)
+	return serve(ctx, nc, bus.PreviewFilter, 4, func(ctx context.Context, tokens []string, _ []byte) *bus.Preview {
+		return o.Preview(ctx, tokens[2], tokens[3])
 	})
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	_ = sub.Unsubscribe()
-	return nil
 }
 
 // ServeCounts answers rule counts for the partitions this dispatcher owns until ctx ends
 // (the rule, compiled here as the controller compiles a Segment's, is the request's body).
 func ServeCounts(ctx context.Context, nc *nats.Conn, o *Owner) error {
-	sub, err := nc.Subscribe(bus.CountFilter, func(m *nats.Msg) {
-		tokens := strings.Split(m.Subject, ".")
-		if len(tokens) != 3 || m.Reply == "" {
-			return
-		}
-		prog, err := rules.Compile(rules.PlayerRule, string(m.Data))
+	return serve(ctx, nc, bus.CountFilter, 3, func(ctx context.Context, tokens []string, data []byte) *bus.Preview {
+		prog, err := rules.Compile(rules.PlayerRule, string(data))
 		if err != nil {
-			return // the asker compiled it first; nothing to count
+			return nil // the asker compiled it first; nothing to count
+		}
+		return o.Count(ctx, tokens[2], prog)
+	})
+}
+
+// serve answers the requests on filter (subjects of n tokens) until ctx ends; a nil answer
+// is no answer.
+func serve(ctx context.Context, nc *nats.Conn, filter string, n int, answer func(context.Context, []string, []byte) *bus.Preview) error {
+	sub, err := nc.Subscribe(filter, func(m *nats.Msg) {
+		tokens := strings.Split(m.Subject, ".")
+		if len(tokens) != n || m.Reply == "" {
+			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 		defer cancel()
-		raw, _ := json.Marshal(o.Count(ctx, tokens[2], prog))
-		_ = m.Respond(raw)
+		if p := answer(ctx, tokens, m.Data); p != nil {
+			raw, _ := json.Marshal(p)
+			_ = m.Respond(raw)
+		}
 	})
 	if err != nil {
 		return err

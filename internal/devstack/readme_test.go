@@ -297,6 +297,14 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 	})
 	browsertest.Shoot(t, m, "by-country")
 
+	// The tournament's live standings, read from the dispatcher as the marketer.
+	browsertest.Run(t, m, "the tournaments page",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/tournaments"),
+		browsertest.Until(`(document.querySelector('[data-testid=board][data-campaign=slots-weekend-race]')?.textContent ?? "").includes("Participants")`))
+	if e := browsertest.Value(t, m, chromedp.Evaluate[string](`document.querySelector('[data-testid=board] .error')?.textContent ?? ""`)); e != "" {
+		t.Fatalf("the standings: %s", e)
+	}
+
 	// A Segment built without CEL: one condition, the dispatcher's live count of the
 	// players it selects, saved as the marketer; the controller then counts its members.
 	browsertest.Run(t, m, "a segment from the builder",

@@ -7,6 +7,7 @@ import { stepOfField } from "./flowedit";
 import type { Spec } from "./graph";
 import { can } from "./api";
 import { useApp } from "./App";
+import { BackLink } from "./BackLink";
 import { PauseButton, ReasonsTable, useAccess } from "./Dashboard";
 import { Editor, useCampaignEdit, type CampaignEdit } from "./Editor";
 import { Period } from "./Period";
@@ -22,15 +23,7 @@ export function CampaignPage({ brand, name, from, to, by }: { brand: string; nam
   const mayEdit = can(access, "crm.croupier.dev", "campaigns", "patch");
   const row = rows?.find((r) => r.name === name);
   const back = (
-    <a
-      href={`/brands/${brand}`}
-      onClick={(e) => {
-        e.preventDefault();
-        go({ page: "dashboard", brand });
-      }}
-    >
-      ← {t("back")}
-    </a>
+    <BackLink to={{ page: "dashboard", brand }} label={`← ${t("back")}`} />
   );
   if (rows && !row)
     return (

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { call, can, type Access, type Row } from "./api";
 import { useApp } from "./App";
+import { BackLink } from "./BackLink";
 import { PlayerLookup } from "./PlayerPage";
 import { count, money, roi, suppressedTotals } from "./format";
 import { useLive } from "./live";
@@ -62,17 +63,9 @@ export function Dashboard({ brand }: { brand: string }) {
       </h1>
       {access && !mayPause && <p className="note">{t("readOnly")}</p>}
       {mayLookup && <PlayerLookup brand={brand} />}
-      <p>
-        <a
-          href={`/brands/${brand}/segments`}
-          data-testid="segments-link"
-          onClick={(e) => {
-            e.preventDefault();
-            go({ page: "segments", brand });
-          }}
-        >
-          {t("segments")}
-        </a>
+      <p className="actions">
+        <BackLink to={{ page: "segments", brand }} label={t("segments")} testid="segments-link" />
+        <BackLink to={{ page: "tournaments", brand }} label={t("tournaments")} testid="tournaments-link" />
       </p>
       {can(access, "crm.croupier.dev", "campaigns", "create") && (
         <p>

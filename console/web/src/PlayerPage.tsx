@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { call, can } from "./api";
 import { useApp } from "./App";
+import { BackLink } from "./BackLink";
 import { useAccess } from "./Dashboard";
 
 export const playerId = /^[A-Za-z0-9_-]{1,128}$/;
@@ -62,7 +63,7 @@ export function PlayerLookup({ brand }: { brand: string }) {
 // agent: the preferences matrix (changed here on the player's request, recorded with
 // source "support" and the agent), and every decision and attempt with its reason.
 export function PlayerPage({ brand, player }: { brand: string; player: string }) {
-  const { t, go } = useApp();
+  const { t } = useApp();
   const access = useAccess(brand);
   const [prefs, setPrefs] = useState<Preferences | null>(null);
   const [history, setHistory] = useState<Entry[] | null>(null);
@@ -93,15 +94,7 @@ export function PlayerPage({ brand, player }: { brand: string; player: string })
   const channels = [...new Set(prefs?.matrix.map((m) => m.channel) ?? [])];
   return (
     <section>
-      <a
-        href={`/brands/${brand}`}
-        onClick={(e) => {
-          e.preventDefault();
-          go({ page: "dashboard", brand });
-        }}
-      >
-        ← {t("back")}
-      </a>
+      <BackLink to={{ page: "dashboard", brand }} label={`← ${t("back")}`} />
       <h1 data-testid="player-title">
         {t("player")} {player}
       </h1>

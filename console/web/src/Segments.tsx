@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { call, can, type ApiError } from "./api";
 import { useApp } from "./App";
+import { BackLink } from "./BackLink";
 import { useAccess } from "./Dashboard";
 import type { Checked } from "./Editor";
 import { count } from "./format";
@@ -45,15 +46,7 @@ export function SegmentsPage({ brand, segment }: { brand: string; segment?: stri
   }
   return (
     <section>
-      <a
-        href={`/brands/${brand}`}
-        onClick={(e) => {
-          e.preventDefault();
-          go({ page: "dashboard", brand });
-        }}
-      >
-        ← {t("back")}
-      </a>
+      <BackLink to={{ page: "dashboard", brand }} label={`← ${t("back")}`} />
       <h1>
         {t("segments")} · {brand}
       </h1>
@@ -111,7 +104,7 @@ export function SegmentsPage({ brand, segment }: { brand: string; segment?: stri
 }
 
 function SegmentEditor({ brand, name, row, mayEdit, onSaved }: { brand: string; name: string; row?: SegmentRow; mayEdit: boolean; onSaved: () => void }) {
-  const { t, lang, go } = useApp();
+  const { t, lang } = useApp();
   const [rule, setRule] = useState(row?.rule ?? "true");
   const [description, setDescription] = useState(row?.description ?? "");
   const [tab, setTab] = useState<"builder" | "cel">(fromCEL(row?.rule ?? "true") ? "builder" : "cel");
@@ -145,15 +138,7 @@ function SegmentEditor({ brand, name, row, mayEdit, onSaved }: { brand: string; 
   };
   return (
     <section>
-      <a
-        href={`/brands/${brand}/segments`}
-        onClick={(e) => {
-          e.preventDefault();
-          go({ page: "segments", brand });
-        }}
-      >
-        ← {t("segments")}
-      </a>
+      <BackLink to={{ page: "segments", brand }} label={`← ${t("segments")}`} />
       <h1 data-testid="segment-title">
         {t("segment")} {name} {!row && <span className="badge">{t("new")}</span>}
       </h1>

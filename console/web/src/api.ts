@@ -77,6 +77,7 @@ export interface CampaignStatus {
 
 export interface Row {
   name: string;
+  tournament?: boolean;
   generation: number;
   category?: string;
   paused?: boolean;

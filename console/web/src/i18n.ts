@@ -145,6 +145,11 @@ const en = {
   dim_rfm: "RFM segment",
   bySegment: "By segment",
   nothingYet: "Nothing counted yet.",
+  tournaments: "Tournaments",
+  noTournaments: "No campaign of this brand runs a tournament.",
+  final: "final",
+  participants: "Participants",
+  score: "Score",
 } as const;
 
 export type Key = keyof typeof en;
@@ -291,6 +296,11 @@ const az: Record<Key, string> = {
   dim_rfm: "RFM seqmenti",
   bySegment: "Seqmentə görə",
   nothingYet: "Hələ heç nə sayılmayıb.",
+  tournaments: "Turnirlər",
+  noTournaments: "Bu brendin heç bir kampaniyası turnir keçirmir.",
+  final: "yekun",
+  participants: "İştirakçılar",
+  score: "Xal",
 };
 
 const ru: Record<Key, string> = {
@@ -435,6 +445,11 @@ const ru: Record<Key, string> = {
   dim_rfm: "RFM-сегмент",
   bySegment: "По сегментам",
   nothingYet: "Пока ничего не подсчитано.",
+  tournaments: "Турниры",
+  noTournaments: "Ни одна кампания бренда не проводит турнир.",
+  final: "итог",
+  participants: "Участники",
+  score: "Очки",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

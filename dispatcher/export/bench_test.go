@@ -1,0 +1,71 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/route"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkExport: b.N OUTCOMES records (attempts with costs, 50 players, one brand)
+// already in the stream are exported to a directory as Parquet and NDJSON in batches of
+// 10,000. Reported: records per second and the CPU the export spends per second of a
+// pipeline producing records at that rate (the whole test process: the embedded NATS
+// server serving the fetches included, an upper bound), i.e. cores used while keeping up.
+func BenchmarkExport(b *testing.B) {
+	srv := bustest.Start(b, 1)
+	_, js := srv.Connect(b)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for i := range b.N {
+		o := bus.Outcome{Time: at.Add(time.Duration(i) * time.Millisecond), DecisionID: route.DecisionID(fmt.Sprint(i)), Brand: "baku",
+			Player: fmt.Sprintf("p-%d", i%50), Campaign: "welcome", Step: "hello", Kind: bus.OutcomeAttempt, Result: "sent",
+			Channel: crmv1.ChannelSMS, Provider: "smsrest", Locale: "az", Attempt: 1, ProviderCost: &bus.MicroAmount{Micros: 20_000, Currency: "AZN"}}
+		raw, _ := bus.Encode(o)
+		if _, err := js.PublishAsync(bus.OutcomeSubject("baku", 0, o.Player), raw); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	dir := b.TempDir()
+	e := &Exporter{JS: js, Sink: Dir(dir), Key: keys, Batch: 10_000, Wait: 100 * time.Millisecond}
+	c, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.ResetTimer()
+	cpu0, start := cpuTime(), time.Now()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(c) }()
+	for {
+		info, err := js.Consumer(ctx, bus.StreamOutcomes, ConsumerOutcomes)
+		if err == nil {
+			ci, err := info.Info(ctx)
+			if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Stream >= uint64(b.N) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	cancel()
+	<-done
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "records/s")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores-while-exporting")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/record")
+}
