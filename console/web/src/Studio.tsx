@@ -188,7 +188,7 @@ function Frame({ ch, r, m, width }: { ch: string; r: Rendered; m: Message; width
         <div className="bubble">{r.text}</div>
         {r.sms && (
           <div className="note" data-testid="sms-facts">
-            {r.sms.encoding}, {r.sms.segments} {t("segments")}, {r.sms.characters} {t("characters")}
+            {r.sms.encoding}, {r.sms.segments} {t("smsSegments")}, {r.sms.characters} {t("characters")}
           </div>
         )}
       </div>
