@@ -155,6 +155,16 @@ func (g *Git) repository(ns string) (*Repository, error) {
 	return r, nil
 }
 
+// checkout is a fresh clone of ns's repository.
+func (g *Git) checkout(ctx context.Context, ns string) (*Repository, *checkout, error) {
+	r, err := g.repository(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	co, err := g.clone(ctx, r)
+	return r, co, err
+}
+
 func (g *Git) secret(r *Repository, key string) string {
 	if r.CredentialsSecret == "" || g.credentialsDir == "" {
 		return ""
@@ -269,11 +279,7 @@ type Opened struct {
 
 // Open reads kind/name from the branch's head.
 func (g *Git) Open(ctx context.Context, ns, kind, name string) (*Opened, error) {
-	r, err := g.repository(ns)
-	if err != nil {
-		return nil, err
-	}
-	co, err := g.clone(ctx, r)
+	r, co, err := g.checkout(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +376,7 @@ func unified(file, before, after string) string {
 
 // Diff is what saving edit would change in Git now, without saving.
 func (g *Git) Diff(ctx context.Context, ns, kind, name, baseCommit, edit string) (*Saved, error) {
-	r, err := g.repository(ns)
-	if err != nil {
-		return nil, err
-	}
-	co, err := g.clone(ctx, r)
+	r, co, err := g.checkout(ctx, ns)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,13 +15,8 @@ import (
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/console/live"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkDashboard200Campaigns: a brand with 200 campaigns (each with counters, spend,
 // suppression reasons and three channels in its status). Reports the time the dashboard's
@@ -126,14 +120,14 @@ func BenchmarkDashboard200Campaigns(b *testing.B) {
 	done := make(chan time.Duration)
 	target := 1000 + round + 1 // the next round's
 	go func() {
-		cpu0 := cpuTime()
+		cpu0 := clock.ProcessCPU()
 		seen := 0
 		for seen < n {
 			if ev := next(); ev.Kind == "upsert" && ev.Rows[0].Status.Counters != nil && ev.Rows[0].Status.Counters.Targeted == target {
 				seen++
 			}
 		}
-		done <- cpuTime() - cpu0
+		done <- clock.ProcessCPU() - cpu0
 	}()
 	// The CPU time below is the whole test process's: the console, its API clients, and
 	// this benchmark's own status writes and stream reading (an upper bound).

@@ -202,10 +202,15 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, cp *crmv1.Campai
 		return false
 	}
 	if len(p) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: " + p[0].Field + ": " + p[0].Message, Causes: p})
+		wouldRefuse(w, p)
 		return false
 	}
 	return true
+}
+
+// wouldRefuse answers 422 with what the manager would refuse.
+func wouldRefuse(w http.ResponseWriter, p []Cause) {
+	writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: " + p[0].Field + ": " + p[0].Message, Causes: p})
 }
 
 // managerVerdict is what the manager's controller would refuse in cp that the API server
@@ -290,31 +295,15 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string)
 	}
 	var cur crmv1.Campaign
 	err := c.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: cp.Name}, &cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		if e.ResourceVersion != "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: "the campaign was deleted since you opened it"})
-			return
-		}
-	case err != nil:
-		apiError(w, err)
+	if !mayApply(w, "campaign", &cur, err, e.ResourceVersion) {
 		return
-	default:
-		if m := gitOps(cur.Labels, cur.Annotations); m != "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this campaign is applied from Git (%s): change it there, or configure the console to save this brand to Git", m)})
-			return
-		}
-		if e.ResourceVersion == "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: "a campaign of this name exists: open it to edit it"})
-			return
-		}
 	}
 	if m := gitOps(cp.Labels, cp.Annotations); m != "" {
 		writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("the YAML carries %s: campaigns applied from Git are changed there", m)})
 		return
 	}
 	if p := managerVerdict(cp); len(p) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: " + p[0].Field + ": " + p[0].Message, Causes: p})
+		wouldRefuse(w, p)
 		return
 	}
 	obj := applyable(cp)
@@ -334,6 +323,32 @@ func (s *Server) saveCampaign(w http.ResponseWriter, r *http.Request, ns string)
 	}
 	y, _ := editable(&saved)
 	writeJSON(w, http.StatusOK, Checked{OK: true, ResourceVersion: saved.ResourceVersion, YAML: y})
+}
+
+// mayApply checks, before a server-side apply, the object as it is now (cur, read with
+// getErr) against the edit's resourceVersion ("" creates): deleted or created since, or
+// under Argo CD / Flux, is a conflict answered here (false).
+func mayApply(w http.ResponseWriter, kind string, cur client.Object, getErr error, resourceVersion string) bool {
+	switch {
+	case apierrors.IsNotFound(getErr):
+		if resourceVersion != "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: "the " + kind + " was deleted since you opened it"})
+			return false
+		}
+	case getErr != nil:
+		apiError(w, getErr)
+		return false
+	default:
+		if m := gitOps(cur.GetLabels(), cur.GetAnnotations()); m != "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this %s is applied from Git (%s): change it there, or configure the console to save this brand to Git", kind, m)})
+			return false
+		}
+		if resourceVersion == "" {
+			writeJSON(w, http.StatusConflict, Checked{Error: "a " + kind + " of this name exists: open it to edit it"})
+			return false
+		}
+	}
+	return true
 }
 
 // applyable is cp as an apply configuration: type metadata set, status left out.

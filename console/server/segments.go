@@ -95,8 +95,7 @@ func (s *Server) saveSegment(w http.ResponseWriter, r *http.Request, ns string) 
 	// The controller compiles the rule; a rule it would refuse is refused here with its
 	// position, before anything is applied or committed.
 	if _, err := rules.Compile(rules.PlayerRule, e.Rule); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, Checked{Error: "the manager would refuse it: spec.rule: " + err.Error(),
-			Causes: []Cause{{Field: "spec.rule", Message: err.Error()}}})
+		wouldRefuse(w, []Cause{{Field: "spec.rule", Message: err.Error()}})
 		return
 	}
 	c, ok := s.client(w, r)
@@ -120,24 +119,8 @@ func (s *Server) saveSegment(w http.ResponseWriter, r *http.Request, ns string) 
 		s.segmentToGit(w, r, ns, name, &e)
 		return
 	}
-	switch {
-	case apierrors.IsNotFound(getErr):
-		if e.ResourceVersion != "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: "the segment was deleted since you opened it"})
-			return
-		}
-	case getErr != nil:
-		apiError(w, getErr)
+	if !mayApply(w, "segment", &cur, getErr, e.ResourceVersion) {
 		return
-	default:
-		if m := gitOps(cur.Labels, cur.Annotations); m != "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: fmt.Sprintf("this segment is applied from Git (%s): change it there, or configure the console to save this brand to Git", m)})
-			return
-		}
-		if e.ResourceVersion == "" {
-			writeJSON(w, http.StatusConflict, Checked{Error: "a segment of this name exists: open it to edit it"})
-			return
-		}
 	}
 	sg.ResourceVersion = e.ResourceVersion
 	if err := c.Patch(r.Context(), sg, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {

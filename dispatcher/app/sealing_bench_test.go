@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
 
 // BenchmarkSealingCost runs the every-event pipeline (a deposit -> a sealed receipt job,
@@ -38,12 +38,12 @@ func BenchmarkSealingCost(b *testing.B) {
 		}
 		runtime.GC()
 		time.Sleep(2 * time.Second) // the server's write-behind of the registrations
-		cpu0 := cpuTime()
+		cpu0 := clock.ProcessCPU()
 		start := time.Now()
 		publishAll(b, js, subjects, bodies)
 		waitDrained(b, js)
 		rate = float64(n) / time.Since(start).Seconds()
-		cpu = float64((cpuTime() - cpu0).Microseconds()) / n
+		cpu = float64((clock.ProcessCPU() - cpu0).Microseconds()) / n
 		if err := stop(); err != nil {
 			b.Fatal(err)
 		}
@@ -72,12 +72,6 @@ func BenchmarkSealingCost(b *testing.B) {
 }
 
 // cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)

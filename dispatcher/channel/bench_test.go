@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,13 +32,8 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/channel/webhook"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // target is the channel and provider a benchmark sends through.
 type target struct {
@@ -102,7 +96,7 @@ func benchWorker(b *testing.B, tg target, n, inFlight int, latency time.Duration
 	defer cancel()
 	stream, _ := js.Stream(ctx, bus.StreamDeliveries)
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), clock.ProcessCPU()
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	for {
@@ -115,7 +109,7 @@ func benchWorker(b *testing.B, tg target, n, inFlight int, latency time.Duration
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	elapsed, cpu = time.Since(start), cpuTime()-cpu0
+	elapsed, cpu = time.Since(start), clock.ProcessCPU()-cpu0
 	b.StopTimer()
 	cancel()
 	if err := <-done; err != nil {

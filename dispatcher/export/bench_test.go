@@ -3,7 +3,6 @@ package export
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,13 +10,8 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/clock"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkExport: b.N OUTCOMES records (attempts with costs, 50 players, one brand)
 // already in the stream are exported to a directory as Parquet and NDJSON in batches of
@@ -47,7 +41,7 @@ func BenchmarkExport(b *testing.B) {
 	c, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b.ResetTimer()
-	cpu0, start := cpuTime(), time.Now()
+	cpu0, start := clock.ProcessCPU(), time.Now()
 	done := make(chan error, 1)
 	go func() { done <- e.Run(c) }()
 	for {
@@ -60,7 +54,7 @@ func BenchmarkExport(b *testing.B) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	elapsed, cpu := time.Since(start), clock.ProcessCPU()-cpu0
 	b.StopTimer()
 	cancel()
 	<-done

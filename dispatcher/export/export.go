@@ -289,16 +289,19 @@ type part struct {
 // batch writes one batch and acknowledges it.
 func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstream.Consumer) error {
 	parts := map[string]*part{}
-	// One HMAC per player and batch: a batch holds many records of the same players.
+	// who is a player's pseudonym and whether their records leave (a brand with a key, a
+	// player not erased); one HMAC per player and batch, which holds many of their records.
 	pseudonyms := map[string]string{}
-	pseudonym := func(brand string, key []byte, player string) string {
+	who := func(brand, player string) (string, bool) {
 		k := brand + "/" + player
 		p, ok := pseudonyms[k]
 		if !ok {
-			p = Pseudonym(key, player)
-			pseudonyms[k] = p
+			if key := e.Key(brand); key != nil {
+				p = Pseudonym(key, player)
+			}
+			pseudonyms[k] = p // "": the brand has no key
 		}
-		return p
+		return p, p != "" && !e.erased[brand+"/"+p]
 	}
 	get := func(brand, date string) *part {
 		k := brand + "/" + date
@@ -337,27 +340,16 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 	if err != nil {
 		return err
 	}
-	var first, lastSeq uint64
-	outcomesIn := 0
+	var outcomeSeqs, rewardSeqs seqRange
 	for m := range ob.Messages() {
 		acks = append(acks, m)
-		outcomesIn++
-		md, _ := m.Metadata()
-		s := seq(md)
-		if first == 0 {
-			first = s
-		}
-		lastSeq = s
+		s := outcomeSeqs.add(m)
 		o, err := bus.Decode[bus.Outcome](m.Data())
 		if err != nil || o.Brand == "" {
 			continue
 		}
-		key := e.Key(o.Brand)
-		if key == nil {
-			continue
-		}
-		pseudo := pseudonym(o.Brand, key, o.Player)
-		if e.erased[o.Brand+"/"+pseudo] {
+		pseudo, ok := who(o.Brand, o.Player)
+		if !ok {
 			continue
 		}
 		r := Record{ID: "o-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: o.Brand, Time: o.Time.UTC(), Player: pseudo,
@@ -366,7 +358,8 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if c := o.ProviderCost; c != nil {
 			r.CostMicros, r.Currency = c.Micros, c.Currency
 		}
-		get(o.Brand, r.Time.Format(time.DateOnly)).records = append(get(o.Brand, r.Time.Format(time.DateOnly)).records, r)
+		p := get(o.Brand, r.Time.Format(time.DateOnly))
+		p.records = append(p.records, r)
 	}
 	if err := ob.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -375,44 +368,31 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 	if err != nil {
 		return err
 	}
-	var firstReward, lastReward uint64
 	for m := range rb.Messages() {
 		acks = append(acks, m)
-		md, _ := m.Metadata()
-		s := seq(md)
-		if firstReward == 0 {
-			firstReward = s
-		}
-		lastReward = s
+		s := rewardSeqs.add(m)
 		g, err := bus.Decode[bus.RewardGrant](m.Data())
 		if err != nil || g.Brand == "" {
 			continue
 		}
-		key := e.Key(g.Brand)
-		if key == nil {
-			continue
-		}
-		pseudo := pseudonym(g.Brand, key, g.Player)
-		if e.erased[g.Brand+"/"+pseudo] {
+		pseudo, ok := who(g.Brand, g.Player)
+		if !ok {
 			continue
 		}
 		r := Reward{ID: "r-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: g.Brand, Granted: g.Granted.UTC(), Player: pseudo,
 			Campaign: g.Campaign, Step: g.Step, Kind: rewardKind(g), ValueMinor: g.Value.Minor, Currency: g.Value.Currency,
 			Basis: g.Basis, Variant: g.Variant, Coupon: g.Coupon != "", Expires: g.Expires.UTC()}
-		if g.Expires.IsZero() {
-			r.Expires = time.Time{}
-		}
 		p := get(g.Brand, r.Granted.Format(time.DateOnly))
 		p.rewards = append(p.rewards, r)
 	}
 	if len(acks) == 0 {
 		return nil
 	}
-	name := "batch-" + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(lastSeq, 10)
+	name := "batch-" + outcomeSeqs.String()
 	switch {
-	case outcomesIn > 0:
-	case lastReward > 0:
-		name = "batch-r" + strconv.FormatUint(firstReward, 10) + "-" + strconv.FormatUint(lastReward, 10)
+	case outcomeSeqs.n > 0:
+	case rewardSeqs.n > 0:
+		name = "batch-r" + rewardSeqs.String()
 	default:
 		name = "batch-erasures-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
@@ -469,6 +449,27 @@ func putTable[T any](ctx context.Context, e *Exporter, base string, rows []T, wr
 	}
 	*written++
 	return nil
+}
+
+// seqRange is the stream sequences a batch read from one stream.
+type seqRange struct {
+	first, last uint64
+	n           int
+}
+
+// add counts m and answers its stream sequence.
+func (r *seqRange) add(m jetstream.Msg) uint64 {
+	md, _ := m.Metadata()
+	s := seq(md)
+	if r.n == 0 {
+		r.first = s
+	}
+	r.last, r.n = s, r.n+1
+	return s
+}
+
+func (r seqRange) String() string {
+	return strconv.FormatUint(r.first, 10) + "-" + strconv.FormatUint(r.last, 10)
 }
 
 func seq(md *jetstream.MsgMetadata) uint64 {
