@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/app"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/freeport"
 )
 
 type alertRule struct {
@@ -157,14 +157,7 @@ func measure(t *testing.T, expr string) string {
 	return m[1]
 }
 
-func healthAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func healthAddr(t *testing.T) string { return freeport.Addr(t) }
 
 func readyz(t *testing.T, addr string) (int, string) {
 	resp, err := http.Get("http://" + addr + "/readyz")

@@ -33,6 +33,7 @@ import (
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/freeport"
 )
 
 // target is the channel and provider a benchmark sends through.
@@ -174,12 +175,7 @@ func TestMain(m *testing.M) {
 // providerProcess runs the loopback provider in a child process, so the CPU the benchmark
 // reports is the dispatcher's (with its embedded NATS server) and not the provider's.
 func providerProcess(b *testing.B, latency time.Duration, withTLS bool) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := freeport.Addr(b)
 	cert, key, scheme := "-", "-", "http"
 	if withTLS {
 		cert, key, scheme = filepath.Join(b.TempDir(), "cert.pem"), filepath.Join(b.TempDir(), "key.pem"), "https"
@@ -227,12 +223,7 @@ func selfSigned(b *testing.B) (certPEM, keyPEM []byte) {
 // natsProcess runs a NATS server in a child process, as production runs a NATS cluster
 // beside the dispatchers, and connects to it.
 func natsProcess(b *testing.B) jetstream.JetStream {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := freeport.Port(b)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", natsEnv, b.TempDir(), port))
 	out, err := cmd.StdoutPipe()

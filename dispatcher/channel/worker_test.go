@@ -16,8 +16,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/nats-io/nats.go/jetstream"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 
 	"github.com/croupier-crm/croupier/dispatcher/channel"
 	"github.com/croupier-crm/croupier/dispatcher/channel/channeltest"
@@ -25,6 +26,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/freeport"
 )
 
 // endpoint is a webhook receiver whose answers a test scripts; it records every request.
@@ -213,12 +215,7 @@ func TestFailoverToTheNextProviderAndPermanentErrors(t *testing.T) {
 
 func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 	// The port is reserved, closed (connection refused), then served again.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := freeport.Addr(t)
 	var flaky atomic.Int64
 	ep := &endpoint{answer: func(int, *http.Request) (int, http.Header) {
 		if flaky.Add(1)%3 == 0 {
@@ -236,6 +233,7 @@ func TestAProviderDownThenBackLosesNothing(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	var l2 net.Listener
 	bustest.Eventually(t, 5*time.Second, "the port again", func() bool {
+		var err error
 		l2, err = net.Listen("tcp", addr)
 		return err == nil
 	})

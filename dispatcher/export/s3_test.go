@@ -18,6 +18,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/freeport"
 )
 
 // versitygw is the S3-compatible gateway the S3 test runs on loopback: built from its Go
@@ -42,12 +43,7 @@ func versitygw(t *testing.T) string {
 // (versitygw over a directory), read back from the bucket with arrow-go.
 func TestExportToS3(t *testing.T) {
 	bin := versitygw(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := freeport.Addr(t)
 	root := t.TempDir()
 	cmd := exec.Command(bin, "--access", "croupier-export", "--secret", "export-secret-123", "--port", addr, "posix", root)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard

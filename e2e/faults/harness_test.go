@@ -35,6 +35,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/route"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/bustest"
+	"github.com/croupier-crm/croupier/internal/freeport"
 )
 
 const (
@@ -115,14 +116,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func freePort(tb testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(tb testing.TB) int { return freeport.Port(tb) }
 
 // natsKinds are the NATS set-ups a fault test runs on: CROUPIER_FAULTS_NATS is single,
 // cluster or both; unset, a test runs on the single server, and also on the cluster when
