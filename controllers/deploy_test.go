@@ -49,7 +49,7 @@ func TestDefaultConfigRendersAndApplies(t *testing.T) {
 			}
 		}
 	}
-	for kind, want := range map[string]int{"CustomResourceDefinition": 4, "Deployment": 3, "ClusterRole": 7, "ServiceAccount": 3, "ConfigMap": 2,
+	for kind, want := range map[string]int{"CustomResourceDefinition": 5, "Deployment": 3, "ClusterRole": 7, "ServiceAccount": 3, "ConfigMap": 2,
 		"PodDisruptionBudget": 2, "NetworkPolicy": 2, "Service": 3} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s objects rendered, want %d (all: %v)", kinds[kind], kind, want, kinds)

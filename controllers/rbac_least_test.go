@@ -34,7 +34,7 @@ func TestControllerRBACIsLeastPrivilege(t *testing.T) {
 			"/secrets:get", "authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create",
 		},
 	}
-	for _, k := range []string{"campaigns", "channelpolicies", "preferencepolicies", "segments"} {
+	for _, k := range []string{"campaigns", "channelpolicies", "preferencepolicies", "reports", "segments"} {
 		for _, v := range []string{"get", "list", "patch", "update", "watch"} {
 			want["croupier-manager"] = append(want["croupier-manager"], "crm.croupier.dev/"+k+":"+v)
 		}

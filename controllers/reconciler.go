@@ -1,4 +1,4 @@
-// Package controllers reconciles Croupier's four kinds: each controller validates what the
+// Package controllers reconciles Croupier's five kinds: each controller validates what the
 // API server cannot, publishes the compiled spec to croupier-config for the dispatchers,
 // removes it on delete, and appends each new generation's diff to AUDIT.
 package controllers
@@ -277,6 +277,10 @@ func statusOf(obj Object) any {
 		s := o.Status
 		s.CommonStatus = crmv1.CommonStatus{}
 		return s
+	case *crmv1.Report:
+		s := o.Status
+		s.CommonStatus = crmv1.CommonStatus{}
+		return s
 	}
 	return nil
 }
@@ -301,7 +305,8 @@ func hashSpec(rec *bus.ConfigRecord) (string, error) {
 		S *bus.SegmentConfig
 		H *bus.ChannelPolicyConfig
 		P *bus.PreferencePolicyConfig
-	}{rec.Campaign, rec.Segment, rec.ChannelPolicy, rec.PreferencePolicy})
+		R *bus.ReportConfig `json:",omitempty"`
+	}{rec.Campaign, rec.Segment, rec.ChannelPolicy, rec.PreferencePolicy, rec.Report})
 	if err != nil {
 		return "", err
 	}

@@ -44,7 +44,7 @@ func TestEverySampleBecomesReady(t *testing.T) {
 		}
 		kinds[u.GetKind()]++
 	}
-	for _, k := range []string{"Campaign", "Segment", "ChannelPolicy", "PreferencePolicy"} {
+	for _, k := range []string{"Campaign", "Segment", "ChannelPolicy", "PreferencePolicy", "Report"} {
 		if kinds[k] == 0 {
 			t.Fatalf("samples have no %s", k)
 		}
@@ -167,6 +167,8 @@ func kindToken(kind string) string {
 		return bus.KindChannelPolicy
 	case "PreferencePolicy":
 		return bus.KindPreferencePolicy
+	case "Report":
+		return bus.KindReport
 	}
 	return ""
 }

@@ -27,13 +27,13 @@ type Options struct {
 	StatusWrites func()
 }
 
-// Setup registers the four controllers with a manager.
+// Setup registers the five controllers with a manager.
 func Setup(mgr ctrl.Manager, store *Store, opts Options) error {
 	now = opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	for _, f := range []func(ctrl.Manager, *Store) error{SetupSegment, SetupCampaign, SetupChannelPolicy, SetupPreferencePolicy} {
+	for _, f := range []func(ctrl.Manager, *Store) error{SetupSegment, SetupCampaign, SetupChannelPolicy, SetupPreferencePolicy, SetupReport} {
 		if err := f(mgr, store); err != nil {
 			return err
 		}

@@ -175,3 +175,39 @@ func (s *Store) PublishRun(ctx context.Context, req *bus.RunRequest) error {
 	}
 	return nil
 }
+
+// PublishReportRun publishes a Report's run to REPORTS; the run id is the message id, so
+// a second publish of the same slot within the stream's window is dropped.
+func (s *Store) PublishReportRun(ctx context.Context, run *bus.ReportRun) error {
+	data, err := bus.Encode(run)
+	if err != nil {
+		return err
+	}
+	if _, err := s.JS.Publish(ctx, bus.ReportRunSubject(run.Brand, run.Report), data, jetstream.WithMsgID(run.RunID)); err != nil {
+		s.forget(err)
+		return fmt.Errorf("publishing report run %s to %s: %w", run.RunID, bus.StreamReports, err)
+	}
+	return nil
+}
+
+// ReportResult reads a report run's result from croupier-report-runs (nil before the
+// dispatcher wrote one).
+func (s *Store) ReportResult(ctx context.Context, brand, report string, slot time.Time) (*bus.ReportResult, error) {
+	kv, err := s.JS.KeyValue(ctx, bus.BucketReportRuns)
+	if err != nil {
+		s.forget(err)
+		return nil, err
+	}
+	e, err := kv.Get(ctx, bus.ReportRunKey(brand, report, slot))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := bus.Decode[bus.ReportResult](e.Value())
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

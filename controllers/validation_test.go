@@ -33,6 +33,12 @@ func validCampaign(ns, name string) *crmv1.Campaign {
 	}
 }
 
+func validReport(ns, name string) *crmv1.Report {
+	return &crmv1.Report{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: crmv1.ReportSpec{
+		Schedule:   crmv1.ReportSchedule{Cron: "0 8 * * 1", TimeZone: "Asia/Baku"},
+		Recipients: []string{"cfo@baku-casino.example"}, Formats: []crmv1.ReportFormat{crmv1.ReportPDF}}}
+}
+
 func validPreferencePolicy(ns, name string) *crmv1.PreferencePolicy {
 	return &crmv1.PreferencePolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -73,11 +79,23 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		mutate(p)
 		return p
 	}
+	rpt := func(name string, mutate func(*crmv1.Report)) client.Object {
+		r := validReport(ns, name)
+		mutate(r)
+		return r
+	}
 	cases := []struct {
 		name string
 		obj  client.Object
 		want string
 	}{
+		{"report without recipients", rpt("r1", func(r *crmv1.Report) { r.Spec.Recipients = []string{} }), "spec.recipients"},
+		{"report recipient not an address", rpt("r2", func(r *crmv1.Report) { r.Spec.Recipients = []string{"cfo at casino"} }), `spec.recipients[0]: Invalid value: "cfo at casino"`},
+		{"report format unknown", rpt("r3", func(r *crmv1.Report) { r.Spec.Formats = []crmv1.ReportFormat{"DOCX"} }), `spec.formats[0]: Unsupported value: "DOCX"`},
+		{"report without formats", rpt("r4", func(r *crmv1.Report) { r.Spec.Formats = []crmv1.ReportFormat{} }), "spec.formats"},
+		{"report section unknown", rpt("r5", func(r *crmv1.Report) { r.Spec.Contents = []crmv1.ReportContent{"gossip"} }), `spec.contents[0]: Unsupported value: "gossip"`},
+		{"report period unknown", rpt("r6", func(r *crmv1.Report) { r.Spec.Period = "fortnight" }), `spec.period: Unsupported value: "fortnight"`},
+		{"report name with a dot", rpt("r.7", func(*crmv1.Report) {}), "Report names must not contain dots"},
 		{"two triggers", camp("c1", func(c *crmv1.Campaign) {
 			c.Spec.Trigger.Schedule = &crmv1.ScheduleTrigger{Cron: "0 10 * * *"}
 		}), "trigger needs exactly one of event or schedule"},
@@ -185,7 +203,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		})
 	}
 	// The valid bases themselves are accepted, so each row fails for its own reason.
-	for _, o := range []client.Object{validCampaign(ns, "ok"), validPreferencePolicy(ns, "ok"), validChannelPolicy(ns, "ok", crmv1.ChannelSMS, crmv1.ProviderSMSRest)} {
+	for _, o := range []client.Object{validCampaign(ns, "ok"), validPreferencePolicy(ns, "ok"), validChannelPolicy(ns, "ok", crmv1.ChannelSMS, crmv1.ProviderSMSRest), validReport(ns, "ok")} {
 		if err := k8s.Create(context.Background(), o); err != nil {
 			t.Fatalf("valid %T refused: %v", o, err)
 		}
@@ -246,6 +264,9 @@ func TestControllerRejectsWhatCELCannot(t *testing.T) {
 		{"grant refused to itself", camp("bad-on-refused", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.OnRefused = c.Spec.Steps[1].Name }),
 			"spec.steps[bonus].grant.onRefused: a grant step cannot be its own onRefused step"},
 		{"budget with too many digits", camp("bad-digits", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "10.005" }), "spec.budget.total"},
+		{"report cron", func() Object { r := validReport(ns, "bad-report-cron"); r.Spec.Schedule.Cron = "0 8 * * mon-xyz"; return r }(), "spec.schedule.cron"},
+		{"report time zone", func() Object { r := validReport(ns, "bad-report-zone"); r.Spec.Schedule.TimeZone = "Asia/Bakuu"; return r }(),
+			`spec.schedule.timeZone: unknown IANA time zone "Asia/Bakuu"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -275,6 +296,8 @@ func kindOf(o Object) string {
 		return "segment"
 	case *crmv1.ChannelPolicy:
 		return "channelpolicy"
+	case *crmv1.Report:
+		return "report"
 	}
 	return "preferencepolicy"
 }

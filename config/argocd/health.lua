@@ -1,5 +1,5 @@
 -- Argo CD health check for Croupier's kinds (Campaign, Segment, ChannelPolicy,
--- PreferencePolicy): Healthy when Ready is True for the current generation; Progressing
+-- PreferencePolicy, Report): Healthy when Ready is True for the current generation; Progressing
 -- while the controller has not caught up or says Reconciling; Degraded when Ready is
 -- False for a reason a person must fix (Stalled); a Campaign paused by spec or by its
 -- budget is Suspended (healthy, sending nothing).

@@ -123,32 +123,49 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: fmt.Sprintf("from: before %s: the dispatcher keeps %d days of day counters (the warehouse export keeps the history)", oldest, bus.DayStatDays), Field: "from"})
 		return
 	}
-	names := make([]string, 0, len(b.Campaigns))
+	var names []string
 	if c := q.Get("campaign"); c != "" {
 		if b.Campaigns[c] == nil {
 			ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "no Campaign " + c + " is published in " + brand, Field: "campaign"})
 			return
 		}
 		names = append(names, c)
-	} else {
-		for n := range b.Campaigns {
-			names = append(names, n)
-		}
-		sort.Strings(names)
 	}
-	out := ChannelReportBody{Brand: brand, From: from, To: to, TimeZone: loc.String(), Campaigns: []CampaignChannels{}, Read: in.Clock.Now().UTC()}
 	byDay := q.Get("by") == "day"
 	if by := q.Get("by"); by != "" && !byDay {
 		ingest.WriteProblem(w, http.StatusBadRequest, ingest.Problem{Error: "by: only day", Field: "by"})
 		return
 	}
+	out, err := in.ChannelFigures(r.Context(), brand, from, to, names, byDay)
+	if err != nil {
+		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the counters cannot be read now: " + err.Error()})
+		return
+	}
+	ingest.WriteJSON(w, http.StatusOK, out)
+}
+
+// ChannelFigures is the brand's channel report over its days from..to (YYYY-MM-DD in the
+// brand's zone) for the named campaigns (every published one when names is empty),
+// optionally day by day. Scheduled reports read the same figures.
+func (in *Insight) ChannelFigures(ctx context.Context, brand, from, to string, names []string, byDay bool) (ChannelReportBody, error) {
+	b := in.Catalog.Brand(brand)
+	loc := time.UTC
+	if b != nil && b.Policy != nil && b.Policy.DefaultZone != nil {
+		loc = b.Policy.DefaultZone
+	}
+	out := ChannelReportBody{Brand: brand, From: from, To: to, TimeZone: loc.String(), Campaigns: []CampaignChannels{}, Read: in.Clock.Now().UTC()}
+	if len(names) == 0 && b != nil {
+		for n := range b.Campaigns {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
 	total := map[string]int64{}
 	days := map[string]map[string]int64{}
 	for _, name := range names {
-		sum, err := in.sumStats(r.Context(), brand, bus.KindCampaign, name)
+		sum, err := in.sumStats(ctx, brand, bus.KindCampaign, name)
 		if err != nil {
-			ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the counters cannot be read now: " + err.Error()})
-			return
+			return out, err
 		}
 		period := map[string]int64{}
 		for k, v := range sum {
@@ -184,7 +201,7 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 	if out.Total == nil {
 		out.Total = []crmv1.ChannelReport{}
 	}
-	ingest.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // CampaignReportBody is the admin API's campaign report: the same figures the manager
@@ -221,18 +238,26 @@ func (in *Insight) campaignReport(w http.ResponseWriter, r *http.Request, brand 
 		ingest.WriteProblem(w, http.StatusNotFound, ingest.Problem{Error: "no Campaign " + name + " is published in " + brand})
 		return
 	}
-	sum, err := in.sumStats(r.Context(), brand, bus.KindCampaign, name)
+	body, err := in.CampaignFigures(r.Context(), brand, cp)
 	if err != nil {
 		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the counters cannot be read now: " + err.Error()})
 		return
 	}
-	spec := cp.Spec()
-	body := CampaignReportBody{Brand: brand, Campaign: name, Counters: sum,
-		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()}
 	if by != "" {
-		body.By, body.Segments = by, campaignreport.Segments(sum, by)
+		body.By, body.Segments = by, campaignreport.Segments(body.Counters, by)
 	}
 	ingest.WriteJSON(w, http.StatusOK, body)
+}
+
+// CampaignFigures is a published campaign's report from its counters summed now.
+func (in *Insight) CampaignFigures(ctx context.Context, brand string, cp *flow.Campaign) (CampaignReportBody, error) {
+	sum, err := in.sumStats(ctx, brand, bus.KindCampaign, cp.Name)
+	if err != nil {
+		return CampaignReportBody{}, err
+	}
+	spec := cp.Spec()
+	return CampaignReportBody{Brand: brand, Campaign: cp.Name, Counters: sum,
+		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()}, nil
 }
 
 // sumStats sums an object's counters over the partitions in croupier-stats.

@@ -38,6 +38,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/partition"
 	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/dispatcher/prefs"
+	"github.com/croupier-crm/croupier/dispatcher/reports"
 	"github.com/croupier-crm/croupier/dispatcher/reward"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/datakey"
@@ -571,6 +572,7 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: true}}
+	var emailWorker *channel.Worker
 	for _, ch := range prefs.Channels {
 		if !servable(ch, factories) {
 			continue
@@ -582,10 +584,24 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 				m.Attempts.WithLabelValues(string(ch), provider, result).Inc()
 				m.Sends.WithLabelValues(string(ch), provider).Observe(took.Seconds())
 			}}
+		if ch == crmv1.ChannelEmail {
+			emailWorker = w
+		}
 		leasesRunning.Add(1)
 		go func() {
 			defer leasesRunning.Done()
 			if err := w.Run(lctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	if emailWorker != nil {
+		// Scheduled reports are mailed through the brands' email providers.
+		maker := &reports.Maker{JS: djs, Catalog: catalog, Figures: insight, Mail: emailWorker, Log: log.With("component", "reports")}
+		leasesRunning.Add(1)
+		go func() {
+			defer leasesRunning.Done()
+			if err := maker.Run(lctx); err != nil && lctx.Err() == nil {
 				errs <- err
 			}
 		}()

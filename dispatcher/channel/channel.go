@@ -27,6 +27,16 @@ type Message struct {
 	// IdempotencyKey is the decision id and the channel: a resend after a crash carries
 	// the same key, so providers that honour one drop the duplicate.
 	IdempotencyKey string
+	// Attachments are files mailed with the message (scheduled reports to staff; player
+	// messages carry none).
+	Attachments []Attachment
+}
+
+// Attachment is a file attached to an email.
+type Attachment struct {
+	Name        string
+	ContentType string
+	Data        []byte
 }
 
 // Receipt is a provider's acceptance of a message.

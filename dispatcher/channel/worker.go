@@ -603,3 +603,56 @@ func (w *Worker) build(ctx context.Context, brand string, cfg *bus.ChannelPolicy
 	}
 	return p, nil
 }
+
+// SendStaff sends a message that is not to a player (a scheduled report to staff) through
+// the brand's providers of the worker's channel, with the policy's retries, backoff and
+// failover. Nothing is written to OUTCOMES and nothing is counted: staff are not players.
+// It returns the provider that accepted the message, or the last refusal.
+func (w *Worker) SendStaff(ctx context.Context, brand string, m *Message) (string, error) {
+	cfg := w.Policies.ChannelPolicy(brand, w.Channel)
+	if cfg == nil {
+		return "", Errorf(ProviderFailed, "no %s ChannelPolicy is published in %s", w.Channel, brand)
+	}
+	if cfg.Spec.Sender != nil {
+		m.Sender = *cfg.Spec.Sender
+	}
+	set := w.providersFor(ctx, brand, cfg)
+	attempts, initial, maxBackoff := retryPolicy(cfg.Spec.Retry)
+	var last *Error
+	for _, p := range set.providers {
+		if p.err != nil {
+			last = p.err
+			continue
+		}
+		for attempt := 1; attempt <= attempts; attempt++ {
+			if err := p.limiter.Wait(ctx); err != nil {
+				return "", err
+			}
+			actx, cancel := context.WithTimeout(ctx, p.timeout)
+			_, err := p.send.Send(actx, m)
+			cancel()
+			if err == nil {
+				return p.name, nil
+			}
+			last = AsError(err)
+			if last.Kind == Rejected {
+				return "", last
+			}
+			if last.Kind == ProviderFailed || attempt == attempts || last.RetryAfter > maxBackoff {
+				if last.Kind == ProviderFailed {
+					w.markBroken(set)
+				}
+				break
+			}
+			select {
+			case <-time.After(max(backoff(attempt, initial, maxBackoff), last.RetryAfter)):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+	}
+	if last == nil {
+		return "", Errorf(ProviderFailed, "no provider")
+	}
+	return "", last
+}

@@ -26,7 +26,7 @@ func TestEnsureTopologyIsIdempotentAndCheckable(t *testing.T) {
 
 	_, err := bus.CheckTopology(ctx, js)
 	var missing *bus.MissingTopologyError
-	if !errors.As(err, &missing) || len(missing.Streams) != 9 || len(missing.Buckets) != 11 {
+	if !errors.As(err, &missing) || len(missing.Streams) != 10 || len(missing.Buckets) != 12 {
 		t.Fatalf("before EnsureTopology: got %v, want every stream and bucket missing", err)
 	}
 

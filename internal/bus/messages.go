@@ -47,6 +47,39 @@ type ConfigRecord struct {
 	Segment          *SegmentConfig          `json:"segment,omitempty"`
 	ChannelPolicy    *ChannelPolicyConfig    `json:"channelPolicy,omitempty"`
 	PreferencePolicy *PreferencePolicyConfig `json:"preferencePolicy,omitempty"`
+	Report           *ReportConfig           `json:"report,omitempty"`
+}
+
+// ReportConfig is a compiled Report: its spec with the defaults filled in.
+type ReportConfig struct {
+	Spec crmv1.ReportSpec `json:"spec"`
+}
+
+// ReportRun asks one dispatcher to make a Report's run for a scheduled time and mail it.
+// RunID (Report UID + scheduled time) is the message id; the spec travels with the run, so
+// the run is made from the generation that was live at its slot.
+type ReportRun struct {
+	RunID         string           `json:"runID"`
+	Brand         string           `json:"brand"`
+	Report        string           `json:"report"`
+	UID           string           `json:"uid"`
+	Generation    int64            `json:"generation"`
+	ScheduledTime time.Time        `json:"scheduledTime"`
+	Spec          crmv1.ReportSpec `json:"spec"`
+}
+
+// ReportResult is a report run's result in croupier-report-runs.
+type ReportResult struct {
+	RunID string `json:"runID"`
+	// Generated is when the attachments were stored (once per run: a redelivered run
+	// mails the stored files again and does not make new ones).
+	Generated time.Time `json:"generated"`
+	// Files are the attachments' names in the croupier-reports object store.
+	Files []string `json:"files,omitempty"`
+	// Sent is when every recipient's mail was accepted by a provider (zero until then).
+	Sent time.Time `json:"sent,omitzero"`
+	// Error is why the run failed ("" when it did not); it names no recipient.
+	Error string `json:"error,omitempty"`
 }
 
 // MinorAmount is money in minor units.

@@ -25,6 +25,8 @@ const (
 	StreamRewards    = "REWARDS"
 	StreamConsent    = "CONSENT"
 	StreamAudit      = "AUDIT"
+	// StreamReports is the work queue of scheduled report runs (one dispatcher makes each).
+	StreamReports = "REPORTS"
 )
 
 // KV bucket names.
@@ -44,6 +46,12 @@ const (
 	// LinkTTL is how long a short link works.
 	LinkTTL     = 90 * 24 * time.Hour
 	BucketStats = "croupier-stats"
+	// BucketReportRuns holds each report run's result (<brand>.<report>.<slot>); the manager
+	// reads it into the Report's status.
+	BucketReportRuns = "croupier-report-runs"
+	// ObjectReports is the object store of report attachments (<brand>/<report>/<slot>/<file>):
+	// a PDF does not fit in a message.
+	ObjectReports = "croupier-reports"
 )
 
 // Kind tokens used in config keys, audit subjects and stats keys.
@@ -52,6 +60,7 @@ const (
 	KindSegment          = "segment"
 	KindChannelPolicy    = "channelpolicy"
 	KindPreferencePolicy = "preferencepolicy"
+	KindReport           = "report"
 	KindConfigMap        = "configmap"
 	KindPlayer           = "player"
 )
@@ -111,6 +120,16 @@ func DeadLetterSubject(source string) string { return Root + ".deadletter." + st
 
 // RunSubject is croupier.runs.<brand>.<campaign>.
 func RunSubject(brand, campaign string) string { return Root + ".runs." + brand + "." + campaign }
+
+// ReportRunSubject is croupier.reports.<brand>.<report>.
+func ReportRunSubject(brand, report string) string {
+	return Root + ".reports." + brand + "." + report
+}
+
+// ReportRunKey is a report run's key in croupier-report-runs: <brand>.<report>.<slot>.
+func ReportRunKey(brand, report string, slot time.Time) string {
+	return brand + "." + report + "." + slot.UTC().Format("20060102T150405Z")
+}
 
 // IntentSubject is croupier.intents.<brand>.<part>.<player>.
 func IntentSubject(brand string, part int, player string) string {

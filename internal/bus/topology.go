@@ -108,6 +108,11 @@ func (o TopologyOptions) Streams(partitions int) []jetstream.StreamConfig {
 			Retention: jetstream.LimitsPolicy, MaxAge: 7 * day, Duplicates: time.Hour, Storage: st, Replicas: r,
 		},
 		{
+			Name: StreamReports, Description: "scheduled report runs (work queue); run id = report UID + scheduled time",
+			Subjects:  []string{Root + ".reports.>"},
+			Retention: jetstream.WorkQueuePolicy, Duplicates: time.Hour, MaxAge: 7 * day, Storage: st, Replicas: r,
+		},
+		{
 			Name: StreamIntents, Description: "intents per player and durable schedules (delays, timeouts, deferrals)",
 			Subjects:  []string{Root + ".intents.>", Root + ".sched.>"},
 			Retention: jetstream.LimitsPolicy, MaxAge: intentsMaxAge, Duplicates: 10 * time.Minute,
@@ -174,7 +179,16 @@ func (o TopologyOptions) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketKeys, "per-player data keys sealing contact data and bodies (erasure destroys them)", 1),
 		links,
 		kv(BucketStats, "per-partition counters summed by the manager", 1),
+		kv(BucketReportRuns, "report runs' results (files, sent, error) read into the Reports' status", 1),
 	}
+}
+
+// ReportFiles is the object store of report attachments; a report's files are kept 90
+// days (the mail is the record staff keep).
+func (o TopologyOptions) ReportFiles() jetstream.ObjectStoreConfig {
+	o = o.withDefaults()
+	return jetstream.ObjectStoreConfig{Bucket: ObjectReports, Description: "report attachments (PDF, CSV) per run",
+		TTL: 90 * day, Storage: o.storage(), Replicas: o.Replicas}
 }
 
 // keysStream is the stream of the croupier-keys bucket: what nats.go makes for a KV bucket,
@@ -271,6 +285,16 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts TopologyOp
 			return nil
 		})
 	}
+	g.Go(func() error {
+		cfg := opts.ReportFiles()
+		if err := keep("OBJ_"+cfg.Bucket, &cfg.Replicas); err != nil {
+			return err
+		}
+		if _, err := js.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
+			return fmt.Errorf("object store %s: %w", cfg.Bucket, err)
+		}
+		return nil
+	})
 	if err := g.Wait(); err != nil {
 		return Topology{}, err
 	}

@@ -73,6 +73,8 @@ type Options struct {
 	Speed   float64
 	// StatsInterval is how often the manager sums counters into status (10 s).
 	StatsInterval time.Duration
+	// Now is the manager's clock (tests move it to a Report's next slot); time.Now when nil.
+	Now func() time.Time
 	// Out gets the welcome text and the live line (nothing when nil).
 	Out io.Writer
 	// Log gets the dispatcher's JSON log (discarded when nil).
@@ -205,7 +207,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.Setup(mgr, &controllers.Store{JS: js}, controllers.Options{StatsInterval: o.StatsInterval}); err != nil {
+	if err := controllers.Setup(mgr, &controllers.Store{JS: js}, controllers.Options{StatsInterval: o.StatsInterval, Now: o.Now}); err != nil {
 		return err
 	}
 	mgrErr := make(chan error, 1)
@@ -289,7 +291,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	welcome := fmt.Sprintf(`Croupier is running locally.
   kubeconfig   export KUBECONFIG=%[1]s
-  samples      kubectl -n %[2]s get campaigns,segments,channelpolicies,preferencepolicies
+  samples      kubectl -n %[2]s get campaigns,segments,channelpolicies,preferencepolicies,reports
                (kubectl is %[3]s/kubectl; make build puts kubectl-croupier in bin/)
   NATS         %[4]s (JetStream under %[5]s/nats, %[6]d partitions)
   keys         bearer token %[7]s
@@ -307,6 +309,8 @@ func Run(ctx context.Context, o Options) error {
   inbox        https://127.0.0.1:8443/v1/brands/%[2]s/me/inbox (same token; /stream is the live feed)
   sinks        emails land in %[5]s/mail/*.eml (SMTP sink %[12]s); SMS, push (FCM), webhook
                messages and the casino callbacks in %[5]s/sinks.log (HTTP sink %[13]s).
+  reports      Report ops-pulse mails today's figures (PDF) to ops@baku-casino.example every
+               5 minutes: %[5]s/mail/*.eml; kubectl -n %[2]s get reports shows the next run.
   plugin       export CROUPIER_DISPATCHER=https://127.0.0.1:8443 CROUPIER_DISPATCHER_CA=%[9]s
                make build && PATH=$PWD/bin:%[3]s:$PATH kubectl croupier -n %[2]s status
   console      http://127.0.0.1:8088 (sign in with a token below: each person's own RBAC applies; also in %[5]s/tokens/)

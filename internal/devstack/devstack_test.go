@@ -173,7 +173,8 @@ func TestRestartAppliesEditedSamples(t *testing.T) {
 // reacts to a registration sent to the HTTPS intake with the right localized email at the
 // local SMTP sink, and the Campaign's status counters move.
 func TestLocalStackHeadless(t *testing.T) {
-	info, c := startStack(t)
+	clock := &fakeClock{}
+	info, c := startStack(t, func(o *devstack.Options) { o.Now = clock.Now })
 	ctx := context.Background()
 	cp := &crmv1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: "baku-casino", Name: "ru-welcome"}, Spec: crmv1.CampaignSpec{
 		Category: crmv1.CategoryService, Priority: 60,
@@ -291,4 +292,5 @@ func TestLocalStackHeadless(t *testing.T) {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(smsCp), smsCp)
 		return smsCp.Status.Counters != nil && smsCp.Status.Counters.Sent == 1 && smsCp.Status.Counters.Delivered == 1
 	})
+	checkScheduledReport(t, info, c, clock)
 }

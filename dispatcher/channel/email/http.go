@@ -1,10 +1,15 @@
 package email
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 
@@ -59,6 +64,14 @@ type SendGridMail struct {
 	Headers          map[string]string `json:"headers,omitempty"`
 	CustomArgs       map[string]string `json:"custom_args,omitempty"`
 	TrackingSettings map[string]any    `json:"tracking_settings,omitempty"`
+	Attachments      []sgAttachment    `json:"attachments,omitempty"`
+}
+
+type sgAttachment struct {
+	Content     string `json:"content"` // base64
+	Type        string `json:"type"`
+	Filename    string `json:"filename"`
+	Disposition string `json:"disposition"`
 }
 
 // Send posts the message; SendGrid answers 202 with X-Message-Id. Its event webhook
@@ -87,6 +100,10 @@ func (p *SendGrid) Send(ctx context.Context, m *channel.Message) (channel.Receip
 	if u := Unsubscribe(m); u != "" {
 		body.Headers["List-Unsubscribe"] = "<" + u + ">"
 		body.Headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	}
+	for _, a := range m.Attachments {
+		body.Attachments = append(body.Attachments, sgAttachment{Content: base64.StdEncoding.EncodeToString(a.Data),
+			Type: a.ContentType, Filename: a.Name, Disposition: "attachment"})
 	}
 	raw, _ := json.Marshal(body)
 	resp, _, err := channel.Post(ctx, p.http, p.url, "application/json", raw, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+p.key) })
@@ -148,7 +165,30 @@ func (p *Mailgun) Send(ctx context.Context, m *channel.Message) (channel.Receipt
 		f.Set("h:List-Unsubscribe", "<"+u+">")
 		f.Set("h:List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 	}
-	_, raw, err := channel.Post(ctx, p.http, p.url, "application/x-www-form-urlencoded", []byte(f.Encode()),
+	ct, form := "application/x-www-form-urlencoded", []byte(f.Encode())
+	if len(m.Attachments) > 0 {
+		// Files need multipart/form-data: every field as a part, each file as "attachment".
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, vs := range f {
+			for _, v := range vs {
+				_ = mw.WriteField(k, v)
+			}
+		}
+		for _, a := range m.Attachments {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "attachment", "filename": a.Name}))
+			h.Set("Content-Type", a.ContentType)
+			pw, err := mw.CreatePart(h)
+			if err != nil {
+				return channel.Receipt{}, err
+			}
+			_, _ = pw.Write(a.Data)
+		}
+		_ = mw.Close()
+		ct, form = mw.FormDataContentType(), buf.Bytes()
+	}
+	_, raw, err := channel.Post(ctx, p.http, p.url, ct, form,
 		func(r *http.Request) { r.SetBasicAuth("api", p.key) })
 	if err != nil {
 		return channel.Receipt{}, err

@@ -41,7 +41,8 @@ func MessageID(m *channel.Message) string {
 	return m.IdempotencyKey + "@" + domain
 }
 
-// Compose writes the RFC 5322 message: multipart/alternative text and HTML (or text only).
+// Compose writes the RFC 5322 message: multipart/alternative text and HTML (or text only),
+// then the attachments (base64).
 func Compose(w io.Writer, m *channel.Message, now time.Time) error {
 	if m.Sender.From == "" {
 		return channel.Errorf(channel.ProviderFailed, "spec.sender.from: required for email")
@@ -95,6 +96,21 @@ func Compose(w io.Writer, m *channel.Message, now time.Time) error {
 	}
 	if err := iw.Close(); err != nil {
 		return err
+	}
+	for _, a := range m.Attachments {
+		var ah mail.AttachmentHeader
+		ah.SetContentType(a.ContentType, nil)
+		ah.SetFilename(a.Name)
+		aw, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return err
+		}
+		if _, err := aw.Write(a.Data); err != nil {
+			return err
+		}
+		if err := aw.Close(); err != nil {
+			return err
+		}
 	}
 	return mw.Close()
 }

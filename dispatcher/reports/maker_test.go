@@ -1,0 +1,107 @@
+package reports_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
+	"github.com/croupier-crm/croupier/dispatcher/api"
+	"github.com/croupier-crm/croupier/dispatcher/channel"
+	"github.com/croupier-crm/croupier/dispatcher/flow"
+	"github.com/croupier-crm/croupier/dispatcher/reports"
+	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/bustest"
+)
+
+// figures counts how often the figures are read (once per generation).
+type figures struct {
+	mu    sync.Mutex
+	reads int
+}
+
+func (f *figures) ChannelFigures(_ context.Context, brand, from, to string, _ []string, _ bool) (api.ChannelReportBody, error) {
+	f.mu.Lock()
+	f.reads++
+	f.mu.Unlock()
+	return api.ChannelReportBody{Brand: brand, From: from, To: to, Total: []crmv1.ChannelReport{{Channel: "email", Sent: 7}}}, nil
+}
+
+func (f *figures) CampaignFigures(context.Context, string, *flow.Campaign) (api.CampaignReportBody, error) {
+	return api.CampaignReportBody{}, nil
+}
+
+// mailer refuses the first fails mails, then accepts; it keeps what it accepted.
+type mailer struct {
+	fails int
+	got   []*channel.Message
+}
+
+func (m *mailer) SendStaff(_ context.Context, _ string, msg *channel.Message) (string, error) {
+	if m.fails > 0 {
+		m.fails--
+		return "", channel.Errorf(channel.Transient, "connection refused")
+	}
+	m.got = append(m.got, msg)
+	return "smtp", nil
+}
+
+// TestARunIsMadeOnceAndMailedUntilAccepted: a failed mail leaves the files made and the
+// error in the result; the retry mails the same files without making new ones; a
+// redelivery after the mail sends nothing.
+func TestARunIsMadeOnceAndMailedUntilAccepted(t *testing.T) {
+	srv := bustest.Start(t, 4)
+	_, js := srv.Connect(t)
+	cat := &flow.Catalog{}
+	seg, _ := bus.Encode(&bus.ConfigRecord{Kind: bus.KindSegment, Brand: "baku", Name: "all", Segment: &bus.SegmentConfig{Spec: crmv1.SegmentSpec{Rule: "true"}}})
+	cat.Put(bus.ConfigKey("baku", bus.KindSegment, "all"), seg)
+	src, mail := &figures{}, &mailer{fails: 1}
+	m := &reports.Maker{JS: js, Catalog: cat, Figures: src, Mail: mail}
+	slot := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	run := &bus.ReportRun{RunID: bus.RunID("uid-1", slot), Brand: "baku", Report: "weekly", UID: "uid-1", Generation: 2, ScheduledTime: slot,
+		Spec: crmv1.ReportSpec{Schedule: crmv1.ReportSchedule{Cron: "0 8 * * 1", TimeZone: "Asia/Baku"}, Recipients: []string{"a@x.az", "b@x.az"},
+			Formats: []crmv1.ReportFormat{crmv1.ReportPDF, crmv1.ReportCSV}, Contents: []crmv1.ReportContent{crmv1.ReportChannels}, Period: crmv1.PeriodLast7Days, Language: "ru"}}
+	ctx := context.Background()
+	result := func() bus.ReportResult {
+		e, err := bustest.KV(t, js, bus.BucketReportRuns).Get(ctx, bus.ReportRunKey("baku", "weekly", slot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := bus.Decode[bus.ReportResult](e.Value())
+		return r
+	}
+	err := m.Make(ctx, run, func() {})
+	if err == nil {
+		t.Fatal("the refused mail was not reported")
+	}
+	first := result()
+	if first.Generated.IsZero() || len(first.Files) != 2 || first.Error == "" || !first.Sent.IsZero() {
+		t.Fatalf("after the refusal: %+v", first)
+	}
+	if err := m.Make(ctx, run, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	second := result()
+	if !second.Generated.Equal(first.Generated) || second.Sent.IsZero() || second.Error != "" {
+		t.Fatalf("after the retry: %+v (first %+v)", second, first)
+	}
+	if src.reads != 1 {
+		t.Fatalf("the figures were read %d times; one generation per run", src.reads)
+	}
+	if len(mail.got) != 2 || mail.got[0].Job.To != "a@x.az" || mail.got[1].Job.To != "b@x.az" || len(mail.got[0].Attachments) != 2 {
+		t.Fatalf("mails %+v", mail.got)
+	}
+	if err := m.Make(ctx, run, func() {}); err != nil || len(mail.got) != 2 {
+		t.Fatalf("a redelivered run mailed again (%d mails, %v)", len(mail.got), err)
+	}
+	store, err := js.ObjectStore(ctx, bus.ObjectReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range second.Files {
+		if _, err := store.GetBytes(ctx, "baku/weekly/20261207T040000Z/"+f); err != nil {
+			t.Errorf("%s not in the object store: %v", f, err)
+		}
+	}
+}
