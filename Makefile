@@ -99,6 +99,7 @@ bench:
 	$(GO) test -run '^$$' -bench DispatcherLoad -benchtime 100000x ./e2e/faults/ | tee -a $(BENCH_OUT)
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench Dashboard200Campaigns -benchtime 20x ./console/server/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench BenchmarkExport -benchtime 100000x ./dispatcher/export/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ReportGeneration -benchtime 3x ./dispatcher/reports/ | tee -a $(BENCH_OUT)
 	$(GO) run ./hack/benchdoc -in $(BENCH_OUT) -out docs/benchmarks.md
 
 .PHONY: reliability

@@ -146,29 +146,57 @@ func (in *Insight) channelReport(w http.ResponseWriter, r *http.Request, brand s
 
 // ChannelFigures is the brand's channel report over its days from..to (YYYY-MM-DD in the
 // brand's zone) for the named campaigns (every published one when names is empty),
-// optionally day by day. Scheduled reports read the same figures.
+// optionally day by day. Scheduled reports read the same figures (ChannelFiguresOf).
 func (in *Insight) ChannelFigures(ctx context.Context, brand, from, to string, names []string, byDay bool) (ChannelReportBody, error) {
+	if len(names) == 0 {
+		names = in.campaignNames(brand)
+	}
+	sums, err := in.Sums(ctx, brand, names)
+	if err != nil {
+		return ChannelReportBody{}, err
+	}
+	return in.ChannelFiguresOf(brand, from, to, names, sums, byDay), nil
+}
+
+func (in *Insight) campaignNames(brand string) []string {
+	b := in.Catalog.Brand(brand)
+	if b == nil {
+		return nil
+	}
+	names := make([]string, 0, len(b.Campaigns))
+	for n := range b.Campaigns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Sums are the named campaigns' counters summed over the partitions now, by campaign.
+func (in *Insight) Sums(ctx context.Context, brand string, names []string) (map[string]map[string]int64, error) {
+	sums := make(map[string]map[string]int64, len(names))
+	for _, name := range names {
+		sum, err := in.sumStats(ctx, brand, bus.KindCampaign, name)
+		if err != nil {
+			return nil, err
+		}
+		sums[name] = sum
+	}
+	return sums, nil
+}
+
+// ChannelFiguresOf is ChannelFigures from counters already summed (Sums).
+func (in *Insight) ChannelFiguresOf(brand, from, to string, names []string, sums map[string]map[string]int64, byDay bool) ChannelReportBody {
 	b := in.Catalog.Brand(brand)
 	loc := time.UTC
 	if b != nil && b.Policy != nil && b.Policy.DefaultZone != nil {
 		loc = b.Policy.DefaultZone
 	}
 	out := ChannelReportBody{Brand: brand, From: from, To: to, TimeZone: loc.String(), Campaigns: []CampaignChannels{}, Read: in.Clock.Now().UTC()}
-	if len(names) == 0 && b != nil {
-		for n := range b.Campaigns {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-	}
 	total := map[string]int64{}
 	days := map[string]map[string]int64{}
 	for _, name := range names {
-		sum, err := in.sumStats(ctx, brand, bus.KindCampaign, name)
-		if err != nil {
-			return out, err
-		}
 		period := map[string]int64{}
-		for k, v := range sum {
+		for k, v := range sums[name] {
 			if d, ch, counter, ok := bus.ParseDayStat(k); ok && d >= from && d <= to {
 				period[bus.ChannelStat(ch, counter)] += v
 				total[bus.ChannelStat(ch, counter)] += v
@@ -201,7 +229,7 @@ func (in *Insight) ChannelFigures(ctx context.Context, brand, from, to string, n
 	if out.Total == nil {
 		out.Total = []crmv1.ChannelReport{}
 	}
-	return out, nil
+	return out
 }
 
 // CampaignReportBody is the admin API's campaign report: the same figures the manager
@@ -215,6 +243,8 @@ type CampaignReportBody struct {
 	// By and Segments: with ?by=vip|country|rfm, the figures by that dimension.
 	By       string                      `json:"by,omitempty"`
 	Segments []campaignreport.SegmentRow `json:"segments,omitempty"`
+	// Effect is the post-campaign effect per arm (docs/analytics.md).
+	Effect []campaignreport.EffectRow `json:"effect,omitempty"`
 	Read     time.Time                   `json:"read"`
 }
 
@@ -255,9 +285,15 @@ func (in *Insight) CampaignFigures(ctx context.Context, brand string, cp *flow.C
 	if err != nil {
 		return CampaignReportBody{}, err
 	}
+	return in.CampaignFiguresOf(brand, cp, sum), nil
+}
+
+// CampaignFiguresOf is CampaignFigures from the campaign's counters already summed.
+func (in *Insight) CampaignFiguresOf(brand string, cp *flow.Campaign, sum map[string]int64) CampaignReportBody {
 	spec := cp.Spec()
 	return CampaignReportBody{Brand: brand, Campaign: cp.Name, Counters: sum,
-		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum), Read: in.Clock.Now().UTC()}, nil
+		Report: campaignreport.Campaign(spec, sum), Variants: campaignreport.Variants(spec.Experiment, sum),
+		Effect: campaignreport.Effect(spec, sum, in.Clock.Now()), Read: in.Clock.Now().UTC()}
 }
 
 // sumStats sums an object's counters over the partitions in croupier-stats.

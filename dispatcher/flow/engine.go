@@ -116,8 +116,9 @@ type FlowDone struct {
 	LastTouch   int64         `json:"lastTouch,omitempty"`
 }
 
-// Entry is what a player did in a campaign that limits entries or spend: entries (N)
-// and what the campaign spent on the player (micros of its budget's currency). The UID
+// Entry is what a player did in a campaign: entries (N) where it limits them, what the
+// campaign spent on the player (micros of its budget's currency), the experiment arm and
+// the effect being measured. The UID
 // tells a campaign created again under the same name, which counts afresh.
 type Entry struct {
 	Campaign string `json:"campaign"`
@@ -135,6 +136,9 @@ type Entry struct {
 	Arm       string `json:"arm,omitempty"`
 	Converted bool   `json:"converted,omitempty"`
 	Revenue   int64  `json:"revenue,omitempty"`
+	// Effect is the player's measurement of the campaign's effect, for EffectKeep after
+	// the start (every campaign's players are measured).
+	Effect *Effect `json:"effect,omitempty"`
 }
 
 func (ps *PlayerState) find(cp *Campaign) *Entry {
@@ -268,11 +272,12 @@ func (s *ownerState) startFlow(ctx context.Context, b *Brand, cp *Campaign, ps *
 			en.Arm = fp.Variant
 			s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.VariantStat(fp.Variant, bus.StatVariantPlayers), 1)
 		}
-		if fp.Variant == Control {
-			// Measured for conversion and revenue, sent nothing.
-			s.endFlow(ps, fp, ReasonControlGroup, now)
-			return
-		}
+	}
+	s.measure(b, cp, ps, fp.Variant, now)
+	if fp.Variant == Control {
+		// Measured for conversion, revenue and the effect, sent nothing.
+		s.endFlow(ps, fp, ReasonControlGroup, now)
+		return
 	}
 	s.stat(ps.Brand, bus.KindCampaign, cp.Name, bus.StatTargeted, 1)
 	s.dimStat(ps.Brand, cp.Name, ps.Player, bus.StatTargeted)

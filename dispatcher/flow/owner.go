@@ -494,6 +494,20 @@ func (s *ownerState) onEvent(ctx context.Context, ev *ingest.Event) {
 			s.earn(b, ps, ev.AmountMinor, now)
 		}
 	}
+	if ps, ok := s.players[ev.Brand+"/"+ev.Player]; ok && len(ps.Entries) > 0 {
+		var dep, ngr int64
+		if ev.Data.Currency != nil && *ev.Data.Currency == p.Currency {
+			switch ev.Type {
+			case ingest.TypeDepositCompleted:
+				dep = ev.AmountMinor
+			case ingest.TypeBetPlaced:
+				ngr = ev.AmountMinor
+			case ingest.TypeBetSettled:
+				ngr = -ev.WinMinor
+			}
+		}
+		s.effectEvent(ps, players.Active(ev.Type), dep, ngr, now)
+	}
 	if ev.Type == ingest.TypeCouponRedeemed && ev.Data.Campaign != nil {
 		if cp := b.campaign(*ev.Data.Campaign); cp != nil {
 			s.stat(ev.Brand, bus.KindCampaign, cp.Name, bus.StatCouponsRedeemed, 1)

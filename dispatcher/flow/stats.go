@@ -210,16 +210,21 @@ func (s *ownerState) day(brand string) string {
 	return now.Format(time.DateOnly)
 }
 
-// pruneDays drops a stats document's day counters older than bus.DayStatDays, once a day
-// per document.
+// pruneDays drops a stats document's day counters older than bus.DayStatDays and folds
+// its older effect cohorts into the done ones, once a day per document.
 func (s *ownerState) pruneDays(sd *statsDoc) {
 	floor := s.o.Clock.Now().AddDate(0, 0, -bus.DayStatDays-1).Format(time.DateOnly)
 	if sd.pruned == floor {
 		return
 	}
 	sd.pruned = floor
-	for k := range sd.Counters {
+	for k, v := range sd.Counters {
 		if day, _, _, ok := bus.ParseDayStat(k); ok && day < floor {
+			delete(sd.Counters, k)
+		}
+		// A cohort older than that is complete (day 30 is past): it joins the done ones.
+		if arm, day, name, ok := bus.ParseEffectCohortStat(k); ok && day < floor {
+			sd.Counters[bus.EffectDoneStat(arm, name)] += v
 			delete(sd.Counters, k)
 		}
 	}

@@ -136,6 +136,11 @@ type Player struct {
 	NetDays         [14]int64 `json:"netDays"`
 	NetDay          int32     `json:"netDay,omitempty"`
 	NetMonths       [2]int64  `json:"netMonths"`
+	// DepositDays are the player's deposits (minor units of the player's currency) on the
+	// last 7 local days, DepositDay the newest: with NetDays, what a campaign's effect
+	// compares the days after a player's start with (Trailing).
+	DepositDays [7]int32 `json:"depositDays"`
+	DepositDay  int32    `json:"depositDay,omitempty"`
 	NetMonth        int32     `json:"netMonth,omitempty"`
 	SessionDay      int32     `json:"sessionDay,omitempty"`
 	LastActivity    Unix      `json:"lastActivity,omitempty"`
@@ -246,6 +251,7 @@ func (p *Player) Apply(ev *ingest.Event, seq uint64, key uint64) bool {
 		p.DepositCount++
 		if *d.Currency == p.Currency {
 			p.DepositSum += ev.AmountMinor
+			p.addDeposit(at, ev.AmountMinor)
 		}
 		if u := UnixOf(at); u > p.LastDeposit {
 			p.LastDeposit = u
@@ -512,6 +518,43 @@ func (p *Player) addNet(at time.Time, minor int64) {
 	if month > p.NetMonth-2 {
 		p.NetMonths[month%2] += minor
 	}
+}
+
+// addDeposit adds a deposit to the day ring.
+func (p *Player) addDeposit(at time.Time, minor int64) {
+	day := localDay(at, p.zone())
+	if day > p.DepositDay {
+		if p.DepositDay == 0 || day-p.DepositDay >= int32(len(p.DepositDays)) {
+			p.DepositDays = [7]int32{}
+		} else {
+			for d := p.DepositDay + 1; d <= day; d++ {
+				p.DepositDays[d%7] = 0
+			}
+		}
+		p.DepositDay = day
+	}
+	if day > p.DepositDay-7 {
+		p.DepositDays[day%7] = int32(min(int64(p.DepositDays[day%7])+minor, math.MaxInt32))
+	}
+}
+
+// TrailingDays is the most days Trailing looks back (the deposits ring).
+const TrailingDays = 7
+
+// Trailing is the player's deposits and gaming result (stakes minus wins, minor units) on
+// the n local days before now's day (n at most TrailingDays).
+func (p *Player) Trailing(now time.Time, n int) (deposits, net int64) {
+	today := localDay(now, p.zone())
+	n = min(max(n, 1), TrailingDays)
+	for d := today - int32(n); d < today; d++ {
+		if d <= p.DepositDay && d > p.DepositDay-7 {
+			deposits += int64(p.DepositDays[d%7])
+		}
+		if d <= p.NetDay && d > p.NetDay-14 {
+			net += p.NetDays[d%14]
+		}
+	}
+	return deposits, net
 }
 
 // NetLoss is the player's gaming result (stakes minus wins, minor units) over the last

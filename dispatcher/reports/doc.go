@@ -21,10 +21,12 @@ import (
 	"github.com/croupier-crm/croupier/internal/money"
 )
 
-// Source reads the figures the admin API serves (*api.Insight).
+// Source reads the figures the admin API serves (*api.Insight): the counters once, then
+// the channel report and each campaign's report from them.
 type Source interface {
-	ChannelFigures(ctx context.Context, brand, from, to string, names []string, byDay bool) (api.ChannelReportBody, error)
-	CampaignFigures(ctx context.Context, brand string, cp *flow.Campaign) (api.CampaignReportBody, error)
+	Sums(ctx context.Context, brand string, names []string) (map[string]map[string]int64, error)
+	ChannelFiguresOf(brand, from, to string, names []string, sums map[string]map[string]int64, byDay bool) api.ChannelReportBody
+	CampaignFiguresOf(brand string, cp *flow.Campaign, sum map[string]int64) api.CampaignReportBody
 }
 
 // Doc is one report run's content, which the PDF and the CSV both draw.
@@ -99,20 +101,19 @@ func Build(ctx context.Context, src Source, cat *flow.Catalog, run *bus.ReportRu
 	if b == nil {
 		return nil, fmt.Errorf("nothing is published for brand %s", run.Brand)
 	}
-	if doc.Channels, err = src.ChannelFigures(ctx, run.Brand, from, to, nil, false); err != nil {
-		return nil, err
-	}
 	names := make([]string, 0, len(b.Campaigns))
 	for n := range b.Campaigns {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	sums, err := src.Sums(ctx, run.Brand, names)
+	if err != nil {
+		return nil, err
+	}
+	doc.Channels = src.ChannelFiguresOf(run.Brand, from, to, names, sums, false)
 	for _, n := range names {
 		cp := b.Campaigns[n]
-		body, err := src.CampaignFigures(ctx, run.Brand, cp)
-		if err != nil {
-			return nil, err
-		}
+		body := src.CampaignFiguresOf(run.Brand, cp, sums[n])
 		c := body.Counters
 		doc.Campaigns = append(doc.Campaigns, CampaignRow{Name: n, Targeted: c[bus.StatTargeted], Sent: c[bus.StatSent],
 			Delivered: c[bus.StatDelivered], Converted: c[bus.StatConverted], Grants: c[bus.StatRewardsGranted], Report: body.Report})

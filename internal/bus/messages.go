@@ -778,3 +778,50 @@ func (p *Preview) Add(q *Preview) {
 	}
 	p.Partitions = append(p.Partitions, q.Partitions...)
 }
+
+// A campaign's effect on its players (docs/analytics.md, "Post-campaign effect"): per arm
+// (a variant, "control", or EffectAll without an experiment) the players measured, their
+// deposits and gaming result (NGR) in the N days before their start and after it, and the
+// sums of squared per-player differences (after - before) Welch's test needs; retention by
+// the UTC day the players started (EffectCohortStat), folded into EffectDoneStat once a
+// cohort is older than DayStatDays.
+const (
+	EffectPrefix    = "effect."
+	EffectAll       = "all"
+	EffectPlayers   = "n"
+	EffectDepBefore = "depBefore"
+	EffectDepAfter  = "depAfter"
+	EffectDepDiffSq = "depDiffSq"
+	EffectNGRBefore = "ngrBefore"
+	EffectNGRAfter  = "ngrAfter"
+	EffectNGRDiffSq = "ngrDiffSq"
+	// Retention counters of a cohort: players started, and active on day 1, 7 and 30 after.
+	EffectStarted = "started"
+	EffectD1      = "d1"
+	EffectD7      = "d7"
+	EffectD30     = "d30"
+)
+
+// EffectStat is effect.<arm>.<name>.
+func EffectStat(arm, name string) string { return EffectPrefix + arm + "." + name }
+
+// EffectCohortStat is effect.<arm>.cohort.<YYYY-MM-DD>.<name>.
+func EffectCohortStat(arm, day, name string) string {
+	return EffectPrefix + arm + ".cohort." + day + "." + name
+}
+
+// EffectDoneStat is effect.<arm>.done.<name>: the cohorts older than DayStatDays.
+func EffectDoneStat(arm, name string) string { return EffectPrefix + arm + ".done." + name }
+
+// ParseEffectCohortStat splits an EffectCohortStat name.
+func ParseEffectCohortStat(k string) (arm, day, name string, ok bool) {
+	rest, found := strings.CutPrefix(k, EffectPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 4 || parts[1] != "cohort" {
+		return "", "", "", false
+	}
+	return parts[0], parts[2], parts[3], true
+}

@@ -35,6 +35,7 @@ import (
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
+	campaignreport "github.com/croupier-crm/croupier/internal/report"
 )
 
 // Options are the plugin's flags.
@@ -255,24 +256,77 @@ func (o *Options) report() *cobra.Command {
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			if len(cp.Status.Channels) == 0 {
+			if err := o.printChannels(&cp); err != nil {
+				return err
+			}
+			// The post-campaign effect is the dispatcher's (its admin API's campaign report);
+			// the status's figures stand on their own when it does not answer.
+			var body struct {
+				Effect []campaignreport.EffectRow `json:"effect"`
+			}
+			if err := o.call(cmd.Context(), http.MethodGet, "campaigns/"+url.PathEscape(cp.Name)+"/report", nil, &body); err != nil {
+				fmt.Fprintf(o.Out, "\neffect: not read (%v)\n", err)
 				return nil
 			}
-			currency := ""
-			if r := cp.Status.Report; r != nil {
-				currency = r.Currency
-			}
-			fmt.Fprintln(o.Out)
-			w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tUNSUBSCRIBES\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA\tLEADS\tCPL\tROI")
-			for _, ch := range cp.Status.Channels {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
-					ch.Bounced, ch.Complaints, ch.Unsubscribes, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency),
-					ch.Leads, dash(ch.CPL, currency), ratio(ch.ROI))
-			}
-			return w.Flush()
+			return o.printEffect(body.Effect)
 		},
 	}
+}
+
+// printEffect prints the post-campaign effect per arm (docs/analytics.md).
+func (o *Options) printEffect(rows []campaignreport.EffectRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintf(o.Out, "\neffect over %d days before and after each player's start (per player; uplift against the control group; p: Welch, or paired without a control)\n", rows[0].Days)
+	w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ARM\tPLAYERS\tDEPOSITS BEFORE\tAFTER\tCHANGE\tUPLIFT\tP\tNGR BEFORE\tAFTER\tCHANGE\tUPLIFT\tP\tDAY 1\tDAY 7\tDAY 30\tSIGNIFICANT")
+	for _, r := range rows {
+		ret := make([]string, 3)
+		for i, x := range r.Retention {
+			if i < 3 {
+				ret[i] = "-"
+				if x.Rate != "" {
+					ret[i] = fmt.Sprintf("%s of %d", x.Rate, x.Eligible)
+				}
+			}
+		}
+		sig := "no"
+		if r.Significant {
+			sig = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Arm, r.Players,
+			or(r.DepositsBefore), or(r.DepositsAfter), or(r.DepositsChange), or(r.DepositsUplift), or(r.DepositsPValue),
+			or(r.NGRBefore), or(r.NGRAfter), or(r.NGRChange), or(r.NGRUplift), or(r.NGRPValue), ret[0], ret[1], ret[2], sig)
+	}
+	return w.Flush()
+}
+
+func or(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printChannels prints the campaign's figures per channel (status.channels).
+func (o *Options) printChannels(cp *crmv1.Campaign) error {
+	if len(cp.Status.Channels) == 0 {
+		return nil
+	}
+	currency := ""
+	if r := cp.Status.Report; r != nil {
+		currency = r.Currency
+	}
+	fmt.Fprintln(o.Out)
+	w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CHANNEL\tSENT\tDELIVERED\tOPENED\tCLICKED\tBOUNCED\tCOMPLAINTS\tUNSUBSCRIBES\tFAILED\tUNDELIVERED\tCONVERTED\tMESSAGE COST\tREVENUE\tCPA\tLEADS\tCPL\tROI")
+	for _, ch := range cp.Status.Channels {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Channel, ch.Sent, ch.Delivered, ch.Opened, ch.Clicked,
+			ch.Bounced, ch.Complaints, ch.Unsubscribes, ch.Failed, ch.Undelivered, ch.Converted, dash(ch.MessageCost, currency), dash(ch.Revenue, currency), dash(ch.CPA, currency),
+			ch.Leads, dash(ch.CPL, currency), ratio(ch.ROI))
+	}
+	return w.Flush()
 }
 
 // dash is an amount in Croupier's money form, or "-" when there is none.

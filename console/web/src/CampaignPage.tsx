@@ -2,6 +2,7 @@ import { useMemo, useRef, useState } from "react";
 import { parse } from "yaml";
 import { Breakdown, dims, type Dim } from "./Breakdown";
 import { Builder } from "./Builder";
+import { Effect } from "./Effect";
 import { Studio } from "./Studio";
 import { stepOfField } from "./flowedit";
 import type { Spec } from "./graph";
@@ -126,6 +127,8 @@ export function CampaignPage({ brand, name, from, to, by }: { brand: string; nam
       <Period brand={brand} name={name} from={from} to={to} onPeriod={(f, tt) => go({ page: "campaign", brand, campaign: name, by: "day", from: f || undefined, to: tt || undefined })} />
       <h2 id="by-segment">{t("bySegment")}</h2>
       <Breakdown brand={brand} name={name} dim={(dims as readonly string[]).includes(by ?? "") ? (by as Dim) : undefined} onDim={(d) => go({ page: "campaign", brand, campaign: name, by: d })} />
+      <h2 id="effect">{t("effect")}</h2>
+      <Effect brand={brand} name={name} />
       <h2>{t("whyNotSent")}</h2>
       <ReasonsTable rows={[row]} />
       {row.status.variants && row.status.variants.length > 0 && (
