@@ -57,17 +57,19 @@ var adminReads = []func(p []string) bool{
 		return len(p) == 3 && p[0] == "players" && (p[2] == "history" || p[2] == "explain" || p[2] == "preferences")
 	},
 	func(p []string) bool { return len(p) == 2 && p[0] == "consent" && p[1] == "report" },
+	func(p []string) bool { return len(p) == 2 && p[0] == "coupons" && p[1] == "pools" },
 }
 
 // adminWrites are the admin API's writes the console passes on, by method (the session's
 // CSRF token checked first): a test send of a campaign's step to a seed player, the
-// template studio's preview, and the support desk's preference change on a player's
-// request.
+// template studio's preview, a segment's live count, partner codes imported into a coupon
+// pool, and the support desk's preference change on a player's request.
 var adminWrites = map[string][]func(p []string) bool{
 	http.MethodPost: {
 		func(p []string) bool { return len(p) == 3 && p[0] == "campaigns" && p[2] == "testsend" },
 		func(p []string) bool { return len(p) == 1 && p[0] == "render" },                      // the template studio's preview
 		func(p []string) bool { return len(p) == 2 && p[0] == "segments" && p[1] == "count" }, // a rule counted while written
+		func(p []string) bool { return len(p) == 2 && p[0] == "coupons" && p[1] == "import" }, // partner codes into a pool
 	},
 	http.MethodPut: {func(p []string) bool { return len(p) == 3 && p[0] == "players" && p[2] == "preferences" }},
 }

@@ -528,6 +528,11 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A pool two of whose five codes grants drew.
+	legacy, _ := bus.Encode(bus.CouponPool{Size: 5, Ready: 5, Next: 2})
+	if _, err := bustest.KV(t, f.js, bus.BucketCoupons).Put(ctx, bus.CouponPoolKey("baku", "legacy"), legacy); err != nil {
+		t.Fatal(err)
+	}
 	f.run(t, []step{
 		{"an analyst reads a campaign's report", nigar, "GET", "/v1/brands/baku/campaigns/daily-spins/report", "", 200,
 			`"report":{"grants":4,"rewardCost":"4","messageCost":"0.035","conversions":2,"revenue":"50.00","cpa":"2.0175","roi":"11.39"}`},
@@ -553,6 +558,9 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"a code listed twice", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0005","pa0005"]}`, 400, "listed twice"},
 		{"a bad pool", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"Partner!","codes":["PA0005"]}`, 400, `"field":"pool"`},
 		{"an existing code is reported", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["PA0002","PA0006"]}`, 200, `"added":1,"duplicates":["PA0002"]`},
+		{"the pools' stock: three codes imported, none drawn", nigar, "GET", "/v1/brands/baku/coupons/pools", "", 200,
+			`"pools":[{"pool":"legacy","kind":"imported","campaigns":[],"imported":5,"drawn":2,"left":3,"redeemed":0},{"pool":"partner","kind":"imported","campaigns":[],"imported":3,"left":3,"redeemed":0}]`},
+		{"the pools are a report", aysel, "GET", "/v1/brands/baku/coupons/pools", "", 403, "may not get campaigns/report"},
 		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/campaigns/nope/report", "", 404, "no Campaign nope"},
 		{"a campaign name that is no token", nigar, "GET", "/v1/brands/baku/campaigns/a.b/report", "", 400, `"field":"campaign"`},
 	})

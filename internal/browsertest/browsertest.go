@@ -4,6 +4,7 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,15 +93,29 @@ func Until(expr string) chromedp.Action[chromedp.Void] {
 // dashboard's row of campaign.
 func SignIn(t testing.TB, ctx context.Context, base, token, campaign string) {
 	t.Helper()
-	Run(t, ctx, "signing in",
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
-		chromedp.SetValue(chromedp.CSS(`textarea[name=token]`), token),
-		// React reads the field from its input event.
-		chromedp.SendKeys(chromedp.CSS(`textarea[name=token]`), " "),
-		chromedp.WaitEnabled(chromedp.CSS(`button[type=submit]`)),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+	Run(t, ctx, "signing in", EnterToken(base, token),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign="`+campaign+`"]`)),
+	)
+}
+
+// EnterToken opens the sign-in page, puts the token into React's state (the textarea's
+// value through its native setter and an input event: a value set in the DOM alone is lost
+// when the page renders again, say when the brands arrive) and submits.
+func EnterToken(base, token string) chromedp.Action[chromedp.Void] {
+	raw, _ := json.Marshal(token)
+	return chromedp.Steps(
+		chromedp.Navigate(base + "/"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
+		Until(`(() => {
+			const el = document.querySelector('textarea[name=token]');
+			if (el.value !== ` + string(raw) + `) {
+				Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, ` + string(raw) + `);
+				el.dispatchEvent(new Event('input', {bubbles: true}));
+				return false;
+			}
+			return !document.querySelector('button[type=submit]').disabled;
+		})()`),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 	)
 }
 

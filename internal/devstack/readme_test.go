@@ -124,6 +124,12 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		}
 		return browsertest.Value(t, b, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=period-days] tr[data-channel]')`))
 	})
+	// The sample player's start was measured: the effect table has the campaign's arm.
+	browsertest.Run(t, b, "the campaign's effect on its players",
+		browsertest.Until(`!!document.querySelector('[data-testid=effect-rows] tr[data-arm=all], [data-testid=effect] [role=alert]')`))
+	if alert := browsertest.Value(t, b, chromedp.Evaluate[string](`document.querySelector('[data-testid=effect] [role=alert]')?.textContent ?? ""`)); alert != "" {
+		t.Fatalf("the effect: %s", alert)
+	}
 	buildInTheBrowser(t, consoleURL, printed(t, welcome, "marketer"), kc)
 	// The analyst sees the campaign's graph, and no palette, form or save to change it.
 	browsertest.Run(t, b, "the analyst on the built campaign",
@@ -133,6 +139,7 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		t.Fatalf("the analyst is offered %d edit controls", n)
 	}
 	supportDesk(t, consoleURL, printed(t, welcome, "support"))
+	couponPools(t, consoleURL, printed(t, welcome, "ops-manager"), printed(t, welcome, "analyst"))
 	prefs := printed(t, welcome, "preferences")
 	bustest.Eventually(t, 60*time.Second, "the sample player's preference centre", func() bool {
 		cmd := exec.Command("bash", "-c", prefs)
@@ -340,11 +347,7 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 func supportDesk(t *testing.T, consoleURL, token string) {
 	s := browsertest.Browse(t, browsertest.Chromium(t))
 	browsertest.Run(t, s, "the support agent signs in",
-		chromedp.Navigate(consoleURL+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
-		chromedp.SetValue(chromedp.CSS(`textarea[name=token]`), token),
-		chromedp.SendKeys(chromedp.CSS(`textarea[name=token]`), " "),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		browsertest.EnterToken(consoleURL, token),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=player-id]`)),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid=player-id]`), "p-100000"),
 		chromedp.Click(chromedp.CSS(`[data-testid=player-lookup] button[type=submit]`)),
@@ -367,4 +370,36 @@ func supportDesk(t *testing.T, consoleURL, token string) {
 		chromedp.Click(chromedp.CSS(`[data-toggle="`+cell+`"]`)),
 		chromedp.Reload(),
 		browsertest.Until(`document.querySelector('[data-pref="`+cell+`"]')?.dataset.state === "granted"`))
+}
+
+// couponPools: the ops manager imports partner codes into a pool on the coupons page and
+// finds the pool's stock; the analyst sees the pools and no import form.
+func couponPools(t *testing.T, consoleURL, opsToken, analystToken string) {
+	s := browsertest.Browse(t, browsertest.Chromium(t))
+	browsertest.SignIn(t, s, consoleURL, opsToken, "payment-received")
+	browsertest.Run(t, s, "the ops manager imports three partner codes",
+		chromedp.Click(chromedp.CSS(`[data-testid=coupons-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-codes]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=import-pool]`), "partner-e2e"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=import-list]`), "PE2E0001\npe2e0002\nPE2E0003"),
+		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-result]`)),
+		browsertest.Until(`document.querySelector('tr[data-pool="partner-e2e"] [data-testid=left]')?.textContent.trim() === "3"`))
+	if got := browsertest.Value(t, s, chromedp.Evaluate[string](`document.querySelector('[data-testid=import-result]').textContent`)); !strings.Contains(got, "3") {
+		t.Fatalf("import result %q", got)
+	}
+	browsertest.Run(t, s, "a code already there is named",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=import-list]`), "PE2E0003\nPE2E0004"),
+		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)),
+		browsertest.Until(`(document.querySelector('[data-testid=import-result]')?.textContent ?? "").includes("PE2E0003")`),
+		browsertest.Until(`document.querySelector('tr[data-pool="partner-e2e"] [data-testid=left]')?.textContent.trim() === "4"`))
+	browsertest.Shoot(t, s, "coupons")
+	a := browsertest.Browse(t, browsertest.Chromium(t))
+	browsertest.SignIn(t, a, consoleURL, analystToken, "payment-received")
+	browsertest.Run(t, a, "the analyst on the coupons page",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/coupons"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-pool="partner-e2e"]`)))
+	if n := browsertest.Value(t, a, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=import-codes]').length`)); n != 0 {
+		t.Fatal("the analyst is offered the import form")
+	}
 }

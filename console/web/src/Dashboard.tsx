@@ -66,6 +66,7 @@ export function Dashboard({ brand }: { brand: string }) {
       <p className="actions">
         <BackLink to={{ page: "segments", brand }} label={t("segments")} testid="segments-link" />
         <BackLink to={{ page: "tournaments", brand }} label={t("tournaments")} testid="tournaments-link" />
+        <BackLink to={{ page: "coupons", brand }} label={t("coupons")} testid="coupons-link" />
       </p>
       {can(access, "crm.croupier.dev", "campaigns", "create") && (
         <p>

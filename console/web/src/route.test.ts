@@ -10,6 +10,7 @@ describe("route", () => {
       { page: "player", brand: "baku-casino", player: "P_100-0" },
       { page: "segments", brand: "baku-casino" },
       { page: "tournaments", brand: "baku-casino" },
+      { page: "coupons", brand: "baku-casino" },
       { page: "segments", brand: "baku-casino", segment: "vip-azerbaijan" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },

@@ -7,6 +7,7 @@ export type Route =
   | { page: "player"; brand: string; player: string }
   | { page: "segments"; brand: string; segment?: string }
   | { page: "tournaments"; brand: string }
+  | { page: "coupons"; brand: string }
   | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -31,6 +32,7 @@ export function parse(pathname: string, search = ""): Route {
     if (parts[2] === "players" && parts[3] && player.test(parts[3])) return { page: "player", brand: parts[1], player: parts[3] };
     if (parts[2] === "segments" && !parts[3]) return { page: "segments", brand: parts[1] };
     if (parts[2] === "tournaments" && !parts[3]) return { page: "tournaments", brand: parts[1] };
+    if (parts[2] === "coupons" && !parts[3]) return { page: "coupons", brand: parts[1] };
     if (parts[2] === "segments" && parts[3] && label.test(parts[3])) return { page: "segments", brand: parts[1], segment: parts[3] };
     return { page: "dashboard", brand: parts[1] };
   }
@@ -49,6 +51,8 @@ export function format(r: Route): string {
       return `/brands/${encodeURIComponent(r.brand)}/segments${r.segment ? `/${encodeURIComponent(r.segment)}` : ""}`;
     case "tournaments":
       return `/brands/${encodeURIComponent(r.brand)}/tournaments`;
+    case "coupons":
+      return `/brands/${encodeURIComponent(r.brand)}/coupons`;
     case "player":
       return `/brands/${encodeURIComponent(r.brand)}/players/${encodeURIComponent(r.player)}`;
     case "campaign": {
