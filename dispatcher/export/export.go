@@ -61,6 +61,8 @@ type Record struct {
 	CostMicros int64  `parquet:"cost_micros" json:"cost_micros,omitempty"`
 	Currency   string `parquet:"currency,optional" json:"currency,omitempty"`
 	Test       bool   `parquet:"test" json:"test,omitempty"`
+	// Variant is a conversion's experiment arm (added to schema 1 as an optional column).
+	Variant string `parquet:"variant,optional" json:"variant,omitempty"`
 }
 
 // Reward is one bonus a campaign granted (REWARDS), as the warehouse gets it: what it was
@@ -357,6 +359,9 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 			Reason: o.Reason, Channel: string(o.Channel), Provider: o.Provider, Locale: o.Locale, Attempt: int32(o.Attempt), Test: o.Test}
 		if c := o.ProviderCost; c != nil {
 			r.CostMicros, r.Currency = c.Micros, c.Currency
+		}
+		if o.Kind == bus.OutcomeConversion {
+			r.Variant = o.Detail
 		}
 		p := get(o.Brand, r.Time.Format(time.DateOnly))
 		p.records = append(p.records, r)

@@ -41,9 +41,9 @@ func keys(brand string) []byte {
 
 // row is a record as arrow-go's Parquet reader (not the writer's library) reads it.
 type row struct {
-	ID, Player, Kind, Result, Channel string
-	Time                              time.Time
-	Cost                              int64
+	ID, Player, Kind, Result, Channel, Variant string
+	Time                                       time.Time
+	Cost                                       int64
 }
 
 func readParquet(t *testing.T, path string) []row {
@@ -86,7 +86,7 @@ func parquetRows(t *testing.T, path string, b []byte) []row {
 	}
 	out := make([]row, tbl.NumRows())
 	for i := range out {
-		out[i] = row{ID: str("id", i), Player: str("player", i), Kind: str("kind", i), Result: str("result", i), Channel: str("channel", i),
+		out[i] = row{ID: str("id", i), Player: str("player", i), Kind: str("kind", i), Result: str("result", i), Channel: str("channel", i), Variant: str("variant", i),
 			Time: col("time").(*array.Timestamp).Value(i).ToTime(arrow.Millisecond).UTC(), Cost: col("cost_micros").(*array.Int64).Value(i)}
 	}
 	return out
@@ -179,6 +179,13 @@ func TestExportAtLeastOncePseudonymisedWithErasures(t *testing.T) {
 		want++
 		publish("lasvegas", fmt.Sprintf("v-%d", i%3), at, i)
 	}
+	// One conversion: its arm is the record's variant.
+	conv, _ := bus.Encode(bus.Outcome{Time: day2, DecisionID: route.DecisionID("p-0/conv"), Brand: "baku", Player: "p-0", Campaign: "welcome",
+		Kind: bus.OutcomeConversion, Result: "converted", Reason: "deposit.completed", Channel: crmv1.ChannelSMS, Detail: "b"})
+	if _, err := js.Publish(ctx, bus.OutcomeSubject("baku", 0, "p-0"), conv); err != nil {
+		t.Fatal(err)
+	}
+	want++
 	dir := t.TempDir()
 	run := func(e *Exporter) (context.CancelFunc, chan error) {
 		c, cancel := context.WithCancel(ctx)
@@ -231,7 +238,13 @@ func TestExportAtLeastOncePseudonymisedWithErasures(t *testing.T) {
 		if !hexID.MatchString(r.Player) {
 			t.Fatalf("%s: player %q is not a pseudonym", id, r.Player)
 		}
-		if r.Kind != bus.OutcomeAttempt || r.Result != "sent" || r.Channel != "sms" || r.Cost < 20_000 {
+		if r.Kind == bus.OutcomeConversion {
+			if r.Result != "converted" || r.Variant != "b" || r.Channel != "sms" || r.Player != Pseudonym(bakuKey, "p-0") {
+				t.Fatalf("the conversion %s: %+v", id, r)
+			}
+			continue
+		}
+		if r.Kind != bus.OutcomeAttempt || r.Result != "sent" || r.Channel != "sms" || r.Cost < 20_000 || r.Variant != "" {
 			t.Fatalf("%s: %+v", id, r)
 		}
 	}

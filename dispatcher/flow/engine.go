@@ -609,7 +609,16 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, lead bool, n
 		}
 		return now.Unix()-started <= int64(goalWindow(cp)/time.Second)
 	}
-	count := func(campaign, variant string, last crmv1.Channel) {
+	count := func(campaign, instance, variant string, last crmv1.Channel) {
+		// A conversion record in OUTCOMES (the player's history, the warehouse export): the
+		// goal event, the channel credited, the arm. Its id is the flow's, so a replay
+		// after a crash is dropped by the stream's de-duplication.
+		result := "converted"
+		if lead {
+			result = "lead"
+		}
+		s.outcome(&bus.Outcome{Time: now.UTC(), DecisionID: route.DecisionID(ps.Brand + "/" + ps.Player + "/" + campaign + "/" + instance + "/converted"),
+			Brand: ps.Brand, Player: ps.Player, Campaign: campaign, Kind: bus.OutcomeConversion, Result: result, Reason: typ, Channel: last, Detail: variant})
 		s.stat(ps.Brand, bus.KindCampaign, campaign, bus.StatConverted, 1)
 		s.chanStat(ps.Brand, campaign, last, bus.StatConverted, 1)
 		s.dimStat(ps.Brand, campaign, ps.Player, bus.StatConverted)
@@ -632,13 +641,13 @@ func (s *ownerState) convert(b *Brand, ps *PlayerState, typ string, lead bool, n
 	for i := range ps.Done {
 		if d := &ps.Done[i]; !d.Converted && goal(d.Campaign, d.Started) {
 			d.Converted = true
-			count(d.Campaign, d.Variant, attributed(b, d.LastChannel, d.LastTouch, now))
+			count(d.Campaign, d.Instance, d.Variant, attributed(b, d.LastChannel, d.LastTouch, now))
 		}
 	}
 	for _, fp := range ps.Flows {
 		if !fp.Converted && goal(fp.Campaign, fp.Started) {
 			fp.Converted = true
-			count(fp.Campaign, fp.Variant, attributed(b, fp.LastChannel, fp.LastTouch, now))
+			count(fp.Campaign, fp.Instance, fp.Variant, attributed(b, fp.LastChannel, fp.LastTouch, now))
 		}
 	}
 }

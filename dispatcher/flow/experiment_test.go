@@ -109,6 +109,20 @@ func TestExperimentArmsConversionAndRevenue(t *testing.T) {
 	if deposits != 60 {
 		t.Fatalf("%d deposits", deposits)
 	}
+	// Each converted player has one conversion record (the second deposit converts nothing
+	// more), naming the goal event and the arm.
+	for i := range 3 {
+		p := fmt.Sprintf("p-x%03d", i)
+		var convs []bus.Outcome
+		for _, o := range bustest.Collect[bus.Outcome](t, js, bus.StreamOutcomes, bus.OutcomeSubject("baku", 0, p)) {
+			if o.Kind == bus.OutcomeConversion {
+				convs = append(convs, o)
+			}
+		}
+		if len(convs) != 1 || convs[0].Campaign != "welcome-ab" || convs[0].Reason != "deposit.completed" || convs[0].Detail != arm[p] || convs[0].Result != "converted" {
+			t.Fatalf("%s (arm %s): conversion records %+v", p, arm[p], convs)
+		}
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -86,16 +86,17 @@ const recentEvents = 8
 // Player is one player's profile and derived metrics; the JSON form is the croupier-players
 // value. Money is in minor units of Currency.
 type Player struct {
+	// Fields are ordered so the struct packs without padding (the index holds a million).
 	ID       string `json:"id"`
 	Brand    string `json:"brand"`
-	Erased   bool   `json:"erased,omitempty"`
 	Country  string `json:"country,omitempty"`
 	Language string `json:"language,omitempty"`
 	TimeZone string `json:"timeZone,omitempty"`
 	Currency string `json:"currency,omitempty"`
 
-	VIPLevel           int32  `json:"vipLevel,omitempty"`
 	KYCStatus          string `json:"kycStatus,omitempty"`
+	VIPLevel           int32  `json:"vipLevel,omitempty"`
+	Erased             bool   `json:"erased,omitempty"`
 	AgeVerified        bool   `json:"ageVerified,omitempty"`
 	NationalExcluded   bool   `json:"nationalExcluded,omitempty"`
 	SelfExcluded       bool   `json:"selfExcluded,omitempty"`
@@ -133,18 +134,18 @@ type Player struct {
 	// NetDays is the gaming result (stakes minus wins, minor units) of the last 14 local
 	// days in the player's zone, NetDay the newest; NetMonths the last two local months
 	// (NetMonth = year*12 + month - 1): what cashback is computed from.
-	NetDays         [14]int64 `json:"netDays"`
-	NetDay          int32     `json:"netDay,omitempty"`
-	NetMonths       [2]int64  `json:"netMonths"`
+	NetDays   [14]int64 `json:"netDays"`
+	NetDay    int32     `json:"netDay,omitempty"`
+	NetMonths [2]int64  `json:"netMonths"`
 	// DepositDays are the player's deposits (minor units of the player's currency) on the
 	// last 7 local days, DepositDay the newest: with NetDays, what a campaign's effect
 	// compares the days after a player's start with (Trailing).
-	DepositDays [7]int32 `json:"depositDays"`
-	DepositDay  int32    `json:"depositDay,omitempty"`
-	NetMonth        int32     `json:"netMonth,omitempty"`
-	SessionDay      int32     `json:"sessionDay,omitempty"`
-	LastActivity    Unix      `json:"lastActivity,omitempty"`
-	InactiveEmitted int32     `json:"inactiveEmitted,omitempty"`
+	DepositDays     [7]int32 `json:"depositDays"`
+	DepositDay      int32    `json:"depositDay,omitempty"`
+	NetMonth        int32    `json:"netMonth,omitempty"`
+	SessionDay      int32    `json:"sessionDay,omitempty"`
+	LastActivity    Unix     `json:"lastActivity,omitempty"`
+	InactiveEmitted int32    `json:"inactiveEmitted,omitempty"`
 	// AnniversaryEmitted is the last registration anniversary (years) emitted.
 	AnniversaryEmitted int32 `json:"anniversaryEmitted,omitempty"`
 	RFM                RFM   `json:"rfm"`

@@ -305,6 +305,10 @@ const (
 	// OutcomeReport is what a provider or the player's click reported later: its Result
 	// is one of the Report kinds.
 	OutcomeReport = "report"
+	// OutcomeConversion is a player's conversion in a campaign (Result "converted", or
+	// "lead" for a registration or first deposit; Reason the goal event; Channel the one
+	// credited; Detail the experiment arm).
+	OutcomeConversion = "conversion"
 )
 
 // Report kinds: the Result of an OutcomeReport.
