@@ -3,6 +3,9 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -266,4 +269,51 @@ func saveUnderGitOps(t *testing.T, bin string, cfg *rest.Config, admin client.Cl
 	if a := gittest.Git(t, repo.Bare, "log", "-1", "--format=%an"); !strings.HasSuffix(a, ":"+people.Account("marketer")) {
 		t.Fatalf("the commit's author is %q", a)
 	}
+	// A new campaign is reviewed as a diff too (the whole document added), then committed;
+	// it exists once GitOps applies it, so the page stays on the commit.
+	browsertest.Run(t, m, "a new campaign reviewed as a diff and committed",
+		chromedp.Navigate(srv.URL+"/brands/"+gns+"/new"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=new-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-name]`), "git-fresh"),
+		chromedp.Click(chromedp.CSS(`[data-testid=new-start]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=git-note]`)),
+		browsertest.Until(`document.querySelector('[data-testid=save]').disabled`),
+		chromedp.Click(chromedp.CSS(`[data-testid=diff]`)),
+		browsertest.Until(`(document.querySelector('[data-testid=diff-text]')?.textContent ?? '').includes('+  name: git-fresh')`),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=committed]`)),
+	)
+	if got := repo.Show(t, "main", "brands/baku-git/campaign-git-fresh.yaml"); !strings.Contains(got, "name: git-fresh") || !strings.Contains(got, "kind: Campaign") {
+		t.Fatalf("the new campaign's file in the bare repository:\n%s", got)
+	}
+	// A name Git has already is refused before anything is built on it.
+	st, body := getAs(t, srv.URL, tokens["marketer"], "/api/brands/"+gns+"/campaigns/welcome-series/git")
+	if st != 409 || !strings.Contains(body, "in Git already") {
+		t.Fatalf("a new campaign named like one in Git: %d %s", st, body)
+	}
+}
+
+// getAs signs in with token (a cookie session, as the front end does) and GETs path.
+func getAs(t *testing.T, base, token, path string) (int, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	req, _ := http.NewRequest("POST", base+"/api/session", strings.NewReader(fmt.Sprintf(`{"token":%q}`, token)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	resp, err = c.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -116,6 +117,32 @@ func (s *Server) campaignYAML(w http.ResponseWriter, r *http.Request, ns string)
 		e.Git = o
 	}
 	writeJSON(w, http.StatusOK, e)
+}
+
+// newInGit serves GET .../campaigns/{name}/git for a campaign not created yet: where it
+// would go in the brand's repository and the commit read, so a new campaign is reviewed as
+// a diff and committed like an edit. 404 when the brand is not saved to Git; 409 (without
+// its content) when Git has a Campaign of that name already.
+func (s *Server) newInGit(w http.ResponseWriter, r *http.Request, ns string) {
+	if _, managed := s.Git.Manages(ns); !managed {
+		problem(w, http.StatusNotFound, "namespace "+ns+" is not saved to Git by this console")
+		return
+	}
+	name := r.PathValue("name")
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || strings.Contains(name, ".") {
+		problem(w, http.StatusBadRequest, "name: "+strings.Join(append(errs, "a Campaign name is lower-case letters, digits and '-'"), "; "))
+		return
+	}
+	o, err := s.Git.Open(r.Context(), ns, "Campaign", name)
+	if err != nil {
+		s.gitProblem(w, err)
+		return
+	}
+	if !o.New {
+		problem(w, http.StatusConflict, "a Campaign "+name+" is in Git already ("+o.File+"): open it to edit it")
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
 }
 
 // gitProblem answers a Git failure: a conflict names its fields (409), the rest is the

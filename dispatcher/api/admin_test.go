@@ -134,7 +134,9 @@ func setup(t *testing.T) *fixture {
 	service, catalog := preferenceService(t, js, parts)
 	cache := service.Cache
 	for _, r := range []bus.ConfigRecord{
-		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "sms", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS}}},
+		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "sms", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelSMS,
+			Providers: []crmv1.Provider{{Name: "azercell"}, {Name: "backup"}}},
+			ProviderCosts: map[string]bus.MicroAmount{"azercell": {Micros: 35_000, Currency: "AZN"}, "backup": {Micros: 90_000, Currency: "AZN"}}}},
 		{Kind: bus.KindChannelPolicy, Brand: "baku", Name: "push", ChannelPolicy: &bus.ChannelPolicyConfig{Spec: crmv1.ChannelPolicySpec{Channel: crmv1.ChannelPush}}},
 		{Kind: bus.KindCampaign, Brand: "baku", Name: "daily-spins", UID: "uid-spins", Campaign: &bus.CampaignConfig{Spec: crmv1.CampaignSpec{
 			Category: crmv1.CategoryMarketing,
@@ -170,7 +172,7 @@ func setup(t *testing.T) *fixture {
 	// The preview's gathering over NATS is tested with real owners in dispatcher/flow;
 	// here the route, its authorization and its answer.
 	(&api.Campaigns{JS: js, Catalog: catalog, Partitions: parts, Preview: func(_ *http.Request, brand, campaign string) (*bus.Preview, error) {
-		return &bus.Preview{Brand: brand, Campaign: campaign, Audience: 42, WouldSend: 40, Partitions: []int{0, 1, 2, 3}}, nil
+		return &bus.Preview{Brand: brand, Campaign: campaign, Audience: 42, WouldSend: 40, ByChannel: map[string]int64{"sms": 30, "push": 10}, Partitions: []int{0, 1, 2, 3}}, nil
 	}, Count: func(_ *http.Request, brand, rule string) (*bus.Preview, error) {
 		// The flow package's test gathers real counts; this one checks the route.
 		return &bus.Preview{Brand: brand, Audience: int64(len(rule)), Partitions: []int{0, 1, 2, 3}}, nil
@@ -550,6 +552,8 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"a test send to a bad player id", importer, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p 20"}`, 400, `"field":"player"`},
 		{"an analyst may not send tests", nigar, "POST", "/v1/brands/baku/campaigns/daily-spins/testsend", `{"player":"p-20"}`, 403, "may not create campaigns/testsend"},
 		{"operations preview a campaign", importer, "GET", "/v1/brands/baku/campaigns/daily-spins/preview", "", 200, `"audience":42`},
+		// 30 SMS at the first provider's 0.035 AZN; push is not priced.
+		{"the preview's message cost", importer, "GET", "/v1/brands/baku/campaigns/daily-spins/preview", "", 200, `"messageCost":"1.05","currency":"AZN"`},
 		{"the support desk may not preview", aysel, "GET", "/v1/brands/baku/campaigns/daily-spins/preview", "", 403, "may not get campaigns/preview"},
 		{"operations import partner codes", importer, "POST", "/v1/brands/baku/coupons/import", `{"pool":"partner","codes":["pa0001","PA0002"]}`, 200,
 			`{"pool":"partner","added":2,"duplicates":[]}`},
@@ -606,13 +610,16 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		`{"channel":"push","locale":"az","body":"{{ .Player.FirstName"}]}`
 	f.run(t, []step{
 		{"the studio's preview for a sample profile", importer, "POST", "/v1/brands/baku/render", render, 200,
-			`"messages":[{"channel":"sms","locale":"az","text":"Salam, Aysel! Bonusunuz hazırdır: ə ş ğ","sms":{"encoding":"UCS-2","segments":1,"characters":39}},` +
+			`"messages":[{"channel":"sms","locale":"az","text":"Salam, Aysel! Bonusunuz hazırdır: ə ş ğ","sms":{"encoding":"UCS-2","segments":1,"characters":39},"cost":"0.035","currency":"AZN","provider":"azercell"},` +
 				`{"channel":"email","locale":"ru","subject":"Привет, Aysel","html":"\u003cp\u003eAysel \u0026lt;3\u003c/p\u003e"},` +
 				`{"channel":"push","locale":"az","error":`},
 		{"the broken one named", importer, "POST", "/v1/brands/baku/render", render, 200, `"error":"messages[2].body: template: messages[2].body:1: unclosed action","field":"messages[2].body"}]`},
 		{"the locale each language gets", importer, "POST", "/v1/brands/baku/render", render, 200, `"fallback":{"email":{"az":"ru","en":"ru","ru":"ru"},"push":{"az":"az","en":"az","ru":"az"},"sms":{"az":"az","en":"az","ru":"az"}}`},
 		{"for a player the dispatcher knows", importer, "POST", "/v1/brands/baku/render", `{"player":"p-20","messages":[{"channel":"sms","locale":"az","body":"{{ .Player.Country }} {{ .Player.Currency }}"}]}`, 200,
-			`"text":"AZ AZN","sms":{"encoding":"GSM-7","segments":1,"characters":6}}`},
+			`"text":"AZ AZN","sms":{"encoding":"GSM-7","segments":1,"characters":6},"cost":"0.035"`},
+		// Two UCS-2 segments (71 characters) cost twice the first provider's price.
+		{"an SMS of two segments costs two", importer, "POST", "/v1/brands/baku/render", `{"sample":{},"messages":[{"channel":"sms","locale":"az","body":"` + strings.Repeat("ə", 71) + `"}]}`, 200,
+			`"sms":{"encoding":"UCS-2","segments":2,"characters":71},"cost":"0.07","currency":"AZN","provider":"azercell"}`},
 		{"for a player it does not know", importer, "POST", "/v1/brands/baku/render", `{"player":"p-404","messages":[{"channel":"sms","locale":"az","body":"x"}]}`, 404, `"field":"player"`},
 		{"without messages", importer, "POST", "/v1/brands/baku/render", `{"sample":{}}`, 400, `"field":"messages"`},
 		{"an unknown field", importer, "POST", "/v1/brands/baku/render", `{"messages":[],"html":"x"}`, 400, "html"},

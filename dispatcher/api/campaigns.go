@@ -15,6 +15,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/clock"
+	"github.com/croupier-crm/croupier/internal/money"
 	"github.com/croupier-crm/croupier/internal/rules"
 )
 
@@ -166,6 +167,21 @@ func (c *Campaigns) preview(w http.ResponseWriter, r *http.Request, brand string
 	if err != nil {
 		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the preview could not be gathered: " + err.Error()})
 		return
+	}
+	// What the sends would cost: each channel's count at its first provider's price.
+	var micros int64
+	for ch, n := range p.ByChannel {
+		cfg := c.Catalog.ChannelPolicy(brand, crmv1.Channel(ch))
+		if cfg == nil || len(cfg.Spec.Providers) == 0 {
+			continue
+		}
+		if price, ok := cfg.ProviderCosts[cfg.Spec.Providers[0].Name]; ok && price.Micros > 0 && (p.Currency == "" || p.Currency == price.Currency) {
+			micros += n * price.Micros
+			p.Currency = price.Currency
+		}
+	}
+	if p.Currency != "" {
+		p.MessageCost = money.FormatMicrosIn(micros, p.Currency)
 	}
 	ingest.WriteJSON(w, http.StatusOK, p)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/dispatcher/render"
 	"github.com/croupier-crm/croupier/internal/bus"
+	"github.com/croupier-crm/croupier/internal/money"
 )
 
 // The template studio's previews: a content's messages rendered by the dispatcher's own
@@ -52,6 +53,11 @@ type RenderedMessage struct {
 	Field string `json:"field,omitempty"`
 	// SMS is the text's encoding and segment count on the SMS channel.
 	SMS *SMSFacts `json:"sms,omitempty"`
+	// Cost is what the message costs at the brand's first provider of its channel (an SMS
+	// times its segments), with Currency; empty when the channel's policy prices nothing.
+	Cost     string `json:"cost,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Provider string `json:"provider,omitempty"`
 }
 
 // SMSFacts is what an SMS costs in segments.
@@ -153,9 +159,17 @@ func (in *Insight) render(w http.ResponseWriter, r *http.Request, brand string, 
 			continue
 		}
 		rm.Subject, rm.Text, rm.HTML = got.Subject, got.Text, got.HTML
+		units := int64(1)
 		if m.Channel == crmv1.ChannelSMS {
 			enc, n := sms.Segments(got.Text)
 			rm.SMS = &SMSFacts{Encoding: string(enc), Segments: n, Characters: utf8.RuneCountInString(got.Text)}
+			units = int64(max(n, 1))
+		}
+		if cfg := in.Catalog.ChannelPolicy(brand, m.Channel); cfg != nil && len(cfg.Spec.Providers) > 0 {
+			first := cfg.Spec.Providers[0].Name
+			if c, ok := cfg.ProviderCosts[first]; ok && c.Micros > 0 {
+				rm.Cost, rm.Currency, rm.Provider = money.FormatMicrosIn(c.Micros*units, c.Currency), c.Currency, first
+			}
 		}
 	}
 	// Which locale each of the brand's languages gets, per channel: the send path's Pick.

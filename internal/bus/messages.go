@@ -751,6 +751,10 @@ type Preview struct {
 	Partitions []int     `json:"partitions"`
 	Missing    []int     `json:"missing,omitempty"`
 	Generated  time.Time `json:"generated"`
+	// MessageCost is what the would-be sends cost at each channel's first provider (an SMS
+	// at one segment), in Currency; set by the admin API, not by the owners.
+	MessageCost string `json:"messageCost,omitempty"`
+	Currency    string `json:"currency,omitempty"`
 }
 
 // NewPreview is an empty preview of a campaign.

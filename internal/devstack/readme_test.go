@@ -287,6 +287,28 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 	if browsertest.Value(t, m, chromedp.Evaluate[bool](`document.body.dataset.owned === "1" || !!document.querySelector('[data-testid=studio] img')`)) {
 		t.Fatal("markup in a template ran in the studio")
 	}
+	// The email block editor on weekly-cashback's email (nothing saved): its text becomes a
+	// paragraph under a heading, a heading typed in place and a button added show in the
+	// dispatcher's preview; its SMS shows what one costs at the first provider.
+	email := `[data-testid=studio] [data-channel=email] [data-locale=az]`
+	browsertest.Run(t, m, "the email block editor",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/weekly-cashback"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-use-blocks="email/az"]`)),
+		browsertest.Until(`(document.querySelector('[data-testid=studio] [data-channel=sms] [data-locale=az] [data-testid=message-cost]')?.textContent ?? "").includes("0.035 AZN")`),
+		chromedp.Click(chromedp.CSS(`[data-use-blocks="email/az"]`)),
+		chromedp.WaitVisible(chromedp.CSS(email+` [data-testid=block-editor] [data-edit="0"]`)),
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const el = document.querySelector('`+email+` [data-testid=block-editor] [data-edit="0"]');
+			el.focus();
+			el.innerText = 'Keşbek hazırdır, {{ .Player.FirstName }}!';
+			el.blur();
+		})()`),
+		chromedp.Click(chromedp.CSS(email+` [data-add-block=button]`)),
+		browsertest.Until(`(() => {
+			const doc = document.querySelector('`+email+` [data-testid=preview-email] iframe')?.srcdoc ?? "";
+			return doc.includes("Keşbek hazırdır, Aysel!") && doc.includes("Play now") && doc.includes("Keçən həftənin") && !doc.includes("croupier-blocks");
+		})()`))
+	browsertest.Shoot(t, m, "email-blocks")
 
 	// The drill-down by country, in the URL: its rows sum to the campaign's targeted
 	// players in its status (read until both have the same moment's counters).

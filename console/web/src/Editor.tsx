@@ -60,7 +60,16 @@ export function useCampaignEdit(brand: string, name: string, fresh?: string): Ca
   const [busy, setBusy] = useState(false);
   const [dirty, setDirty] = useState(0);
   const load = useCallback(() => {
-    if (fresh !== undefined) return;
+    if (fresh !== undefined) {
+      // A new campaign in a brand saved to Git is reviewed as a diff and committed like an
+      // edit: where it would go and the commit read (404 elsewhere: it is applied).
+      call<GitOpened>("GET", `${base}/git`)
+        .then((g) => setEdit((e) => ({ yaml: e?.yaml ?? fresh, git: g })))
+        .catch((err) => {
+          if ((err as ApiError).status !== 404) setResult({ ok: false, error: (err as Error).message });
+        });
+      return;
+    }
     call<Edit>("GET", `${base}/yaml`)
       .then((e) => {
         setEdit(e);

@@ -68,7 +68,9 @@ function Building({ brand, name }: { brand: string; name: string }) {
       <h1>
         {t("newCampaign")}: {name}
       </h1>
-      <Workbench brand={brand} name={name} saved={false} state={state} mayEdit onSaved={() => go({ page: "campaign", brand, campaign: name })} />
+      {/* Committed to Git, the campaign exists once Argo CD or Flux applies it: the page
+          stays on the commit. Applied, it opens. */}
+      <Workbench brand={brand} name={name} saved={false} state={state} mayEdit onSaved={(r) => !r.git && go({ page: "campaign", brand, campaign: name })} />
     </section>
   );
 }

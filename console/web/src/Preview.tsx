@@ -9,6 +9,8 @@ interface PreviewResult {
   byChannel: Record<string, number>;
   suppressed: Record<string, number>;
   missing?: number[];
+  messageCost?: string;
+  currency?: string;
 }
 
 const admin = (brand: string, path: string) => `/api/brands/${encodeURIComponent(brand)}/admin/${path}`;
@@ -46,6 +48,14 @@ export function AudiencePreview({ brand, name }: { brand: string; name: string }
             <dt>{t("wouldSend")}</dt>
             <dd>{count(lang, p.wouldSend)}</dd>
           </div>
+          {p.messageCost && (
+            <div>
+              <dt>{t("messageCost")}</dt>
+              <dd data-testid="preview-cost">
+                {p.messageCost} {p.currency}
+              </dd>
+            </div>
+          )}
           {Object.entries(p.byChannel).map(([ch, n]) => (
             <div key={ch}>
               <dt>{ch}</dt>

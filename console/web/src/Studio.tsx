@@ -1,6 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { call } from "./api";
 import { useApp } from "./App";
+import { BlockEditor } from "./BlockEditor";
+import { fromHTML, newBlock, toHTML } from "./emailblocks";
 import { setField } from "./flowedit";
 
 interface Message {
@@ -26,6 +28,9 @@ interface Rendered {
   error?: string;
   field?: string;
   sms?: { encoding: string; segments: number; characters: number };
+  cost?: string;
+  currency?: string;
+  provider?: string;
 }
 interface Answer {
   messages: Rendered[];
@@ -140,8 +145,31 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
                     <p className="note">
                       {t("bodyInConfigMap")} {m.bodyFrom.name}/{m.bodyFrom.key}
                     </p>
+                  ) : ch === "email" && setYAML && fromHTML(m.body ?? "") ? (
+                    <>
+                      <BlockEditor blocks={fromHTML(m.body ?? "")!} onChange={(html) => set(mi, "body", html)} />
+                      <details>
+                        <summary>{t("editHTML")}</summary>
+                        <textarea rows={5} value={m.body ?? ""} onChange={(e) => set(mi, "body", e.target.value)} data-field={`messages[${mi}].body`} />
+                      </details>
+                    </>
                   ) : (
-                    <textarea readOnly={!setYAML} rows={5} value={m.body ?? ""} onChange={(e) => set(mi, "body", e.target.value)} data-field={`messages[${mi}].body`} />
+                    <>
+                      <textarea readOnly={!setYAML} rows={5} value={m.body ?? ""} onChange={(e) => set(mi, "body", e.target.value)} data-field={`messages[${mi}].body`} />
+                      {ch === "email" && setYAML && (
+                        <button
+                          type="button"
+                          data-use-blocks={`${ch}/${l}`}
+                          onClick={() => {
+                            let y = setField(yaml, ["spec", "contents", ci, "messages", mi, "body"], toHTML([newBlock("heading"), { kind: "text", text: m.format === "html" ? "" : (m.body ?? "") }]));
+                            y = setField(y, ["spec", "contents", ci, "messages", mi, "format"], "html");
+                            setYAML(y);
+                          }}
+                        >
+                          {t("useBlocks")}
+                        </button>
+                      )}
+                    </>
                   )}
                   {r?.error && (
                     <p className="error" data-testid="render-error">
@@ -149,6 +177,11 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
                     </p>
                   )}
                   {r && !r.error && <Frame ch={ch} r={r} m={m} width={width} />}
+                  {r?.cost && (
+                    <p className="note" data-testid="message-cost">
+                      {t("costPerMessage")}: {r.cost} {r.currency} ({r.provider})
+                    </p>
+                  )}
                 </div>
               );
             })}
