@@ -155,4 +155,29 @@ func TestEditUnderGitOps(t *testing.T) {
 	if got := repo.Show(t, "main", "brands/baku-git/segment-high-rollers.yaml"); !strings.Contains(got, "kind: Segment") || !strings.Contains(got, `rule: "player.avgBet >= 50.0"`) {
 		t.Fatalf("the new segment's file:\n%s", got)
 	}
+	// A message body kept in a ConfigMap, saved from the studio: its one key changes in
+	// Git's document, the other keys and the rest of the file as they were.
+	for _, u := range objs {
+		if u.GetKind() == "ConfigMap" && u.GetName() == "welcome-email" {
+			u.SetNamespace(gns)
+			if err := fx.admin.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before = repo.Show(t, "main", file)
+	html := "<h1>Добро пожаловать, {{ .Player.FirstName | default \"друг\" }}!</h1>\n<p>Бонус 100% ждёт вас.</p>\n"
+	raw, _ := json.Marshal(server.Body{Value: html})
+	if code, body := analyst.mutate("PUT", "/api/brands/"+gns+"/bodies/welcome-email/ru.html", string(raw)); code != 403 {
+		t.Fatalf("the analyst's body under GitOps: %d %s", code, body)
+	}
+	if code, body := marketer.mutate("PUT", "/api/brands/"+gns+"/bodies/welcome-email/ru.html", string(raw)); code != 200 || !strings.Contains(body, `"commit"`) {
+		t.Fatalf("a body saved to Git: %d %s", code, body)
+	}
+	got := repo.Show(t, "main", file)
+	if !strings.Contains(got, "  ru.html: |\n    <h1>Добро пожаловать, {{ .Player.FirstName | default \"друг\" }}!</h1>\n    <p>Бонус 100% ждёт вас.</p>\n") ||
+		!strings.Contains(got, "<p>İlk depozitiniz üçün 100% bonus və 50 pulsuz fırlanma sizi gözləyir.</p>") ||
+		strings.Count(got, "\n") != strings.Count(before, "\n") {
+		t.Fatalf("the ConfigMap's document after the edit:\n%s", got)
+	}
 }

@@ -66,6 +66,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /api/brands/{ns}/campaigns/{name}", need(s.brand(s.saveCampaign)))
 	mux.Handle("POST /api/brands/{ns}/campaigns/{name}/diff", need(s.brand(s.diffCampaign)))
 	mux.Handle("GET /api/brands/{ns}/campaigns/{name}/git", need(s.brand(s.newInGit)))
+	mux.Handle("GET /api/brands/{ns}/bodies/{configMap}/{key}", need(s.brand(s.body)))
+	mux.Handle("PUT /api/brands/{ns}/bodies/{configMap}/{key}", need(s.brand(s.saveBody)))
 	mux.Handle("GET /api/brands/{ns}/segments", need(s.brand(s.segments)))
 	mux.Handle("PUT /api/brands/{ns}/segments/{name}", need(s.brand(s.saveSegment)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))

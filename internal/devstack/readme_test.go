@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -309,6 +310,26 @@ func buildInTheBrowser(t *testing.T, consoleURL, token string, kc client.Client)
 			return doc.includes("Keşbek hazırdır, Aysel!") && doc.includes("Play now") && doc.includes("Keçən həftənin") && !doc.includes("croupier-blocks");
 		})()`))
 	browsertest.Shoot(t, m, "email-blocks")
+	// A body kept in a ConfigMap (welcome-series' email): previewed from the ConfigMap,
+	// edited, and saved back to it as the marketer.
+	cmBody := `[data-body="welcome-email/az.html"]`
+	browsertest.Run(t, m, "a ConfigMap body in the studio",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/campaigns/welcome-series"),
+		chromedp.WaitVisible(chromedp.CSS(cmBody+` textarea`)),
+		browsertest.Until(`(document.querySelector('[data-testid=studio] [data-channel=email] [data-locale=az] [data-testid=preview-email] iframe')?.srcdoc ?? "").includes("Xoş gəlmisiniz, Aysel!")`),
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const ta = document.querySelector('`+cmBody+` textarea');
+			const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+			set.call(ta, ta.value.replace('100% bonus', '150% bonus'));
+			ta.dispatchEvent(new Event('input', {bubbles: true}));
+		})()`),
+		browsertest.Until(`(document.querySelector('[data-testid=studio] [data-channel=email] [data-locale=az] [data-testid=preview-email] iframe')?.srcdoc ?? "").includes("150% bonus")`),
+		chromedp.Click(chromedp.CSS(`[data-save-body="welcome-email/az.html"]`)),
+		chromedp.WaitVisible(chromedp.CSS(cmBody+` [data-testid=body-saved]`)))
+	var welcomeEmail corev1.ConfigMap
+	if err := kc.Get(context.Background(), client.ObjectKey{Namespace: "baku-casino", Name: "welcome-email"}, &welcomeEmail); err != nil || !strings.Contains(welcomeEmail.Data["az.html"], "150% bonus") {
+		t.Fatalf("the ConfigMap after the studio's save: %v %v", welcomeEmail.Data["az.html"], err)
+	}
 
 	// The drill-down by country, in the URL: its rows sum to the campaign's targeted
 	// players in its status (read until both have the same moment's counters).
@@ -392,6 +413,16 @@ func supportDesk(t *testing.T, consoleURL, token string) {
 		chromedp.Click(chromedp.CSS(`[data-toggle="`+cell+`"]`)),
 		chromedp.Reload(),
 		browsertest.Until(`document.querySelector('[data-pref="`+cell+`"]')?.dataset.state === "granted"`))
+	// Why a campaign would (not) reach the player now: the dispatcher's decision with every
+	// precedence step; the agent has no consent report (the privacy officer's and ops').
+	browsertest.Run(t, s, "explaining a campaign for the player",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=explain-campaign]`), "daily-free-spins"),
+		chromedp.Click(chromedp.CSS(`[data-testid=explain-run]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=explain-verdict]`)),
+		browsertest.Until(`document.querySelectorAll('[data-testid=explain-trace] tr[data-step]').length >= 1`))
+	if n := browsertest.Value(t, s, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=consent-check]').length`)); n != 0 {
+		t.Fatal("the support agent is shown the consent report")
+	}
 }
 
 // couponPools: the ops manager imports partner codes into a pool on the coupons page and
@@ -416,6 +447,10 @@ func couponPools(t *testing.T, consoleURL, opsToken, analystToken string) {
 		browsertest.Until(`(document.querySelector('[data-testid=import-result]')?.textContent ?? "").includes("PE2E0003")`),
 		browsertest.Until(`document.querySelector('tr[data-pool="partner-e2e"] [data-testid=left]')?.textContent.trim() === "4"`))
 	browsertest.Shoot(t, s, "coupons")
+	// The ops manager's player page has the consent check (the ledger against what was sent).
+	browsertest.Run(t, s, "the player's consent check",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino/players/p-100000"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=consent-verdict]`)))
 	a := browsertest.Browse(t, browsertest.Chromium(t))
 	browsertest.SignIn(t, a, consoleURL, analystToken, "payment-received")
 	browsertest.Run(t, a, "the analyst on the coupons page",

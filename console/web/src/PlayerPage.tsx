@@ -149,6 +149,8 @@ export function PlayerPage({ brand, player }: { brand: string; player: string })
           {t("quietHours")}: {prefs.quietHours.start}–{prefs.quietHours.end} {prefs.quietHours.timeZone ?? ""}
         </p>
       )}
+      {can(access, "admin.crm.croupier.dev", "players/explain", "get") && <Explain brand={brand} player={player} />}
+      {can(access, "admin.crm.croupier.dev", "consent/report", "get") && <ConsentCheck brand={brand} player={player} />}
       <h2>{t("history")}</h2>
       {history && history.length === 0 && <p>{t("noHistory")}</p>}
       {history && history.length > 0 && (
@@ -181,5 +183,122 @@ export function PlayerPage({ brand, player }: { brand: string; player: string })
         </table>
       )}
     </section>
+  );
+}
+
+interface StepResult {
+  step: number;
+  name: string;
+  passed: boolean;
+  reason?: string;
+  detail?: string;
+}
+interface Explanation {
+  campaign: string;
+  step: string;
+  decision: { result: string; reason: string; step: number; channel?: string; detail?: string; sendAt?: string; trace?: StepResult[] };
+}
+
+// Explain answers "why would (not) this campaign reach the player now": the routing
+// decision the dispatcher would make, every precedence step with its verdict.
+function Explain({ brand, player }: { brand: string; player: string }) {
+  const { t } = useApp();
+  const [campaign, setCampaign] = useState("");
+  const [ex, setEx] = useState<Explanation | null>(null);
+  const [error, setError] = useState("");
+  const run = (e: React.FormEvent) => {
+    e.preventDefault();
+    setError("");
+    call<Explanation>("GET", admin(brand, `players/${encodeURIComponent(player)}/explain?campaign=${encodeURIComponent(campaign)}`))
+      .then(setEx)
+      .catch((err) => {
+        setEx(null);
+        setError((err as Error).message);
+      });
+  };
+  return (
+    <div data-testid="explain">
+      <h2>{t("explainTitle")}</h2>
+      <form onSubmit={run} className="actions">
+        <input value={campaign} onChange={(e) => setCampaign(e.target.value.trim())} placeholder="welcome-series" required pattern="[a-z0-9][-a-z0-9]*" data-testid="explain-campaign" />
+        <button type="submit" data-testid="explain-run">
+          {t("explain")}
+        </button>
+      </form>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {ex && (
+        <>
+          <p data-testid="explain-verdict" data-result={ex.decision.result}>
+            <strong>{ex.decision.result}</strong> {ex.decision.reason} {ex.decision.channel ? `· ${ex.decision.channel}` : ""} {ex.decision.detail ? `· ${ex.decision.detail}` : ""}
+          </p>
+          <table className="grid narrow" data-testid="explain-trace">
+            <tbody>
+              {(ex.decision.trace ?? []).map((s) => (
+                <tr key={s.step} data-step={s.step} className={s.passed ? "" : "warn"}>
+                  <td className="num">{s.step}</td>
+                  <td>{s.name}</td>
+                  <td>{s.passed ? "✓" : "✗"}</td>
+                  <td>{[s.reason, s.detail].filter(Boolean).join(": ")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </div>
+  );
+}
+
+interface ConsentReport {
+  withdrawals: number;
+  addressSuppressions: number;
+  marketingSendsChecked: number;
+  violations: { channel: string; withdrawn: string; campaign: string; sent: string; decisionID: string }[];
+  ok: boolean;
+}
+
+// ConsentCheck proves, from the consent ledger and the dispatcher's records, that no
+// marketing reached the player after a withdrawal.
+function ConsentCheck({ brand, player }: { brand: string; player: string }) {
+  const { t } = useApp();
+  const [rep, setRep] = useState<ConsentReport | null>(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    call<ConsentReport>("GET", admin(brand, `consent/report?player=${encodeURIComponent(player)}`))
+      .then(setRep)
+      .catch((e) => setError((e as Error).message));
+  }, [brand, player]);
+  return (
+    <div data-testid="consent-check">
+      <h2>{t("consentCheck")}</h2>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {rep && (
+        <p data-testid="consent-verdict" data-ok={rep.ok ? "1" : "0"} className={rep.ok ? "" : "error"}>
+          {rep.ok ? t("consentOK") : t("consentViolations")} · {t("withdrawals")}: {rep.withdrawals} · {t("sendsChecked")}: {rep.marketingSendsChecked}
+        </p>
+      )}
+      {rep && rep.violations.length > 0 && (
+        <table className="grid narrow">
+          <tbody>
+            {rep.violations.map((v) => (
+              <tr key={v.decisionID}>
+                <td>{v.channel}</td>
+                <td>{v.campaign}</td>
+                <td>{v.withdrawn}</td>
+                <td>{v.sent}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
   );
 }

@@ -56,7 +56,47 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
   const [error, setError] = useState("");
   const [width, setWidth] = useState<"desktop" | "mobile">("desktop");
   const content = contents[Math.min(ci, contents.length - 1)];
-  const messages = useMemo(() => content?.messages ?? [], [content]);
+  const stored = useMemo(() => content?.messages ?? [], [content]);
+  // Bodies kept in ConfigMaps (bodyFrom): read as the person, previewed and edited here,
+  // saved to their ConfigMap (or its document in Git).
+  const [bodies, setBodies] = useState<Record<string, StoredBody>>({});
+  useEffect(() => {
+    for (const m of stored) {
+      if (!m.bodyFrom || m.body) continue;
+      const k = `${m.bodyFrom.name}/${m.bodyFrom.key}`;
+      if (bodies[k]) continue;
+      setBodies((b) => ({ ...b, [k]: { value: "", draft: "", loading: true } }));
+      call<{ value: string; resourceVersion: string }>("GET", `/api/brands/${encodeURIComponent(brand)}/bodies/${encodeURIComponent(m.bodyFrom.name)}/${encodeURIComponent(m.bodyFrom.key)}`)
+        .then((r) => setBodies((b) => ({ ...b, [k]: { value: r.value, draft: r.value, rv: r.resourceVersion } })))
+        .catch((e) => setBodies((b) => ({ ...b, [k]: { value: "", draft: "", error: (e as Error).message } })));
+    }
+  }, [stored, brand, bodies]);
+  const messages = useMemo(
+    () =>
+      stored.map((m) => {
+        const b = m.bodyFrom && !m.body ? bodies[`${m.bodyFrom.name}/${m.bodyFrom.key}`] : undefined;
+        if (!b || b.loading || b.error) return m;
+        const { bodyFrom: _omit, ...rest } = m;
+        void _omit;
+        return { ...rest, body: b.draft };
+      }),
+    [stored, bodies],
+  );
+  const saveBody = async (k: string) => {
+    const b = bodies[k];
+    const [cm, ...rest] = k.split("/");
+    try {
+      const r = await call<{ resourceVersion?: string; git?: { commit?: string; unchanged?: boolean } }>(
+        "PUT",
+        `/api/brands/${encodeURIComponent(brand)}/bodies/${encodeURIComponent(cm)}/${encodeURIComponent(rest.join("/"))}`,
+        { value: b.draft, resourceVersion: b.rv },
+      );
+      setBodies((x) => ({ ...x, [k]: { ...x[k], value: b.draft, rv: r.resourceVersion ?? x[k].rv, status: r.git?.commit ? `${t("committed")}: ${r.git.commit.slice(0, 12)}` : t("saved"), error: undefined } }));
+    } catch (e) {
+      setBodies((x) => ({ ...x, [k]: { ...x[k], error: (e as Error).message, status: undefined } }));
+    }
+  };
+  const setDraft = (k: string, v: string) => setBodies((x) => ({ ...x, [k]: { ...x[k], draft: v, status: undefined } }));
   const key = JSON.stringify([messages, player, firstName]);
   const seq = useRef(0);
   useEffect(() => {
@@ -133,7 +173,7 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
                   </div>
                 );
               }
-              const m = messages[mi];
+              const m = stored[mi];
               const r = answer?.messages[mi];
               return (
                 <div key={l} className="studio-cell" data-locale={l}>
@@ -142,9 +182,14 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
                     <input readOnly={!setYAML} value={m.subject ?? ""} placeholder={t("subject")} onChange={(e) => set(mi, "subject", e.target.value)} data-field={`messages[${mi}].subject`} />
                   )}
                   {m.bodyFrom && !m.body ? (
-                    <p className="note">
-                      {t("bodyInConfigMap")} {m.bodyFrom.name}/{m.bodyFrom.key}
-                    </p>
+                    <ConfigMapBody
+                      k={`${m.bodyFrom.name}/${m.bodyFrom.key}`}
+                      b={bodies[`${m.bodyFrom.name}/${m.bodyFrom.key}`]}
+                      email={ch === "email"}
+                      editable={!!setYAML}
+                      setDraft={setDraft}
+                      save={saveBody}
+                    />
                   ) : ch === "email" && setYAML && fromHTML(m.body ?? "") ? (
                     <>
                       <BlockEditor blocks={fromHTML(m.body ?? "")!} onChange={(html) => set(mi, "body", html)} />
@@ -188,6 +233,54 @@ export function Studio({ brand, campaign, contents, yaml, setYAML }: { brand: st
           </div>
         </div>
       ))}
+    </div>
+  );
+}
+
+interface StoredBody {
+  value: string;
+  draft: string;
+  rv?: string;
+  loading?: boolean;
+  error?: string;
+  status?: string;
+}
+
+// ConfigMapBody edits a body kept in a ConfigMap: as blocks when the block editor wrote it,
+// else as text; saved to the ConfigMap (or its document in Git) as the person.
+function ConfigMapBody({ k, b, email, editable, setDraft, save }: { k: string; b?: StoredBody; email: boolean; editable: boolean; setDraft: (k: string, v: string) => void; save: (k: string) => void }) {
+  const { t } = useApp();
+  const blocks = email && b ? fromHTML(b.draft) : null;
+  return (
+    <div className="configmap-body" data-body={k}>
+      <p className="note">
+        {t("bodyInConfigMap")} {k}
+      </p>
+      {b?.loading && <p className="note">…</p>}
+      {b && !b.loading && !b.error && (
+        <>
+          {blocks && editable ? (
+            <BlockEditor blocks={blocks} onChange={(html) => setDraft(k, html)} />
+          ) : (
+            <textarea readOnly={!editable} rows={6} value={b.draft} onChange={(e) => setDraft(k, e.target.value)} data-body-text={k} />
+          )}
+          {editable && (
+            <button type="button" disabled={b.draft === b.value} onClick={() => save(k)} data-save-body={k}>
+              {t("saveToConfigMap")} {k.split("/")[0]}
+            </button>
+          )}
+        </>
+      )}
+      {b?.status && (
+        <p className="note" role="status" data-testid="body-saved">
+          {b.status}
+        </p>
+      )}
+      {b?.error && (
+        <p className="error" role="alert">
+          {b.error}
+        </p>
+      )}
     </div>
   );
 }
