@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
@@ -55,7 +54,7 @@ func benchWorker(b *testing.B, tg target, n, inFlight int, latency time.Duration
 		srv := bustest.Start(b, 16)
 		_, js = srv.Connect(b)
 	} else {
-		js = natsProcess(b)
+		js = bustest.Child(b)
 	}
 	url := ""
 	if onRequest != nil {
@@ -122,31 +121,8 @@ func benchWorker(b *testing.B, tg target, n, inFlight int, latency time.Duration
 // providerEnv makes the test binary a loopback provider: "<addr> <latency>".
 const providerEnv = "CROUPIER_LOOPBACK_PROVIDER"
 
-// natsEnv makes the test binary a NATS server with the topology: "<data dir> <port>".
-const natsEnv = "CROUPIER_BENCH_NATS"
-
 func TestMain(m *testing.M) {
-	if v := os.Getenv(natsEnv); v != "" {
-		var dir string
-		var port int
-		if _, err := fmt.Sscan(v, &dir, &port); err != nil {
-			panic(err)
-		}
-		s, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: dir, Port: port})
-		if err != nil {
-			panic(err)
-		}
-		nc, err := nats.Connect(s.ClientURL())
-		if err != nil {
-			panic(err)
-		}
-		js, _ := jetstream.New(nc)
-		if _, err := bus.EnsureTopology(context.Background(), js, bus.TopologyOptions{Partitions: 16}); err != nil {
-			panic(err)
-		}
-		fmt.Println("ready")
-		select {}
-	}
+	bustest.ServeChild()
 	if v := os.Getenv(providerEnv); v != "" {
 		var addr, wait, cert, key string
 		if _, err := fmt.Sscan(v, &addr, &wait, &cert, &key); err != nil {
@@ -218,36 +194,6 @@ func selfSigned(b *testing.B) (certPEM, keyPEM []byte) {
 	}
 	kd, _ := x509.MarshalPKCS8PrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
-}
-
-// natsProcess runs a NATS server in a child process, as production runs a NATS cluster
-// beside the dispatchers, and connects to it.
-func natsProcess(b *testing.B) jetstream.JetStream {
-	port := freeport.Port(b)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", natsEnv, b.TempDir(), port))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make([]byte, 6)
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
-		b.Fatalf("the NATS process: %q %v", line, err)
-	}
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return js
 }
 
 type staticPolicy struct{ cfg *bus.ChannelPolicyConfig }

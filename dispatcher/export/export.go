@@ -503,6 +503,7 @@ func rewardKind(g bus.RewardGrant) string {
 
 func parquetOf[T any](rs []T) ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(len(rs) * 40) // compressed columns: tens of bytes a record
 	w := parquet.NewGenericWriter[T](&b, parquet.Compression(&parquet.Snappy))
 	if _, err := w.Write(rs); err != nil {
 		return nil, err
@@ -515,6 +516,7 @@ func parquetOf[T any](rs []T) ([]byte, error) {
 
 func ndjson[T any](rs []T) []byte {
 	var b bytes.Buffer
+	b.Grow(len(rs) * 320) // a record is about 300 bytes: one allocation, not a doubling series
 	enc := json.NewEncoder(&b)
 	for i := range rs {
 		_ = enc.Encode(&rs[i])
