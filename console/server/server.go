@@ -45,6 +45,9 @@ type Server struct {
 	Git *gitops.Git
 }
 
+// CSP is the console's Content-Security-Policy.
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
 // maxBody bounds what a request may send (a Campaign with its steps is far smaller).
 const maxBody = 1 << 20
 
@@ -93,7 +96,10 @@ func (s *Server) Handler() http.Handler {
 func headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		// style-src-attr: the studio's email preview (a sandboxed srcdoc frame, which takes
+		// this policy) shows the inline styles emails are made of; no <style> element and no
+		// script may come inline.
+		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")

@@ -484,3 +484,26 @@ func TestMessageBodiesInConfigMaps(t *testing.T) {
 		t.Fatalf("a save without the CSRF token: %d", code)
 	}
 }
+
+// TestHeaders: every answer carries the policy: scripts and style elements only from the
+// console itself, inline style attributes allowed (the studio's email preview shows the
+// inline styles emails are made of), no framing.
+func TestHeaders(t *testing.T) {
+	resp, err := http.Get(fx.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"script-src 'self';", "style-src 'self';", "style-src-attr 'unsafe-inline';", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Count(csp, "'unsafe-inline'") != 1 || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("CSP %q allows more inline than style attributes", csp)
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v", resp.Header)
+	}
+}
