@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -89,7 +90,7 @@ func (k reportKind) observe(ctx context.Context, r *crmv1.Report, t time.Time) (
 	st.NextRunTime = nil
 	s := ReportDefaults(r.Spec)
 	sched, err := campaigncheck.Cron.Parse(s.Schedule.Cron)
-	if err != nil || r.Status.ObservedGeneration != r.Generation || !isReady(r) {
+	if err != nil || r.Status.ObservedGeneration != r.Generation || !meta.IsStatusConditionTrue(r.Status.Conditions, crmv1.ConditionReady) {
 		return 0, nil
 	}
 	loc, err := time.LoadLocation(s.Schedule.TimeZone)
@@ -162,15 +163,6 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func isReady(o Object) bool {
-	for _, c := range o.Common().Conditions {
-		if c.Type == crmv1.ConditionReady {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func (k reportKind) event(r *crmv1.Report, eventType, reason, note string) {

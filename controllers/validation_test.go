@@ -264,8 +264,16 @@ func TestControllerRejectsWhatCELCannot(t *testing.T) {
 		{"grant refused to itself", camp("bad-on-refused", func(c *crmv1.Campaign) { c.Spec.Steps[1].Grant.OnRefused = c.Spec.Steps[1].Name }),
 			"spec.steps[bonus].grant.onRefused: a grant step cannot be its own onRefused step"},
 		{"budget with too many digits", camp("bad-digits", func(c *crmv1.Campaign) { c.Spec.Budget.Total.Amount = "10.005" }), "spec.budget.total"},
-		{"report cron", func() Object { r := validReport(ns, "bad-report-cron"); r.Spec.Schedule.Cron = "0 8 * * mon-xyz"; return r }(), "spec.schedule.cron"},
-		{"report time zone", func() Object { r := validReport(ns, "bad-report-zone"); r.Spec.Schedule.TimeZone = "Asia/Bakuu"; return r }(),
+		{"report cron", func() Object {
+			r := validReport(ns, "bad-report-cron")
+			r.Spec.Schedule.Cron = "0 8 * * mon-xyz"
+			return r
+		}(), "spec.schedule.cron"},
+		{"report time zone", func() Object {
+			r := validReport(ns, "bad-report-zone")
+			r.Spec.Schedule.TimeZone = "Asia/Bakuu"
+			return r
+		}(),
 			`spec.schedule.timeZone: unknown IANA time zone "Asia/Bakuu"`},
 	}
 	for _, c := range cases {

@@ -171,11 +171,7 @@ func (c *Campaigns) preview(w http.ResponseWriter, r *http.Request, brand string
 	// What the sends would cost: each channel's count at its first provider's price.
 	var micros int64
 	for ch, n := range p.ByChannel {
-		cfg := c.Catalog.ChannelPolicy(brand, crmv1.Channel(ch))
-		if cfg == nil || len(cfg.Spec.Providers) == 0 {
-			continue
-		}
-		if price, ok := cfg.ProviderCosts[cfg.Spec.Providers[0].Name]; ok && price.Micros > 0 && (p.Currency == "" || p.Currency == price.Currency) {
+		if _, price, ok := primaryPrice(c.Catalog, brand, crmv1.Channel(ch)); ok && (p.Currency == "" || p.Currency == price.Currency) {
 			micros += n * price.Micros
 			p.Currency = price.Currency
 		}

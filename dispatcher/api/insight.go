@@ -247,7 +247,7 @@ type CampaignReportBody struct {
 	Segments []campaignreport.SegmentRow `json:"segments,omitempty"`
 	// Effect is the post-campaign effect per arm (docs/analytics.md).
 	Effect []campaignreport.EffectRow `json:"effect,omitempty"`
-	Read     time.Time                   `json:"read"`
+	Read   time.Time                  `json:"read"`
 }
 
 func (in *Insight) campaignReport(w http.ResponseWriter, r *http.Request, brand string, _ user.Info) {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apiserver/pkg/authentication/user"
 
+	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/ingest"
 	"github.com/croupier-crm/croupier/internal/bus"
 	"github.com/croupier-crm/croupier/internal/money"
@@ -150,4 +151,19 @@ func keysOf(l jetstream.KeyLister) <-chan string {
 		return c
 	}
 	return l.Keys()
+}
+
+// primaryPrice is what one message costs at the first provider of the brand's ChannelPolicy
+// for ch (its name and price; ok false when the policy prices nothing): the studio and the
+// campaign preview price messages as the channel worker first tries them.
+func primaryPrice(cat interface {
+	ChannelPolicy(brand string, ch crmv1.Channel) *bus.ChannelPolicyConfig
+}, brand string, ch crmv1.Channel) (string, bus.MicroAmount, bool) {
+	cfg := cat.ChannelPolicy(brand, ch)
+	if cfg == nil || len(cfg.Spec.Providers) == 0 {
+		return "", bus.MicroAmount{}, false
+	}
+	name := cfg.Spec.Providers[0].Name
+	price, ok := cfg.ProviderCosts[name]
+	return name, price, ok && price.Micros > 0
 }

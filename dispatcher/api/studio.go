@@ -165,11 +165,8 @@ func (in *Insight) render(w http.ResponseWriter, r *http.Request, brand string, 
 			rm.SMS = &SMSFacts{Encoding: string(enc), Segments: n, Characters: utf8.RuneCountInString(got.Text)}
 			units = int64(max(n, 1))
 		}
-		if cfg := in.Catalog.ChannelPolicy(brand, m.Channel); cfg != nil && len(cfg.Spec.Providers) > 0 {
-			first := cfg.Spec.Providers[0].Name
-			if c, ok := cfg.ProviderCosts[first]; ok && c.Micros > 0 {
-				rm.Cost, rm.Currency, rm.Provider = money.FormatMicrosIn(c.Micros*units, c.Currency), c.Currency, first
-			}
+		if first, c, ok := primaryPrice(in.Catalog, brand, m.Channel); ok {
+			rm.Cost, rm.Currency, rm.Provider = money.FormatMicrosIn(c.Micros*units, c.Currency), c.Currency, first
 		}
 	}
 	// Which locale each of the brand's languages gets, per channel: the send path's Pick.

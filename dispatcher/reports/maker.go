@@ -119,6 +119,7 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 		return err
 	}
 	prefix := run.Brand + "/" + run.Report + "/" + run.ScheduledTime.UTC().Format("20060102T150405Z") + "/"
+	made := map[string][]byte{} // files made by this call: mailed without reading them back
 	if res.Generated.IsZero() {
 		files, err := m.generate(ctx, run)
 		if err != nil {
@@ -132,6 +133,7 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 				return fmt.Errorf("storing %s: %w", f.Name, err)
 			}
 			res.Files = append(res.Files, f.Name)
+			made[f.Name] = f.Data
 		}
 		res.Generated, res.Error = m.Clock.Now().UTC(), ""
 		if err := save(); err != nil {
@@ -141,9 +143,11 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 	progress()
 	var atts []channel.Attachment
 	for _, name := range res.Files {
-		data, err := store.GetBytes(ctx, prefix+name)
-		if err != nil {
-			return fmt.Errorf("reading %s back: %w", name, err)
+		data, ok := made[name]
+		if !ok {
+			if data, err = store.GetBytes(ctx, prefix+name); err != nil {
+				return fmt.Errorf("reading %s back: %w", name, err)
+			}
 		}
 		atts = append(atts, channel.Attachment{Name: name, ContentType: contentType(name), Data: data})
 	}

@@ -104,12 +104,12 @@ func SignIn(t testing.TB, ctx context.Context, base, token, campaign string) {
 func EnterToken(base, token string) chromedp.Action[chromedp.Void] {
 	raw, _ := json.Marshal(token)
 	return chromedp.Steps(
-		chromedp.Navigate(base + "/"),
+		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`textarea[name=token]`)),
 		Until(`(() => {
 			const el = document.querySelector('textarea[name=token]');
-			if (el.value !== ` + string(raw) + `) {
-				Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, ` + string(raw) + `);
+			if (el.value !== `+string(raw)+`) {
+				Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, `+string(raw)+`);
 				el.dispatchEvent(new Event('input', {bubbles: true}));
 				return false;
 			}

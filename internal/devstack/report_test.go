@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -99,7 +100,7 @@ func checkScheduledReport(t *testing.T, info devstack.Info, c client.Client, clo
 	}
 	bustest.Eventually(t, 30*time.Second, "the Report Ready with its next run", func() bool {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(rep), rep)
-		return rep.Status.NextRunTime != nil && readyCond(rep.Status.Conditions)
+		return rep.Status.NextRunTime != nil && meta.IsStatusConditionTrue(rep.Status.Conditions, crmv1.ConditionReady)
 	})
 	poke := func(n int) {
 		patch := client.MergeFrom(rep.DeepCopy())
@@ -194,13 +195,4 @@ func checkScheduledReport(t *testing.T, info devstack.Info, c client.Client, clo
 		t.Fatalf("%d mails for %d slots (%v), want one per slot", len(mails), len(seen), seen)
 	}
 	clock.moveTo(time.Now())
-}
-
-func readyCond(conds []metav1.Condition) bool {
-	for _, c := range conds {
-		if c.Type == crmv1.ConditionReady {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }
