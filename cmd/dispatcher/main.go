@@ -86,6 +86,7 @@ func main() {
 	flag.StringVar(&exportKeyFile, "export-key-file", "", "file holding the secret (at least 16 bytes) each brand's player-id pseudonymisation key is derived from")
 	flag.StringVar(&o.ExportS3Endpoint, "export-s3-endpoint", "", "S3-compatible endpoint the warehouse export writes to instead of a directory, https://host[:port][/prefix] (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the pod's IAM role)")
 	flag.StringVar(&o.ExportS3Bucket, "export-s3-bucket", "", "the bucket of --export-s3-endpoint")
+	flag.DurationVar(&o.ExportPlayersEvery, "export-players-every", 15*time.Minute, "how often the warehouse export writes the players' metrics (the players changed since the time before, each once)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	for _, d := range deprecated {
@@ -117,6 +118,10 @@ func main() {
 			os.Exit(2)
 		}
 		o.ExportKey = bytes.TrimSpace(raw)
+	}
+	if o.ExportPlayersEvery < time.Second {
+		log.Error("--export-players-every: must be at least 1s")
+		os.Exit(2)
 	}
 	if o.DeliveryInFlight < 1 || o.DeliveryInFlight > 65536 {
 		log.Error("--delivery-in-flight: must be between 1 and 65536")

@@ -100,6 +100,8 @@ type Options struct {
 	// ExportS3Endpoint and ExportS3Bucket, when set instead, export into an
 	// S3-compatible bucket (credentials from the environment).
 	ExportS3Endpoint, ExportS3Bucket string
+	// ExportPlayersEvery is how often the players' metrics are exported (0: 15 min).
+	ExportPlayersEvery time.Duration
 	// Unsealed turns sealing with the players' data keys off: only to measure its cost in
 	// make bench (no flag sets it).
 	Unsealed bool
@@ -528,7 +530,8 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			}
 			sink = s3
 		}
-		exp := &export.Exporter{JS: js, Sink: sink, Key: export.BrandKeys(o.ExportKey), Log: log.With("component", "export")}
+		exp := &export.Exporter{JS: js, Sink: sink, Key: export.BrandKeys(o.ExportKey),
+			PlayersEvery: o.ExportPlayersEvery, Log: log.With("component", "export")}
 		leasesRunning.Add(1)
 		go func() {
 			defer leasesRunning.Done()

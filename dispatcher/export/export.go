@@ -1,6 +1,7 @@
 // Package export copies what the dispatcher decided and did to the casino's data
 // warehouse: every OUTCOMES record (each decision and attempt with its reason, channel,
-// provider and cost) as Parquet and as NDJSON, partitioned brand=<b>/date=<d>/, with the
+// provider and cost), every bonus granted, and snapshots of the players' revenue metrics,
+// as Parquet and as NDJSON, partitioned brand=<b>/date=<d>/, with the
 // players' ids pseudonymised by a per-brand HMAC key, and with each batch the ids erased
 // since the batch before, so copies downstream can honour erasure. It runs in the
 // dispatcher, off unless configured (docs/export.md).
@@ -29,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/croupier-crm/croupier/dispatcher/players"
 	"github.com/croupier-crm/croupier/internal/bus"
 )
 
@@ -84,6 +86,41 @@ type Reward struct {
 	Variant    string    `parquet:"variant,optional" json:"variant,omitempty"`
 	Coupon     bool      `parquet:"coupon" json:"coupon,omitempty"`
 	Expires    time.Time `parquet:"expires,timestamp(millisecond),optional" json:"expires,omitzero"`
+}
+
+// PlayerMetrics is a player's revenue metrics as of one revision of their croupier-players
+// record: what they deposited, withdrew, staked and won, lifetime and over the last 7
+// days. The table is a series of snapshots: each export of it holds the players changed
+// since the one before, at their latest revision (docs/export.md). Contact data, identity
+// and attributes do not leave.
+type PlayerMetrics struct {
+	// ID is "p-" and the KV_croupier-players stream sequence of the revision.
+	ID     string `parquet:"id" json:"id"`
+	Schema int32  `parquet:"schema_version" json:"schema_version"`
+	Brand  string `parquet:"brand" json:"brand"`
+	// Time is when the revision was stored: the figures are as of then.
+	Time               time.Time `parquet:"time,timestamp(millisecond)" json:"time"`
+	Player             string    `parquet:"player" json:"player"`
+	Country            string    `parquet:"country,optional" json:"country,omitempty"`
+	Currency           string    `parquet:"currency,optional" json:"currency,omitempty"`
+	Segment            string    `parquet:"rfm_segment,optional" json:"rfm_segment,omitempty"`
+	AcquisitionChannel string    `parquet:"acquisition_channel,optional" json:"acquisition_channel,omitempty"`
+	Registered         time.Time `parquet:"registered,timestamp(millisecond),optional" json:"registered,omitzero"`
+	LastDeposit        time.Time `parquet:"last_deposit,timestamp(millisecond),optional" json:"last_deposit,omitzero"`
+	LastActivity       time.Time `parquet:"last_activity,timestamp(millisecond),optional" json:"last_activity,omitzero"`
+	DepositCount       int64     `parquet:"deposit_count" json:"deposit_count"`
+	DepositsMinor      int64     `parquet:"deposits_minor" json:"deposits_minor"`
+	WithdrawalsMinor   int64     `parquet:"withdrawals_minor" json:"withdrawals_minor"`
+	BetCount           int64     `parquet:"bet_count" json:"bet_count"`
+	StakesMinor        int64     `parquet:"stakes_minor" json:"stakes_minor"`
+	WinsMinor          int64     `parquet:"wins_minor" json:"wins_minor"`
+	// NGRMinor is stakes minus wins (the gaming result docs/analytics.md calls NGR).
+	NGRMinor int64 `parquet:"ngr_minor" json:"ngr_minor"`
+	// Deposits7dMinor and NGR7dMinor cover the 7 local days (the player's zone) ending
+	// with the revision's day.
+	Deposits7dMinor int64 `parquet:"deposits_7d_minor" json:"deposits_7d_minor"`
+	NGR7dMinor      int64 `parquet:"ngr_7d_minor" json:"ngr_7d_minor"`
+	VIPLevel        int32 `parquet:"vip_level" json:"vip_level"`
 }
 
 // Erasure is a player erased since the batch before (by pseudonym).
@@ -144,7 +181,11 @@ type Exporter struct {
 	// AckWait is how long a batch may take before its messages are delivered again
 	// (default 2 min).
 	AckWait time.Duration
-	Log     *slog.Logger
+	// PlayersEvery is how often the players' metrics are exported (default 15 min): the
+	// players changed since the time before, each at their latest revision (the bucket
+	// keeps one, so a player changed a thousand times in between is one row).
+	PlayersEvery time.Duration
+	Log          *slog.Logger
 	// crashAfter, in tests, stops a batch after that many files were written, before
 	// anything is acknowledged (a crash mid-batch).
 	crashAfter int
@@ -156,6 +197,7 @@ const (
 	ConsumerOutcomes = "croupier-export"
 	ConsumerRewards  = "croupier-export-rewards"
 	ConsumerErasures = "croupier-export-erasures"
+	ConsumerPlayers  = "croupier-export-players"
 )
 
 var errCrash = errors.New("export: crashed mid-batch (test)")
@@ -169,6 +211,9 @@ func (e *Exporter) defaults() {
 	}
 	if e.AckWait <= 0 {
 		e.AckWait = 2 * time.Minute
+	}
+	if e.PlayersEvery <= 0 {
+		e.PlayersEvery = 15 * time.Minute
 	}
 	if e.Log == nil {
 		e.Log = slog.New(slog.DiscardHandler)
@@ -219,8 +264,22 @@ func (e *Exporter) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("export: the erasure consumer: %w", err)
 	}
+	// The players' records (<brand>.<part>.<player>; not their sealed .contact parts).
+	players, err := e.JS.CreateOrUpdateConsumer(ctx, "KV_"+bus.BucketPlayers, jetstream.ConsumerConfig{
+		Durable: ConsumerPlayers, AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.AckWait,
+		MaxAckPending: -1, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: "$KV." + bus.BucketPlayers + ".*.*.*"})
+	if err != nil {
+		return fmt.Errorf("export: the players consumer: %w", err)
+	}
+	var nextPlayers time.Time // the first export of the players at once
 	for ctx.Err() == nil {
-		if err := e.batch(ctx, outcomes, rewards, erasures); err != nil {
+		err := e.batch(ctx, outcomes, rewards, erasures)
+		if err == nil && !time.Now().Before(nextPlayers) {
+			if err = e.players(ctx, players); err == nil {
+				nextPlayers = time.Now().Add(e.PlayersEvery)
+			}
+		}
+		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, errCrash) {
 				return err
 			}
@@ -285,33 +344,78 @@ type part struct {
 	brand, date string
 	records     []Record
 	rewards     []Reward
+	players     []PlayerMetrics
 	erasures    []Erasure
+}
+
+// files is what one batch writes, by brand and date.
+type files struct {
+	e     *Exporter
+	parts map[string]*part
+	// pseudonyms: one HMAC per player and batch, which holds many of their records.
+	pseudonyms map[string]string
+}
+
+func (e *Exporter) files() *files {
+	return &files{e: e, parts: map[string]*part{}, pseudonyms: map[string]string{}}
+}
+
+// who is a player's pseudonym and whether their records leave (a brand with a key, a
+// player not erased).
+func (f *files) who(brand, player string) (string, bool) {
+	k := brand + "/" + player
+	p, ok := f.pseudonyms[k]
+	if !ok {
+		if key := f.e.Key(brand); key != nil {
+			p = Pseudonym(key, player)
+		}
+		f.pseudonyms[k] = p // "": the brand has no key
+	}
+	return p, p != "" && !f.e.erased[brand+"/"+p]
+}
+
+func (f *files) get(brand, date string) *part {
+	k := brand + "/" + date
+	if f.parts[k] == nil {
+		f.parts[k] = &part{brand: brand, date: date}
+	}
+	return f.parts[k]
+}
+
+// write stores every part's files named after the batch.
+func (f *files) write(ctx context.Context, name string) error {
+	keys := make([]string, 0, len(f.parts))
+	for k := range f.parts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	written := 0
+	for _, k := range keys {
+		p := f.parts[k]
+		dir := "brand=" + p.brand + "/date=" + p.date + "/"
+		if err := putTable(ctx, f.e, dir+"outcomes-"+name, p.records, &written); err != nil {
+			return err
+		}
+		if err := putTable(ctx, f.e, dir+"rewards-"+name, p.rewards, &written); err != nil {
+			return err
+		}
+		if err := putTable(ctx, f.e, dir+"players-"+name, p.players, &written); err != nil {
+			return err
+		}
+		if len(p.erasures) > 0 {
+			if err := f.e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", ndjson(p.erasures)); err != nil {
+				return err
+			}
+			written++
+		}
+	}
+	return nil
 }
 
 // batch writes one batch and acknowledges it.
 func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstream.Consumer) error {
-	parts := map[string]*part{}
-	// who is a player's pseudonym and whether their records leave (a brand with a key, a
-	// player not erased); one HMAC per player and batch, which holds many of their records.
-	pseudonyms := map[string]string{}
-	who := func(brand, player string) (string, bool) {
-		k := brand + "/" + player
-		p, ok := pseudonyms[k]
-		if !ok {
-			if key := e.Key(brand); key != nil {
-				p = Pseudonym(key, player)
-			}
-			pseudonyms[k] = p // "": the brand has no key
-		}
-		return p, p != "" && !e.erased[brand+"/"+p]
-	}
-	get := func(brand, date string) *part {
-		k := brand + "/" + date
-		if parts[k] == nil {
-			parts[k] = &part{brand: brand, date: date}
-		}
-		return parts[k]
-	}
+	f := e.files()
+	who, get := f.who, f.get
 	// Erasures first: a player erased now has no record in this batch or any after.
 	var acks []jetstream.Msg
 	eb, err := erasures.FetchNoWait(1000)
@@ -401,27 +505,8 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 	default:
 		name = "batch-erasures-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
-	keys := make([]string, 0, len(parts))
-	for k := range parts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	written := 0
-	for _, k := range keys {
-		p := parts[k]
-		dir := "brand=" + p.brand + "/date=" + p.date + "/"
-		if err := putTable(ctx, e, dir+"outcomes-"+name, p.records, &written); err != nil {
-			return err
-		}
-		if err := putTable(ctx, e, dir+"rewards-"+name, p.rewards, &written); err != nil {
-			return err
-		}
-		if len(p.erasures) > 0 {
-			if err := e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", ndjson(p.erasures)); err != nil {
-				return err
-			}
-			written++
-		}
+	if err := f.write(ctx, name); err != nil {
+		return err
 	}
 	// Written: now the messages may go.
 	for _, m := range acks {
@@ -430,6 +515,78 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		}
 	}
 	return nil
+}
+
+// players exports the players' records changed since the last time, each at its latest
+// revision, in batches of at most e.Batch, until none is pending.
+func (e *Exporter) players(ctx context.Context, c jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		b, err := c.FetchNoWait(e.Batch)
+		if err != nil {
+			return err
+		}
+		f := e.files()
+		var acks []jetstream.Msg
+		var seqs seqRange
+		for m := range b.Messages() {
+			acks = append(acks, m)
+			s := seqs.add(m)
+			if len(m.Data()) == 0 {
+				continue // a purge or a delete
+			}
+			var p players.Player
+			if err := json.Unmarshal(m.Data(), &p); err != nil || p.Brand == "" || p.ID == "" || p.Erased {
+				continue // an erased player's tombstone
+			}
+			pseudo, ok := f.who(p.Brand, p.ID)
+			if !ok {
+				continue
+			}
+			at := time.Now().UTC()
+			if md, _ := m.Metadata(); md != nil {
+				at = md.Timestamp.UTC()
+			}
+			pt := f.get(p.Brand, at.Format(time.DateOnly))
+			pt.players = append(pt.players, metricsOf(&p, "p-"+strconv.FormatUint(s, 10), pseudo, at))
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if len(acks) == 0 {
+			return nil
+		}
+		if err := f.write(ctx, "batch-p"+seqs.String()); err != nil {
+			return err
+		}
+		for _, m := range acks {
+			if err := m.Ack(); err != nil {
+				return err
+			}
+		}
+		if len(acks) < e.Batch {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// metricsOf is p's row of the players table as of at.
+func metricsOf(p *players.Player, id, pseudo string, at time.Time) PlayerMetrics {
+	dep7, ngr7 := p.Through(at, 7)
+	r := PlayerMetrics{ID: id, Schema: SchemaVersion, Brand: p.Brand, Time: at, Player: pseudo,
+		Country: p.Country, Currency: p.Currency, Segment: p.RFM.Segment, AcquisitionChannel: p.AcquisitionChannel,
+		DepositCount: p.DepositCount, DepositsMinor: p.DepositSum, WithdrawalsMinor: p.WithdrawalSum, BetCount: p.BetCount,
+		StakesMinor: p.StakeSum, WinsMinor: p.WinSum, NGRMinor: p.StakeSum - p.WinSum,
+		Deposits7dMinor: dep7, NGR7dMinor: ngr7, VIPLevel: p.VIPLevel}
+	for _, t := range []struct {
+		u  players.Unix
+		to *time.Time
+	}{{p.RegisteredAt, &r.Registered}, {p.LastDeposit, &r.LastDeposit}, {p.LastActivity, &r.LastActivity}} {
+		if t.u != 0 {
+			*t.to = t.u.Time().UTC()
+		}
+	}
+	return r
 }
 
 // putTable writes rows as base.parquet and base.ndjson (nothing for no rows), counting the

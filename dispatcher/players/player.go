@@ -558,6 +558,14 @@ func (p *Player) Trailing(now time.Time, n int) (deposits, net int64) {
 	return deposits, net
 }
 
+// Through is the player's deposits and gaming result on the n local days ending with at's
+// (n at most TrailingDays): Trailing as of the next local day.
+func (p *Player) Through(at time.Time, n int) (deposits, net int64) {
+	loc := p.zone()
+	y, m, d := at.In(loc).Date()
+	return p.Trailing(time.Date(y, m, d+1, 12, 0, 0, 0, loc), n)
+}
+
 // NetLoss is the player's gaming result (stakes minus wins, minor units) over the last
 // complete period before now in the player's zone: yesterday, last Monday to Sunday, or
 // last month. Positive is a loss.

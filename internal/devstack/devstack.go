@@ -264,7 +264,7 @@ func Run(ctx context.Context, o Options) error {
 			SweepEvery: 10 * time.Minute, InactiveDays: []int{7, 14, 30, 60, 90},
 			APIAddr: o.APIAddr, HealthAddr: o.HealthAddr, Kube: kube, Ready: dispReady,
 			PublicURL: "https://" + o.APIAddr, TLSCertFile: certFile, TLSKeyFile: keyFile,
-			ExportDir: filepath.Join(state, "export"), ExportKey: exportKey,
+			ExportDir: filepath.Join(state, "export"), ExportKey: exportKey, ExportPlayersEvery: time.Minute,
 		})
 	}()
 	select {

@@ -164,12 +164,13 @@ curl -sS -b "$jar" -w ' %%{http_code}' %s/api/brands/baku-casino/admin/channels/
 		t.Fatalf("the README's PATH names another kubectl than k8s-%s:\n%s", testenv.K8sVersion, block)
 	}
 	state := filepath.Dir(info.Kubeconfig)
-	// The warehouse export: make dev writes the brand's outcomes under .croupier/export/,
+	// The warehouse export: make dev writes the brand's outcomes and players' metrics under .croupier/export/,
 	// Parquet beside NDJSON, players pseudonymised.
 	bustest.Eventually(t, 2*time.Minute, "the export under .croupier/export", func() bool {
 		pq, _ := filepath.Glob(filepath.Join(state, "export", "brand=baku-casino", "date=*", "outcomes-*.parquet"))
 		nd, _ := filepath.Glob(filepath.Join(state, "export", "brand=baku-casino", "date=*", "outcomes-*.ndjson"))
-		if len(pq) == 0 || len(nd) == 0 {
+		pl, _ := filepath.Glob(filepath.Join(state, "export", "brand=baku-casino", "date=*", "players-*.parquet"))
+		if len(pq) == 0 || len(nd) == 0 || len(pl) == 0 {
 			return false
 		}
 		b, err := os.ReadFile(nd[0])
