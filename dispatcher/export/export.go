@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parquet-go/parquet-go"
 
@@ -134,7 +135,8 @@ type Erasure struct {
 
 // Sink stores a batch's files.
 type Sink interface {
-	// Put stores data at path (slash-separated, relative), replacing what is there.
+	// Put stores data at path (slash-separated, relative), replacing what is there. It
+	// keeps no reference to data once it returns: the exporter reuses the buffer.
 	Put(ctx context.Context, path string, data []byte) error
 }
 
@@ -189,7 +191,16 @@ type Exporter struct {
 	// crashAfter, in tests, stops a batch after that many files were written, before
 	// anything is acknowledged (a crash mid-batch).
 	crashAfter int
-	erased     map[string]bool // brand/pseudonym
+	erased     map[brandID]bool // by pseudonym
+	// The tables' encoders, reused batch after batch.
+	outcomesTable table[Record]
+	rewardsTable  table[Reward]
+	playersTable  table[PlayerMetrics]
+	// outcome is the record being decoded, reused; spare the largest records slice of the
+	// batch before, for the next (appending 10,000 records of 300 bytes to a growing slice
+	// was a tenth of the export's CPU).
+	outcome bus.Outcome
+	spare   []Record
 }
 
 // Consumer names (durable, on OUTCOMES, REWARDS and AUDIT).
@@ -296,7 +307,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 // loadErased reads every erasure recorded so far, so an erased player's records never
 // leave again after a restart.
 func (e *Exporter) loadErased(ctx context.Context) error {
-	e.erased = map[string]bool{}
+	e.erased = map[brandID]bool{}
 	c, err := e.JS.OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{bus.Root + ".audit.*." + bus.KindPlayer + ".*"}})
 	if err != nil {
@@ -316,7 +327,7 @@ func (e *Exporter) loadErased(ctx context.Context) error {
 			n++
 			if brand, player, ok := erasure(m.Data()); ok {
 				if key := e.Key(brand); key != nil {
-					e.erased[brand+"/"+Pseudonym(key, player)] = true
+					e.erased[brandID{brand, Pseudonym(key, player)}] = true
 				}
 			}
 		}
@@ -340,6 +351,15 @@ func erasure(data []byte) (brand, player string, ok bool) {
 // (players.AuditErased).
 const ActionErased = "erased"
 
+// brandID is a player's id or pseudonym in a brand: a map key made without allocating.
+type brandID struct{ brand, id string }
+
+// brandDay is a part's key: a brand and a UTC day (days since 1970-01-01).
+type brandDay struct {
+	brand string
+	day   int64
+}
+
 type part struct {
 	brand, date string
 	records     []Record
@@ -351,19 +371,22 @@ type part struct {
 // files is what one batch writes, by brand and date.
 type files struct {
 	e     *Exporter
-	parts map[string]*part
+	parts map[brandDay]*part
 	// pseudonyms: one HMAC per player and batch, which holds many of their records.
-	pseudonyms map[string]string
+	pseudonyms map[brandID]string
+	// last is the part the record before went to (nearly always the next one's).
+	last    *part
+	lastKey brandDay
 }
 
 func (e *Exporter) files() *files {
-	return &files{e: e, parts: map[string]*part{}, pseudonyms: map[string]string{}}
+	return &files{e: e, parts: map[brandDay]*part{}, pseudonyms: map[brandID]string{}}
 }
 
 // who is a player's pseudonym and whether their records leave (a brand with a key, a
 // player not erased).
 func (f *files) who(brand, player string) (string, bool) {
-	k := brand + "/" + player
+	k := brandID{brand, player}
 	p, ok := f.pseudonyms[k]
 	if !ok {
 		if key := f.e.Key(brand); key != nil {
@@ -371,35 +394,48 @@ func (f *files) who(brand, player string) (string, bool) {
 		}
 		f.pseudonyms[k] = p // "": the brand has no key
 	}
-	return p, p != "" && !f.e.erased[brand+"/"+p]
+	return p, p != "" && !f.e.erased[brandID{brand, p}]
 }
 
-func (f *files) get(brand, date string) *part {
-	k := brand + "/" + date
-	if f.parts[k] == nil {
-		f.parts[k] = &part{brand: brand, date: date}
+// get is the part of brand's records on at's UTC date.
+func (f *files) get(brand string, at time.Time) *part {
+	k := brandDay{brand, at.Unix() / 86400}
+	if at.Unix() < 0 && at.Unix()%86400 != 0 {
+		k.day-- // before 1970: the day below
 	}
-	return f.parts[k]
+	if f.last != nil && f.lastKey == k {
+		return f.last
+	}
+	p := f.parts[k]
+	if p == nil {
+		p = &part{brand: brand, date: at.UTC().Format(time.DateOnly), records: f.e.spare}
+		f.e.spare = nil
+		f.parts[k] = p
+	}
+	f.last, f.lastKey = p, k
+	return p
 }
 
 // write stores every part's files named after the batch.
 func (f *files) write(ctx context.Context, name string) error {
-	keys := make([]string, 0, len(f.parts))
+	keys := make([]brandDay, 0, len(f.parts))
 	for k := range f.parts {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].brand < keys[j].brand || keys[i].brand == keys[j].brand && keys[i].day < keys[j].day
+	})
 	written := 0
 	for _, k := range keys {
 		p := f.parts[k]
 		dir := "brand=" + p.brand + "/date=" + p.date + "/"
-		if err := putTable(ctx, f.e, dir+"outcomes-"+name, p.records, &written); err != nil {
+		if err := putTable(ctx, f.e, &f.e.outcomesTable, dir+"outcomes-"+name, p.records, &written); err != nil {
 			return err
 		}
-		if err := putTable(ctx, f.e, dir+"rewards-"+name, p.rewards, &written); err != nil {
+		if err := putTable(ctx, f.e, &f.e.rewardsTable, dir+"rewards-"+name, p.rewards, &written); err != nil {
 			return err
 		}
-		if err := putTable(ctx, f.e, dir+"players-"+name, p.players, &written); err != nil {
+		if err := putTable(ctx, f.e, &f.e.playersTable, dir+"players-"+name, p.players, &written); err != nil {
 			return err
 		}
 		if len(p.erasures) > 0 {
@@ -434,12 +470,12 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		}
 		md, _ := m.Metadata()
 		pseudo := Pseudonym(key, player)
-		e.erased[brand+"/"+pseudo] = true
+		e.erased[brandID{brand, pseudo}] = true
 		at := time.Now().UTC()
 		if md != nil {
 			at = md.Timestamp.UTC()
 		}
-		p := get(brand, at.Format(time.DateOnly))
+		p := get(brand, at)
 		p.erasures = append(p.erasures, Erasure{ID: "e-" + strconv.FormatUint(seq(md), 10), Schema: SchemaVersion, Brand: brand, Player: pseudo, Erased: at})
 	}
 	ob, err := outcomes.Fetch(e.Batch, jetstream.FetchMaxWait(e.Wait))
@@ -450,8 +486,11 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 	for m := range ob.Messages() {
 		acks = append(acks, m)
 		s := outcomeSeqs.add(m)
-		o, err := bus.Decode[bus.Outcome](m.Data())
-		if err != nil || o.Brand == "" {
+		// encoding/json/v2's decoder (go-json-experiment): a third of v1's CPU, and this
+		// is the exporter's largest cost (docs/benchmarks.md). The records are bus.Encode's.
+		o := &e.outcome
+		*o = bus.Outcome{}
+		if err := jsonv2.Unmarshal(m.Data(), o); err != nil || o.Brand == "" {
 			continue
 		}
 		pseudo, ok := who(o.Brand, o.Player)
@@ -467,7 +506,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if o.Kind == bus.OutcomeConversion {
 			r.Variant = o.Detail
 		}
-		p := get(o.Brand, r.Time.Format(time.DateOnly))
+		p := get(o.Brand, r.Time)
 		p.records = append(p.records, r)
 	}
 	if err := ob.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
@@ -491,7 +530,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		r := Reward{ID: "r-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: g.Brand, Granted: g.Granted.UTC(), Player: pseudo,
 			Campaign: g.Campaign, Step: g.Step, Kind: rewardKind(g), ValueMinor: g.Value.Minor, Currency: g.Value.Currency,
 			Basis: g.Basis, Variant: g.Variant, Coupon: g.Coupon != "", Expires: g.Expires.UTC()}
-		p := get(g.Brand, r.Granted.Format(time.DateOnly))
+		p := get(g.Brand, r.Granted)
 		p.rewards = append(p.rewards, r)
 	}
 	if len(acks) == 0 {
@@ -514,6 +553,16 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 			return err
 		}
 	}
+	for _, p := range f.parts {
+		if cap(p.records) > cap(e.spare) {
+			e.spare = p.records
+		}
+	}
+	if e.spare == nil {
+		e.spare = make([]Record, 0, min(e.Batch, 10_000))
+	}
+	clear(e.spare[:cap(e.spare)]) // no strings of this batch kept alive
+	e.spare = e.spare[:0]
 	return nil
 }
 
@@ -546,7 +595,7 @@ func (e *Exporter) players(ctx context.Context, c jetstream.Consumer) error {
 			if md, _ := m.Metadata(); md != nil {
 				at = md.Timestamp.UTC()
 			}
-			pt := f.get(p.Brand, at.Format(time.DateOnly))
+			pt := f.get(p.Brand, at)
 			pt.players = append(pt.players, metricsOf(&p, "p-"+strconv.FormatUint(s, 10), pseudo, at))
 		}
 		if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
@@ -591,11 +640,11 @@ func metricsOf(p *players.Player, id, pseudo string, at time.Time) PlayerMetrics
 
 // putTable writes rows as base.parquet and base.ndjson (nothing for no rows), counting the
 // files written (a test's crash comes after crashAfter of them).
-func putTable[T any](ctx context.Context, e *Exporter, base string, rows []T, written *int) error {
+func putTable[T any](ctx context.Context, e *Exporter, t *table[T], base string, rows []T, written *int) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	pq, err := parquetOf(rows)
+	pq, err := t.parquet(rows)
 	if err != nil {
 		return err
 	}
@@ -606,11 +655,55 @@ func putTable[T any](ctx context.Context, e *Exporter, base string, rows []T, wr
 	if e.crashAfter > 0 && *written >= e.crashAfter {
 		return errCrash
 	}
-	if err := e.Sink.Put(ctx, base+".ndjson", ndjson(rows)); err != nil {
+	if err := e.Sink.Put(ctx, base+".ndjson", t.ndjson(rows)); err != nil {
 		return err
 	}
 	*written++
 	return nil
+}
+
+// table encodes a table's files, reusing its Parquet writer and buffers from one batch to
+// the next (a Sink keeps no data past Put).
+type table[T any] struct {
+	w  *parquet.GenericWriter[T]
+	pq bytes.Buffer
+	nd []byte
+}
+
+func (t *table[T]) parquet(rows []T) ([]byte, error) {
+	t.pq.Reset()
+	if t.w == nil {
+		t.w = parquet.NewGenericWriter[T](&t.pq, parquet.Compression(&parquet.Snappy))
+	} else {
+		t.w.Reset(&t.pq)
+	}
+	if _, err := t.w.Write(rows); err != nil {
+		return nil, err
+	}
+	if err := t.w.Close(); err != nil {
+		return nil, err
+	}
+	return t.pq.Bytes(), nil
+}
+
+// ndjson is rows as JSON lines: Records by appendRecord (the hot table), the others by
+// encoding/json.
+func (t *table[T]) ndjson(rows []T) []byte {
+	b := t.nd[:0]
+	if rs, ok := any(rows).([]Record); ok {
+		for i := range rs {
+			b = appendRecord(b, &rs[i])
+		}
+	} else {
+		w := bytes.NewBuffer(b)
+		enc := json.NewEncoder(w)
+		for i := range rows {
+			_ = enc.Encode(&rows[i])
+		}
+		b = w.Bytes()
+	}
+	t.nd = b
+	return b
 }
 
 // seqRange is the stream sequences a batch read from one stream.
@@ -658,22 +751,8 @@ func rewardKind(g bus.RewardGrant) string {
 	return "other"
 }
 
-func parquetOf[T any](rs []T) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(len(rs) * 40) // compressed columns: tens of bytes a record
-	w := parquet.NewGenericWriter[T](&b, parquet.Compression(&parquet.Snappy))
-	if _, err := w.Write(rs); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
 func ndjson[T any](rs []T) []byte {
 	var b bytes.Buffer
-	b.Grow(len(rs) * 320) // a record is about 300 bytes: one allocation, not a doubling series
 	enc := json.NewEncoder(&b)
 	for i := range rs {
 		_ = enc.Encode(&rs[i])
