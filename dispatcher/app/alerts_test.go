@@ -265,3 +265,75 @@ func TestStalledPartitionFiresTheAlerts(t *testing.T) {
 	}
 	bustest.Eventually(t, time.Minute, "ready again", func() bool { st, _ := readyz(t, addr); return st == http.StatusOK })
 }
+
+// A dispatcher exporting into a directory it cannot write: the batches fail, are retried,
+// and CroupierExportFailing's expression holds (evaluated by the Prometheus engine); once
+// the directory can be written every record arrives, the rows are counted, nothing is
+// pending, and neither export alert holds.
+func TestExportFailingFiresTheAlert(t *testing.T) {
+	rules := alertRules(t)
+	for _, name := range []string{"CroupierExportFailing", "CroupierExportBehind"} {
+		if rules[name] == "" {
+			t.Fatalf("config/prometheus has no alert %s", name)
+		}
+	}
+	srv := bustest.Start(t, 1)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "export")
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := healthAddr(t)
+	stop := startWith(t, srv, app.Options{HealthAddr: addr, ExportDir: dir, ExportKey: []byte("export-secret-0123456789")})
+	t.Cleanup(func() { _ = stop() })
+	const n = 25
+	for i := range n {
+		o := bus.Outcome{Time: time.Now().UTC(), DecisionID: fmt.Sprintf("d-%d", i), Brand: "baku", Player: fmt.Sprintf("p-%d", i),
+			Kind: bus.OutcomeDecision, Result: "suppress", Reason: "quiet-hours"}
+		b, _ := bus.Encode(o)
+		if _, err := js.Publish(ctx, bus.OutcomeSubject("baku", 0, o.Player), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := newScrapes(t, "http://"+addr+"/metrics")
+	bustest.Eventually(t, time.Minute, "failed export batches counted", func() bool {
+		failing.scrape()
+		v := failing.eval(`croupier_export_batches_total{result="failed"}`)
+		return len(v) == 1 && v[0].F >= 2
+	})
+	if v := failing.eval(rules["CroupierExportFailing"]); len(v) != 1 {
+		t.Errorf("CroupierExportFailing while every batch fails: %v", v)
+	}
+	if v := failing.eval(`croupier_export_rows_total{table="outcomes"}`); len(v) != 1 || v[0].F != 0 {
+		t.Errorf("rows counted while nothing could be written: %v", v)
+	}
+	// The directory becomes writable: the retried batch goes out.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	healed := newScrapes(t, "http://"+addr+"/metrics")
+	bustest.Eventually(t, time.Minute, "every outcome exported and counted", func() bool {
+		healed.scrape()
+		v := healed.eval(`croupier_export_rows_total{table="outcomes"}`)
+		return len(v) == 1 && v[0].F == n
+	})
+	files, _ := filepath.Glob(filepath.Join(dir, "brand=baku", "date=*", "outcomes-*.parquet"))
+	if len(files) == 0 {
+		t.Fatal("no outcomes file in the export directory")
+	}
+	for _, name := range []string{"CroupierExportFailing", "CroupierExportBehind"} {
+		if v := healed.eval(rules[name]); len(v) != 0 {
+			t.Errorf("%s holds once the export writes: %v", name, v)
+		}
+	}
+	if v := healed.eval(`croupier_export_pending{table="outcomes"}`); len(v) != 1 || v[0].F != 0 {
+		t.Errorf("outcomes pending after every one was exported: %v", v)
+	}
+	if v := healed.eval(`time() - croupier_export_last_written_timestamp_seconds`); len(v) != 1 || v[0].F > 300 {
+		t.Errorf("the last written time: %v", v)
+	}
+}

@@ -102,6 +102,9 @@ type Options struct {
 	ExportS3Endpoint, ExportS3Bucket string
 	// ExportPlayersEvery is how often the players' metrics are exported (0: 15 min).
 	ExportPlayersEvery time.Duration
+	// ExportLeaseTTL is how long the export's lease lasts unrenewed (0: 30 s): one replica
+	// exports, another takes over that long after it died.
+	ExportLeaseTTL time.Duration
 	// Unsealed turns sealing with the players' data keys off: only to measure its cost in
 	// make bench (no flag sets it).
 	Unsealed bool
@@ -530,12 +533,16 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 			}
 			sink = s3
 		}
-		exp := &export.Exporter{JS: js, Sink: sink, Key: export.BrandKeys(o.ExportKey),
-			PlayersEvery: o.ExportPlayersEvery, Log: log.With("component", "export")}
+		// One replica exports at a time: the holder of the export's lease.
+		metrics, keys := export.NewMetrics(reg), export.BrandKeys(o.ExportKey)
+		exporter := func() *export.Exporter {
+			return &export.Exporter{JS: js, Sink: sink, Key: keys, PlayersEvery: o.ExportPlayersEvery, Metrics: metrics,
+				Log: log.With("component", "export")}
+		}
 		leasesRunning.Add(1)
 		go func() {
 			defer leasesRunning.Done()
-			if err := exp.Run(lctx); err != nil && lctx.Err() == nil {
+			if err := export.RunHeld(lctx, leasesKV, o.Replica, o.ExportLeaseTTL, exporter); err != nil && lctx.Err() == nil {
 				errs <- err
 			}
 		}()
@@ -600,7 +607,8 @@ func Run(ctx context.Context, log *slog.Logger, nc *nats.Conn, o Options) error 
 	}
 	if emailWorker != nil {
 		// Scheduled reports are mailed through the brands' email providers.
-		maker := &reports.Maker{JS: djs, Catalog: catalog, Figures: insight, Mail: emailWorker, Log: log.With("component", "reports")}
+		maker := &reports.Maker{JS: djs, Catalog: catalog, Figures: insight, Mail: emailWorker, Runs: reports.NewRunsMetric(reg),
+			Log: log.With("component", "reports")}
 		leasesRunning.Add(1)
 		go func() {
 			defer leasesRunning.Done()

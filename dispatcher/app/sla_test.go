@@ -106,6 +106,10 @@ func TestMandatorySLAMetricsBackTheAlertRules(t *testing.T) {
 	elsewhere := map[string]string{
 		"croupier_delivery_attempts_total":    "a counter per channel and provider, from the first delivery attempt",
 		"croupier_campaign_budget_used_ratio": "the manager's (controllers/metrics.go)",
+		// Checked where they run: TestExportFailingFiresTheAlert, reports' TestRunsCounted.
+		"croupier_export_failing_batches": "only with the export configured (--export-dir)",
+		"croupier_export_pending":         "only with the export configured (--export-dir)",
+		"croupier_report_runs_total":      "a counter per brand and result, from the first report run",
 	}
 	for _, name := range used {
 		name = strings.TrimSuffix(name, "_bucket")

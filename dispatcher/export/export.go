@@ -188,6 +188,8 @@ type Exporter struct {
 	// keeps one, so a player changed a thousand times in between is one row).
 	PlayersEvery time.Duration
 	Log          *slog.Logger
+	// Metrics, when set, receive the export's figures (NewMetrics).
+	Metrics *Metrics
 	// crashAfter, in tests, stops a batch after that many files were written, before
 	// anything is acknowledged (a crash mid-batch).
 	crashAfter int
@@ -293,6 +295,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, errCrash) {
 				return err
+			}
+			if m := e.Metrics; m != nil {
+				m.Batches.WithLabelValues(BatchFailed).Inc()
+				m.Failing.Inc()
 			}
 			e.Log.Warn("export batch failed; it is delivered again", "err", err)
 			select {
@@ -445,6 +451,17 @@ func (f *files) write(ctx context.Context, name string) error {
 			written++
 		}
 	}
+	if m := f.e.Metrics; m != nil && written > 0 {
+		for _, p := range f.parts {
+			m.Rows.WithLabelValues(TableOutcomes).Add(float64(len(p.records)))
+			m.Rows.WithLabelValues(TableRewards).Add(float64(len(p.rewards)))
+			m.Rows.WithLabelValues(TablePlayers).Add(float64(len(p.players)))
+			m.Rows.WithLabelValues(TableErasures).Add(float64(len(p.erasures)))
+		}
+		m.Batches.WithLabelValues(BatchWritten).Inc()
+		m.Failing.Set(0)
+		m.LastWritten.SetToCurrentTime()
+	}
 	return nil
 }
 
@@ -482,6 +499,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 	if err != nil {
 		return err
 	}
+
 	var outcomeSeqs, rewardSeqs seqRange
 	for m := range ob.Messages() {
 		acks = append(acks, m)
@@ -533,6 +551,10 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		p := get(g.Brand, r.Granted)
 		p.rewards = append(p.rewards, r)
 	}
+	if m := e.Metrics; m != nil {
+		m.Pending.WithLabelValues(TableOutcomes).Set(float64(outcomeSeqs.pending))
+		m.Pending.WithLabelValues(TableRewards).Set(float64(rewardSeqs.pending))
+	}
 	if len(acks) == 0 {
 		return nil
 	}
@@ -545,7 +567,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		name = "batch-erasures-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
 	if err := f.write(ctx, name); err != nil {
-		return err
+		return retry(acks, err)
 	}
 	// Written: now the messages may go.
 	for _, m := range acks {
@@ -605,7 +627,7 @@ func (e *Exporter) players(ctx context.Context, c jetstream.Consumer) error {
 			return nil
 		}
 		if err := f.write(ctx, "batch-p"+seqs.String()); err != nil {
-			return err
+			return retry(acks, err)
 		}
 		for _, m := range acks {
 			if err := m.Ack(); err != nil {
@@ -706,16 +728,34 @@ func (t *table[T]) ndjson(rows []T) []byte {
 	return b
 }
 
+// retry hands a batch that could not be written back to the server, to be delivered again
+// in a second (not after the ack wait), and returns err. A crash (in tests) hands nothing
+// back: the messages come again after the ack wait, as after a real crash.
+func retry(msgs []jetstream.Msg, err error) error {
+	if errors.Is(err, errCrash) {
+		return err
+	}
+	for _, m := range msgs {
+		_ = m.NakWithDelay(time.Second)
+	}
+	return err
+}
+
 // seqRange is the stream sequences a batch read from one stream.
 type seqRange struct {
 	first, last uint64
 	n           int
+	// pending is what the stream held for the consumer after the last message read.
+	pending uint64
 }
 
 // add counts m and answers its stream sequence.
 func (r *seqRange) add(m jetstream.Msg) uint64 {
 	md, _ := m.Metadata()
 	s := seq(md)
+	if md != nil {
+		r.pending = md.NumPending
+	}
 	if r.n == 0 {
 		r.first = s
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/channel"
@@ -43,6 +44,31 @@ type Maker struct {
 	Log     *slog.Logger
 	// AckWait is how long a run stays this dispatcher's without news (default 5m).
 	AckWait time.Duration
+	// Runs, when set, counts the runs by brand and result (NewRunsMetric).
+	Runs *prometheus.CounterVec
+}
+
+// Run results, the label values of croupier_report_runs_total.
+const (
+	RunSent    = "sent"    // made and mailed to every recipient
+	RunRetried = "retried" // failed, tried again in a minute
+	RunFailed  = "failed"  // failed past the deadline: given up, the error in the Report's status
+)
+
+// NewRunsMetric makes croupier_report_runs_total and registers it with reg; the alert
+// CroupierReportFailing (config/prometheus) reads it.
+func NewRunsMetric(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "croupier_report_runs_total",
+		Help: "Scheduled report runs by brand and result: sent, retried (the mail or the making failed; tried again in a minute), failed (given up at the deadline)."},
+		[]string{"brand", "result"})
+	reg.MustRegister(c)
+	return c
+}
+
+func (m *Maker) count(brand, result string) {
+	if m.Runs != nil {
+		m.Runs.WithLabelValues(brand, result).Inc()
+	}
 }
 
 // Run consumes REPORTS until ctx ends.
@@ -73,13 +99,16 @@ func (m *Maker) handle(ctx context.Context, msg jetstream.Msg) {
 	err = m.Make(ctx, &run, func() { _ = msg.InProgress() })
 	switch {
 	case err == nil:
+		m.count(run.Brand, RunSent)
 		_ = msg.Ack()
 	case ctx.Err() != nil:
 		_ = msg.Nak() // another dispatcher (or this one restarted) makes it
 	case m.Clock.Now().Sub(run.ScheduledTime) > Deadline:
+		m.count(run.Brand, RunFailed)
 		log.Error("report run failed; its deadline passed", "err", err)
 		_ = msg.Ack()
 	default:
+		m.count(run.Brand, RunRetried)
 		log.Warn("report run failed; retried", "err", err, "in", retryEvery)
 		_ = msg.NakWithDelay(retryEvery)
 	}

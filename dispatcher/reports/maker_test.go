@@ -2,9 +2,13 @@ package reports_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/api"
@@ -38,11 +42,14 @@ func (f *figures) CampaignFiguresOf(string, *flow.Campaign, map[string]int64) ap
 
 // mailer refuses the first fails mails, then accepts; it keeps what it accepted.
 type mailer struct {
+	mu    sync.Mutex
 	fails int
 	got   []*channel.Message
 }
 
 func (m *mailer) SendStaff(_ context.Context, _ string, msg *channel.Message) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.fails > 0 {
 		m.fails--
 		return "", channel.Errorf(channel.Transient, "connection refused")
@@ -108,4 +115,52 @@ func TestARunIsMadeOnceAndMailedUntilAccepted(t *testing.T) {
 			t.Errorf("%s not in the object store: %v", f, err)
 		}
 	}
+}
+
+// TestRunsCounted: runs taken from REPORTS are counted by result, which the alert
+// CroupierReportFailing reads: a run mailed is sent; a run whose mail fails is retried
+// while its deadline holds and failed (given up, acknowledged) once it has passed.
+func TestRunsCounted(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cat := &flow.Catalog{}
+	for _, brand := range []string{"baku", "vegas"} {
+		seg, _ := bus.Encode(&bus.ConfigRecord{Kind: bus.KindSegment, Brand: brand, Name: "all", Segment: &bus.SegmentConfig{Spec: crmv1.SegmentSpec{Rule: "true"}}})
+		cat.Put(bus.ConfigKey(brand, bus.KindSegment, "all"), seg)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	runs := reports.NewRunsMetric(prometheus.NewRegistry())
+	mail := &mailer{fails: 1 << 30} // every mail refused
+	m := &reports.Maker{JS: js, Catalog: cat, Figures: &figures{}, Mail: mail, Runs: runs, Clock: func() time.Time { return now },
+		Log: slog.New(slog.DiscardHandler)}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	publish := func(brand, report string, slot time.Time) {
+		t.Helper()
+		run := bus.ReportRun{RunID: bus.RunID("uid-"+report, slot), Brand: brand, Report: report, UID: "uid-" + report, ScheduledTime: slot,
+			Spec: crmv1.ReportSpec{Schedule: crmv1.ReportSchedule{Cron: "0 8 * * 1", TimeZone: "UTC"}, Recipients: []string{"a@x.az"},
+				Formats: []crmv1.ReportFormat{crmv1.ReportCSV}, Contents: []crmv1.ReportContent{crmv1.ReportChannels}, Period: crmv1.PeriodLast7Days}}
+		b, _ := bus.Encode(&run)
+		if _, err := js.Publish(ctx, bus.ReportRunSubject(brand, report), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(brand, result string) float64 { return testutil.ToFloat64(runs.WithLabelValues(brand, result)) }
+	// Scheduled 7 hours ago: past the 6-hour deadline, given up at once.
+	publish("baku", "late", now.Add(-7*time.Hour))
+	bustest.Eventually(t, 30*time.Second, "the late run failed", func() bool { return count("baku", reports.RunFailed) == 1 })
+	// Scheduled now: retried (in a minute, not within this test).
+	publish("vegas", "fresh", now)
+	bustest.Eventually(t, 30*time.Second, "the fresh run retried", func() bool { return count("vegas", reports.RunRetried) == 1 })
+	if count("vegas", reports.RunFailed) != 0 || count("baku", reports.RunSent) != 0 {
+		t.Fatalf("failed vegas %v, sent baku %v", count("vegas", reports.RunFailed), count("baku", reports.RunSent))
+	}
+	// The mail works again: a new run is sent.
+	mail.mu.Lock()
+	mail.fails = 0
+	mail.mu.Unlock()
+	publish("baku", "weekly", now)
+	bustest.Eventually(t, 30*time.Second, "the weekly run sent", func() bool { return count("baku", reports.RunSent) == 1 })
 }
