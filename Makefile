@@ -107,7 +107,7 @@ RELIABILITY_OUT ?= .croupier/reliability.txt
 FUZZTIME ?= 15s
 FUZZ_TARGETS := FuzzDecode:./dispatcher/ingest FuzzVerifySignature:./dispatcher/ingest FuzzCheck:./internal/templates \
 	FuzzCompile:./internal/rules FuzzRESTAnswer:./dispatcher/channel/sms FuzzSegments:./dispatcher/channel/sms \
-	FuzzReference:./dispatcher/channel/sms FuzzParse:./internal/money
+	FuzzReference:./dispatcher/channel/sms FuzzParse:./internal/money FuzzAppendRecord:./dispatcher/export
 
 RUNS ?= 1
 LOAD ?= 0

@@ -51,7 +51,9 @@ func RunHeld(ctx context.Context, kv jetstream.KeyValue, replica string, ttl tim
 		go func() { done <- e.Run(rctx) }()
 		stop := func() error {
 			cancel()
-			return <-done
+			err := <-done
+			e.Metrics.idle()
+			return err
 		}
 	tenure:
 		for {
@@ -62,6 +64,7 @@ func RunHeld(ctx context.Context, kv jetstream.KeyValue, replica string, ttl tim
 				return ctx.Err()
 			case err := <-done:
 				cancel()
+				e.Metrics.idle()
 				release(kv, rev, epoch)
 				if ctx.Err() == nil {
 					return err

@@ -3,11 +3,15 @@ package export
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	crmv1 "github.com/croupier-crm/croupier/api/v1alpha1"
 	"github.com/croupier-crm/croupier/dispatcher/route"
@@ -149,5 +153,41 @@ func TestExportLeaseExpires(t *testing.T) {
 	_ = json.Unmarshal(e.Value(), &l)
 	if l.Owner != "b" || !l.Expires.After(time.Now()) {
 		t.Fatalf("the lease after: %+v", l)
+	}
+}
+
+// failingSink refuses every file.
+type failingSink struct{}
+
+func (failingSink) Put(context.Context, string, []byte) error { return errors.New("disk full") }
+
+// TestStoppedExporterLeavesNoAlert: a replica whose export was failing, once it stops
+// exporting (the lease gone to another, or shut down), shows no failing batches and nothing
+// pending: the export's figures are the new holder's.
+func TestStoppedExporterLeavesNoAlert(t *testing.T) {
+	srv := bustest.Start(t, 1)
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	o := bus.Outcome{Time: time.Now().UTC(), DecisionID: "d-1", Brand: "baku", Player: "p-1", Kind: bus.OutcomeDecision, Result: "suppress"}
+	raw, _ := bus.Encode(o)
+	if _, err := js.Publish(ctx, bus.OutcomeSubject("baku", 0, "p-1"), raw); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunHeld(ctx, bustest.KV(t, js, bus.BucketLeases), "a", time.Second, func() *Exporter {
+			return &Exporter{JS: js, Sink: failingSink{}, Key: keys, Batch: 10, Wait: 50 * time.Millisecond, Metrics: m}
+		})
+	}()
+	bustest.Eventually(t, 30*time.Second, "failing batches", func() bool { return testutil.ToFloat64(m.Failing) >= 2 })
+	m.Pending.WithLabelValues(TableOutcomes).Set(7) // as a backlog would leave it
+	cancel()
+	<-done
+	if f, p := testutil.ToFloat64(m.Failing), testutil.ToFloat64(m.Pending.WithLabelValues(TableOutcomes)); f != 0 || p != 0 {
+		t.Fatalf("after stopping: %v failing, %v pending", f, p)
+	}
+	if w := testutil.ToFloat64(m.Rows.WithLabelValues(TableOutcomes)); w != 0 {
+		t.Fatalf("%v rows counted by a sink that wrote nothing", w)
 	}
 }

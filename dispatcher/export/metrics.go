@@ -61,3 +61,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Rows, m.Batches, m.Failing, m.LastWritten, m.Pending)
 	return m
 }
+
+// idle zeroes what describes a running export (failing, pending) when this replica stops
+// exporting: another replica's figures are the export's now, and a stale value here would
+// keep an alert firing.
+func (m *Metrics) idle() {
+	if m == nil {
+		return
+	}
+	m.Failing.Set(0)
+	for _, t := range []string{TableOutcomes, TableRewards} {
+		m.Pending.WithLabelValues(t).Set(0)
+	}
+}
