@@ -73,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /api/brands/{ns}/bodies/{configMap}/{key}", need(s.brand(s.saveBody)))
 	mux.Handle("GET /api/brands/{ns}/segments", need(s.brand(s.segments)))
 	mux.Handle("PUT /api/brands/{ns}/segments/{name}", need(s.brand(s.saveSegment)))
+	mux.Handle("GET /api/brands/{ns}/reports", need(s.brand(s.reports)))
 	mux.Handle("GET /api/brands/{ns}/live", need(s.brand(s.live)))
 	mux.Handle("GET /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))
 	mux.Handle("POST /api/brands/{ns}/admin/{path...}", need(s.brand(s.admin)))

@@ -507,3 +507,43 @@ func TestHeaders(t *testing.T) {
 		t.Errorf("headers %v", resp.Header)
 	}
 }
+
+// TestReportsListed: the Reports page's list, as the person: the marketer sees the brand's
+// Report with its schedule, counted recipients (not their addresses), next run and last
+// error; the support agent, who may not read Reports, is refused by the API server.
+func TestReportsListed(t *testing.T) {
+	ctx := context.Background()
+	rp := &crmv1.Report{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "weekly-digest"},
+		Spec: crmv1.ReportSpec{Schedule: crmv1.ReportSchedule{Cron: "0 8 * * 1", TimeZone: "Asia/Baku"},
+			Recipients: []string{"cmo@baku.example", "crm@baku.example"}, Formats: []crmv1.ReportFormat{crmv1.ReportPDF, crmv1.ReportCSV},
+			Contents: []crmv1.ReportContent{crmv1.ReportChannels}, Period: crmv1.PeriodLast7Days, Language: "az", Title: "Həftəlik"}}
+	if err := fx.admin.Create(ctx, rp); err != nil {
+		t.Fatal(err)
+	}
+	next := metav1.NewTime(time.Date(2026, 12, 14, 4, 0, 0, 0, time.UTC))
+	rp.Status.NextRunTime, rp.Status.LastError = &next, "mailing recipient 1 of 2: connection refused"
+	if err := fx.admin.Status().Update(ctx, rp); err != nil {
+		t.Fatal(err)
+	}
+	code, body := signIn(t, "marketer").do("GET", "/api/brands/"+ns+"/reports", "", nil)
+	var rows []server.ReportRow
+	if code != 200 || json.Unmarshal([]byte(body), &rows) != nil {
+		t.Fatalf("the marketer's reports: %d %s", code, body)
+	}
+	var got *server.ReportRow
+	for i := range rows {
+		if rows[i].Name == "weekly-digest" {
+			got = &rows[i]
+		}
+	}
+	if got == nil || got.Cron != "0 8 * * 1" || got.TimeZone != "Asia/Baku" || got.Recipients != 2 || len(got.Formats) != 2 ||
+		got.Title != "Həftəlik" || got.NextRun == nil || !got.NextRun.Equal(next.Time) || !strings.Contains(got.LastError, "connection refused") {
+		t.Fatalf("the row: %+v", got)
+	}
+	if strings.Contains(body, "@baku.example") {
+		t.Fatalf("the list names the recipients: %s", body)
+	}
+	if code, body := signIn(t, "support-agent").do("GET", "/api/brands/"+ns+"/reports", "", nil); code != 403 {
+		t.Fatalf("the support agent's reports: %d %s", code, body)
+	}
+}

@@ -460,4 +460,12 @@ func couponPools(t *testing.T, consoleURL, opsToken, analystToken string) {
 	if n := browsertest.Value(t, a, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=import-codes]').length`)); n != 0 {
 		t.Fatal("the analyst is offered the import form")
 	}
+	// The analyst reads the scheduled reports: make dev's samples, with their next run.
+	browsertest.Run(t, a, "the analyst on the reports page",
+		chromedp.Navigate(consoleURL+"/brands/baku-casino"),
+		chromedp.Click(chromedp.CSS(`[data-testid=reports-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-report="ops-pulse"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-report="weekly-digest"]`)),
+		browsertest.Until(`document.querySelector('tr[data-report="ops-pulse"] [data-testid=next-run]')?.textContent.trim() !== "–"`))
+	browsertest.Shoot(t, a, "reports")
 }

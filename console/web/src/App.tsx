@@ -7,6 +7,7 @@ import { PlayerPage } from "./PlayerPage";
 import { SegmentsPage } from "./Segments";
 import { TournamentsPage } from "./Tournaments";
 import { CouponsPage } from "./Coupons";
+import { ReportsPage } from "./Reports";
 import { SignIn } from "./SignIn";
 import { Dashboard } from "./Dashboard";
 import { CampaignPage } from "./CampaignPage";
@@ -72,6 +73,7 @@ export function App() {
   else if (route.page === "segments") page = <SegmentsPage brand={route.brand} segment={route.segment} />;
   else if (route.page === "tournaments") page = <TournamentsPage brand={route.brand} />;
   else if (route.page === "coupons") page = <CouponsPage brand={route.brand} />;
+  else if (route.page === "reports") page = <ReportsPage brand={route.brand} />;
   else page = <CampaignPage brand={route.brand} name={route.campaign} from={route.from} to={route.to} by={route.by} />;
 
   return (

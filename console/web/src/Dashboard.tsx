@@ -67,6 +67,9 @@ export function Dashboard({ brand }: { brand: string }) {
         <BackLink to={{ page: "segments", brand }} label={t("segments")} testid="segments-link" />
         <BackLink to={{ page: "tournaments", brand }} label={t("tournaments")} testid="tournaments-link" />
         <BackLink to={{ page: "coupons", brand }} label={t("coupons")} testid="coupons-link" />
+        {can(access, "crm.croupier.dev", "reports", "list") && (
+          <BackLink to={{ page: "reports", brand }} label={t("reports")} testid="reports-link" />
+        )}
       </p>
       {can(access, "crm.croupier.dev", "campaigns", "create") && (
         <p>

@@ -196,6 +196,17 @@ const en = {
   final: "final",
   participants: "Participants",
   score: "Score",
+  reports: "Scheduled reports",
+  noReports: "This brand has no scheduled reports.",
+  report: "Report",
+  reportSchedule: "Schedule",
+  reportFormats: "Formats",
+  reportContents: "Sections",
+  recipients: "Recipients",
+  nextRun: "Next run",
+  lastSent: "Last mailed",
+  lastError: "Last error",
+  suspended: "suspended",
 } as const;
 
 export type Key = keyof typeof en;
@@ -393,6 +404,17 @@ const az: Record<Key, string> = {
   final: "yekun",
   participants: "İştirakçılar",
   score: "Xal",
+  reports: "Planlı hesabatlar",
+  noReports: "Bu brendin planlı hesabatı yoxdur.",
+  report: "Hesabat",
+  reportSchedule: "Cədvəl",
+  reportFormats: "Formatlar",
+  reportContents: "Bölmələr",
+  recipients: "Alıcılar",
+  nextRun: "Növbəti göndəriş",
+  lastSent: "Son göndərilib",
+  lastError: "Son xəta",
+  suspended: "dayandırılıb",
 };
 
 const ru: Record<Key, string> = {
@@ -588,6 +610,17 @@ const ru: Record<Key, string> = {
   final: "итог",
   participants: "Участники",
   score: "Очки",
+  reports: "Отчёты по расписанию",
+  noReports: "У бренда нет отчётов по расписанию.",
+  report: "Отчёт",
+  reportSchedule: "Расписание",
+  reportFormats: "Форматы",
+  reportContents: "Разделы",
+  recipients: "Получатели",
+  nextRun: "Следующий запуск",
+  lastSent: "Отправлен",
+  lastError: "Последняя ошибка",
+  suspended: "приостановлен",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { en, az, ru };

@@ -11,6 +11,7 @@ describe("route", () => {
       { page: "segments", brand: "baku-casino" },
       { page: "tournaments", brand: "baku-casino" },
       { page: "coupons", brand: "baku-casino" },
+      { page: "reports", brand: "baku-casino" },
       { page: "segments", brand: "baku-casino", segment: "vip-azerbaijan" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series" },
       { page: "campaign", brand: "baku-casino", campaign: "welcome-series", by: "channel" },

@@ -8,6 +8,7 @@ export type Route =
   | { page: "segments"; brand: string; segment?: string }
   | { page: "tournaments"; brand: string }
   | { page: "coupons"; brand: string }
+  | { page: "reports"; brand: string }
   | { page: "campaign"; brand: string; campaign: string; by?: string; from?: string; to?: string };
 
 const label = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -33,6 +34,7 @@ export function parse(pathname: string, search = ""): Route {
     if (parts[2] === "segments" && !parts[3]) return { page: "segments", brand: parts[1] };
     if (parts[2] === "tournaments" && !parts[3]) return { page: "tournaments", brand: parts[1] };
     if (parts[2] === "coupons" && !parts[3]) return { page: "coupons", brand: parts[1] };
+    if (parts[2] === "reports" && !parts[3]) return { page: "reports", brand: parts[1] };
     if (parts[2] === "segments" && parts[3] && label.test(parts[3])) return { page: "segments", brand: parts[1], segment: parts[3] };
     return { page: "dashboard", brand: parts[1] };
   }
@@ -53,6 +55,8 @@ export function format(r: Route): string {
       return `/brands/${encodeURIComponent(r.brand)}/tournaments`;
     case "coupons":
       return `/brands/${encodeURIComponent(r.brand)}/coupons`;
+    case "reports":
+      return `/brands/${encodeURIComponent(r.brand)}/reports`;
     case "player":
       return `/brands/${encodeURIComponent(r.brand)}/players/${encodeURIComponent(r.player)}`;
     case "campaign": {
