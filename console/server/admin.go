@@ -58,6 +58,8 @@ var adminReads = []func(p []string) bool{
 	},
 	func(p []string) bool { return len(p) == 2 && p[0] == "consent" && p[1] == "report" },
 	func(p []string) bool { return len(p) == 2 && p[0] == "coupons" && p[1] == "pools" },
+	// A scheduled report's runs, and a file of one as it was mailed.
+	func(p []string) bool { return (len(p) == 3 || len(p) == 5) && p[0] == "reports" && p[2] == "runs" },
 }
 
 // adminWrites are the admin API's writes the console passes on, by method (the session's
@@ -130,8 +132,10 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, ns string) {
 		return
 	}
 	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
+	for _, h := range []string{"Content-Type", "Content-Disposition", "X-Content-Type-Options"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(resp.StatusCode)

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -600,6 +601,39 @@ func TestSupportDeskSuppressionsAndInsight(t *testing.T) {
 		{"from after to", nigar, "GET", "/v1/brands/baku/channels/report?from=" + d0 + "&to=" + d1, "", 400, `"field":"from"`},
 		{"an unknown campaign", nigar, "GET", "/v1/brands/baku/channels/report?campaign=nope", "", 404, `"field":"campaign"`},
 		{"the support desk may not", aysel, "GET", "/v1/brands/baku/channels/report", "", 403, "may not get campaigns/report"},
+	})
+	// A scheduled Report's runs and their files, as mailed (the store the dispatchers
+	// wrote them to): listed newest first, a file of a run downloaded, nothing else.
+	slot := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	runs := bustest.KV(t, f.js, bus.BucketReportRuns)
+	for i, res := range []bus.ReportResult{
+		{RunID: "r-1", Generated: slot.Add(-7 * 24 * time.Hour), Error: "mailing recipient 1 of 1: connection refused", Files: []string{"weekly-2026-11-30.csv"}},
+		{RunID: "r-2", Generated: slot.Add(time.Second), Sent: slot.Add(2 * time.Second), Files: []string{"weekly-2026-12-07.csv"}},
+	} {
+		b, _ := bus.Encode(&res)
+		if _, err := runs.Put(ctx, bus.ReportRunKey("baku", "weekly", slot.Add(time.Duration(i-1)*7*24*time.Hour)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := f.js.ObjectStore(ctx, bus.ObjectReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := files.PutBytes(ctx, "baku/weekly/20261207T040000Z/weekly-2026-12-07.csv", []byte("brand,baku\r\nsms,18\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	run := strconv.FormatInt(slot.Unix(), 10)
+	f.run(t, []step{
+		{"an analyst lists a report's runs", nigar, "GET", "/v1/brands/baku/reports/weekly/runs", "", 200,
+			`"runs":[{"id":"` + run + `","scheduled":"2026-12-07T04:00:00Z","generated":"2026-12-07T04:00:01Z","sent":"2026-12-07T04:00:02Z","files":["weekly-2026-12-07.csv"]},` +
+				`{"id":"` + strconv.FormatInt(slot.Add(-7*24*time.Hour).Unix(), 10) + `","scheduled":"2026-11-30T04:00:00Z","generated":"2026-11-30T04:00:00Z","error":"mailing recipient 1 of 1: connection refused","files":["weekly-2026-11-30.csv"]}]`},
+		{"and downloads the file mailed", nigar, "GET", "/v1/brands/baku/reports/weekly/runs/" + run + "/weekly-2026-12-07.csv", "", 200, "sms,18"},
+		{"a file the run did not make", nigar, "GET", "/v1/brands/baku/reports/weekly/runs/" + run + "/other.csv", "", 404, "no such file"},
+		{"a file no longer kept", nigar, "GET", "/v1/brands/baku/reports/weekly/runs/" + strconv.FormatInt(slot.Add(-7*24*time.Hour).Unix(), 10) + "/weekly-2026-11-30.csv", "", 410, "90 days"},
+		{"a run id that is no time", nigar, "GET", "/v1/brands/baku/reports/weekly/runs/monday/weekly-2026-12-07.csv", "", 400, `"field":"run"`},
+		{"a report with no runs", nigar, "GET", "/v1/brands/baku/reports/daily/runs", "", 200, `"runs":[]`},
+		{"a report name that is no token", nigar, "GET", "/v1/brands/baku/reports/a.b/runs", "", 400, `"field":"report"`},
+		{"the support desk may not", aysel, "GET", "/v1/brands/baku/reports/weekly/runs", "", 403, "may not get campaigns/report"},
 	})
 	// The template studio's preview: the dispatcher's renderer, for a sample profile or a
 	// player it knows; an SMS's encoding and segments; which locale each brand language

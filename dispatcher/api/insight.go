@@ -50,6 +50,9 @@ func (in *Insight) RegisterAdmin(mux *http.ServeMux, a *Admin) {
 	mux.Handle("GET /v1/brands/{brand}/channels/report", a.guard("get", crmv1.AdminCampaignsReport, in.channelReport))
 	// The coupon pools' stock is a campaign figure: guarded like the campaign report.
 	mux.Handle("GET /v1/brands/{brand}/coupons/pools", a.guard("get", crmv1.AdminCampaignsReport, in.pools))
+	// A scheduled report holds the figures the campaign report does: guarded alike.
+	mux.Handle("GET /v1/brands/{brand}/reports/{report}/runs", a.guard("get", crmv1.AdminCampaignsReport, in.reportRuns))
+	mux.Handle("GET /v1/brands/{brand}/reports/{report}/runs/{run}/{file}", a.guard("get", crmv1.AdminCampaignsReport, in.reportFile))
 	// The studio's preview reads a player's profile to fill the templates: the right to
 	// preview campaigns covers it.
 	mux.Handle("POST /v1/brands/{brand}/render", a.guard("get", crmv1.AdminCampaignsPreview, in.render))

@@ -466,6 +466,9 @@ func couponPools(t *testing.T, consoleURL, opsToken, analystToken string) {
 		chromedp.Click(chromedp.CSS(`[data-testid=reports-link]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-report="ops-pulse"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-report="weekly-digest"]`)),
-		browsertest.Until(`document.querySelector('tr[data-report="ops-pulse"] [data-testid=next-run]')?.textContent.trim() !== "–"`))
+		browsertest.Until(`document.querySelector('tr[data-report="ops-pulse"] [data-testid=next-run]')?.textContent.trim() !== "–"`),
+		// Its runs through the console's admin proxy: none yet, or the runs with their files.
+		chromedp.Click(chromedp.CSS(`tr[data-report="ops-pulse"] [data-testid=show-runs]`)),
+		browsertest.Until(`document.querySelector('tr[data-report="ops-pulse"] [data-testid=no-runs], tr[data-report="ops-pulse"] [data-testid=runs]') !== null`))
 	browsertest.Shoot(t, a, "reports")
 }

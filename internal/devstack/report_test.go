@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +180,9 @@ func checkScheduledReport(t *testing.T, info devstack.Info, c client.Client, clo
 	if !strings.Contains(string(m.csv), "Həftəlik hesabat") || !strings.Contains(string(m.csv), "\r\n") {
 		t.Errorf("csv: %q", m.csv)
 	}
+	// The run and its files as mailed, from the admin API and through the console (the
+	// reports page's links), as the analyst.
+	checkReportFiles(t, info, hc, rep.Name, first, m.pdf)
 	// The next slot: one more mail, and every slot's mail exactly once.
 	second := first.Add(5 * time.Minute)
 	clock.moveTo(second.Add(5 * time.Second))
@@ -195,4 +199,58 @@ func checkScheduledReport(t *testing.T, info devstack.Info, c client.Client, clo
 		t.Fatalf("%d mails for %d slots (%v), want one per slot", len(mails), len(seen), seen)
 	}
 	clock.moveTo(time.Now())
+}
+
+// checkReportFiles lists the report's runs at the admin API and through the console as the
+// analyst, and downloads the run's PDF both ways: the bytes that were mailed.
+func checkReportFiles(t *testing.T, info devstack.Info, hc *http.Client, report string, slot time.Time, mailed []byte) {
+	t.Helper()
+	get := func(c *http.Client, url string, header map[string]string) (int, http.Header, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	path := "/brands/baku-casino/reports/" + report + "/runs"
+	code, _, b := get(hc, info.APIURL+"/v1"+path, map[string]string{"Authorization": "Bearer " + info.People["analyst"]})
+	var runs api.ReportRunsBody
+	if code != 200 || json.Unmarshal(b, &runs) != nil || len(runs.Runs) == 0 {
+		t.Fatalf("the report's runs: %d %s", code, b)
+	}
+	run := runs.Runs[0]
+	var pdf string
+	for _, f := range run.Files {
+		if strings.HasSuffix(f, ".pdf") {
+			pdf = f
+		}
+	}
+	if !run.Scheduled.Equal(slot) || run.Sent.IsZero() || pdf == "" {
+		t.Fatalf("the newest run: %+v (slot %s)", run, slot)
+	}
+	code, h, b := get(hc, info.APIURL+"/v1"+path+"/"+run.ID+"/"+pdf, map[string]string{"Authorization": "Bearer " + info.People["analyst"]})
+	if code != 200 || h.Get("Content-Type") != "application/pdf" || !bytes.Equal(b, mailed) {
+		t.Fatalf("the PDF from the admin API: %d %s, %d bytes (mailed %d)", code, h.Get("Content-Type"), len(b), len(mailed))
+	}
+	// Through the console, signed in as the analyst (a session cookie).
+	jar, _ := cookiejar.New(nil)
+	cc := &http.Client{Jar: jar, Transport: hc.Transport}
+	req, _ := http.NewRequest("POST", info.ConsoleURL+"/api/session", strings.NewReader(`{"token":"`+info.People["analyst"]+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := cc.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("signing in to the console: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	code, h, b = get(cc, info.ConsoleURL+"/api/brands/baku-casino/admin/reports/"+report+"/runs/"+run.ID+"/"+pdf, nil)
+	if code != 200 || !strings.Contains(h.Get("Content-Disposition"), pdf) || !bytes.Equal(b, mailed) {
+		t.Fatalf("the PDF through the console: %d %q, %d bytes (mailed %d)", code, h.Get("Content-Disposition"), len(b), len(mailed))
+	}
 }

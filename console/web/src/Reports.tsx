@@ -3,6 +3,15 @@ import { call } from "./api";
 import { useApp } from "./App";
 import { BackLink } from "./BackLink";
 
+interface ReportRun {
+  id: string;
+  scheduled: string;
+  generated?: string;
+  sent?: string;
+  error?: string;
+  files?: string[];
+}
+
 interface ReportRow {
   name: string;
   title?: string;
@@ -63,6 +72,7 @@ export function ReportsPage({ brand }: { brand: string }) {
               <th>{t("nextRun")}</th>
               <th>{t("lastSent")}</th>
               <th>{t("lastError")}</th>
+              <th>{t("runs")}</th>
             </tr>
           </thead>
           <tbody>
@@ -90,11 +100,58 @@ export function ReportsPage({ brand }: { brand: string }) {
                 <td className={r.lastError ? "warn" : undefined} data-testid="last-error">
                   {r.lastError || "–"}
                 </td>
+                <td>
+                  <Runs brand={brand} report={r.name} />
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
     </section>
+  );
+}
+
+// Runs shows a Report's last runs on demand (the dispatcher's report runs, as the person):
+// when each was scheduled, whether it was mailed, and its files as they were mailed.
+function Runs({ brand, report }: { brand: string; report: string }) {
+  const { t, lang } = useApp();
+  const [runs, setRuns] = useState<ReportRun[] | null>(null);
+  const [error, setError] = useState("");
+  const base = `/api/brands/${encodeURIComponent(brand)}/admin/reports/${encodeURIComponent(report)}/runs`;
+  if (!runs)
+    return (
+      <>
+        <button
+          type="button"
+          data-testid="show-runs"
+          onClick={() =>
+            call<{ runs: ReportRun[] }>("GET", base)
+              .then((b) => setRuns(b.runs))
+              .catch((e) => setError((e as Error).message))
+          }
+        >
+          {t("showRuns")}
+        </button>
+        {error && <span className="error"> {error}</span>}
+      </>
+    );
+  if (runs.length === 0) return <span data-testid="no-runs">{t("noRuns")}</span>;
+  return (
+    <ul className="runs" data-testid="runs">
+      {runs.slice(0, 5).map((run) => (
+        <li key={run.id} data-run={run.id}>
+          {new Date(run.scheduled).toLocaleString(lang)}: {run.sent ? t("mailed") : run.error ? <span className="warn">{run.error}</span> : t("pending")}
+          {(run.files ?? []).map((f) => (
+            <span key={f}>
+              {" "}
+              <a href={`${base}/${run.id}/${encodeURIComponent(f)}`} download={f} data-testid="run-file">
+                {f}
+              </a>
+            </span>
+          ))}
+        </li>
+      ))}
+    </ul>
   );
 }
