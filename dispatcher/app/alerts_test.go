@@ -333,6 +333,14 @@ func TestExportFailingFiresTheAlert(t *testing.T) {
 	if v := healed.eval(`croupier_export_pending{table="outcomes"}`); len(v) != 1 || v[0].F != 0 {
 		t.Errorf("outcomes pending after every one was exported: %v", v)
 	}
+	// What CroupierExportBehind compares: the backlog by table (named in its summary).
+	behind := map[string]float64{}
+	for _, v := range healed.eval(measure(t, rules["CroupierExportBehind"])) {
+		behind[v.Metric.Get("table")] = v.F
+	}
+	if len(behind) != 2 || behind["outcomes"] != 0 || behind["rewards"] != 0 {
+		t.Errorf("the export's backlog by table: %v", behind)
+	}
 	if v := healed.eval(`time() - croupier_export_last_written_timestamp_seconds`); len(v) != 1 || v[0].F > 300 {
 		t.Errorf("the last written time: %v", v)
 	}
