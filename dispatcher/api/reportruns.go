@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,7 +55,7 @@ func (in *Insight) reportRuns(w http.ResponseWriter, r *http.Request, brand stri
 			}
 			sort.Sort(sort.Reverse(sort.StringSlice(names))) // the slot's time sorts as text
 			for _, k := range names[:min(len(names), maxReportRuns)] {
-				slot, perr := time.Parse("20060102T150405Z", k[strings.LastIndexByte(k, '.')+1:])
+				slot, perr := bus.ReportRunSlot(k)
 				e, gerr := kv.Get(r.Context(), k)
 				if perr != nil || gerr != nil {
 					continue
@@ -107,7 +106,7 @@ func (in *Insight) reportFile(w http.ResponseWriter, r *http.Request, brand stri
 	store, err := in.JS.ObjectStore(r.Context(), bus.ObjectReports)
 	var data []byte
 	if err == nil {
-		data, err = store.GetBytes(r.Context(), brand+"/"+report+"/"+slot.Format("20060102T150405Z")+"/"+file)
+		data, err = store.GetBytes(r.Context(), bus.ReportObject(brand, report, slot, file))
 	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		ingest.WriteProblem(w, http.StatusGone, ingest.Problem{Error: "the file is no longer kept (90 days)"})
@@ -117,11 +116,7 @@ func (in *Insight) reportFile(w http.ResponseWriter, r *http.Request, brand stri
 		ingest.WriteProblem(w, http.StatusServiceUnavailable, ingest.Problem{Error: "the file cannot be read now: " + err.Error()})
 		return
 	}
-	ct := "text/csv; charset=utf-8"
-	if strings.HasSuffix(file, ".pdf") {
-		ct = "application/pdf"
-	}
-	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Type", bus.ReportFileType(file))
 	w.Header().Set("Content-Disposition", `attachment; filename="`+file+`"`)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(data)

@@ -445,7 +445,7 @@ func (f *files) write(ctx context.Context, name string) error {
 			return err
 		}
 		if len(p.erasures) > 0 {
-			if err := f.e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", ndjson(p.erasures)); err != nil {
+			if err := f.e.Sink.Put(ctx, dir+"erasures-"+name+".ndjson", appendLines(nil, p.erasures)); err != nil {
 				return err
 			}
 			written++
@@ -468,7 +468,6 @@ func (f *files) write(ctx context.Context, name string) error {
 // batch writes one batch and acknowledges it.
 func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstream.Consumer) error {
 	f := e.files()
-	who, get := f.who, f.get
 	// Erasures first: a player erased now has no record in this batch or any after.
 	var acks []jetstream.Msg
 	eb, err := erasures.FetchNoWait(1000)
@@ -492,7 +491,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if md != nil {
 			at = md.Timestamp.UTC()
 		}
-		p := get(brand, at)
+		p := f.get(brand, at)
 		p.erasures = append(p.erasures, Erasure{ID: "e-" + strconv.FormatUint(seq(md), 10), Schema: SchemaVersion, Brand: brand, Player: pseudo, Erased: at})
 	}
 	ob, err := outcomes.Fetch(e.Batch, jetstream.FetchMaxWait(e.Wait))
@@ -511,7 +510,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if err := jsonv2.Unmarshal(m.Data(), o); err != nil || o.Brand == "" {
 			continue
 		}
-		pseudo, ok := who(o.Brand, o.Player)
+		pseudo, ok := f.who(o.Brand, o.Player)
 		if !ok {
 			continue
 		}
@@ -524,7 +523,7 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if o.Kind == bus.OutcomeConversion {
 			r.Variant = o.Detail
 		}
-		p := get(o.Brand, r.Time)
+		p := f.get(o.Brand, r.Time)
 		p.records = append(p.records, r)
 	}
 	if err := ob.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
@@ -541,14 +540,14 @@ func (e *Exporter) batch(ctx context.Context, outcomes, rewards, erasures jetstr
 		if err != nil || g.Brand == "" {
 			continue
 		}
-		pseudo, ok := who(g.Brand, g.Player)
+		pseudo, ok := f.who(g.Brand, g.Player)
 		if !ok {
 			continue
 		}
 		r := Reward{ID: "r-" + strconv.FormatUint(s, 10), Schema: SchemaVersion, Brand: g.Brand, Granted: g.Granted.UTC(), Player: pseudo,
 			Campaign: g.Campaign, Step: g.Step, Kind: rewardKind(g), ValueMinor: g.Value.Minor, Currency: g.Value.Currency,
 			Basis: g.Basis, Variant: g.Variant, Coupon: g.Coupon != "", Expires: g.Expires.UTC()}
-		p := get(g.Brand, r.Granted)
+		p := f.get(g.Brand, r.Granted)
 		p.rewards = append(p.rewards, r)
 	}
 	if m := e.Metrics; m != nil {
@@ -717,12 +716,7 @@ func (t *table[T]) ndjson(rows []T) []byte {
 			b = appendRecord(b, &rs[i])
 		}
 	} else {
-		w := bytes.NewBuffer(b)
-		enc := json.NewEncoder(w)
-		for i := range rows {
-			_ = enc.Encode(&rows[i])
-		}
-		b = w.Bytes()
+		b = appendLines(b, rows)
 	}
 	t.nd = b
 	return b
@@ -791,11 +785,12 @@ func rewardKind(g bus.RewardGrant) string {
 	return "other"
 }
 
-func ndjson[T any](rs []T) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	for i := range rs {
-		_ = enc.Encode(&rs[i])
+// appendLines appends rows to b as JSON lines by encoding/json.
+func appendLines[T any](b []byte, rows []T) []byte {
+	w := bytes.NewBuffer(b)
+	enc := json.NewEncoder(w)
+	for i := range rows {
+		_ = enc.Encode(&rows[i])
 	}
-	return b.Bytes()
+	return w.Bytes()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -147,7 +146,7 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 		_, err = kv.Put(ctx, key, raw)
 		return err
 	}
-	prefix := run.Brand + "/" + run.Report + "/" + run.ScheduledTime.UTC().Format("20060102T150405Z") + "/"
+	object := func(file string) string { return bus.ReportObject(run.Brand, run.Report, run.ScheduledTime, file) }
 	made := map[string][]byte{} // files made by this call: mailed without reading them back
 	if res.Generated.IsZero() {
 		files, err := m.generate(ctx, run)
@@ -158,7 +157,7 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 		}
 		res.Files = nil
 		for _, f := range files {
-			if _, err := store.PutBytes(ctx, prefix+f.Name, f.Data); err != nil {
+			if _, err := store.PutBytes(ctx, object(f.Name), f.Data); err != nil {
 				return fmt.Errorf("storing %s: %w", f.Name, err)
 			}
 			res.Files = append(res.Files, f.Name)
@@ -174,11 +173,11 @@ func (m *Maker) Make(ctx context.Context, run *bus.ReportRun, progress func()) e
 	for _, name := range res.Files {
 		data, ok := made[name]
 		if !ok {
-			if data, err = store.GetBytes(ctx, prefix+name); err != nil {
+			if data, err = store.GetBytes(ctx, object(name)); err != nil {
 				return fmt.Errorf("reading %s back: %w", name, err)
 			}
 		}
-		atts = append(atts, channel.Attachment{Name: name, ContentType: contentType(name), Data: data})
+		atts = append(atts, channel.Attachment{Name: name, ContentType: bus.ReportFileType(name), Data: data})
 	}
 	title := run.Spec.Title
 	if title == "" {
@@ -243,11 +242,4 @@ func (m *Maker) generate(ctx context.Context, run *bus.ReportRun) ([]File, error
 		files = append(files, File{Name: name, Data: data})
 	}
 	return files, nil
-}
-
-func contentType(name string) string {
-	if strings.HasSuffix(name, ".pdf") {
-		return "application/pdf"
-	}
-	return "text/csv; charset=utf-8; header=present"
 }

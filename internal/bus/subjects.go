@@ -126,9 +126,31 @@ func ReportRunSubject(brand, report string) string {
 	return Root + ".reports." + brand + "." + report
 }
 
+// reportSlot writes a report run's scheduled time in its key and its files' names.
+const reportSlot = "20060102T150405Z"
+
 // ReportRunKey is a report run's key in croupier-report-runs: <brand>.<report>.<slot>.
 func ReportRunKey(brand, report string, slot time.Time) string {
-	return brand + "." + report + "." + slot.UTC().Format("20060102T150405Z")
+	return brand + "." + report + "." + slot.UTC().Format(reportSlot)
+}
+
+// ReportRunSlot is the scheduled time a ReportRunKey names.
+func ReportRunSlot(key string) (time.Time, error) {
+	return time.Parse(reportSlot, key[strings.LastIndexByte(key, '.')+1:])
+}
+
+// ReportObject is the name of a run's file in the croupier-reports object store:
+// <brand>/<report>/<slot>/<file>.
+func ReportObject(brand, report string, slot time.Time, file string) string {
+	return brand + "/" + report + "/" + slot.UTC().Format(reportSlot) + "/" + file
+}
+
+// ReportFileType is a report file's Content-Type, mailed or downloaded.
+func ReportFileType(name string) string {
+	if strings.HasSuffix(name, ".pdf") {
+		return "application/pdf"
+	}
+	return "text/csv; charset=utf-8; header=present"
 }
 
 // IntentSubject is croupier.intents.<brand>.<part>.<player>.
